@@ -1,0 +1,90 @@
+"""The one error type of the link, and the table of its integer codes.
+
+The same codes travel in error responses, so a host can name a refusal the
+device reported. Codes are grouped by the layer that raises them; a code is
+never reused for another meaning once released.
+"""
+
+# codec (RFC 8949 decoding and encoding)
+TRUNCATED = 1
+TRAILING_BYTES = 2
+NOT_MINIMAL = 3
+INDEFINITE_LENGTH = 4
+UNSORTED_KEYS = 5
+DUPLICATE_KEY = 6
+UNSUPPORTED_TYPE = 7
+UNSUPPORTED_TAG = 8
+TOO_DEEP = 9
+TOO_LARGE = 10
+INT_RANGE = 11
+BAD_UTF8 = 12
+BAD_KEY = 13
+# framing
+BAD_COBS = 20
+BAD_CRC = 21
+FRAME_TOO_LONG = 22
+# message catalogue
+BAD_ENVELOPE = 30
+UNKNOWN_TYPE = 31
+BAD_FIELD = 32
+VERSION_UNSUPPORTED = 33
+HELLO_REQUIRED = 34
+# device refusals
+ILLEGAL_STATE = 40
+FAULT_LATCHED = 41
+ESTOP_ACTIVE = 42
+NO_PROTOCOL = 43
+BUSY = 44
+INTERNAL = 45
+
+# code -> name, for error responses and for people reading them
+NAMES = {
+    TRUNCATED: "TRUNCATED",
+    TRAILING_BYTES: "TRAILING_BYTES",
+    NOT_MINIMAL: "NOT_MINIMAL",
+    INDEFINITE_LENGTH: "INDEFINITE_LENGTH",
+    UNSORTED_KEYS: "UNSORTED_KEYS",
+    DUPLICATE_KEY: "DUPLICATE_KEY",
+    UNSUPPORTED_TYPE: "UNSUPPORTED_TYPE",
+    UNSUPPORTED_TAG: "UNSUPPORTED_TAG",
+    TOO_DEEP: "TOO_DEEP",
+    TOO_LARGE: "TOO_LARGE",
+    INT_RANGE: "INT_RANGE",
+    BAD_UTF8: "BAD_UTF8",
+    BAD_KEY: "BAD_KEY",
+    BAD_COBS: "BAD_COBS",
+    BAD_CRC: "BAD_CRC",
+    FRAME_TOO_LONG: "FRAME_TOO_LONG",
+    BAD_ENVELOPE: "BAD_ENVELOPE",
+    UNKNOWN_TYPE: "UNKNOWN_TYPE",
+    BAD_FIELD: "BAD_FIELD",
+    VERSION_UNSUPPORTED: "VERSION_UNSUPPORTED",
+    HELLO_REQUIRED: "HELLO_REQUIRED",
+    ILLEGAL_STATE: "ILLEGAL_STATE",
+    FAULT_LATCHED: "FAULT_LATCHED",
+    ESTOP_ACTIVE: "ESTOP_ACTIVE",
+    NO_PROTOCOL: "NO_PROTOCOL",
+    BUSY: "BUSY",
+    INTERNAL: "INTERNAL",
+}
+
+
+def name(code):
+    return NAMES.get(code, "UNKNOWN_ERROR")
+
+
+class ProtocolError(Exception):
+    """Every malformed input, on either runtime, raises this and only this.
+
+    Callers branch on `code`, never on the message text (the two runtimes
+    format exception messages differently).
+    """
+
+    def __init__(self, code, detail=""):
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+    @property
+    def name(self):
+        return name(self.code)

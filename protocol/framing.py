@@ -1,0 +1,168 @@
+"""Frames on the byte stream: COBS(payload + CRC-32 LE) followed by 0x00.
+
+0x00 never occurs inside a frame, so a receiver finds the next frame after
+any amount of line noise, a truncated frame or a REPL banner. The CRC is
+`binascii.crc32` (IEEE 802.3), which is C code on the board.
+
+Sizes: the Pico's USB stdin ring holds 512 bytes and the host keeps one
+request outstanding, so a whole frame of the largest payload must fit in it:
+MAX_PAYLOAD 448 encodes to at most MAX_ENCODED 455 bytes with delimiter.
+"""
+
+import binascii
+
+from protocol.errors import BAD_COBS, BAD_CRC, FRAME_TOO_LONG, ProtocolError
+
+MAX_PAYLOAD = 448
+_CRC_LEN = 4
+
+
+def encoded_size(payload_len):
+    """Worst-case bytes on the wire for a payload, delimiter included."""
+    n = payload_len + _CRC_LEN
+    return n + n // 254 + 1 + 1
+
+
+MAX_ENCODED = encoded_size(MAX_PAYLOAD)
+
+
+def cobs_encode(data):
+    """Consistent Overhead Byte Stuffing: the result holds no 0x00."""
+    out = bytearray(len(data) + len(data) // 254 + 2)
+    code_at = 0
+    o = 1
+    code = 1
+    last = len(data) - 1
+    for i in range(len(data)):
+        b = data[i]
+        if b == 0:
+            out[code_at] = code
+            code_at = o
+            o += 1
+            code = 1
+        else:
+            out[o] = b
+            o += 1
+            code += 1
+            # a full block ending the data needs no empty block after it
+            if code == 0xFF and i != last:
+                out[code_at] = code
+                code_at = o
+                o += 1
+                code = 1
+    out[code_at] = code
+    return bytes(out[:o])
+
+
+def cobs_decode(data):
+    """Inverse of cobs_encode; raise ProtocolError on malformed input."""
+    out = bytearray(len(data))
+    return bytes(out[: _cobs_decode_into(data, len(data), out)])
+
+
+def _cobs_decode_into(data, n, out):
+    """Decode the first n bytes of data into out; return the decoded length."""
+    i = 0
+    o = 0
+    while i < n:
+        code = data[i]
+        if code == 0:
+            raise ProtocolError(BAD_COBS, "zero byte inside a frame")
+        i += 1
+        end = i + code - 1
+        if end > n:
+            raise ProtocolError(BAD_COBS, "COBS block runs past the frame")
+        while i < end:
+            out[o] = data[i]
+            o += 1
+            i += 1
+        if code != 0xFF and i < n:
+            out[o] = 0
+            o += 1
+    return o
+
+
+def encode(payload):
+    """One frame for `payload`, ready to write to the port."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ProtocolError(FRAME_TOO_LONG, "payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))
+    body = bytearray(payload)
+    body.extend((binascii.crc32(payload) & 0xFFFFFFFF).to_bytes(4, "little"))
+    return cobs_encode(body) + b"\x00"
+
+
+def decode(frame):
+    """The payload of one frame (delimiter optional); raise ProtocolError."""
+    n = len(frame)
+    if n and frame[n - 1] == 0:
+        n -= 1
+    if n > MAX_ENCODED - 1:
+        raise ProtocolError(FRAME_TOO_LONG, "frame of %d bytes" % n)
+    out = bytearray(n)
+    return _check(out, _cobs_decode_into(frame, n, out))
+
+
+def _check(out, m):
+    if m < _CRC_LEN:
+        raise ProtocolError(BAD_CRC, "frame too short for a CRC")
+    payload = bytes(out[: m - _CRC_LEN])
+    crc = int.from_bytes(out[m - _CRC_LEN : m], "little")
+    if crc != binascii.crc32(payload) & 0xFFFFFFFF:
+        raise ProtocolError(BAD_CRC, "CRC mismatch")
+    return payload
+
+
+class Decoder:
+    """Turns a byte stream into payloads; never raises on line noise.
+
+    Memory is bounded by `max_frame` (largest payload accepted): bytes of an
+    over-long frame are discarded up to the next delimiter. `dropped` counts
+    frames discarded for any reason (bad COBS, bad CRC, too long); runs of
+    0x00 between frames are not frames and are not counted.
+    """
+
+    def __init__(self, max_frame=MAX_PAYLOAD):
+        self.max_frame = max_frame
+        self._limit = encoded_size(max_frame) - 1
+        self._buf = bytearray(self._limit)
+        self._out = bytearray(self._limit)
+        self._n = 0
+        self._overflow = False
+        self.dropped = 0
+        self.last_error = 0
+
+    def feed(self, data):
+        frames = []
+        buf = self._buf
+        limit = self._limit
+        for b in data:
+            if b == 0:
+                if self._overflow:
+                    self._drop(FRAME_TOO_LONG)
+                elif self._n:
+                    self._finish(frames)
+                self._n = 0
+                self._overflow = False
+            elif not self._overflow:
+                if self._n < limit:
+                    buf[self._n] = b
+                    self._n += 1
+                else:
+                    self._overflow = True
+        return frames
+
+    def _finish(self, frames):
+        try:
+            m = _cobs_decode_into(self._buf, self._n, self._out)
+            payload = _check(self._out, m)
+        except ProtocolError as e:
+            self._drop(e.code)
+            return
+        if len(payload) > self.max_frame:
+            self._drop(FRAME_TOO_LONG)
+            return
+        frames.append(payload)
+
+    def _drop(self, code):
+        self.dropped += 1
+        self.last_error = code

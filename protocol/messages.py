@@ -1,0 +1,276 @@
+"""The message catalogue of the link; `link.cddl` is its normative form.
+
+Every payload is one CBOR array  [kind, seq, type, body]:
+- kind: REQUEST (host -> device), RESPONSE or ERROR (device -> host, `seq`
+  echoes the request), EVENT or STREAM (device-initiated; `seq` counts per
+  kind so the host sees gaps).
+- type: a message type from CATALOGUE; a response carries its request's type.
+- body: a map with small unsigned integer keys, described by the catalogue.
+Quantities are integers in fixed units named in the field names (_ua: µA,
+_us: µs, _ms: ms, _dv: 0.1 µV); no floats.
+
+The first exchange is HELLO, which negotiates the protocol version; the
+device refuses every other request until it has happened.
+"""
+
+from protocol.errors import (
+    BAD_ENVELOPE,
+    BAD_FIELD,
+    UNKNOWN_TYPE,
+    VERSION_UNSUPPORTED,
+    ProtocolError,
+)
+
+PROTOCOL_VERSION = 1
+MIN_PROTOCOL_VERSION = 1
+
+REQUEST = 0
+RESPONSE = 1
+ERROR = 2
+EVENT = 3
+STREAM = 4
+KIND_NAMES = ("REQUEST", "RESPONSE", "ERROR", "EVENT", "STREAM")
+SEQ_MODULO = 0x10000
+
+# requests (each answered by a RESPONSE of the same type, or an ERROR)
+HELLO = 1
+INFO = 2
+PING = 3
+SESSION_START = 4
+SESSION_PAUSE = 5
+SESSION_RESUME = 6
+SESSION_STOP = 7
+ESTOP = 8
+FAULT_CLEAR = 9
+STREAM_CONTROL = 10
+# events
+STATE_CHANGED = 64
+FAULT = 65
+# streams
+EMG = 96
+
+# device states; the firmware's transition table lives in firmware/session.py
+IDLE = 0
+ARMED = 1
+RUNNING = 2
+PAUSED = 3
+DONE = 4
+FAULT_STATE = 5
+MAINTENANCE = 6
+STATE_NAMES = ("IDLE", "ARMED", "RUNNING", "PAUSED", "DONE", "FAULT", "MAINTENANCE")
+
+# field types
+U8 = 0
+U16 = 1
+U32 = 2
+U64 = 3
+I32 = 4
+BOOL = 5
+BYTES = 6
+TEXT = 7
+UMAP = 8  # map of uint -> uint
+MAP = 9  # map of uint -> any (structure given by a sub-table)
+NULL_OR_MAP = 10
+
+_UMAX = {U8: 0xFF, U16: 0xFFFF, U32: 0xFFFFFFFF, U64: 0xFFFFFFFFFFFFFFFF}
+MAX_TEXT = 64
+
+# (key, name, type, required)
+_EMPTY = ()
+_STATE = ((0, "state", U8, True),)
+_ERROR_BODY = ((0, "code", U16, True), (1, "detail", TEXT, False))
+
+# type -> (name, kind of the initiating message, fields, response fields)
+CATALOGUE = {
+    HELLO: (
+        "HELLO",
+        REQUEST,
+        ((0, "min_version", U16, True), (1, "max_version", U16, True)),
+        (
+            (0, "version", U16, True),
+            (1, "firmware_version", TEXT, True),
+            (2, "board", TEXT, True),
+            (3, "serial", TEXT, True),
+            (4, "max_payload", U16, True),
+        ),
+    ),
+    INFO: (
+        "INFO",
+        REQUEST,
+        _EMPTY,
+        (
+            (0, "firmware_version", TEXT, True),
+            (1, "board", TEXT, True),
+            (2, "serial", TEXT, True),
+            (3, "state", U8, True),
+            (4, "fault", NULL_OR_MAP, True),
+            (5, "protocol", NULL_OR_MAP, True),
+            (6, "limits", UMAP, True),
+            (7, "uptime_ms", U64, True),
+            (8, "estop_open", BOOL, True),
+        ),
+    ),
+    PING: ("PING", REQUEST, _EMPTY, ((0, "uptime_ms", U64, True),)),
+    SESSION_START: ("SESSION_START", REQUEST, ((0, "host_time_s", U64, False),), _STATE),
+    SESSION_PAUSE: ("SESSION_PAUSE", REQUEST, _EMPTY, _STATE),
+    SESSION_RESUME: ("SESSION_RESUME", REQUEST, _EMPTY, _STATE),
+    SESSION_STOP: ("SESSION_STOP", REQUEST, _EMPTY, _STATE),
+    ESTOP: ("ESTOP", REQUEST, _EMPTY, _STATE),
+    FAULT_CLEAR: ("FAULT_CLEAR", REQUEST, _EMPTY, _STATE),
+    STREAM_CONTROL: ("STREAM_CONTROL", REQUEST, ((0, "enable", BOOL, True),), _EMPTY),
+    STATE_CHANGED: (
+        "STATE_CHANGED",
+        EVENT,
+        (
+            (0, "from_state", U8, True),
+            (1, "to_state", U8, True),
+            (2, "reason", U16, True),
+            (3, "time_ms", U64, True),
+        ),
+        None,
+    ),
+    FAULT: (
+        "FAULT",
+        EVENT,
+        ((0, "code", U16, True), (1, "time_ms", U64, True), (2, "detail", TEXT, False)),
+        None,
+    ),
+    EMG: (
+        "EMG",
+        STREAM,
+        (
+            (0, "first_index", U64, True),
+            (1, "samples", BYTES, True),  # int32 little-endian, 0.1 µV each
+            (2, "envelope_dv", U32, True),
+            (3, "state", U8, True),
+            (4, "flags", U16, True),
+        ),
+        None,
+    ),
+}
+
+# Stream flags (EMG "flags")
+FLAG_LEAD_OFF = 1
+FLAG_SATURATED = 2
+FLAG_GAP = 4
+
+
+def type_name(mtype):
+    entry = CATALOGUE.get(mtype)
+    return entry[0] if entry else "UNKNOWN"
+
+
+def _fields(kind, mtype):
+    # an error may answer a request whose type the device does not know
+    if kind == ERROR:
+        return _ERROR_BODY
+    entry = CATALOGUE.get(mtype)
+    if entry is None:
+        raise ProtocolError(UNKNOWN_TYPE, "unknown message type %d" % mtype)
+    if kind == RESPONSE:
+        if entry[1] != REQUEST:
+            raise ProtocolError(BAD_ENVELOPE, "%s has no response" % entry[0])
+        return entry[3]
+    if kind != entry[1]:
+        raise ProtocolError(BAD_ENVELOPE, "%s is not a %s" % (entry[0], KIND_NAMES[kind]))
+    return entry[2]
+
+
+def _valid(ftype, v):
+    if ftype in _UMAX:
+        return isinstance(v, int) and v is not True and v is not False and 0 <= v <= _UMAX[ftype]
+    if ftype == I32:
+        return isinstance(v, int) and v is not True and v is not False and -0x80000000 <= v <= 0x7FFFFFFF
+    if ftype == BOOL:
+        return v is True or v is False
+    if ftype == BYTES:
+        return isinstance(v, bytes)
+    if ftype == TEXT:
+        return isinstance(v, str) and len(v) <= MAX_TEXT
+    if ftype == UMAP:
+        if not isinstance(v, dict):
+            return False
+        for k in v:
+            if not (_valid(U32, k) and _valid(U64, v[k])):
+                return False
+        return True
+    if ftype == MAP:
+        return isinstance(v, dict)
+    if ftype == NULL_OR_MAP:
+        return v is None or isinstance(v, dict)
+    return False
+
+
+def check_body(kind, mtype, body):
+    """Raise ProtocolError unless body matches the catalogue exactly."""
+    fields = _fields(kind, mtype)
+    if not isinstance(body, dict):
+        raise ProtocolError(BAD_ENVELOPE, "body is not a map")
+    known = 0
+    for key, fname, ftype, required in fields:
+        if key in body:
+            known += 1
+            if not _valid(ftype, body[key]):
+                raise ProtocolError(BAD_FIELD, "%s: bad %s" % (type_name(mtype), fname))
+        elif required:
+            raise ProtocolError(BAD_FIELD, "%s: %s missing" % (type_name(mtype), fname))
+    if known != len(body):
+        raise ProtocolError(BAD_FIELD, "%s: unknown field" % type_name(mtype))
+
+
+def build(kind, seq, mtype, **values):
+    """An envelope with named fields mapped to their keys; validated."""
+    fields = _fields(kind, mtype)
+    body = {}
+    for key, fname, _ftype, _required in fields:
+        if fname in values:
+            body[key] = values.pop(fname)
+    if values:
+        raise ProtocolError(BAD_FIELD, "%s: unknown field %s" % (type_name(mtype), sorted(values)[0]))
+    check_body(kind, mtype, body)
+    if not (0 <= seq < SEQ_MODULO):
+        raise ProtocolError(BAD_ENVELOPE, "sequence number out of range")
+    return [kind, seq, mtype, body]
+
+
+def error(seq, mtype, code, detail=""):
+    body = {0: code}
+    if detail:
+        body[1] = detail[:MAX_TEXT]
+    return [ERROR, seq, mtype, body]
+
+
+def parse(msg):
+    """Check a decoded envelope; return (kind, seq, type, body)."""
+    if not isinstance(msg, list) or len(msg) != 4:
+        raise ProtocolError(BAD_ENVELOPE, "a message is [kind, seq, type, body]")
+    kind, seq, mtype, body = msg
+    if not _valid(U8, kind) or kind > STREAM:
+        raise ProtocolError(BAD_ENVELOPE, "bad kind")
+    if not _valid(U16, seq):
+        raise ProtocolError(BAD_ENVELOPE, "bad sequence number")
+    if not _valid(U16, mtype):
+        raise ProtocolError(BAD_ENVELOPE, "bad type")
+    check_body(kind, mtype, body)
+    return kind, seq, mtype, body
+
+
+def named(kind, mtype, body):
+    """The body with field names for keys, for people and host code."""
+    out = {}
+    for key, fname, _ftype, _required in _fields(kind, mtype):
+        if key in body:
+            out[fname] = body[key]
+    return out
+
+
+def negotiate(min_version, max_version):
+    """The version both ends speak, or ProtocolError."""
+    hi = max_version if max_version < PROTOCOL_VERSION else PROTOCOL_VERSION
+    lo = min_version if min_version > MIN_PROTOCOL_VERSION else MIN_PROTOCOL_VERSION
+    if lo > hi:
+        raise ProtocolError(
+            VERSION_UNSUPPORTED,
+            "device speaks %d..%d" % (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
+        )
+    return hi
