@@ -71,13 +71,14 @@ TEXT = 7
 UMAP = 8  # map of uint -> uint
 MAP = 9  # map of uint -> any (structure given by a sub-table)
 NULL_OR_MAP = 10
+STATE = 11  # one of the device states above
 
-_UMAX = {U8: 0xFF, U16: 0xFFFF, U32: 0xFFFFFFFF, U64: 0xFFFFFFFFFFFFFFFF}
+_UMAX = {U8: 0xFF, U16: 0xFFFF, U32: 0xFFFFFFFF, U64: 0xFFFFFFFFFFFFFFFF, STATE: len(STATE_NAMES) - 1}
 MAX_TEXT = 64
 
 # (key, name, type, required)
 _EMPTY = ()
-_STATE = ((0, "state", U8, True),)
+_STATE = ((0, "state", STATE, True),)
 _ERROR_BODY = ((0, "code", U16, True), (1, "detail", TEXT, False))
 
 # type -> (name, kind of the initiating message, fields, response fields)
@@ -102,7 +103,7 @@ CATALOGUE = {
             (0, "firmware_version", TEXT, True),
             (1, "board", TEXT, True),
             (2, "serial", TEXT, True),
-            (3, "state", U8, True),
+            (3, "state", STATE, True),
             (4, "fault", NULL_OR_MAP, True),
             (5, "protocol", NULL_OR_MAP, True),
             (6, "limits", UMAP, True),
@@ -122,8 +123,8 @@ CATALOGUE = {
         "STATE_CHANGED",
         EVENT,
         (
-            (0, "from_state", U8, True),
-            (1, "to_state", U8, True),
+            (0, "from_state", STATE, True),
+            (1, "to_state", STATE, True),
             (2, "reason", U16, True),
             (3, "time_ms", U64, True),
         ),
@@ -142,7 +143,7 @@ CATALOGUE = {
             (0, "first_index", U64, True),
             (1, "samples", BYTES, True),  # int32 little-endian, 0.1 µV each
             (2, "envelope_dv", U32, True),
-            (3, "state", U8, True),
+            (3, "state", STATE, True),
             (4, "flags", U16, True),
         ),
         None,
