@@ -1,5 +1,6 @@
 """Every requirement ID a test names must exist in docs/requirements.toml."""
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -21,5 +22,8 @@ def pytest_collection_modifyitems(config, items):
             if not mark.args:
                 unknown.add(f"{item.nodeid}: req marker without IDs")
             unknown.update(f"{item.nodeid}: {i}" for i in mark.args if i not in known)
-    if unknown:
+    if unknown and os.environ.get("TONUS_ALLOW_UNKNOWN_REQS") == "1":
+        # a developer drafting tests before their requirement is written down
+        print("\nwarning: unknown requirement IDs:\n  " + "\n  ".join(sorted(unknown)))
+    elif unknown:
         raise pytest.UsageError("unknown requirement IDs:\n  " + "\n  ".join(sorted(unknown)))

@@ -46,6 +46,7 @@ STREAM_CONTROL = 10
 # events
 STATE_CHANGED = 64
 FAULT = 65
+CUE = 66
 # streams
 EMG = 96
 
@@ -58,6 +59,60 @@ DONE = 4
 FAULT_STATE = 5
 MAINTENANCE = 6
 STATE_NAMES = ("IDLE", "ARMED", "RUNNING", "PAUSED", "DONE", "FAULT", "MAINTENANCE")
+
+# why a state changed (STATE_CHANGED "reason")
+REASON_BOOT = 0
+REASON_REQUEST = 1  # a host request
+REASON_BUTTON = 2  # the patient's button on the device
+REASON_CHECKS_PASSED = 3  # pre-session checks done, session runs
+REASON_FINISHED = 4  # the protocol's time is up
+REASON_FAULT = 5
+REASON_CLEARED = 6
+REASON_PAUSE_TIMEOUT = 7  # paused too long: the session ends
+REASON_HEARTBEAT_LOST = 8  # host-driven session, host silent
+REASON_CHECKS_FAILED = 9  # pre-session checks did not pass in time
+REASON_NAMES = (
+    "BOOT",
+    "REQUEST",
+    "BUTTON",
+    "CHECKS_PASSED",
+    "FINISHED",
+    "FAULT",
+    "CLEARED",
+    "PAUSE_TIMEOUT",
+    "HEARTBEAT_LOST",
+    "CHECKS_FAILED",
+)
+
+# patient cues (CUE "cue"): what the patient is asked to do now
+CUE_REST = 0
+CUE_CONTRACT = 1
+CUE_RELAX = 2
+CUE_NAMES = ("REST", "CONTRACT", "RELAX")
+
+# INFO "limits" keys
+LIMIT_HW_MAX_UA = 0  # board hardware current ceiling
+LIMIT_POLICY_MAX_UA = 1  # provisioned device policy
+LIMIT_MAX_SESSION_S = 2  # longest session the device runs
+LIMIT_EMG_RATE_HZ = 3
+# INFO "session" keys
+SESSION_ELAPSED_MS = 0  # time RUNNING so far
+SESSION_DURATION_MS = 1
+SESSION_PHASE = 2
+SESSION_CUE = 3
+SESSION_HOST_DRIVEN = 4
+SESSION_PAUSED_MS = 5
+# INFO "link" keys: counters since boot
+LINK_RX_FRAMES = 0
+LINK_RX_DROPPED = 1  # frames that failed COBS/CRC/size
+LINK_RX_REFUSED = 2  # frames answered with an error
+LINK_TX_FRAMES = 3
+LINK_TX_DROPPED = 4  # frames not sent because the host was not reading
+# INFO "fault" keys
+FAULT_CODE = 0
+FAULT_LATCHED = 1
+FAULT_TIME_MS = 2
+FAULT_COUNT = 3  # faults since the last clear
 
 # field types
 U8 = 0
@@ -109,10 +164,21 @@ CATALOGUE = {
             (6, "limits", UMAP, True),
             (7, "uptime_ms", U64, True),
             (8, "estop_open", BOOL, True),
+            (9, "session", NULL_OR_MAP, True),
+            (10, "link", UMAP, True),
         ),
     ),
     PING: ("PING", REQUEST, _EMPTY, ((0, "uptime_ms", U64, True),)),
-    SESSION_START: ("SESSION_START", REQUEST, ((0, "host_time_s", U64, False),), _STATE),
+    SESSION_START: (
+        "SESSION_START",
+        REQUEST,
+        (
+            (0, "host_time_s", U64, False),
+            (1, "demo_s", U16, False),  # length of the built-in demonstration
+            (2, "heartbeat_ms", U16, False),  # host-driven: stop if silent this long
+        ),
+        _STATE,
+    ),
     SESSION_PAUSE: ("SESSION_PAUSE", REQUEST, _EMPTY, _STATE),
     SESSION_RESUME: ("SESSION_RESUME", REQUEST, _EMPTY, _STATE),
     SESSION_STOP: ("SESSION_STOP", REQUEST, _EMPTY, _STATE),
@@ -134,6 +200,17 @@ CATALOGUE = {
         "FAULT",
         EVENT,
         ((0, "code", U16, True), (1, "time_ms", U64, True), (2, "detail", TEXT, False)),
+        None,
+    ),
+    CUE: (
+        "CUE",
+        EVENT,
+        (
+            (0, "phase", U16, True),
+            (1, "cue", U8, True),
+            (2, "time_ms", U64, True),
+            (3, "duration_ms", U32, True),
+        ),
         None,
     ),
     EMG: (

@@ -17,6 +17,8 @@ def _info(**over):
         limits={0: 60000},
         uptime_ms=1234,
         estop_open=False,
+        session=None,
+        link={m.LINK_RX_FRAMES: 3},
     )
     v.update(over)
     return v

@@ -1,0 +1,98 @@
+"""Link dispatch on the device: frames in, one answer per request out.
+
+Every request gets a RESPONSE or an ERROR carrying its seq; whatever cannot
+be parsed at all is answered with an ERROR of type 0 so the host sees it in
+its log. Nothing a host sends can raise out of poll(): bad input is refused
+and counted. Writes never block (hal.link_write returns False instead), so a
+host that stops reading costs dropped frames, not a stalled device.
+"""
+
+from protocol import codec, framing
+from protocol import messages as m
+from protocol.errors import BAD_ENVELOPE, HELLO_REQUIRED, ProtocolError
+
+_RX_CHUNK = 128
+
+
+class Link:
+    def __init__(self, hal, handlers, log):
+        self._hal = hal
+        self._handlers = handlers  # type -> handler(body, now_ms) -> dict of named fields
+        self._log = log
+        self._rx = bytearray(_RX_CHUNK)
+        self._decoder = framing.Decoder()
+        self._seq = [0] * (m.STREAM + 1)  # per-kind counters for events and streams
+        self.greeted = False  # a HELLO has been answered since boot
+        self.version = 0
+        self.last_rx_ms = 0
+        self.rx_frames = 0
+        self.rx_refused = 0
+        self.tx_frames = 0
+        self.tx_dropped = 0
+        self._started = False
+
+    @property
+    def rx_dropped(self):
+        return self._decoder.dropped
+
+    def poll(self, now_ms):
+        if not self._started:
+            # a delimiter first, so whatever the host saw before (a REPL
+            # banner) ends as one dropped frame on its side
+            self._started = self._hal.link_write(b"\x00")
+        while True:
+            n = self._hal.link_read(self._rx)
+            if n <= 0:
+                return
+            data = self._rx if n == len(self._rx) else self._rx[:n]
+            for payload in self._decoder.feed(data):
+                self.rx_frames += 1
+                self.last_rx_ms = now_ms
+                self._request(payload, now_ms)
+
+    def _request(self, payload, now_ms):
+        seq = 0
+        mtype = 0
+        try:
+            msg = codec.loads(payload, framing.MAX_PAYLOAD)
+            if isinstance(msg, list) and len(msg) == 4:
+                # echo what we can of a broken request so the host can match it
+                if isinstance(msg[1], int) and 0 <= msg[1] < m.SEQ_MODULO:
+                    seq = msg[1]
+                if isinstance(msg[2], int) and 0 <= msg[2] <= 0xFFFF:
+                    mtype = msg[2]
+            kind, seq, mtype, body = m.parse(msg)
+            if kind != m.REQUEST:
+                raise ProtocolError(BAD_ENVELOPE, "the device accepts requests only")
+            if mtype != m.HELLO and not self.greeted:
+                raise ProtocolError(HELLO_REQUIRED, "send HELLO first")
+            fields = self._handlers[mtype](body, now_ms)
+            self._send(m.build(m.RESPONSE, seq, mtype, **fields))
+        except ProtocolError as e:
+            self.rx_refused += 1
+            self._log.add(now_ms, self._log.LINK_ERROR, e.code, mtype)
+            self._send(m.error(seq, mtype, e.code, e.detail))
+
+    def _send(self, msg):
+        if self._hal.link_write(framing.encode(codec.dumps(msg))):
+            self.tx_frames += 1
+            return True
+        self.tx_dropped += 1
+        return False
+
+    def push(self, kind, mtype, **fields):
+        """Send an event or stream frame, numbered per kind; only to a greeted host."""
+        if not self.greeted:
+            return False
+        seq = self._seq[kind]
+        self._seq[kind] = (seq + 1) % m.SEQ_MODULO
+        return self._send(m.build(kind, seq, mtype, **fields))
+
+    def counters(self):
+        return {
+            m.LINK_RX_FRAMES: self.rx_frames,
+            m.LINK_RX_DROPPED: self.rx_dropped,
+            m.LINK_RX_REFUSED: self.rx_refused,
+            m.LINK_TX_FRAMES: self.tx_frames,
+            m.LINK_TX_DROPPED: self.tx_dropped,
+        }

@@ -1,0 +1,35 @@
+"""Fault causes, shared so the host can name what the device latched.
+
+Every fault ends in the safe state (output disabled, amplitude zero). Faults
+marked latched here stay until an explicit clear and survive a reset.
+"""
+
+ESTOP = 1  # the patient's emergency stop (hardware input)
+HOST_ESTOP = 2  # emergency stop requested over the link
+EXCEPTION = 3  # an exception escaped a firmware task
+WATCHDOG = 4  # the board was reset by its watchdog
+HEARTBEAT_LOST = 5  # host-driven session, host silent
+MEMORY = 6  # MemoryError
+STORAGE = 7  # persistent storage unreadable or failed to write
+EMG_STALLED = 8  # front end stopped delivering samples
+BROWNOUT = 9  # supply dropped; boot found an unclean shutdown
+
+NAMES = {
+    ESTOP: "ESTOP",
+    HOST_ESTOP: "HOST_ESTOP",
+    EXCEPTION: "EXCEPTION",
+    WATCHDOG: "WATCHDOG",
+    HEARTBEAT_LOST: "HEARTBEAT_LOST",
+    MEMORY: "MEMORY",
+    STORAGE: "STORAGE",
+    EMG_STALLED: "EMG_STALLED",
+    BROWNOUT: "BROWNOUT",
+}
+
+# causes that need an explicit clear; the others end the session but leave
+# the device ready for a new one
+LATCHED = (ESTOP, HOST_ESTOP, EXCEPTION, WATCHDOG, MEMORY, STORAGE, BROWNOUT)
+
+
+def name(code):
+    return NAMES.get(code, "UNKNOWN_FAULT")

@@ -1,0 +1,202 @@
+"""A small deterministic HAL for firmware tests on both runtimes.
+
+The simulator in sim/ is the faithful board model (it needs numpy, so it runs
+on CPython only); this double exists so the controller and state machine
+tests also run on a real MicroPython. The test drives time explicitly.
+"""
+
+from dualtest import Lcg
+
+from firmware import hal as H
+
+
+class FakeHal(H.Hal):
+    board = "fake"
+    serial = "0123456789ABCDEF"
+    emg_rate_hz = 2000
+    hw_max_ua = 100000
+
+    def __init__(self, files=None, reset_cause=H.RESET_POWER_ON, seed=1):
+        self.t_ms = 0
+        self.rnd = Lcg(seed)
+        self.emg_next = 0  # index of the next sample the firmware will read
+        self.emg_produced = 0  # samples the "front end" has produced
+        self.emg_flags = 0
+        self.emg_on = True
+        self.amplitude_dv = 60
+        self.enabled = False
+        self.enable_log = []  # (t_ms, on)
+        self.estop = False
+        self.irq = None
+        self.pressed = 0
+        self.led_mode = -1
+        self.tone = 0
+        self.wdt_timeout = 0
+        self.wdt_fed = 0
+        self.cause = reset_cause
+        self.files = files if files is not None else {}
+        self.fs_writes = 0
+        self.rx = b""
+        self.tx = []
+        self.host_reading = True
+
+    def now_ms(self):
+        return self.t_ms
+
+    def advance(self, ms):
+        self.t_ms += ms
+        if self.emg_on:
+            self.emg_produced = self.t_ms * self.emg_rate_hz // 1000
+
+    def emg_index(self):
+        return self.emg_next
+
+    def emg_read(self, buf):
+        n = min(len(buf), self.emg_produced - self.emg_next)
+        a = self.amplitude_dv
+        for i in range(n):
+            buf[i] = self.rnd.below(2 * a + 1) - a
+        self.emg_next += n
+        return n
+
+    def emg_status(self):
+        f = self.emg_flags
+        return f
+
+    def out_enable(self, on):
+        if on != self.enabled:
+            self.enable_log.append((self.t_ms, on))
+        self.enabled = on
+
+    def out_enabled(self):
+        return self.enabled
+
+    def estop_open(self):
+        return self.estop
+
+    def estop_irq(self, handler):
+        self.irq = handler
+
+    def press_estop(self):
+        self.estop = True
+        if self.irq:
+            self.irq(None)
+
+    def buttons(self):
+        p = self.pressed
+        self.pressed = 0
+        return p
+
+    def led(self, mode):
+        self.led_mode = mode
+
+    def buzzer(self, hz):
+        self.tone = hz
+
+    def wdt_start(self, timeout_ms):
+        self.wdt_timeout = timeout_ms
+
+    def wdt_feed(self):
+        self.wdt_fed += 1
+
+    def reset_cause(self):
+        return self.cause
+
+    def fs_read(self, name):
+        return self.files.get(name)
+
+    def fs_write(self, name, data):
+        self.fs_writes += 1
+        self.files[name] = bytes(data)
+
+    def fs_remove(self, name):
+        if name in self.files:
+            del self.files[name]
+
+    def link_read(self, buf):
+        n = min(len(buf), len(self.rx))
+        buf[:n] = self.rx[:n]
+        self.rx = self.rx[n:]
+        return n
+
+    def link_write(self, data):
+        if not self.host_reading:
+            return False
+        self.tx.append(bytes(data))
+        return True
+
+
+class Host:
+    """The host end of the fake link: framed requests in, parsed messages out."""
+
+    def __init__(self, hal):
+        from protocol import framing
+
+        self.hal = hal
+        self.decoder = framing.Decoder()
+        self.seq = 0
+        self.inbox = []
+
+    def send_raw(self, data):
+        self.hal.rx = self.hal.rx + data
+
+    def send(self, mtype, **fields):
+        from protocol import codec, framing
+        from protocol import messages as m
+
+        self.seq = (self.seq + 1) % m.SEQ_MODULO
+        self.send_raw(framing.encode(codec.dumps(m.build(m.REQUEST, self.seq, mtype, **fields))))
+        return self.seq
+
+    def receive(self):
+        from protocol import codec
+        from protocol import messages as m
+
+        for chunk in self.hal.tx:
+            for payload in self.decoder.feed(chunk):
+                self.inbox.append(m.parse(codec.loads(payload)))
+        self.hal.tx = []
+        return self.inbox
+
+    def reply(self, seq):
+        """The response or error answering seq, removed from the inbox."""
+        from protocol import messages as m
+
+        for msg in self.receive():
+            if msg[0] in (m.RESPONSE, m.ERROR) and msg[1] == seq:
+                self.inbox.remove(msg)
+                return msg
+        return None
+
+    def of_type(self, kind, mtype):
+        return [x for x in self.receive() if x[0] == kind and x[2] == mtype]
+
+
+def booted(**kw):
+    from firmware.controller import Controller
+
+    hal = FakeHal(**kw)
+    ctrl = Controller(hal)
+    ctrl.boot()
+    return hal, ctrl
+
+
+def run(hal, ctrl, ms, tick=5):
+    for _ in range(ms // tick):
+        hal.advance(tick)
+        ctrl.step()
+
+
+def request(hal, ctrl, host, mtype, **fields):
+    seq = host.send(mtype, **fields)
+    run(hal, ctrl, 5)
+    return host.reply(seq)
+
+
+def greeted():
+    from protocol import messages as m
+
+    hal, ctrl = booted()
+    host = Host(hal)
+    request(hal, ctrl, host, m.HELLO, min_version=1, max_version=1)
+    return hal, ctrl, host

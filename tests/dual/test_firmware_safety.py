@@ -1,0 +1,187 @@
+"""Safety owner, boot, e-stop, faults and watchdog feeding, on both runtimes."""
+
+from dualtest import MICROPYTHON, raises, req, skip
+
+from fakehal import FakeHal, Host, booted, greeted, request, run
+from firmware import hal as H
+from firmware.controller import Controller
+from firmware.storage import FAULT_RECORD
+from protocol import errors, faults
+from protocol import messages as m
+
+
+@req("SAF-BOOT-1", "SAF-OWNER-1")
+def test_boot_disables_the_output_before_anything_else():
+    hal = FakeHal()
+    hal.enabled = True  # whatever the reset left on the line
+    Controller(hal)
+    assert hal.enabled is False and hal.enable_log == [(0, False)]  # the very first HAL action
+
+
+@req("SAF-BOOT-1", "SAF-ESTOP-1")
+def test_latched_fault_survives_a_reset():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.ESTOP)
+    assert ctrl.safety.fault == faults.HOST_ESTOP and FAULT_RECORD in hal.files
+    hal2, ctrl2 = booted(files=hal.files)
+    assert ctrl2.safety.fault == faults.HOST_ESTOP
+    assert ctrl2.session.state == m.FAULT_STATE and not hal2.enabled
+
+
+@req("SAF-BOOT-1")
+def test_damaged_fault_record_boots_into_a_storage_fault():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.ESTOP)
+    blob = bytearray(hal.files[FAULT_RECORD])
+    blob[1] ^= 0x40
+    _hal2, ctrl2 = booted(files={FAULT_RECORD: bytes(blob)})
+    run(_hal2, ctrl2, 5)
+    assert ctrl2.safety.fault == faults.STORAGE and ctrl2.session.state == m.FAULT_STATE
+
+
+@req("SAF-BOOT-1")
+def test_watchdog_reset_latches_and_a_requested_reset_does_not():
+    hal, ctrl = booted(reset_cause=H.RESET_WATCHDOG)
+    run(hal, ctrl, 5)
+    assert ctrl.safety.fault == faults.WATCHDOG and ctrl.session.state == m.FAULT_STATE
+    hal, ctrl = booted(reset_cause=H.RESET_REQUESTED)
+    run(hal, ctrl, 5)
+    assert ctrl.safety.fault == 0 and ctrl.session.state == m.IDLE
+    assert hal.wdt_timeout > 0 and hal.wdt_fed == 1
+
+
+@req("SAF-ESTOP-1", "SAF-OWNER-1")
+def test_estop_irq_disables_at_once_latches_and_clear_waits_for_release():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START, demo_s=30)
+    run(hal, ctrl, 100)
+    assert ctrl.session.state == m.RUNNING
+    hal.t_ms += 2  # between two loop passes
+    hal.press_estop()
+    assert ctrl.safety.fault == faults.ESTOP and not hal.enabled  # in the IRQ, before any step
+    run(hal, ctrl, 5)
+    assert ctrl.session.state == m.FAULT_STATE
+    assert [e[3][0] for e in host.of_type(m.EVENT, m.FAULT)] == [faults.ESTOP]
+    r = request(hal, ctrl, host, m.SESSION_START)
+    assert r[0] == m.ERROR and r[3][0] == errors.FAULT_LATCHED
+    r = request(hal, ctrl, host, m.FAULT_CLEAR)
+    assert r[0] == m.ERROR and r[3][0] == errors.ESTOP_ACTIVE
+    assert ctrl.session.state == m.FAULT_STATE
+    hal.estop = False
+    r = request(hal, ctrl, host, m.FAULT_CLEAR)
+    assert r[0] == m.RESPONSE and r[3][0] == m.IDLE
+    assert FAULT_RECORD not in hal.files
+    assert request(hal, ctrl, host, m.SESSION_START)[0] == m.RESPONSE
+
+
+@req("SAF-ESTOP-1")
+def test_estop_held_at_boot_reads_as_stop():
+    hal = FakeHal()
+    hal.estop = True  # a broken loop wire looks exactly like this
+    ctrl = Controller(hal)
+    ctrl.boot()
+    run(hal, ctrl, 5)
+    assert ctrl.safety.fault == faults.ESTOP and ctrl.session.state == m.FAULT_STATE
+
+
+@req("SAF-NOSTIM-1")
+def test_no_output_without_a_verified_protocol():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START)
+    run(hal, ctrl, 50)
+    assert ctrl.session.state == m.RUNNING
+    assert ctrl.safety.request_output(True) is False
+    assert not hal.enabled and not [e for e in hal.enable_log if e[1]]
+
+
+@req("SAF-EXC-1")
+def test_exception_in_a_task_ends_in_the_safe_state_and_starves_the_watchdog():
+    hal, ctrl = booted()
+    run(hal, ctrl, 10)
+    fed = hal.wdt_fed
+
+    def broken(buf):
+        raise ValueError("front end returned garbage")
+
+    hal.emg_read = broken
+    run(hal, ctrl, 5)
+    assert ctrl.safety.fault == faults.EXCEPTION and not hal.enabled
+    assert hal.wdt_fed == fed  # that pass did not check in
+
+
+@req("SAF-EXC-1")
+def test_memory_error_latches_memory_fault():
+    hal, ctrl = booted()
+
+    def starved(buf):
+        raise MemoryError()
+
+    hal.emg_read = starved
+    run(hal, ctrl, 5)
+    assert ctrl.safety.fault == faults.MEMORY
+
+
+@req("SAF-OWNER-1")
+def test_enter_safe_state_is_idempotent_and_allocation_free():
+    hal, ctrl = booted()
+    s = ctrl.safety
+    s.enter_safe_state(faults.ESTOP)
+    s.enter_safe_state(faults.HOST_ESTOP)
+    assert s.fault == faults.ESTOP and s.fault_count == 2 and not hal.enabled
+    if not MICROPYTHON:
+        skip("CPython boxes ints; the MicroPython leg checks with heap_lock")
+    import micropython
+
+    micropython.heap_lock()
+    try:
+        s.enter_safe_state(faults.ESTOP)
+        s.estop_irq(None)
+    finally:
+        micropython.heap_unlock()
+    assert s.fault_count == 4
+
+
+@req("SAF-HEARTBEAT-1")
+def test_host_driven_session_ends_when_the_host_falls_silent():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START, heartbeat_ms=1000)
+    for _ in range(5):
+        run(hal, ctrl, 600)
+        request(hal, ctrl, host, m.PING)
+    assert ctrl.session.state == m.RUNNING
+    run(hal, ctrl, 1010)
+    assert ctrl.session.state == m.DONE
+    assert ctrl.safety.fault == 0  # a lost host ends the session, it is not a latched fault
+    ev = host.of_type(m.EVENT, m.STATE_CHANGED)
+    assert ev[-1][3][2] == m.REASON_HEARTBEAT_LOST
+
+
+@req("SAF-HEARTBEAT-1")
+def test_standalone_session_does_not_depend_on_the_link():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START, demo_s=30)
+    run(hal, ctrl, 20000)
+    assert ctrl.session.state == m.RUNNING
+
+
+@req("SES-RUN-1")
+def test_stalled_front_end_stops_the_session():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START)
+    run(hal, ctrl, 100)
+    hal.emg_on = False
+    run(hal, ctrl, 300)
+    assert ctrl.session.state == m.DONE and ctrl.safety.fault == 0
+    assert faults.EMG_STALLED in [e[3][0] for e in host.of_type(m.EVENT, m.FAULT)]
+
+
+@req("SES-RUN-1")
+def test_lead_off_keeps_the_session_from_starting():
+    hal, ctrl, host = greeted()
+    hal.emg_flags = H.EMG_LEAD_OFF
+    request(hal, ctrl, host, m.SESSION_START)
+    run(hal, ctrl, 2000)
+    assert ctrl.session.state == m.ARMED
+    hal.emg_flags = 0
+    run(hal, ctrl, 100)
+    assert ctrl.session.state == m.RUNNING
