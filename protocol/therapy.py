@@ -1,0 +1,363 @@
+"""Therapy protocols: the schema and the rules, one definition for host and device.
+
+A protocol document is a map with text keys and integer values in device
+units (µA, µs, ms, s, 0.1 µV, Hz, percent). The host builds it from the
+clinician's TOML (clinical units) and signs its deterministic CBOR; the
+device re-validates the very same document against the same rules and
+against its own limits, whatever the signature says.
+
+validate() returns every problem it finds as (path, message); a path is a
+tuple of keys and list indices, e.g. ("phases", 2, "pulse_width_us"), so the
+host can point at the file line. Messages speak the clinician's language.
+"""
+
+from protocol import electrode
+
+FORMAT = 1
+MAX_PHASES = 16
+
+# contraindication screening items: True means the condition is present
+SCREENING = (
+    ("active_infection", "active vaginal or pelvic infection"),
+    ("unprocessed_trauma", "unprocessed trauma (psychotherapy comes first)"),
+    ("recent_surgery_or_postpartum", "recent gynaecological surgery or postpartum recovery"),
+    ("pregnancy", "pregnancy"),
+    ("unexplained_bleeding", "unexplained bleeding"),
+    ("panic_or_dissociation", "panic or dissociation during practice"),
+    ("implanted_electronics", "pacemaker or other implanted electronics"),
+)
+# present conditions that rule out stimulation but not EMG biofeedback
+STIM_ONLY_CONTRAINDICATIONS = ("pregnancy", "implanted_electronics")
+
+STIM_KINDS = ("stimulation", "ets")
+
+# Pulse parameters common to the stimulating phases:
+# key -> (low, high, clinical name, unit)
+_PULSE = {
+    "frequency_hz": (1, 100, "frequency", "Hz"),
+    "pulse_width_us": (50, 450, "pulse width", "µs"),
+    "interphase_gap_us": (0, 100, "interphase gap", "µs"),
+    "amplitude_max_ua": (0, 100000, "maximum amplitude", "µA"),
+    "ramp_up_ms": (0, 5000, "ramp up", "ms"),
+    "ramp_down_ms": (0, 5000, "ramp down", "ms"),
+}
+AMPLITUDE_STEP_UA = 500  # the patient adjusts in 0.5 mA steps
+
+# phase type -> {key: (low, high, clinical name, unit, required)}
+PHASES = {
+    "baseline": {
+        "duration_s": (10, 600, "duration", "s", True),
+    },
+    "relaxation": {
+        "duration_s": (60, 3600, "duration", "s", True),
+        "target_dv": (5, 500, "absolute target", "0.1 µV", False),
+        "target_percent": (50, 150, "target relative to baseline", "%", False),
+        "hold_s": (1, 60, "hold time", "s", True),
+        "tone_margin_percent": (5, 100, "rest-tone rise that advises stopping", "%", True),
+    },
+    "work_rest": {
+        "repetitions": (1, 50, "repetitions", "", True),
+        "work_s": (2, 30, "work time", "s", True),
+        "rest_s": (2, 60, "rest time", "s", True),
+        "target_percent_mvc": (10, 100, "target", "% of MVC", True),
+    },
+    "mvc": {
+        "attempts": (1, 5, "attempts", "", True),
+        "contraction_s": (2, 10, "contraction time", "s", True),
+        "rest_s": (10, 120, "rest between attempts", "s", True),
+    },
+    "glazer": {
+        "phasic_rest_s": (5, 60, "rest between phasic contractions", "s", True),
+    },
+    "ets": {
+        "duration_s": (60, 3600, "duration", "s", True),
+        "threshold_percent_mvc": (10, 90, "trigger threshold", "% of MVC", True),
+        "hold_ms": (100, 5000, "time above threshold to trigger", "ms", True),
+        "on_ms": (1000, 20000, "stimulation on time", "ms", True),
+        "rest_ms": (2000, 60000, "rest after stimulation", "ms", True),
+    },
+    "stimulation": {
+        "duration_s": (60, 3600, "duration", "s", True),
+        "on_ms": (0, 60000, "on time (0: continuous)", "ms", True),
+        "off_ms": (0, 120000, "off time", "ms", True),
+    },
+}
+
+
+def _add_pulse(spec):
+    for key in _PULSE:
+        lo, hi, name, unit = _PULSE[key]
+        spec[key] = (lo, hi, name, unit, True)
+
+
+for _kind in STIM_KINDS:
+    _add_pulse(PHASES[_kind])
+
+# Glazer assessment timing (fixed by the method): pre-rest 60 s, 5 phasic
+# contractions of 2 s, 5 tonic of 10 s with 10 s rest, 60 s endurance, post-rest 60 s
+GLAZER_FIXED_S = 60 + 5 * 2 + 5 * (10 + 10) + 60 + 60
+
+_TOP = {
+    "format": "format version",
+    "id": "protocol id",
+    "sequence": "sequence number",
+    "patient": "patient pseudonym",
+    "probe": "probe type",
+    "device": "device serial number",
+    "approved_by": "approving clinician",
+    "approved_on": "approval date",
+    "budget": "session budget",
+    "limits": "limits",
+    "screening": "contraindication screening",
+    "phases": "phases",
+}
+_OPTIONAL_TOP = {"valid_from": "valid from", "valid_until": "valid until", "title": "title", "notes": "notes"}
+_BUDGET = {
+    "sessions": (1, 1000, "number of sessions", ""),
+    "min_interval_s": (0, 7 * 86400, "minimum time between sessions", "s"),
+    "max_session_s": (60, 7200, "maximum session length", "s"),
+}
+_LIMITS = {"amplitude_max_ua": (0, 100000, "maximum amplitude", "µA")}
+
+
+def _is_int(v):
+    return isinstance(v, int) and v is not True and v is not False
+
+
+def _text(v, lo, hi):
+    return isinstance(v, str) and lo <= len(v) <= hi
+
+
+def _date(v):
+    # YYYY-MM-DD; the host checks the calendar, the device only the form
+    if not (isinstance(v, str) and len(v) == 10 and v[4] == "-" and v[7] == "-"):
+        return False
+    for i in (0, 1, 2, 3, 5, 6, 8, 9):
+        if not ("0" <= v[i] <= "9"):
+            return False
+    return 1 <= int(v[5:7]) <= 12 and 1 <= int(v[8:10]) <= 31
+
+
+def _fmt(v, unit):
+    return "%d %s" % (v, unit) if unit else "%d" % v
+
+
+class _Problems:
+    def __init__(self):
+        self.items = []
+
+    def add(self, path, msg):
+        self.items.append((path, msg))
+
+    def ranged(self, path, v, lo, hi, name, unit):
+        if not _is_int(v):
+            self.add(path, "%s must be a whole number%s" % (name, (" of " + unit) if unit else ""))
+            return False
+        if v < lo or v > hi:
+            self.add(path, "%s %s is outside %s to %s" % (name, _fmt(v, unit), _fmt(lo, unit), _fmt(hi, unit)))
+            return False
+        return True
+
+    def table(self, base, doc, spec, name):
+        """Check a map against {key: (lo, hi, name, unit[, required])}; True if all present and valid."""
+        if not isinstance(doc, dict):
+            self.add(base, "%s must be a table" % name)
+            return False
+        ok = True
+        for key in doc:
+            if key not in spec:
+                self.add(base + (key,), "unknown setting '%s' in %s" % (key, name))
+                ok = False
+        for key in spec:
+            entry = spec[key]
+            required = entry[4] if len(entry) > 4 else True
+            if key not in doc:
+                if required:
+                    self.add(base + (key,), "%s is missing from %s" % (entry[2], name))
+                    ok = False
+                continue
+            ok = self.ranged(base + (key,), doc[key], entry[0], entry[1], entry[2], entry[3]) and ok
+        return ok
+
+
+def phase_seconds(phase):
+    """Planned length of a validated phase in seconds (ETS and stimulation: their duration)."""
+    kind = phase.get("type")
+    if kind == "work_rest":
+        return phase.get("repetitions", 0) * (phase.get("work_s", 0) + phase.get("rest_s", 0))
+    if kind == "mvc":
+        return phase.get("attempts", 0) * (phase.get("contraction_s", 0) + phase.get("rest_s", 0))
+    if kind == "glazer":
+        return GLAZER_FIXED_S + 4 * phase.get("phasic_rest_s", 0)
+    return phase.get("duration_s", 0)
+
+
+def session_seconds(doc):
+    total = 0
+    for ph in doc.get("phases", ()):
+        if isinstance(ph, dict):
+            total += phase_seconds(ph)
+    return total
+
+
+def uses_stimulation(doc):
+    for ph in doc.get("phases", ()):
+        if isinstance(ph, dict) and ph.get("type") in STIM_KINDS:
+            return True
+    return False
+
+
+def _check_pulse(p, path, ph, area, cap_ua):
+    f = ph["frequency_hz"]
+    pw = ph["pulse_width_us"]
+    gap = ph["interphase_gap_us"]
+    amp = ph["amplitude_max_ua"]
+    if amp % AMPLITUDE_STEP_UA:
+        p.add(path + ("amplitude_max_ua",), "maximum amplitude must be a multiple of 0.5 mA")
+    if 2 * pw + gap >= 1000000 // f:
+        p.add(
+            path + ("pulse_width_us",),
+            "two phases of %d µs plus a %d µs gap do not fit in one period at %d Hz" % (pw, gap, f),
+        )
+    if amp > cap_ua:
+        p.add(path + ("amplitude_max_ua",), "maximum amplitude %d µA exceeds the protocol limit of %d µA" % (amp, cap_ua))
+    if area and amp:
+        if not electrode.density_ok(amp, pw, f, area):
+            p.add(
+                path + ("amplitude_max_ua",),
+                "RMS current density %d µA/cm² at %d µA exceeds 2 mA/cm² for this probe (at most %d µA here)"
+                % (electrode.density_ua_per_cm2(amp, pw, f, area), amp, electrode.max_amplitude_ua(pw, f, area)),
+            )
+        if not electrode.shannon_ok(amp, pw, area):
+            p.add(
+                path + ("amplitude_max_ua",),
+                "charge per phase %d nC exceeds the safe charge for this probe (Shannon k 1.5; at most %d µA here)"
+                % (electrode.charge_pc(amp, pw) // 1000, electrode.max_amplitude_ua(pw, f, area)),
+            )
+    on_ms = ph.get("on_ms", 0)
+    ramps = ph["ramp_up_ms"] + ph["ramp_down_ms"]
+    if on_ms and ramps > on_ms:
+        p.add(path + ("ramp_up_ms",), "ramp up plus ramp down (%d ms) is longer than the on time (%d ms)" % (ramps, on_ms))
+
+
+def _check_phase(p, i, ph, area, cap_ua):
+    """Check one phase; True when its settings are all present and in range."""
+    path = ("phases", i)
+    if not isinstance(ph, dict):
+        p.add(path, "phase %d must be a table" % (i + 1))
+        return False
+    kind = ph.get("type")
+    if not isinstance(kind, str) or kind not in PHASES:
+        p.add(path + ("type",), "phase %d has an unknown type %r; use one of %s" % (i + 1, kind, ", ".join(sorted(PHASES))))
+        return False
+    body = {}
+    for k in ph:
+        if k != "type":
+            body[k] = ph[k]
+    if not p.table(path, body, PHASES[kind], "phase %d (%s)" % (i + 1, kind)):
+        return False
+    if kind == "relaxation" and (("target_dv" in ph) == ("target_percent" in ph)):
+        p.add(path + ("target_dv",), "phase %d: give exactly one target, absolute (µV) or relative to baseline (%%)" % (i + 1))
+    if kind == "stimulation" and ph["on_ms"] == 0 and ph["off_ms"] != 0:
+        p.add(path + ("off_ms",), "phase %d: continuous stimulation (on time 0) cannot have an off time" % (i + 1))
+    if kind == "stimulation" and ph["on_ms"] and not ph["off_ms"]:
+        p.add(path + ("off_ms",), "phase %d: work/rest stimulation needs an off time" % (i + 1))
+    if kind in STIM_KINDS:
+        _check_pulse(p, path, ph, area, cap_ua)
+    return True
+
+
+def validate(doc, device_limits=None):
+    """Every problem with a protocol document, as a list of (path, message).
+
+    device_limits (on the device) caps amplitude and session length further:
+    {"amplitude_max_ua": ..., "max_session_s": ...}; the smallest limit wins.
+    """
+    p = _Problems()
+    if not isinstance(doc, dict):
+        p.add((), "a protocol is a table of settings")
+        return p.items
+    for key in doc:
+        if key not in _TOP and key not in _OPTIONAL_TOP:
+            p.add((key,), "unknown setting '%s'" % key)
+    for key in _TOP:
+        if key not in doc:
+            p.add((key,), "%s is missing" % _TOP[key])
+    if p.items:
+        return p.items
+    if doc["format"] != FORMAT:
+        p.add(("format",), "format %r is not understood; this version reads format %d" % (doc["format"], FORMAT))
+        return p.items
+    if not _text(doc["id"], 1, 40):
+        p.add(("id",), "protocol id must be text of 1 to 40 characters")
+    p.ranged(("sequence",), doc["sequence"], 1, 0xFFFFFFFF, "sequence number", "")
+    if not _text(doc["patient"], 1, 32):
+        p.add(("patient",), "patient pseudonym must be text of 1 to 32 characters (no names)")
+    if not _text(doc["device"], 8, 32):
+        p.add(("device",), "device serial number must be text of 8 to 32 characters")
+    if not _text(doc["approved_by"], 1, 64):
+        p.add(("approved_by",), "approving clinician must be named")
+    for key in ("approved_on", "valid_from", "valid_until"):
+        if key in doc and not _date(doc[key]):
+            p.add((key,), "%s must be a date written YYYY-MM-DD" % (_TOP.get(key) or _OPTIONAL_TOP[key]))
+    area = 0
+    if isinstance(doc["probe"], str) and doc["probe"] in electrode.PROBES:
+        area = electrode.PROBES[doc["probe"]][0]
+    else:
+        p.add(("probe",), "unknown probe type %r; this device knows %s" % (doc["probe"], ", ".join(sorted(electrode.PROBES))))
+    budget_ok = p.table(("budget",), doc["budget"], _BUDGET, "session budget")
+    limits_ok = p.table(("limits",), doc["limits"], _LIMITS, "limits")
+    cap_ua = doc["limits"]["amplitude_max_ua"] if limits_ok else 0
+    max_s = doc["budget"]["max_session_s"] if budget_ok else 0
+    if device_limits:
+        cap_ua = min(cap_ua, device_limits.get("amplitude_max_ua", cap_ua))
+        max_s = min(max_s, device_limits.get("max_session_s", max_s))
+    _check_screening(p, doc)
+    phases = doc["phases"]
+    if not isinstance(phases, list) or not phases:
+        p.add(("phases",), "a protocol needs at least one phase")
+        return p.items
+    if len(phases) > MAX_PHASES:
+        p.add(("phases",), "at most %d phases" % MAX_PHASES)
+    phases_ok = True
+    for i in range(len(phases)):
+        phases_ok = _check_phase(p, i, phases[i], area, cap_ua) and phases_ok
+    total = session_seconds(doc) if phases_ok else 0
+    if budget_ok and total > max_s:
+        p.add(("budget", "max_session_s"), "the phases last %d s, longer than the allowed session of %d s" % (total, max_s))
+    if _screening_blocks_stim(doc) and uses_stimulation(doc):
+        p.add(("screening",), "screening found a contraindication to stimulation; remove the stimulation phases")
+    return p.items
+
+
+def _check_screening(p, doc):
+    s = doc["screening"]
+    if not isinstance(s, dict):
+        p.add(("screening",), "contraindication screening must be a table")
+        return
+    names = {"attested_by": 1, "attested_on": 1}
+    for key, _text_ in SCREENING:
+        names[key] = 1
+    for key in s:
+        if key not in names:
+            p.add(("screening", key), "unknown screening item '%s'" % key)
+    if not _text(s.get("attested_by"), 1, 64):
+        p.add(("screening", "attested_by"), "screening must say who attested it")
+    if not _date(s.get("attested_on")):
+        p.add(("screening", "attested_on"), "screening must be dated YYYY-MM-DD")
+    for key, what in SCREENING:
+        v = s.get(key)
+        if v is not True and v is not False:
+            p.add(("screening", key), "screening is incomplete: answer %s with true or false" % what)
+        elif v and key not in STIM_ONLY_CONTRAINDICATIONS:
+            p.add(("screening", key), "screening found %s: not suitable for home use" % what)
+
+
+def _screening_blocks_stim(doc):
+    s = doc.get("screening")
+    if not isinstance(s, dict):
+        return False
+    for key in STIM_ONLY_CONTRAINDICATIONS:
+        if s.get(key) is True:
+            return True
+    return False
