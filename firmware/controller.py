@@ -5,20 +5,22 @@ and the patient's controls. The watchdog is fed only when every one of them
 checked in during the pass; an exception anywhere ends in the safe state.
 """
 
-from firmware import demo
 from firmware import hal as H
+from firmware import timeline
 from firmware.emg import EmgInput
 from firmware.eventlog import EventLog
 from firmware.link import Link
 from firmware.safety import Safety
-from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, STOP, Session
-from firmware.storage import FAULT_RECORD, Store
+from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
+from firmware.storage import FAULT_RECORD, POLICY_RECORD, Store
+from firmware.therapy_store import TherapyStore
 from firmware.version import FIRMWARE_VERSION
 from protocol import faults, framing
 from protocol import messages as m
-from protocol.errors import ILLEGAL_STATE, ProtocolError
+from protocol.errors import BAD_FIELD, BUSY, ILLEGAL_STATE, ProtocolError
 
 WDT_TIMEOUT_MS = 2000
+MAX_SESSION_S = 3600  # the longest session this firmware runs, whatever a protocol says
 _ALL_CHECKED_IN = 0x1F
 _LED_FOR_STATE = (H.LED_IDLE, H.LED_RUNNING, H.LED_RUNNING, H.LED_PAUSED, H.LED_DONE, H.LED_FAULT, H.LED_OFF)
 _BEEP_MS = 200
@@ -33,6 +35,8 @@ class Controller:
         now = hal.now_ms()
         self.session = Session(self.log, self._state_changed)
         self.store = Store(hal, self.safety)
+        self.therapy = TherapyStore(self.store)
+        self.policy_max_ua = 0  # no device policy provisioned: no stimulation
         self.emg = EmgInput(hal, now)
         self.link = Link(hal, self._handlers(), self.log)
         self.streaming = False
@@ -59,6 +63,15 @@ class Controller:
                 self.safety.enter_safe_state(faults.STORAGE)
         elif self.store.corrupt:
             self.safety.enter_safe_state(faults.STORAGE)
+        try:
+            stored_ok = self.therapy.load()
+            policy = self.store.load(POLICY_RECORD)
+        except OSError:
+            stored_ok, policy = False, None
+        if not stored_ok:
+            self.safety.enter_safe_state(faults.STORAGE)
+        if isinstance(policy, dict) and isinstance(policy.get("amplitude_max_ua"), int):
+            self.policy_max_ua = min(max(policy["amplitude_max_ua"], 0), hal.hw_max_ua)
         if cause == H.RESET_WATCHDOG:
             self.safety.enter_safe_state(faults.WATCHDOG)
         elif cause == H.RESET_BROWNOUT:
@@ -144,6 +157,24 @@ class Controller:
 
     def _state_changed(self, prev, nxt, reason, now):
         self.link.push(m.EVENT, m.STATE_CHANGED, from_state=prev, to_state=nxt, reason=reason, time_ms=now)
+        if nxt == m.DONE and self.therapy.doc is not None:
+            self.therapy.checkpoint_uptime(now)  # the interval to the next session survives a power cut
+
+    def _begin_session(self, demo_s, heartbeat_ms, reason, now):
+        """Start the approved protocol's session, or the demonstration without one."""
+        doc = self.therapy.doc
+        if doc is not None:
+            if demo_s:
+                raise ProtocolError(BAD_FIELD, "the approved protocol decides the session")
+            self.session.check(START, now)  # a refused start says why before the budget does
+            self.therapy.check_start(now)
+            self.session.start(timeline.from_protocol(doc), heartbeat_ms, reason, now)
+            self.therapy.count_start(now)
+            return
+        demo_s = demo_s or timeline.DEMO_DEFAULT_S
+        if demo_s < timeline.DEMO_MIN_S or demo_s > timeline.DEMO_MAX_S:
+            raise ProtocolError(BAD_FIELD, "demo length %d..%d s" % (timeline.DEMO_MIN_S, timeline.DEMO_MAX_S))
+        self.session.start(timeline.demo(demo_s), heartbeat_ms, reason, now)
 
     def _emit_block(self, first_index, payload, flags):
         if self.streaming:
@@ -166,7 +197,7 @@ class Controller:
             st = self.session.state
             try:
                 if st == m.IDLE or st == m.DONE:
-                    self.session.start(demo.DEFAULT_S, 0, m.REASON_BUTTON, now)
+                    self._begin_session(0, 0, m.REASON_BUTTON, now)
                 elif st == m.RUNNING:
                     self.session.fire(PAUSE, m.REASON_BUTTON, now)
                 elif st == m.PAUSED:
@@ -198,6 +229,11 @@ class Controller:
             m.ESTOP: self._estop,
             m.FAULT_CLEAR: self._clear,
             m.STREAM_CONTROL: self._stream,
+            m.PROTOCOL_BEGIN: self._upload_begin,
+            m.PROTOCOL_CHUNK: self._upload_chunk,
+            m.PROTOCOL_COMMIT: self._upload_commit,
+            m.PROTOCOL_SHOW: self._protocol_show,
+            m.PROTOCOL_REMOVE: self._protocol_remove,
         }
 
     def _hello(self, body, now):
@@ -235,11 +271,11 @@ class Controller:
             "serial": self.hal.serial,
             "state": ses.state,
             "fault": fault,
-            "protocol": None,
+            "protocol": self.therapy.summary(),
             "limits": {
                 m.LIMIT_HW_MAX_UA: self.hal.hw_max_ua,
-                m.LIMIT_POLICY_MAX_UA: 0,  # no device policy provisioned: no stimulation
-                m.LIMIT_MAX_SESSION_S: demo.MAX_S,
+                m.LIMIT_POLICY_MAX_UA: self.policy_max_ua,
+                m.LIMIT_MAX_SESSION_S: MAX_SESSION_S,
                 m.LIMIT_EMG_RATE_HZ: self.hal.emg_rate_hz,
             },
             "uptime_ms": now,
@@ -252,7 +288,7 @@ class Controller:
         return {"uptime_ms": now}
 
     def _start(self, body, now):
-        self.session.start(body.get(1, demo.DEFAULT_S), body.get(2, 0), m.REASON_REQUEST, now)
+        self._begin_session(body.get(1, 0), body.get(2, 0), m.REASON_REQUEST, now)
         return {"state": self.session.state}
 
     def _pause(self, body, now):
@@ -284,4 +320,34 @@ class Controller:
 
     def _stream(self, body, now):
         self.streaming = body[0]
+        return {}
+
+    # -- approved protocols ---------------------------------------------
+
+    def _quiet(self):
+        # uploads and verification only while no session runs and the output is off
+        if self.session.active() or self.safety.output_on():
+            raise ProtocolError(BUSY, "stop the session first")
+
+    def _upload_begin(self, body, now):
+        self._quiet()
+        return {"offset": self.therapy.begin(body[0], body[1])}
+
+    def _upload_chunk(self, body, now):
+        self._quiet()
+        return {"offset": self.therapy.chunk(body[0], body[1])}
+
+    def _upload_commit(self, body, now):
+        self._quiet()
+        limits = {"amplitude_max_ua": self.policy_max_ua, "max_session_s": MAX_SESSION_S}
+        # seconds of big-integer work on the board: feed the watchdog as it goes
+        summary = self.therapy.commit(now, self.hal.serial, limits, self.hal.wdt_feed)
+        return {"protocol": summary}
+
+    def _protocol_show(self, body, now):
+        return {"protocol": self.therapy.summary(), "max_sequence": self.therapy.max_seq}
+
+    def _protocol_remove(self, body, now):
+        self._quiet()
+        self.therapy.remove(now)
         return {}

@@ -6,9 +6,8 @@ device's monotonic clock from the HAL: a session's running time counts only
 while RUNNING, and a pause longer than PAUSE_LIMIT_MS ends it.
 """
 
-from firmware import demo
 from protocol import messages as m
-from protocol.errors import BAD_FIELD, FAULT_LATCHED, ILLEGAL_STATE, ProtocolError
+from protocol.errors import FAULT_LATCHED, ILLEGAL_STATE, ProtocolError
 
 # events
 START = 0
@@ -68,7 +67,7 @@ CHECKS_TIMEOUT_MS = 10000
 
 
 class Session:
-    """State, the running demonstration protocol and its clock."""
+    """State, the running session's timeline and its clock."""
 
     def __init__(self, log, notify):
         self._log = log  # firmware.eventlog.EventLog
@@ -78,10 +77,16 @@ class Session:
         self.elapsed_ms = 0  # running time so far
         self.paused_ms = 0
         self.heartbeat_ms = 0  # 0: stand-alone session, does not depend on the link
+        self.timeline = None
         self.phase = -1
         self.cue = m.CUE_REST
         self._since_ms = 0  # when the current state was entered
         self._run_mark_ms = 0  # start of the current RUNNING stretch
+
+    def check(self, event, now_ms):
+        """Raise the refusal fire() would raise, without changing anything else."""
+        if (self.state, event) not in TRANSITIONS:
+            self.fire(event, 0, now_ms)
 
     def fire(self, event, reason, now_ms):
         """Apply event; return the new state or raise ProtocolError (logged)."""
@@ -106,11 +111,10 @@ class Session:
         self._notify(prev, nxt, reason, now_ms)
         return nxt
 
-    def start(self, demo_s, heartbeat_ms, reason, now_ms):
-        if demo_s < demo.MIN_S or demo_s > demo.MAX_S:
-            raise ProtocolError(BAD_FIELD, "demo length %d..%d s" % (demo.MIN_S, demo.MAX_S))
+    def start(self, timeline, heartbeat_ms, reason, now_ms):
         self.fire(START, reason, now_ms)
-        self.duration_ms = demo_s * 1000
+        self.timeline = timeline
+        self.duration_ms = timeline.total_ms()
         self.elapsed_ms = 0
         self.paused_ms = 0
         self.heartbeat_ms = heartbeat_ms
@@ -145,7 +149,7 @@ class Session:
         if run >= self.duration_ms:
             self.fire(FINISH, m.REASON_FINISHED, now_ms)
             return -1
-        phase, cue, _left = demo.phase_at(run)
+        phase, cue, _left = self.timeline.at(run)
         if phase != self.phase:
             self.phase = phase
             self.cue = cue
@@ -153,7 +157,7 @@ class Session:
         return -1
 
     def phase_left_ms(self, now_ms):
-        return demo.phase_at(self.running_ms(now_ms))[2]
+        return self.timeline.at(self.running_ms(now_ms))[2]
 
     def fault(self, now_ms):
         if self.state != m.FAULT_STATE:

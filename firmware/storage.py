@@ -6,12 +6,14 @@ Writing is refused while the output is enabled: on an RP2040 a flash write
 stops every interrupt, the e-stop's included.
 """
 
-import binascii
-
-from protocol import codec
+from protocol import record
 from protocol.errors import BUSY, ProtocolError
 
 FAULT_RECORD = "fault"
+THERAPY_RECORD = "therapy"  # protocol, anti-rollback counter and session counter, together
+KEYS_RECORD = "keys"  # trusted clinician public keys: {kid: public key}, written by provisioning
+AUDIT_RECORD = "audit"
+POLICY_RECORD = "policy"  # device policy limits, written by provisioning
 
 
 class Store:
@@ -25,15 +27,8 @@ class Store:
         blob = self._hal.fs_read(name)
         if blob is None:
             return None
-        if len(blob) < 5:
-            self.corrupt += 1
-            return None
-        body = blob[:-4]
-        if int.from_bytes(blob[-4:], "little") != binascii.crc32(body) & 0xFFFFFFFF:
-            self.corrupt += 1
-            return None
         try:
-            return codec.loads(body)
+            return record.unpack(blob)
         except ProtocolError:
             self.corrupt += 1
             return None
@@ -41,8 +36,7 @@ class Store:
     def save(self, name, obj):
         if self._safety.output_on():
             raise ProtocolError(BUSY, "no storage writes while the output is on")
-        body = codec.dumps(obj)
-        self._hal.fs_write(name, body + (binascii.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little"))
+        self._hal.fs_write(name, record.pack(obj))
 
     def remove(self, name):
         if self._safety.output_on():

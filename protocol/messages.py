@@ -43,6 +43,11 @@ SESSION_STOP = 7
 ESTOP = 8
 FAULT_CLEAR = 9
 STREAM_CONTROL = 10
+PROTOCOL_BEGIN = 16  # start or resume an upload of a signed protocol
+PROTOCOL_CHUNK = 17
+PROTOCOL_COMMIT = 18  # verify, re-validate and store it
+PROTOCOL_SHOW = 19
+PROTOCOL_REMOVE = 20
 # events
 STATE_CHANGED = 64
 FAULT = 65
@@ -108,6 +113,22 @@ LINK_RX_DROPPED = 1  # frames that failed COBS/CRC/size
 LINK_RX_REFUSED = 2  # frames answered with an error
 LINK_TX_FRAMES = 3
 LINK_TX_DROPPED = 4  # frames not sent because the host was not reading
+# protocol summary keys (INFO "protocol", PROTOCOL_SHOW/COMMIT "protocol")
+PINFO_ID = 0
+PINFO_SEQUENCE = 1
+PINFO_APPROVED_BY = 2
+PINFO_PATIENT = 3
+PINFO_PROBE = 4
+PINFO_SESSIONS = 5  # sessions the budget allows
+PINFO_USED = 6  # sessions started under it
+PINFO_HASH = 7  # SHA-256 of the signed file
+PINFO_APPROVED_ON = 8
+PINFO_MAX_SESSION_S = 9
+PINFO_MIN_INTERVAL_S = 10
+PINFO_KID = 11
+# upload sizes: a chunk plus its envelope fits one frame
+UPLOAD_CHUNK = 384
+UPLOAD_MAX = 8192
 # INFO "fault" keys
 FAULT_CODE = 0
 FAULT_LATCHED = 1
@@ -127,6 +148,8 @@ UMAP = 8  # map of uint -> uint
 MAP = 9  # map of uint -> any (structure given by a sub-table)
 NULL_OR_MAP = 10
 STATE = 11  # one of the device states above
+SHA256 = 12  # bytes, exactly 32
+CHUNK = 13  # bytes, 1..UPLOAD_CHUNK
 
 _UMAX = {U8: 0xFF, U16: 0xFFFF, U32: 0xFFFFFFFF, U64: 0xFFFFFFFFFFFFFFFF, STATE: len(STATE_NAMES) - 1}
 MAX_TEXT = 64
@@ -185,6 +208,26 @@ CATALOGUE = {
     ESTOP: ("ESTOP", REQUEST, _EMPTY, _STATE),
     FAULT_CLEAR: ("FAULT_CLEAR", REQUEST, _EMPTY, _STATE),
     STREAM_CONTROL: ("STREAM_CONTROL", REQUEST, ((0, "enable", BOOL, True),), _EMPTY),
+    PROTOCOL_BEGIN: (
+        "PROTOCOL_BEGIN",
+        REQUEST,
+        ((0, "size", U32, True), (1, "sha256", SHA256, True)),
+        ((0, "offset", U32, True),),  # where to continue: 0, or resume point
+    ),
+    PROTOCOL_CHUNK: (
+        "PROTOCOL_CHUNK",
+        REQUEST,
+        ((0, "offset", U32, True), (1, "data", CHUNK, True)),
+        ((0, "offset", U32, True),),
+    ),
+    PROTOCOL_COMMIT: ("PROTOCOL_COMMIT", REQUEST, _EMPTY, ((0, "protocol", MAP, True),)),
+    PROTOCOL_SHOW: (
+        "PROTOCOL_SHOW",
+        REQUEST,
+        _EMPTY,
+        ((0, "protocol", NULL_OR_MAP, True), (1, "max_sequence", U32, True)),
+    ),
+    PROTOCOL_REMOVE: ("PROTOCOL_REMOVE", REQUEST, _EMPTY, _EMPTY),
     STATE_CHANGED: (
         "STATE_CHANGED",
         EVENT,
@@ -263,6 +306,10 @@ def _valid(ftype, v):
         return v is True or v is False
     if ftype == BYTES:
         return isinstance(v, bytes)
+    if ftype == SHA256:
+        return isinstance(v, bytes) and len(v) == 32
+    if ftype == CHUNK:
+        return isinstance(v, bytes) and 1 <= len(v) <= UPLOAD_CHUNK
     if ftype == TEXT:
         return isinstance(v, str) and len(v) <= MAX_TEXT
     if ftype == UMAP:

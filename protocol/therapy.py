@@ -94,7 +94,8 @@ for _kind in STIM_KINDS:
     _add_pulse(PHASES[_kind])
 
 # Glazer assessment timing (fixed by the method): pre-rest 60 s, 5 phasic
-# contractions of 2 s, 5 tonic of 10 s with 10 s rest, 60 s endurance, post-rest 60 s
+# contractions of 2 s (each followed by the configured rest), 5 tonic of 10 s
+# with 10 s rest, 60 s endurance, post-rest 60 s
 GLAZER_FIXED_S = 60 + 5 * 2 + 5 * (10 + 10) + 60 + 60
 
 _TOP = {
@@ -188,7 +189,7 @@ def phase_seconds(phase):
     if kind == "mvc":
         return phase.get("attempts", 0) * (phase.get("contraction_s", 0) + phase.get("rest_s", 0))
     if kind == "glazer":
-        return GLAZER_FIXED_S + 4 * phase.get("phasic_rest_s", 0)
+        return GLAZER_FIXED_S + 5 * phase.get("phasic_rest_s", 0)
     return phase.get("duration_s", 0)
 
 

@@ -26,6 +26,8 @@ SAMPLES = {
     m.MAP: ({}, {0: "x", 1: [1, 2]}),
     m.NULL_OR_MAP: (None, {0: 1, 1: True}),
     m.STATE: (m.IDLE, m.MAINTENANCE),
+    m.SHA256: (bytes(32), bytes(range(32))),
+    m.CHUNK: (b"\x00", bytes(m.UPLOAD_CHUNK)),
 }
 
 
@@ -76,6 +78,9 @@ BROKEN = [
     [0, 70000, m.PING, {}],
     [0, 1, 999, {}],
     [4, 1, m.EMG, {0: 0, 1: [1, 2], 2: 0, 3: 0, 4: 0}],  # samples not packed
+    [0, 1, m.PROTOCOL_BEGIN, {0: 10, 1: bytes(31)}],  # digest of the wrong size
+    [0, 1, m.PROTOCOL_CHUNK, {0: 0, 1: bytes(m.UPLOAD_CHUNK + 1)}],
+    [0, 1, m.PROTOCOL_CHUNK, {0: 0, 1: b""}],
 ]
 
 

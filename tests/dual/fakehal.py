@@ -36,6 +36,7 @@ class FakeHal(H.Hal):
         self.cause = reset_cause
         self.files = files if files is not None else {}
         self.fs_writes = 0
+        self.cut_at = -1  # power fails instead of flash write number cut_at
         self.rx = b""
         self.tx = []
         self.host_reading = True
@@ -106,6 +107,9 @@ class FakeHal(H.Hal):
         return self.files.get(name)
 
     def fs_write(self, name, data):
+        if self.fs_writes == self.cut_at:
+            self.dead = True
+            raise OSError(5)  # the write never happens; nothing after it runs
         self.fs_writes += 1
         self.files[name] = bytes(data)
 
@@ -176,6 +180,7 @@ def booted(**kw):
     from firmware.controller import Controller
 
     hal = FakeHal(**kw)
+    hal.dead = False
     ctrl = Controller(hal)
     ctrl.boot()
     return hal, ctrl
@@ -193,10 +198,10 @@ def request(hal, ctrl, host, mtype, **fields):
     return host.reply(seq)
 
 
-def greeted():
+def greeted(**kw):
     from protocol import messages as m
 
-    hal, ctrl = booted()
+    hal, ctrl = booted(**kw)
     host = Host(hal)
     request(hal, ctrl, host, m.HELLO, min_version=1, max_version=1)
     return hal, ctrl, host

@@ -4,6 +4,7 @@ from dualtest import raises, req
 
 from fakehal import booted, greeted, request, run
 from firmware import session as S
+from firmware import timeline
 from firmware.eventlog import EventLog
 from protocol import errors
 from protocol import messages as m
@@ -44,7 +45,7 @@ def test_fault_is_reachable_from_every_state_but_maintenance_and_only_clear_leav
 @req("SES-RUN-1")
 def test_running_time_excludes_pauses_and_the_session_finishes_on_time():
     ses, _log, _ch = _session()
-    ses.start(10, 0, m.REASON_REQUEST, 0)
+    ses.start(timeline.demo(10), 0, m.REASON_REQUEST, 0)
     assert ses.state == m.ARMED
     ses.tick(5, True)
     assert ses.state == m.RUNNING
@@ -62,24 +63,52 @@ def test_running_time_excludes_pauses_and_the_session_finishes_on_time():
 @req("SES-RUN-1")
 def test_long_pause_ends_the_session_and_failed_checks_disarm():
     ses, _log, changes = _session()
-    ses.start(60, 0, m.REASON_REQUEST, 0)
+    ses.start(timeline.demo(60), 0, m.REASON_REQUEST, 0)
     ses.tick(0, True)
     ses.fire(S.PAUSE, m.REASON_REQUEST, 1000)
     ses.tick(1000 + S.PAUSE_LIMIT_MS, True)
     assert ses.state == m.PAUSED
     ses.tick(1001 + S.PAUSE_LIMIT_MS, True)
     assert ses.state == m.DONE and changes[-1][2] == m.REASON_PAUSE_TIMEOUT
-    ses.start(60, 0, m.REASON_REQUEST, 500000)
+    ses.start(timeline.demo(60), 0, m.REASON_REQUEST, 500000)
     ses.tick(500000 + S.CHECKS_TIMEOUT_MS + 1, False)
     assert ses.state == m.IDLE and changes[-1][2] == m.REASON_CHECKS_FAILED
 
 
 @req("SES-RUN-1")
 def test_demo_length_is_bounded():
-    ses, _log, _ch = _session()
-    raises(errors.BAD_FIELD, ses.start, 9, 0, m.REASON_REQUEST, 0)
-    raises(errors.BAD_FIELD, ses.start, 3601, 0, m.REASON_REQUEST, 0)
-    assert ses.state == m.IDLE
+    hal, ctrl, host = greeted()
+    for bad in (9, 3601):
+        r = request(hal, ctrl, host, m.SESSION_START, demo_s=bad)
+        assert r[0] == m.ERROR and r[3][0] == errors.BAD_FIELD
+    assert ctrl.session.state == m.IDLE
+
+
+@req("SES-RUN-1")
+def test_demo_timeline_cycles_and_ends_exactly():
+    t = timeline.demo(42)
+    assert t.total_ms() == 42000
+    assert t.cues[:4] == [m.CUE_REST, m.CUE_CONTRACT, m.CUE_RELAX, m.CUE_CONTRACT]
+    assert t.at(0) == (0, m.CUE_REST, 10000)
+    assert t.at(12000) == (1, m.CUE_CONTRACT, 3000)
+    assert t.at(41999)[2] == 1
+
+
+@req("SES-RUN-1")
+def test_protocol_timeline_follows_the_phases():
+    from therapy_docs import valid
+
+    doc = valid()
+    t = timeline.from_protocol(doc)
+    from protocol import therapy
+
+    assert t.total_ms() == therapy.session_seconds(doc) * 1000
+    assert t.phase_of[0] == 0 and t.phase_of[-1] == 3
+    glazer = {"type": "glazer", "phasic_rest_s": 10}
+    doc["phases"] = [glazer]
+    g = timeline.from_protocol(doc)
+    assert g.total_ms() == therapy.phase_seconds(glazer) * 1000
+    assert g.cues.count(m.CUE_CONTRACT) == 11  # 5 phasic, 5 tonic, 1 endurance
 
 
 @req("SES-RUN-1", "LINK-MSG-2")

@@ -1,0 +1,255 @@
+"""The approved protocol on the device: upload, verification, storage, budget.
+
+The signed file, the anti-rollback counter and the session counter live in
+ONE record, so a power cut leaves the old state or the new one, never a mix.
+A refused upload changes nothing but the audit log. The device re-validates
+every protocol against the shared rules and its own limits even when the
+signature is good: a signature says who approved it, not that it is safe.
+
+Interval between sessions: the device has no trusted clock, so it counts its
+own uptime, carried across boots in the record; time switched off does not
+count, which errs towards waiting longer.
+"""
+
+import hashlib
+
+from firmware.storage import AUDIT_RECORD, KEYS_RECORD, THERAPY_RECORD
+from protocol import codec, therapy
+from protocol import messages as m
+from protocol.errors import (
+    BUDGET_EXHAUSTED,
+    INTERVAL_NOT_ELAPSED,
+    NO_PROTOCOL,
+    NO_UPLOAD,
+    PROTOCOL_INVALID,
+    ROLLBACK,
+    UPLOAD_HASH,
+    UPLOAD_OFFSET,
+    UPLOAD_TOO_LARGE,
+    WRONG_DEVICE,
+    ProtocolError,
+)
+
+AUDIT_SIZE = 32
+AUDIT_ACCEPTED = 1  # code 0, sequence of the new protocol
+AUDIT_REFUSED = 2  # code = the refusal
+AUDIT_REMOVED = 3
+AUDIT_KEYS_CHANGED = 4  # code = number of trusted keys now
+
+
+class TherapyStore:
+    def __init__(self, store):
+        self._store = store
+        self.cose = None  # the signed bytes exactly as received
+        self.doc = None
+        self.kid = b""
+        self.digest = b""
+        self.max_seq = 0  # highest sequence ever accepted (anti-rollback)
+        self.used = 0  # sessions started under the current protocol
+        self.base_ms = 0  # uptime of earlier boots
+        self.last_start_ms = -1  # total uptime at the last session start
+        self.keys = {}
+        self.audit = []
+        self._keys_digest = b""
+        self._up = None
+        self._up_size = 0
+        self._up_digest = b""
+        self._up_n = 0
+
+    # -- boot -----------------------------------------------------------
+
+    def load(self):
+        """Read the stored state; False if any record is damaged (stay safe)."""
+        before = self._store.corrupt
+        rec = self._store.load(THERAPY_RECORD)
+        keys = self._store.load(KEYS_RECORD)
+        audit = self._store.load(AUDIT_RECORD)
+        if self._store.corrupt != before:
+            return False
+        if isinstance(audit, list):
+            self.audit = audit
+        if rec is not None:
+            try:
+                self.max_seq = rec["max_seq"]
+                self.used = rec["used"]
+                self.base_ms = rec["base_ms"]
+                self.last_start_ms = rec["last_ms"]
+                self._keys_digest = rec["keys"]
+                if rec["cose"] is not None:
+                    self._install(rec["cose"])
+            except (KeyError, TypeError, IndexError, AttributeError, ProtocolError):
+                return False
+        return self._load_keys(keys)
+
+    def _load_keys(self, keys):
+        """Trust the provisioned keys; a changed key set is audited once."""
+        trusted = {}
+        if keys is not None:
+            if not isinstance(keys, dict):
+                return False
+            for kid in keys:
+                pub = keys[kid]
+                # an entry whose kid does not match its key is ignored, not trusted
+                if isinstance(pub, bytes) and len(pub) == 32 and hashlib.sha256(pub).digest()[:8] == kid:
+                    trusted[kid] = pub
+        self.keys = trusted
+        digest = hashlib.sha256(codec.dumps(trusted)).digest()
+        if digest != self._keys_digest:
+            self._keys_digest = digest
+            self._save(0)
+            self._audit(self.base_ms, AUDIT_KEYS_CHANGED, len(trusted), 0)
+            self._save_audit()
+        return True
+
+    def _install(self, signed):
+        tag = codec.loads(signed)
+        self.doc = codec.loads(tag.value[2])
+        self.kid = codec.loads(tag.value[0])[4]
+        self.cose = signed
+        self.digest = hashlib.sha256(signed).digest()
+
+    # -- upload ---------------------------------------------------------
+
+    def begin(self, size, digest):
+        """Start an upload, or resume the same one; return the offset to send from."""
+        if size < 1 or size > m.UPLOAD_MAX:
+            raise ProtocolError(UPLOAD_TOO_LARGE, "a protocol is 1..%d bytes" % m.UPLOAD_MAX)
+        if self._up is not None and size == self._up_size and digest == self._up_digest:
+            return self._up_n
+        self._up = bytearray(size)
+        self._up_size = size
+        self._up_digest = digest
+        self._up_n = 0
+        return 0
+
+    def chunk(self, offset, data):
+        if self._up is None:
+            raise ProtocolError(NO_UPLOAD, "begin an upload first")
+        if offset != self._up_n:
+            raise ProtocolError(UPLOAD_OFFSET, "expected offset %d" % self._up_n)
+        end = offset + len(data)
+        if end > self._up_size:
+            raise ProtocolError(UPLOAD_TOO_LARGE, "more bytes than announced")
+        self._up[offset:end] = data
+        self._up_n = end
+        return end
+
+    def commit(self, now_ms, serial, limits, checkpoint=None):
+        """Verify, re-validate and store the upload; return its summary or raise."""
+        if self._up is None or self._up_n != self._up_size:
+            raise ProtocolError(NO_UPLOAD, "upload incomplete")
+        signed = bytes(self._up)
+        self._up = None  # one verdict per upload: a refused file is sent again
+        seq = 0
+        try:
+            if hashlib.sha256(signed).digest() != self._up_digest:
+                raise ProtocolError(UPLOAD_HASH, "the file changed in transit")
+            # imported here: the pure-Python Ed25519 code is large, and RAM
+            # during sessions matters more than a few ms on an upload
+            from protocol import cose
+
+            _kid, payload = cose.verify_sign1(signed, self.keys, checkpoint=checkpoint)
+            doc = codec.loads(payload)
+            problems = therapy.validate(doc, limits)
+            if problems:
+                raise ProtocolError(PROTOCOL_INVALID, problems[0][1])
+            seq = doc["sequence"]
+            if doc["device"] != serial:
+                raise ProtocolError(WRONG_DEVICE, "signed for device %s" % doc["device"])
+            if seq <= self.max_seq:
+                raise ProtocolError(ROLLBACK, "sequence %d is not above %d" % (seq, self.max_seq))
+        except ProtocolError as e:
+            self._audit(self.total_ms(now_ms), AUDIT_REFUSED, e.code, seq)
+            self._save_audit()
+            raise
+        prev = (self.cose, self.max_seq, self.used, self.last_start_ms)
+        self.cose, self.max_seq, self.used, self.last_start_ms = signed, seq, 0, -1
+        try:
+            self._save(now_ms)
+        except Exception:
+            # not stored: the device keeps what it had
+            self.cose, self.max_seq, self.used, self.last_start_ms = prev
+            raise
+        self._install(signed)
+        self._audit(self.total_ms(now_ms), AUDIT_ACCEPTED, 0, seq)
+        self._save_audit()
+        return self.summary()
+
+    def remove(self, now_ms):
+        if self.cose is None:
+            raise ProtocolError(NO_PROTOCOL, "no protocol stored")
+        self.cose = None
+        self.doc = None
+        self.kid = b""
+        self.digest = b""
+        self.used = 0
+        self._save(now_ms)
+        self._audit(self.total_ms(now_ms), AUDIT_REMOVED, 0, self.max_seq)
+        self._save_audit()
+
+    # -- sessions -------------------------------------------------------
+
+    def total_ms(self, now_ms):
+        return self.base_ms + now_ms
+
+    def check_start(self, now_ms):
+        """Raise unless the budget allows a session now."""
+        budget = self.doc["budget"]
+        if self.used >= budget["sessions"]:
+            raise ProtocolError(BUDGET_EXHAUSTED, "all %d sessions used" % budget["sessions"])
+        if self.last_start_ms >= 0:
+            wait = self.last_start_ms + budget["min_interval_s"] * 1000 - self.total_ms(now_ms)
+            if wait > 0:
+                raise ProtocolError(INTERVAL_NOT_ELAPSED, "next session in %d min" % ((wait + 59999) // 60000))
+
+    def count_start(self, now_ms):
+        """Record a session start (the output is off: the device is ARMED)."""
+        self.used += 1
+        self.last_start_ms = self.total_ms(now_ms)
+        self._save(now_ms)
+
+    def checkpoint_uptime(self, now_ms):
+        """Carry this boot's uptime over to the next (at session ends)."""
+        self._save(now_ms)
+
+    def summary(self):
+        d = self.doc
+        if d is None:
+            return None
+        return {
+            m.PINFO_ID: d["id"],
+            m.PINFO_SEQUENCE: d["sequence"],
+            m.PINFO_APPROVED_BY: d["approved_by"],
+            m.PINFO_PATIENT: d["patient"],
+            m.PINFO_PROBE: d["probe"],
+            m.PINFO_SESSIONS: d["budget"]["sessions"],
+            m.PINFO_USED: self.used,
+            m.PINFO_HASH: self.digest,
+            m.PINFO_APPROVED_ON: d["approved_on"],
+            m.PINFO_MAX_SESSION_S: d["budget"]["max_session_s"],
+            m.PINFO_MIN_INTERVAL_S: d["budget"]["min_interval_s"],
+            m.PINFO_KID: self.kid,
+        }
+
+    # -- persistence ----------------------------------------------------
+
+    def _audit(self, t_ms, event, code, seq):
+        self.audit.append([t_ms, event, code, seq])
+        if len(self.audit) > AUDIT_SIZE:
+            self.audit = self.audit[-AUDIT_SIZE:]
+
+    def _save(self, now_ms):
+        # base_ms on flash includes this boot's uptime so far; in RAM it stays
+        # the uptime of earlier boots, so total_ms() does not count twice
+        rec = {
+            "cose": self.cose,
+            "max_seq": self.max_seq,
+            "used": self.used,
+            "base_ms": self.base_ms + now_ms,
+            "last_ms": self.last_start_ms,
+            "keys": self._keys_digest,
+        }
+        self._store.save(THERAPY_RECORD, rec)
+
+    def _save_audit(self):
+        self._store.save(AUDIT_RECORD, self.audit)
