@@ -1,0 +1,97 @@
+"""`tonus protocol check|sign`: therapy protocols before they reach a device."""
+
+import datetime
+import json
+
+
+def register(sub):
+    p = sub.add_parser("protocol", help="check, sign, upload and show therapy protocols")
+    ps = p.add_subparsers(dest="protocol_command", metavar="ACTION", required=True)
+    c = ps.add_parser("check", help="validate a protocol file and show what the device will deliver")
+    c.add_argument("file")
+    c.set_defaults(run=run_check)
+    s = ps.add_parser("sign", help="sign a checked protocol file (COSE_Sign1, EdDSA)")
+    s.add_argument("file")
+    s.add_argument("--key", required=True, help="your private key file")
+    s.add_argument("--out", required=True, help="signed file to write (.cose)")
+    s.set_defaults(run=run_sign)
+
+
+def _load_checked(path):
+    from host import therapy_file
+    from host.errors import TonusError
+
+    doc, problems = therapy_file.load(path)
+    if problems:
+        lines = "\n".join("  %s" % p for p in problems)
+        raise TonusError("%s has %d problem%s:\n%s" % (path, len(problems), "" if len(problems) == 1 else "s", lines))
+    return doc
+
+
+def _calendar_problems(doc, today):
+    out = []
+    if "valid_from" in doc and datetime.date.fromisoformat(doc["valid_from"]) > today:
+        out.append("not valid before %s" % doc["valid_from"])
+    if "valid_until" in doc and datetime.date.fromisoformat(doc["valid_until"]) < today:
+        out.append("expired on %s" % doc["valid_until"])
+    return out
+
+
+def run_check(args):
+    from host import therapy_file
+    from host.errors import TonusError
+
+    try:
+        doc = _load_checked(args.file)
+    except TonusError:
+        if args.json:
+            _, problems = therapy_file.load(args.file)
+            print(json.dumps({"ok": False, "problems": [vars(p) for p in problems]}))
+        raise
+    report = therapy_file.delivery(doc)
+    notes = _calendar_problems(doc, datetime.date.today())
+    if args.json:
+        print(json.dumps({"ok": True, "delivery": report, "calendar": notes}))
+        return 0
+    print("%s: %s v%d for %s, probe %s (%.2f cm² per electrode)" % (
+        args.file, doc["id"], doc["sequence"], doc["patient"], report["probe"], report["probe_area_cm2"]))
+    for row in report["phases"]:
+        line = "  phase %d %-11s %5d s" % (row["phase"], row["type"], row["seconds"])
+        if "rms_ma" in row:
+            line += "  up to %.1f mA at %d Hz, %d µs: RMS %.2f mA, %.3f mA/cm² (limit 2), %.2f µC/phase (max %.1f mA here)" % (
+                row["amplitude_max_ma"], row["frequency_hz"], row["pulse_width_us"], row["rms_ma"],
+                row["rms_density_ma_cm2"], row["charge_per_phase_uc"], row["max_allowed_ma"])
+        print(line)
+    stim = report["stimulation_s"]
+    print("  session %d s (%.1f min), stimulation %s" % (
+        report["session_s"], report["session_s"] / 60, "%d s" % stim if stim else "none or patient-triggered"))
+    for note in notes:
+        print("  note: %s" % note)
+    return 0
+
+
+def run_sign(args):
+    import getpass
+    import os
+    from pathlib import Path
+
+    from host import signing
+    from host.errors import TonusError
+
+    doc = _load_checked(args.file)
+    notes = _calendar_problems(doc, datetime.date.today())
+    if any(n.startswith("expired") for n in notes):
+        raise TonusError("%s has %s; change valid_until before signing" % (args.file, notes[0]))
+    passphrase = signing.passphrase_from_env_or(lambda: getpass.getpass("passphrase for %s: " % args.key))
+    key = signing.load_private(args.key, passphrase)
+    signed = signing.sign_document(doc, key)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(signed)
+    os.replace(tmp, out)
+    kid = signing.kid_for(signing.public_raw(key.public_key())).hex()
+    if args.json:
+        print(json.dumps({"out": str(out), "bytes": len(signed), "kid": kid, "sequence": doc["sequence"]}))
+    else:
+        print("signed %s -> %s (%d bytes, kid %s, for device %s, sequence %d)" % (
+            args.file, out, len(signed), kid, doc["device"], doc["sequence"]))
