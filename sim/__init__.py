@@ -1,0 +1,1 @@
+"""The simulated board: the real firmware/ on simulated hardware, in simulated time."""
