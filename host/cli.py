@@ -13,7 +13,7 @@ import sys
 from host.errors import TonusError
 from protocol.errors import ProtocolError
 
-COMMAND_MODULES = ("linkcheck", "keys", "protocol", "sim")
+COMMAND_MODULES = ("linkcheck", "keys", "protocol", "provision", "sim")
 
 
 def build_parser():

@@ -1,0 +1,43 @@
+"""`tonus provision`: trust clinician keys and set the device policy."""
+
+import json
+
+
+def register(sub):
+    p = sub.add_parser("provision", help="set a device's trusted clinician keys and policy limits")
+    p.add_argument("--flash-dir", required=True, help="the simulator's flash directory (boards: tonus flash)")
+    p.add_argument("--trust", action="append", default=[], metavar="KEY.pub", help="trust this clinician key")
+    p.add_argument("--revoke", action="append", default=[], metavar="KID", help="stop trusting this key id")
+    p.add_argument("--max-amplitude-ma", type=float, help="device policy: the most any protocol may use")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from decimal import Decimal
+
+    from host import provisioning, signing
+    from host.errors import TonusError
+
+    target = provisioning.FlashDir(args.flash_dir)
+    keys = provisioning.updated_keys(
+        target.read(provisioning.KEYS) or {},
+        [signing.load_public(p) for p in args.trust],
+        args.revoke,
+    )
+    new_policy = None
+    if args.max_amplitude_ma is not None:
+        ua = Decimal(str(args.max_amplitude_ma)) * 1000
+        if ua != ua.to_integral_value():
+            raise TonusError("give the maximum amplitude to the µA")
+        new_policy = provisioning.policy(int(ua))
+    # everything checked: only now touch the device
+    target.write(provisioning.KEYS, keys)
+    if new_policy is not None:
+        target.write(provisioning.POLICY, new_policy)
+    pol = target.read(provisioning.POLICY)
+    out = {"trusted_kids": sorted(k.hex() for k in keys), "policy": pol}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print("trusted keys: %s" % (", ".join(out["trusted_kids"]) or "none"))
+        print("policy: %s" % ("max %.1f mA" % (pol["amplitude_max_ua"] / 1000) if pol else "not set (no stimulation)"))

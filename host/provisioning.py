@@ -1,0 +1,61 @@
+"""What provisioning writes to a device: trusted clinician keys and policy limits.
+
+Records use protocol/record.py, the device's own format. The device holds
+public keys only (its flash can be read out). Keys are added and removed
+(rotation, revocation) by rewriting the keys record; the device audits every
+change of its key set at the next boot.
+"""
+
+from pathlib import Path
+
+from host.errors import TonusError
+from host.signing import kid_for
+from protocol import record
+
+KEYS = "keys"
+POLICY = "policy"
+
+
+def updated_keys(current, add=(), revoke=()):
+    """The new {kid: public key} map; revoke takes kids as hex strings."""
+    keys = dict(current)
+    for pub in add:
+        keys[kid_for(pub)] = pub
+    for kid_hex in revoke:
+        try:
+            kid = bytes.fromhex(kid_hex)
+        except ValueError as e:
+            raise TonusError("%r is not a key id (16 hex digits)" % kid_hex) from e
+        if kid not in keys:
+            raise TonusError("key %s is not trusted on this device" % kid_hex)
+        del keys[kid]
+    return keys
+
+
+def policy(amplitude_max_ua):
+    if not 0 <= amplitude_max_ua <= 100000:
+        raise TonusError("the policy's maximum amplitude must be 0 to 100 mA")
+    return {"amplitude_max_ua": amplitude_max_ua}
+
+
+class FlashDir:
+    """A simulator's flash directory (tonus sim --flash-dir)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def read(self, name):
+        f = self.path / name
+        if not f.exists():
+            return None
+        try:
+            return record.unpack(f.read_bytes())
+        except Exception as e:
+            raise TonusError("the %s record in %s is damaged; provision it anew" % (name, self.path)) from e
+
+    def write(self, name, value):
+        f = self.path / name
+        tmp = f.with_name(name + ".new")
+        tmp.write_bytes(record.pack(value))
+        tmp.replace(f)
