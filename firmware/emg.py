@@ -11,23 +11,12 @@ import struct
 from array import array
 
 from firmware import hal as H
+from protocol.intmath import isqrt
 from protocol.messages import FLAG_GAP
 
 FRAME_SAMPLES = 50
 WINDOW_BLOCKS = 10
 STALL_MS = 200
-
-
-def isqrt(n):
-    """Integer square root (floor), Newton's method on ints."""
-    if n < 2:
-        return n
-    x = n
-    y = (x + 1) // 2
-    while y < x:
-        x = y
-        y = (x + n // x) // 2
-    return x
 
 
 class EmgInput:

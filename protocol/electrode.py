@@ -17,6 +17,8 @@ they differ), from the electrode geometry, rounded down: a smaller area only
 makes the limits stricter.
 """
 
+from protocol.intmath import isqrt
+
 DENSITY_LIMIT_UA_PER_MM2 = 20  # 2 mA/cm²
 # 10**1.5 * 1e12, floored (conservative): with Q in pC and A in mm²,
 # Q²/A <= 10**1.5 (µC², cm²)  <=>  Q_pC**2 * 100 <= this * A_mm2
@@ -28,18 +30,6 @@ PROBES = {
     "anal-2ring": (320, "anal probe, two rings 8 mm wide on a 13 mm body"),
     "surface-50x50": (2500, "perineal surface electrodes 50 x 50 mm"),
 }
-
-
-def isqrt(n):
-    """floor(sqrt(n)) for a non-negative integer."""
-    if n < 2:
-        return n
-    x = n
-    y = (x + 1) // 2
-    while y < x:
-        x = y
-        y = (x + n // x) // 2
-    return x
 
 
 def rms_ua(amp_ua, pw_us, freq_hz):
