@@ -47,7 +47,6 @@ class Link:
             data = self._rx if n == len(self._rx) else self._rx[:n]
             for payload in self._decoder.feed(data):
                 self.rx_frames += 1
-                self.last_rx_ms = now_ms
                 self._request(payload, now_ms)
 
     def _request(self, payload, now_ms):
@@ -64,7 +63,10 @@ class Link:
             kind, seq, mtype, body = m.parse(msg)
             if kind != m.REQUEST:
                 raise ProtocolError(BAD_ENVELOPE, "the device accepts requests only")
-            if mtype != m.HELLO and not self.greeted:
+            # only a well-formed request shows the host is alive (heartbeat)
+            self.last_rx_ms = now_ms
+            # an emergency stop is never refused, whoever asks and whenever
+            if mtype != m.HELLO and mtype != m.ESTOP and not self.greeted:
                 raise ProtocolError(HELLO_REQUIRED, "send HELLO first")
             fields = self._handlers[mtype](body, now_ms)
             self._send(m.build(m.RESPONSE, seq, mtype, **fields))

@@ -2,7 +2,10 @@
 
 One module per command group in host/commands; each registers its
 subcommands and imports heavy dependencies only when it runs. Errors become
-`tonus: message` on stderr and an exit code here, and only here.
+`tonus: message` on stderr and an exit code here, and only here:
+
+    0 ok, 1 error (TonusError), 2 usage, 3 link or protocol error,
+    4 the device refused the request, 130 interrupted
 """
 
 import argparse
@@ -10,35 +13,81 @@ import importlib
 import os
 import sys
 
+from host.client import DeviceRefused
 from host.errors import TonusError
+from host.transport import LinkError
 from protocol.errors import ProtocolError
 
-COMMAND_MODULES = ("linkcheck", "keys", "protocol", "provision", "sim")
+COMMAND_MODULES = (
+    "devices",
+    "info",
+    "session",
+    "estop",
+    "fault",
+    "monitor",
+    "sim",
+    "linkcheck",
+    "keys",
+    "protocol",
+    "provision",
+)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_LINK = 3
+EXIT_REFUSED = 4
+EXIT_INTERRUPTED = 130
+# most specific first
+_EXIT_CODES = ((DeviceRefused, EXIT_REFUSED), (LinkError, EXIT_LINK), (TonusError, EXIT_ERROR))
 
 
 def build_parser():
     ap = argparse.ArgumentParser(prog="tonus", description="tonus pelvic-floor EMG/stimulation unit tools")
-    ap.add_argument("--port", default=os.environ.get("TONUS_PORT"), help="device URL or path (env TONUS_PORT)")
+    ap.add_argument(
+        "--port",
+        default=os.environ.get("TONUS_PORT"),
+        help="device path or URL (socket://HOST:PORT, sim://...), or id:SERIAL; "
+        "default: env TONUS_PORT, else the one attached board",
+    )
     ap.add_argument("--json", action="store_true", help="machine-readable output")
+    ap.add_argument("--wire-log", metavar="FILE", help="append every byte on the link to FILE as hex")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"host.commands.{name}").register(sub)
     return ap
 
 
+def exit_code(exc):
+    for cls, code in _EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_ERROR
+
+
+def _fail(message, status):
+    # stdout stays for results (a --json command may have printed one already)
+    print(f"tonus: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse's usage errors (2) and --help (0)
+        return e.code
+    try:
+        return args.run(args) or EXIT_OK
     except TonusError as e:
-        print(f"tonus: {e}", file=sys.stderr)
-        return e.exit_code
+        return _fail(e, exit_code(e))
     except ProtocolError as e:
-        print(f"tonus: link error {e.name} ({e.code}): {e.detail}", file=sys.stderr)
-        return 3
+        return _fail(f"link error {e.name} ({e.code}): {e.detail}", EXIT_LINK)
     except KeyboardInterrupt:
-        print("tonus: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`); say nothing more to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

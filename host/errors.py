@@ -3,5 +3,3 @@
 
 class TonusError(Exception):
     """A failure a person can act on; the message says what to do next."""
-
-    exit_code = 1

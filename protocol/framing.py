@@ -118,8 +118,10 @@ class Decoder:
     0x00 between frames are not frames and are not counted.
     """
 
-    def __init__(self, max_frame=MAX_PAYLOAD):
+    def __init__(self, max_frame=MAX_PAYLOAD, keep_dropped=False):
         self.max_frame = max_frame
+        self._keep = keep_dropped  # hosts keep the bytes for a hexdump; the device does not
+        self.last_dropped = b""
         self._limit = encoded_size(max_frame) - 1
         self._buf = bytearray(self._limit)
         self._out = bytearray(self._limit)
@@ -170,3 +172,5 @@ class Decoder:
     def _drop(self, code):
         self.dropped += 1
         self.last_error = code
+        if self._keep:
+            self.last_dropped = bytes(self._buf[: self._n])

@@ -23,6 +23,27 @@ def test_hello_first_then_info():
     assert info["limits"][m.LIMIT_HW_MAX_UA] == hal.hw_max_ua
 
 
+@req("LINK-HELLO-1", "SAF-ESTOP-1")
+def test_estop_is_honoured_before_any_hello():
+    from protocol import faults
+
+    hal, ctrl = booted()
+    host = Host(hal)
+    r = request(hal, ctrl, host, m.ESTOP)
+    assert r[0] == m.RESPONSE and r[3][0] == m.FAULT_STATE
+    assert ctrl.safety.fault == faults.HOST_ESTOP
+
+
+@req("SAF-HEARTBEAT-1", "LINK-ROBUST-1")
+def test_malformed_frames_do_not_count_as_a_live_host():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START, heartbeat_ms=1000)
+    for _ in range(12):
+        host.send_raw(framing.encode(b"\x81\x00"))  # decodes, but is not a request
+        run(hal, ctrl, 100)
+    assert ctrl.session.state == m.DONE
+
+
 @req("LINK-MSG-3")
 def test_version_the_device_does_not_speak():
     hal, ctrl = booted()

@@ -1,0 +1,144 @@
+"""One suite, several targets.
+
+    pytest hil_tests                                   # the in-process simulator (default)
+    pytest hil_tests --target socket://127.0.0.1:PORT  # a `tonus sim` started apart
+    pytest hil_tests --target /dev/ttyACM0             # a board
+
+A target is a URL plus what it can do. Tests declare what they need with
+@pytest.mark.needs(...) and are skipped, with the reason, on targets that
+lack it; differences between targets live here, never in a test.
+
+Capabilities:
+  rig        the bench can act on the board: press the e-stop and the
+             patient's button, pull a lead, power-cycle, read the output stage
+  fast_time  the device clock can run ahead of the wall clock, so minutes
+             of device time (pause limits, check timeouts) cost seconds
+
+Each test gets a fresh connection. The in-process simulator is a new board
+for every test; a shared target (socket, board) is brought back to IDLE or
+DONE with no fault before each test.
+"""
+
+import pytest
+
+from host.client import ACTIVE_STATES, Client
+from host.transport import open_port
+
+DEFAULT_TARGET = "sim://?seed=1&patient=healthy&speed=0"
+CAPABILITIES = ("rig", "fast_time")
+_SIM_TICK_MS = 5  # sim/runner.py TICK_MS: the firmware's loop period in the simulator
+_BOARD_LOOP_MS = 20  # an RP2040 main-loop pass with GC headroom (MICROPYTHON.md)
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("tonus", "tonus hardware-in-the-loop targets")
+    g.addoption(
+        "--target",
+        default=DEFAULT_TARGET,
+        metavar="URL",
+        help="device to test: sim://..., socket://HOST:PORT or a serial device (default: %(default)s)",
+    )
+    g.addoption(
+        "--rig",
+        metavar="FILE",
+        help="test-rig description for a board target (e-stop, button, lead-off, power); not implemented yet",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs(*capabilities): run only on targets that have them (%s)" % ", ".join(CAPABILITIES)
+    )
+
+
+class SimRig:
+    """The rig of an in-process simulator: sim.rig.Rig plus reading the output stage back."""
+
+    def __init__(self, simulator):
+        self._sim = simulator
+        self.press_estop = simulator.rig.press_estop
+        self.release_estop = simulator.rig.release_estop
+        self.press_button = simulator.rig.press_button
+        self.set_lead_off = simulator.rig.set_lead_off
+        self.power_cycle = simulator.rig.power_cycle
+
+    def output_on(self):
+        return self._sim.board.output.enabled
+
+    def output_ever_enabled(self):
+        return any(on for _t, on in self._sim.board.output.changes)
+
+
+class Target:
+    def __init__(self, url, rig_file):
+        self.url = url
+        self.in_process = url.lower().startswith("sim://")
+        self.capabilities = frozenset(CAPABILITIES) if self.in_process else frozenset()
+        self._rig_file = rig_file
+        # how late a device-timed transition may come: one pass of its main loop
+        self.tick_ms = (
+            _SIM_TICK_MS if self.in_process or url.lower().startswith("socket://") else _BOARD_LOOP_MS
+        )
+        self.client = None
+        self.rig = None
+
+    def missing(self, needed):
+        """Why a test needing `needed` cannot run here, or None."""
+        lacking = [c for c in needed if c not in self.capabilities]
+        if not lacking:
+            return None
+        if "rig" in lacking and self._rig_file and not self.in_process:
+            return "--rig for board targets is not implemented yet"
+        return "target %s lacks %s" % (self.url, ", ".join(lacking))
+
+    def connect(self):
+        self.client = Client(open_port(self.url), timeout=2.0)
+        if self.in_process:
+            self.rig = SimRig(self.client.port.serial.simulator)
+        return self.client
+
+    def release(self):
+        """Close the connection, e.g. so that a CLI run can open the port."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def _bring_to_rest(c):
+    """A shared target may come with a session or a latched fault from before."""
+    info = c.info().unwrap()
+    if info.state in ACTIVE_STATES:
+        c.session_stop().unwrap()
+        info = c.info().unwrap()
+    if info.state == "FAULT":
+        r = c.fault_clear()
+        if not r.ok:
+            pytest.fail("the target is in FAULT and will not clear it (%s): release its e-stop" % r.name)
+    while c.poll(0) is not None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def target_spec(request):
+    return Target(request.config.getoption("--target"), request.config.getoption("--rig"))
+
+
+@pytest.fixture
+def target(target_spec, request):
+    needed = [c for mark in request.node.iter_markers("needs") for c in mark.args]
+    why = target_spec.missing(needed)
+    if why:
+        pytest.skip(why)
+    target_spec.connect()
+    try:
+        if not target_spec.in_process:
+            _bring_to_rest(target_spec.client)
+        yield target_spec
+    finally:
+        target_spec.release()
+        target_spec.rig = None
+
+
+@pytest.fixture
+def client(target):
+    return target.client

@@ -1,0 +1,727 @@
+"""The typed client of the tonus link.
+
+One method per request type. Replies are matched by sequence number; events
+and EMG stream frames that arrive in between are queued for poll()/events().
+Device refusals come back as `Refusal` values (`.ok` is False); a broken
+link, a timeout or a message that fails validation raises `LinkError` with a
+hexdump of the offending bytes.
+
+Only requests that are safe to repeat (HELLO, INFO, PING, STREAM_CONTROL) are
+retried on a timeout: a lost SESSION_START reply does not say whether the
+session started, and a lost ESTOP reply must reach a person, not a loop.
+
+Host-driven sessions need a heartbeat. It is sent from the read path, not a
+thread: a host that stops reading must also stop the heartbeat, so the
+device ends the session. It is due when any of three clocks says so: the
+wall clock; the device time seen in messages (timestamps, EMG sample
+indices); and the time reads waited in vain, which a port may have let the
+device run. The in-process simulator runs faster than real time while the
+host waits for bytes, so the wall clock alone would be late. A device
+paced faster than real time but not in lockstep (`tonus sim --speed 10`)
+shows its time only in what it sends: keep the EMG stream on there.
+"""
+
+import collections
+import struct
+import time
+from dataclasses import dataclass
+
+from host.errors import TonusError
+from host.transport import LinkError, open_port
+from protocol import codec, errors, faults, framing
+from protocol import messages as m
+from protocol.errors import ProtocolError
+
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_RETRIES = 2
+_TICK = 0.02  # longest single wait for bytes, so heartbeats stay on time
+_QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
+_HEARTBEATS_TRACKED = 32
+_IDEMPOTENT = (m.HELLO, m.INFO, m.PING, m.STREAM_CONTROL)
+ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
+
+_HINTS = {
+    errors.FAULT_LATCHED: "clear the fault with 'tonus fault clear' after releasing the e-stop",
+    errors.ESTOP_ACTIVE: "release the emergency stop, then run 'tonus fault clear' again",
+    errors.VERSION_UNSUPPORTED: "update tonus or the firmware so that both speak one protocol version",
+    errors.HELLO_REQUIRED: "the device restarted and refused a new HELLO; reconnect",
+    errors.BUSY: "the device is busy; try again in a moment",
+}
+
+
+def _name(names, i):
+    return names[i] if 0 <= i < len(names) else "UNKNOWN(%d)" % i
+
+
+# -- replies ------------------------------------------------------------------
+
+
+class Reply:
+    """A device answer; `ok` tells a response from a refusal."""
+
+    ok = True
+
+    def unwrap(self):
+        """The reply itself, or DeviceRefused raised for a refusal."""
+        return self
+
+
+@dataclass(frozen=True)
+class Refusal(Reply):
+    """The device answered a request with an ERROR."""
+
+    request: str  # the refused request's type name
+    code: int
+    name: str
+    detail: str
+
+    ok = False
+
+    def unwrap(self):
+        raise DeviceRefused(self)
+
+
+class DeviceRefused(TonusError):
+    def __init__(self, refusal):
+        self.refusal = refusal
+        r = refusal
+        why = _HINTS.get(r.code) or r.detail
+        super().__init__(
+            "device refused %s: %s (%d)%s" % (r.request, r.name, r.code, " — " + why if why else "")
+        )
+
+
+@dataclass(frozen=True)
+class Hello(Reply):
+    version: int
+    firmware_version: str
+    board: str
+    serial: str
+    max_payload: int
+
+
+@dataclass(frozen=True)
+class FaultInfo:
+    name: str
+    code: int
+    latched: bool
+    time_ms: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    hw_max_ua: int
+    policy_max_ua: int
+    max_session_s: int
+    emg_rate_hz: int
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    elapsed_ms: int
+    duration_ms: int
+    phase: int
+    cue: str
+    host_driven: bool
+    paused_ms: int
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    rx_frames: int
+    rx_dropped: int
+    rx_refused: int
+    tx_frames: int
+    tx_dropped: int
+
+
+@dataclass(frozen=True)
+class Info(Reply):
+    firmware_version: str
+    board: str
+    serial: str
+    state: str
+    fault: FaultInfo | None
+    protocol: dict | None
+    limits: Limits
+    uptime_ms: int
+    estop_open: bool
+    session: SessionInfo | None
+    link: LinkCounters
+
+    def to_json(self):
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["protocol"] = _jsonable(self.protocol)
+        return out
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+@dataclass(frozen=True)
+class Pong(Reply):
+    uptime_ms: int
+    rtt_s: float  # wall time from sending the PING to its answer
+
+
+@dataclass(frozen=True)
+class StateReply(Reply):
+    """Answer to a session or safety request: the state after it."""
+
+    request: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Ack(Reply):
+    request: str
+
+
+# -- events and stream frames ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    seq: int
+    from_state: str
+    to_state: str
+    reason: str
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    seq: int
+    code: int
+    name: str
+    time_ms: int
+    detail: str | None
+
+    @property
+    def latched(self):
+        return self.code in faults.LATCHED
+
+
+@dataclass(frozen=True)
+class Cue:
+    seq: int
+    phase: int
+    cue: str
+    time_ms: int
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class EmgFrame:
+    seq: int
+    first_index: int
+    data: bytes  # int32 little-endian samples, 0.1 µV each
+    envelope_dv: int
+    state: str
+    flags: int
+
+    @property
+    def count(self):
+        return len(self.data) // 4
+
+    @property
+    def end_index(self):
+        return self.first_index + self.count
+
+    @property
+    def samples(self):
+        """The samples in 0.1 µV as a list of ints."""
+        return list(struct.unpack("<%di" % self.count, self.data))
+
+    def array(self):
+        """The samples in 0.1 µV as a numpy int32 array (a view, no copy)."""
+        import numpy
+
+        return numpy.frombuffer(self.data, dtype="<i4")
+
+    @property
+    def lead_off(self):
+        return bool(self.flags & m.FLAG_LEAD_OFF)
+
+    @property
+    def saturated(self):
+        return bool(self.flags & m.FLAG_SATURATED)
+
+    @property
+    def gap(self):
+        return bool(self.flags & m.FLAG_GAP)
+
+
+# -- parsing --------------------------------------------------------------------
+
+
+def _state(body):
+    return _name(m.STATE_NAMES, body["state"])
+
+
+def _hello(mtype, b, rtt):
+    return Hello(b["version"], b["firmware_version"], b["board"], b["serial"], b["max_payload"])
+
+
+def _info(mtype, b, rtt):
+    f = b["fault"]
+    fault = None
+    if f is not None:
+        code = f.get(m.FAULT_CODE, 0)
+        fault = FaultInfo(
+            faults.name(code),
+            code,
+            bool(f.get(m.FAULT_LATCHED)),
+            f.get(m.FAULT_TIME_MS, 0),
+            f.get(m.FAULT_COUNT, 0),
+        )
+    lim = b["limits"]
+    s = b["session"]
+    session = None
+    if s is not None:
+        session = SessionInfo(
+            s.get(m.SESSION_ELAPSED_MS, 0),
+            s.get(m.SESSION_DURATION_MS, 0),
+            s.get(m.SESSION_PHASE, 0),
+            _name(m.CUE_NAMES, s.get(m.SESSION_CUE, 0)),
+            bool(s.get(m.SESSION_HOST_DRIVEN)),
+            s.get(m.SESSION_PAUSED_MS, 0),
+        )
+    ln = b["link"]
+    return Info(
+        b["firmware_version"],
+        b["board"],
+        b["serial"],
+        _state(b),
+        fault,
+        b["protocol"],
+        Limits(
+            lim.get(m.LIMIT_HW_MAX_UA),
+            lim.get(m.LIMIT_POLICY_MAX_UA),
+            lim.get(m.LIMIT_MAX_SESSION_S),
+            lim.get(m.LIMIT_EMG_RATE_HZ),
+        ),
+        b["uptime_ms"],
+        b["estop_open"],
+        session,
+        LinkCounters(
+            *(
+                ln.get(k, 0)
+                for k in (
+                    m.LINK_RX_FRAMES,
+                    m.LINK_RX_DROPPED,
+                    m.LINK_RX_REFUSED,
+                    m.LINK_TX_FRAMES,
+                    m.LINK_TX_DROPPED,
+                )
+            )
+        ),
+    )
+
+
+def _pong(mtype, b, rtt):
+    return Pong(b["uptime_ms"], rtt)
+
+
+def _state_reply(mtype, b, rtt):
+    return StateReply(m.type_name(mtype), _state(b))
+
+
+def _ack(mtype, b, rtt):
+    return Ack(m.type_name(mtype))
+
+
+# request type -> parser of its RESPONSE body (named fields)
+_REPLY_PARSERS = {
+    m.HELLO: _hello,
+    m.INFO: _info,
+    m.PING: _pong,
+    m.SESSION_START: _state_reply,
+    m.SESSION_PAUSE: _state_reply,
+    m.SESSION_RESUME: _state_reply,
+    m.SESSION_STOP: _state_reply,
+    m.ESTOP: _state_reply,
+    m.FAULT_CLEAR: _state_reply,
+    m.STREAM_CONTROL: _ack,
+}
+
+
+def _unsolicited(kind, seq, mtype, b):
+    if mtype == m.STATE_CHANGED:
+        return StateChanged(
+            seq,
+            _name(m.STATE_NAMES, b["from_state"]),
+            _name(m.STATE_NAMES, b["to_state"]),
+            _name(m.REASON_NAMES, b["reason"]),
+            b["time_ms"],
+        )
+    if mtype == m.FAULT:
+        return FaultEvent(seq, b["code"], faults.name(b["code"]), b["time_ms"], b.get("detail"))
+    if mtype == m.CUE:
+        return Cue(seq, b["phase"], _name(m.CUE_NAMES, b["cue"]), b["time_ms"], b["duration_ms"])
+    return EmgFrame(
+        seq, b["first_index"], b["samples"], b["envelope_dv"], _name(m.STATE_NAMES, b["state"]), b["flags"]
+    )
+
+
+# -- the client -------------------------------------------------------------------
+
+
+class Client:
+    """A connection to one device. Greets it (HELLO) on construction."""
+
+    def __init__(self, port, *, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, hello=True):
+        self.port = port  # host.transport.Port
+        self.timeout = timeout
+        self.retries = retries
+        self.device = None  # the Hello of the last successful greeting
+        self.state = None  # last state the device reported, by name
+        self.heartbeat_ms = 0  # nonzero while this client keeps a host-driven session alive
+        # diagnostics
+        self.stale_replies = 0  # answers to requests no longer awaited
+        self.missed = {m.EVENT: 0, m.STREAM: 0}  # seq gaps per unsolicited kind
+        self.overflowed = 0  # queued items discarded because nobody read them
+        self._decoder = framing.Decoder(keep_dropped=True)
+        self._seq = 0
+        self._awaiting = set()
+        self._replies = {}
+        self._heartbeats = {}  # seq of a heartbeat PING -> None, oldest first
+        self._next_seq_of = {m.EVENT: None, m.STREAM: None}
+        self._queue = collections.deque()
+        self._streaming = False
+        self._emg_rate_hz = 0
+        # device time: newest timestamp seen, and the EMG sample count
+        self._dev_ms = None
+        self._emg_end = None
+        self._tx_wall = time.monotonic()
+        self._tx_dev_ms = None
+        self._tx_emg_end = None
+        self._idle_since_tx = 0.0  # seconds reads waited without data since the last send
+        if hello:
+            self.hello().unwrap()
+
+    @classmethod
+    def open(cls, url, *, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, wire_log=None):
+        """Open `url` (see host.transport.open_port) and greet the device."""
+        port = open_port(url, timeout=timeout, wire_log=wire_log)
+        try:
+            return cls(port, timeout=timeout, retries=retries)
+        except BaseException:
+            port.close()
+            raise
+
+    def close(self):
+        self.port.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- requests ---------------------------------------------------------
+
+    def hello(self, min_version=m.MIN_PROTOCOL_VERSION, max_version=m.PROTOCOL_VERSION):
+        """Negotiate the protocol version. The device stops streaming on every HELLO."""
+        r = self._exchange(m.HELLO, {"min_version": min_version, "max_version": max_version})
+        if r.ok:
+            if not min_version <= r.version <= max_version:
+                raise LinkError(
+                    "the device chose protocol version %d outside %d..%d"
+                    % (r.version, min_version, max_version)
+                )
+            self.device = r
+            self._streaming = False
+        return r
+
+    def info(self):
+        r = self._request(m.INFO, {})
+        if r.ok:
+            self._emg_rate_hz = r.limits.emg_rate_hz or self._emg_rate_hz
+            self._saw_state(r.state)
+        return r
+
+    def ping(self):
+        return self._request(m.PING, {})
+
+    def session_start(self, demo_s=None, heartbeat_ms=None, host_time_s=None, keep_alive=True):
+        """Start a session. With heartbeat_ms the device ends it when the host
+        is silent that long; keep_alive makes this client send PINGs for it
+        while the caller keeps reading (poll, events, or any request)."""
+        fields = {"host_time_s": int(time.time()) if host_time_s is None else host_time_s}
+        if demo_s is not None:
+            fields["demo_s"] = demo_s
+        if heartbeat_ms:
+            fields["heartbeat_ms"] = heartbeat_ms
+            if keep_alive and not self._emg_rate_hz:
+                self.info()  # the sample rate turns EMG indices into device time
+        r = self._request(m.SESSION_START, fields)
+        if r.ok and heartbeat_ms and keep_alive:
+            self.heartbeat_ms = heartbeat_ms
+        return r
+
+    def session_pause(self):
+        return self._request(m.SESSION_PAUSE, {})
+
+    def session_resume(self):
+        return self._request(m.SESSION_RESUME, {})
+
+    def session_stop(self):
+        return self._request(m.SESSION_STOP, {})
+
+    def estop(self):
+        return self._request(m.ESTOP, {})
+
+    def fault_clear(self):
+        return self._request(m.FAULT_CLEAR, {})
+
+    def stream(self, enable):
+        r = self._request(m.STREAM_CONTROL, {"enable": bool(enable)})
+        if r.ok:
+            self._streaming = bool(enable)
+        return r
+
+    def raw_request(self, msg):
+        """Send any envelope [kind, seq, type, body] unvalidated; return the answer.
+
+        For tests and diagnosis of the device's input checks. The answer is
+        matched by msg[1]; a device answers what it cannot parse with seq 0.
+        """
+        seq = msg[1] if isinstance(msg, list) and len(msg) == 4 and isinstance(msg[1], int) else 0
+        mtype = msg[2] if isinstance(msg, list) and len(msg) == 4 and isinstance(msg[2], int) else 0
+        self._awaiting.add(seq)
+        sent = time.monotonic()
+        try:
+            self._send_payload(codec.dumps(msg))
+            got = self._wait([seq], sent + self.timeout)
+        finally:
+            self._awaiting.discard(seq)
+        if got is None:
+            raise LinkError("no answer to a raw request (seq %d) within %g s" % (seq, self.timeout))
+        return self._reply(mtype, got, time.monotonic() - sent)
+
+    def send_raw(self, data):
+        """Put bytes on the line as they are (line-noise tests)."""
+        self.port.write(data)
+
+    # -- events and stream ------------------------------------------------
+
+    def poll(self, timeout=0.0):
+        """The next event or EMG frame, waiting up to `timeout` seconds; None if none came."""
+        deadline = time.monotonic() + timeout
+        while not self._queue:
+            left = deadline - time.monotonic()
+            self._pump(min(max(left, 0.0), _TICK))
+            if left <= 0:
+                break
+        return self._queue.popleft() if self._queue else None
+
+    def events(self, idle_timeout=None):
+        """Yield events and EMG frames as they arrive; end after idle_timeout
+        seconds without one (None: never)."""
+        while True:
+            item = self.poll(1.0 if idle_timeout is None else idle_timeout)
+            if item is not None:
+                yield item
+            elif idle_timeout is not None:
+                return
+
+    # -- the machinery ----------------------------------------------------
+
+    def _next_seq(self):
+        # 1..65535: the device answers requests it cannot parse with seq 0
+        self._seq = self._seq % (m.SEQ_MODULO - 1) + 1
+        return self._seq
+
+    def _request(self, mtype, fields):
+        r = self._exchange(mtype, fields)
+        if not r.ok and r.code == errors.HELLO_REQUIRED:
+            # the device restarted since our HELLO and never ran the request:
+            # greet it again and ask once more
+            was_streaming = self._streaming
+            if self.hello().ok:
+                if was_streaming and mtype != m.STREAM_CONTROL:
+                    self.stream(True)
+                r = self._exchange(mtype, fields)
+        return r
+
+    def _exchange(self, mtype, fields):
+        attempts = 1 + (self.retries if mtype in _IDEMPOTENT else 0)
+        seqs = []
+        dropped_before = self.dropped_frames
+        try:
+            for _ in range(attempts):
+                seq = self._next_seq()
+                msg = m.build(m.REQUEST, seq, mtype, **fields)
+                seqs.append(seq)
+                self._awaiting.add(seq)
+                sent = time.monotonic()
+                self._send_payload(codec.dumps(msg))
+                got = self._wait(seqs, sent + self.timeout)
+                if got is not None:
+                    return self._reply(mtype, got, time.monotonic() - sent)
+        finally:
+            for seq in seqs:
+                self._awaiting.discard(seq)
+                self._replies.pop(seq, None)
+        raise self._timeout_error(mtype, attempts, self.dropped_frames - dropped_before)
+
+    def _timeout_error(self, mtype, attempts, dropped):
+        name = m.type_name(mtype)
+        if mtype == m.ESTOP:
+            msg = (
+                "ESTOP was not confirmed within %g s: press the emergency stop button on the device now"
+                % self.timeout
+            )
+        elif attempts == 1:
+            msg = (
+                "no answer to %s within %g s; not resent because repeating it is not safe: "
+                "check the device state with 'tonus info'" % (name, self.timeout)
+            )
+        else:
+            msg = "no answer to %s from %s after %d tries of %g s: is the tonus firmware running?" % (
+                name,
+                self.port.url,
+                attempts,
+                self.timeout,
+            )
+        if dropped:
+            msg += "\n%d unreadable frame(s) arrived meanwhile; the last one:" % dropped
+            return LinkError(msg, self.last_dropped)
+        return LinkError(msg)
+
+    def _send_payload(self, payload):
+        self.port.write(framing.encode(payload))
+        self._tx_wall = time.monotonic()
+        self._tx_dev_ms = self._dev_ms
+        self._tx_emg_end = self._emg_end
+        self._idle_since_tx = 0.0
+
+    def _wait(self, seqs, deadline):
+        while True:
+            for seq in seqs:
+                if seq in self._replies:
+                    return self._replies.pop(seq)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._pump(min(left, _TICK))
+
+    def _reply(self, mtype, got, rtt):
+        kind, rtype, body, payload = got
+        if kind == m.ERROR:
+            code = body[0]
+            return Refusal(m.type_name(mtype), code, errors.name(code), body.get(1, ""))
+        if rtype != mtype or mtype not in _REPLY_PARSERS:
+            raise LinkError(
+                "the device answered %s with a %s response" % (m.type_name(mtype), m.type_name(rtype)),
+                payload,
+            )
+        r = _REPLY_PARSERS[mtype](mtype, m.named(kind, rtype, body), rtt)
+        if isinstance(r, StateReply):
+            self._saw_state(r.state)
+        elif isinstance(r, Pong):
+            self._saw_time(r.uptime_ms)
+        return r
+
+    def _pump(self, timeout):
+        data = self.port.read(timeout)
+        if data:
+            self._feed(data)
+        else:
+            self._idle_since_tx += timeout
+        self._keep_alive()
+
+    def _feed(self, data):
+        for payload in self._decoder.feed(data):
+            self._dispatch(payload)
+
+    @property
+    def dropped_frames(self):
+        """Frames from the device that failed COBS, CRC or size checks here."""
+        return self._decoder.dropped
+
+    @property
+    def last_dropped(self):
+        return self._decoder.last_dropped
+
+    def _dispatch(self, payload):
+        try:
+            kind, seq, mtype, body = m.parse(codec.loads(payload, framing.MAX_PAYLOAD))
+        except ProtocolError as e:
+            raise LinkError(
+                "the device sent an invalid message: %s (%d) %s" % (e.name, e.code, e.detail), payload
+            ) from e
+        if kind == m.REQUEST:
+            raise LinkError("the device sent a request", payload)
+        if kind in (m.RESPONSE, m.ERROR):
+            if seq in self._awaiting:
+                self._replies[seq] = (kind, mtype, body, payload)
+            elif seq in self._heartbeats:
+                del self._heartbeats[seq]
+                if kind == m.RESPONSE:
+                    self._saw_time(body[0])
+            else:
+                self.stale_replies += 1
+            return
+        expected = self._next_seq_of[kind]
+        if expected is not None and seq != expected:
+            self.missed[kind] += (seq - expected) % m.SEQ_MODULO
+        self._next_seq_of[kind] = (seq + 1) % m.SEQ_MODULO
+        if mtype == m.EMG and len(body[1]) % 4:
+            raise LinkError("EMG frame with a partial sample (%d bytes)" % len(body[1]), payload)
+        item = _unsolicited(kind, seq, mtype, m.named(kind, mtype, body))
+        if isinstance(item, EmgFrame):
+            if self._tx_emg_end is None:
+                self._tx_emg_end = item.first_index  # device time counts from the first frame seen
+            self._emg_end = item.end_index
+        else:
+            self._saw_time(item.time_ms)
+            if isinstance(item, StateChanged):
+                self._saw_state(item.to_state)
+        if len(self._queue) >= _QUEUE_MAX:
+            self._queue.popleft()
+            self.overflowed += 1
+        self._queue.append(item)
+
+    def _saw_time(self, ms):
+        if self._tx_dev_ms is None:
+            self._tx_dev_ms = ms  # device time counts from the first timestamp seen
+        if self._dev_ms is None or ms > self._dev_ms:
+            self._dev_ms = ms
+
+    def _saw_state(self, state):
+        self.state = state
+        if state not in ACTIVE_STATES:
+            self.heartbeat_ms = 0  # the session is over: nothing to keep alive
+
+    def _device_ms_since_tx(self):
+        since = 0
+        if self._dev_ms is not None and self._tx_dev_ms is not None:
+            since = self._dev_ms - self._tx_dev_ms
+        if self._emg_end is not None and self._tx_emg_end is not None and self._emg_rate_hz:
+            since = max(since, (self._emg_end - self._tx_emg_end) * 1000 // self._emg_rate_hz)
+        return since
+
+    def _keep_alive(self):
+        if not self.heartbeat_ms:
+            return
+        due = self.heartbeat_ms / 3  # two heartbeats may be late before the device gives up
+        wall_ms = (time.monotonic() - self._tx_wall) * 1000
+        if max(wall_ms, self._idle_since_tx * 1000, self._device_ms_since_tx()) < due:
+            return
+        seq = self._next_seq()
+        self._heartbeats[seq] = None
+        if len(self._heartbeats) > _HEARTBEATS_TRACKED:
+            del self._heartbeats[next(iter(self._heartbeats))]
+        self._send_payload(codec.dumps(m.build(m.REQUEST, seq, m.PING)))

@@ -1,0 +1,205 @@
+"""The live view shared by `tonus session run` and `tonus monitor`.
+
+A Tracker keeps what a person watching wants to see (state, cue, EMG
+envelope, running time) from the device's events and stream frames. Time is
+the device's: running time advances with the samples of frames sent while
+RUNNING, so the display is right whether the board runs in real time or a
+simulator runs faster. Views: rich when installed and stdout is a terminal,
+else plain text; JSON lines with --json.
+"""
+
+import sys
+import time
+from dataclasses import asdict
+
+from host.client import ACTIVE_STATES, Cue, EmgFrame, FaultEvent, StateChanged
+from host.commands._connect import json_line
+
+_ENVELOPE_FULL_DV = 1000  # 100 µV fills the bar: above a maximal pelvic-floor contraction
+_BAR = 24
+_JSON_EVERY_MS = 1000
+_PLAIN_EVERY_MS = 5000
+_TTY_REFRESH_S = 0.1
+
+
+class Tracker:
+    def __init__(self, info):
+        s = info.session
+        self.state = info.state
+        self.cue = s.cue if s and info.state in ACTIVE_STATES else None
+        self.elapsed_ms = s.elapsed_ms if s else 0
+        self.duration_ms = s.duration_ms if s else 0
+        self.rate_hz = info.limits.emg_rate_hz
+        self.envelope_dv = 0
+        self.lead_off = False
+        self.frames = 0
+        self.samples = 0  # streamed since the tracker started: the device time it has seen
+        self.end = None  # the StateChanged that ended the session
+        self.fault = None  # the FaultEvent reported last
+
+    @property
+    def streamed_ms(self):
+        return self.samples * 1000 // self.rate_hz
+
+    def feed(self, item):
+        """Take one event or frame; return a line worth noting, or None."""
+        if isinstance(item, EmgFrame):
+            self.frames += 1
+            self.samples += item.count
+            self.envelope_dv = item.envelope_dv
+            self.lead_off = item.lead_off
+            if item.state == "RUNNING":
+                self.elapsed_ms += item.count * 1000 // self.rate_hz
+            return None
+        if isinstance(item, StateChanged):
+            self.state = item.to_state
+            if item.to_state not in ACTIVE_STATES:
+                self.cue = None
+                if item.from_state in ACTIVE_STATES:
+                    self.end = item
+            return "%s -> %s (%s)" % (item.from_state, item.to_state, item.reason)
+        if isinstance(item, Cue):
+            self.cue = item.cue
+            return "cue %s for %.1f s" % (item.cue, item.duration_ms / 1000)
+        if isinstance(item, FaultEvent):
+            self.fault = item
+            return "fault %s%s" % (item.name, " (latched)" if item.latched else "")
+        return None
+
+    def status(self):
+        return {
+            "state": self.state,
+            "cue": self.cue,
+            "elapsed_ms": self.elapsed_ms,
+            "duration_ms": self.duration_ms,
+            "envelope_uv": self.envelope_dv / 10,
+            "lead_off": self.lead_off,
+        }
+
+
+def follow(client, tracker, view, done):
+    """Feed events and frames to tracker and view until done() is true."""
+    while not done():
+        item = client.poll(0.1)
+        if item is None:
+            continue
+        note = tracker.feed(item)
+        if note:
+            view.note(note, item)
+        view.update(tracker)
+
+
+def open_view(args):
+    if args.json:
+        return JsonView()
+    if sys.stdout.isatty():
+        try:
+            return RichView()
+        except ImportError:
+            return PlainView(tty=True)
+    return PlainView(tty=False)
+
+
+def _bar(value, full, width=_BAR):
+    n = min(width, value * width // full) if full else 0
+    return "[" + "#" * n + " " * (width - n) + "]"
+
+
+def status_line(t):
+    clock = "%6.1f / %.1f s" % (t.elapsed_ms / 1000, t.duration_ms / 1000) if t.duration_ms else "no session"
+    return "%s  %-7s  cue %-8s  EMG %6.1f µV %s%s" % (
+        clock,
+        t.state,
+        t.cue or "-",
+        t.envelope_dv / 10,
+        _bar(t.envelope_dv, _ENVELOPE_FULL_DV),
+        "  LEAD OFF" if t.lead_off else "",
+    )
+
+
+class PlainView:
+    """A status line rewritten in place on a terminal; one every few seconds of device time in a log."""
+
+    def __init__(self, tty):
+        self._tty = tty
+        self._next_wall = 0.0
+        self._next_ms = 0
+        self._dirty = False
+
+    def update(self, t):
+        if self._tty:
+            now = time.monotonic()
+            if now >= self._next_wall:
+                self._next_wall = now + _TTY_REFRESH_S
+                sys.stdout.write("\r\x1b[K" + status_line(t))
+                sys.stdout.flush()
+                self._dirty = True
+        elif t.streamed_ms >= self._next_ms:
+            self._next_ms = t.streamed_ms + _PLAIN_EVERY_MS
+            print(status_line(t), flush=True)
+
+    def note(self, text, item):
+        if self._dirty:
+            sys.stdout.write("\r\x1b[K")
+            self._dirty = False
+        print(text, flush=True)
+
+    def close(self, t, summary):
+        if self._dirty:
+            sys.stdout.write("\n")
+        print(summary, flush=True)
+
+
+class RichView:
+    """A progress bar, state, cue and envelope bar that rich redraws in place."""
+
+    def __init__(self):
+        from rich.live import Live
+
+        self._live = Live(refresh_per_second=10, transient=False)
+        self._live.start()
+
+    def update(self, t):
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        if t.duration_ms:
+            grid.add_row(
+                "time",
+                ProgressBar(total=t.duration_ms, completed=min(t.elapsed_ms, t.duration_ms), width=40),
+                "%.1f / %.1f s" % (t.elapsed_ms / 1000, t.duration_ms / 1000),
+            )
+        grid.add_row("state", t.state, "")
+        grid.add_row("cue", t.cue or "-", "")
+        grid.add_row(
+            "EMG",
+            ProgressBar(total=_ENVELOPE_FULL_DV, completed=min(t.envelope_dv, _ENVELOPE_FULL_DV), width=40),
+            "%.1f µV%s" % (t.envelope_dv / 10, "  LEAD OFF" if t.lead_off else ""),
+        )
+        self._live.update(grid)
+
+    def note(self, text, item):
+        self._live.console.print(text)
+
+    def close(self, t, summary):
+        self._live.stop()
+        self._live.console.print(summary)
+
+
+class JsonView:
+    """JSON lines: every event as it comes, progress each second of device time, then the summary."""
+
+    def __init__(self):
+        self._next_ms = 0
+
+    def update(self, t):
+        if t.streamed_ms >= self._next_ms:
+            self._next_ms = t.streamed_ms + _JSON_EVERY_MS
+            json_line(dict(type="progress", **t.status()))
+
+    def note(self, text, item):
+        json_line(dict(type=type(item).__name__, **asdict(item)))
+
+    def close(self, t, summary):
+        json_line(dict(type="end", frames=t.frames, **t.status(), message=summary))

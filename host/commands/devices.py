@@ -1,0 +1,18 @@
+"""`tonus devices`: the boards attached over USB, found without opening a port."""
+
+
+def register(sub):
+    p = sub.add_parser("devices", help="list attached tonus boards (by USB identity; no port is opened)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from host.commands._connect import emit
+    from host.discovery import MICROPYTHON_PID, RASPBERRY_PI_VID, find_boards
+
+    boards = find_boards()
+    if boards:
+        text = "\n".join("%-16s id:%-18s %s" % (b.device, b.serial_number, b.description) for b in boards)
+    else:
+        text = "no board attached (looking for USB %04X:%04X)" % (RASPBERRY_PI_VID, MICROPYTHON_PID)
+    emit(args, [b.to_json() for b in boards], text)

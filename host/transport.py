@@ -1,0 +1,172 @@
+"""The byte pipe to a board: the only place a port is opened.
+
+Every port is opened by URL through `serial.serial_for_url(url,
+exclusive=True)`, so a device path, `socket://host:port` (the simulator over
+TCP), `sim://` (the simulator in this process, handler in sim/urlhandler),
+`spy://` and `rfc2217://` all work the same way. Nothing here knows about
+frames or messages; host/client.py does.
+"""
+
+import errno
+import importlib
+import select
+import time
+
+from host.errors import TonusError
+
+_SIM_HANDLERS = "sim.urlhandler"
+_READ_CHUNK = 65536
+
+
+class PortError(TonusError):
+    """The port could not be opened; the message says what to try next."""
+
+
+class LinkError(TonusError):
+    """The link failed or the device sent something invalid.
+
+    `data` holds the offending bytes (a frame, a payload, or what arrived
+    before a timeout) and is shown as a hexdump after the message.
+    """
+
+    def __init__(self, message, data=b""):
+        self.data = bytes(data)
+        if self.data:
+            message = "%s\n%s" % (message, hexdump(self.data))
+        super().__init__(message)
+
+
+def hexdump(data, limit=256):
+    """Offset, hex and ASCII columns, 16 bytes a row; long data is cut at `limit`."""
+    rows = []
+    shown = data[:limit]
+    for off in range(0, len(shown), 16):
+        chunk = shown[off : off + 16]
+        hexes = " ".join("%02x" % b for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        rows.append("  %04x  %-47s  |%s|" % (off, hexes, text))
+    if len(data) > limit:
+        rows.append("  ... %d more bytes" % (len(data) - limit))
+    return "\n".join(rows)
+
+
+def _register_sim_handler(serial):
+    # serial_for_url looks URL schemes up in these packages, in order
+    if _SIM_HANDLERS not in serial.protocol_handler_packages:
+        serial.protocol_handler_packages.append(_SIM_HANDLERS)
+
+
+def _open_hint(url, exc):
+    err = getattr(exc, "errno", None)
+    text = str(exc)
+    if err == errno.ENOENT or "No such file" in text or "FileNotFoundError" in text:
+        return "%s does not exist: check the USB cable, or list boards with 'tonus devices'" % url
+    if err == errno.EACCES or "Permission denied" in text:
+        return "no permission to open %s: add your user to the 'dialout' group (Linux) and log in again" % url
+    if err == errno.EBUSY or "exclusively lock" in text or "busy" in text.lower():
+        return "%s is in use by another program (mpremote, a serial monitor?): close it and retry" % url
+    if err == errno.ECONNREFUSED or "refused" in text.lower():
+        return "nothing listens at %s: start the simulator with 'tonus sim --listen HOST:PORT'" % url
+    return "cannot open %s (%s): check the --port value and that the board is attached" % (url, text)
+
+
+def open_port(url, *, timeout=1.0, wire_log=None):
+    """Open `url` exclusively and return a Port.
+
+    timeout: seconds a write may block before the link counts as broken.
+    wire_log: a text stream that receives every byte in and out as hex lines.
+    """
+    import serial
+
+    _register_sim_handler(serial)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sim":
+        try:
+            # serial_for_url hides import errors behind "protocol not known"
+            importlib.import_module(_SIM_HANDLERS + ".protocol_sim")
+        except ImportError as e:
+            raise PortError("the in-process simulator is not available here (%s)" % e) from e
+    try:
+        ser = serial.serial_for_url(url, exclusive=True, timeout=0, write_timeout=timeout)
+    except ValueError as e:
+        raise PortError("%s is not a port URL tonus knows (%s)" % (url, e)) from e
+    except (serial.SerialException, OSError) as e:
+        raise PortError(_open_hint(url, e)) from e
+    return Port(ser, url, wire_log)
+
+
+class Port:
+    """Reads that wait at most a given time, writes that send everything.
+
+    Ports with a file descriptor (serial devices, sockets) are waited on with
+    select() and then drained in one non-blocking read; others (the
+    in-process simulator, which advances its clock while the host waits)
+    are read with pyserial's own timeout.
+    """
+
+    def __init__(self, ser, url="", wire_log=None):
+        self.serial = ser  # the pyserial object; the simulator hangs its rig off it
+        self.url = url or str(getattr(ser, "port", ""))
+        self._log = wire_log
+        self._t0 = time.monotonic()
+        self._started = False
+        self._timeout = ser.timeout
+        try:
+            self._fd = ser.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        if self._fd is not None and self._timeout != 0:
+            self._set_timeout(0)
+
+    def _set_timeout(self, seconds):
+        # pyserial reconfigures the port on every change; change only when needed
+        self.serial.timeout = seconds
+        self._timeout = seconds
+
+    def read(self, timeout):
+        """Bytes that arrived within `timeout` seconds; b"" if none did."""
+        import serial
+
+        try:
+            if self._fd is not None:
+                ready, _, _ = select.select([self._fd], [], [], timeout)
+                data = self.serial.read(_READ_CHUNK) if ready else b""
+            else:
+                if self._timeout != timeout:
+                    self._set_timeout(timeout)
+                data = self.serial.read(1)
+                if data:
+                    pending = self.serial.in_waiting
+                    if pending:
+                        data += self.serial.read(pending)
+        except (serial.SerialException, OSError) as e:
+            raise LinkError(
+                "lost the connection to %s (%s): check the cable or the simulator" % (self.url, e)
+            ) from e
+        if data and self._log is not None:
+            self._trace("<", data)
+        return data
+
+    def write(self, data):
+        """Send all of `data`. The first write leads with one 0x00 so that
+        whatever the device saw before (noise, a REPL line) ends as a dropped
+        frame rather than corrupting the first request."""
+        import serial
+
+        if not self._started:
+            data = b"\x00" + bytes(data)
+            self._started = True
+        try:
+            self.serial.write(data)
+        except (serial.SerialException, OSError) as e:
+            raise LinkError(
+                "cannot write to %s (%s): check the cable or the simulator" % (self.url, e)
+            ) from e
+        if self._log is not None:
+            self._trace(">", data)
+
+    def _trace(self, direction, data):
+        self._log.write("%10.6f %s %s\n" % (time.monotonic() - self._t0, direction, bytes(data).hex(" ")))
+
+    def close(self):
+        self.serial.close()
