@@ -37,7 +37,9 @@ DEFAULT_RETRIES = 2
 _TICK = 0.02  # longest single wait for bytes, so heartbeats stay on time
 _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 _HEARTBEATS_TRACKED = 32
-_IDEMPOTENT = (m.HELLO, m.INFO, m.PING, m.STREAM_CONTROL)
+# safe to send again after a timeout: a repeated BEGIN resumes, a repeated
+# CHUNK is refused with the expected offset, SHOW only reads
+_IDEMPOTENT = (m.HELLO, m.INFO, m.PING, m.STREAM_CONTROL, m.PROTOCOL_BEGIN, m.PROTOCOL_SHOW)
 ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
 
 _HINTS = {
@@ -46,6 +48,13 @@ _HINTS = {
     errors.VERSION_UNSUPPORTED: "update tonus or the firmware so that both speak one protocol version",
     errors.HELLO_REQUIRED: "the device restarted and refused a new HELLO; reconnect",
     errors.BUSY: "the device is busy; try again in a moment",
+    errors.BAD_SIGNATURE: "the file was altered after signing; the device keeps its previous protocol",
+    errors.UNKNOWN_KID: "the signing key is not trusted on this device; provision the clinician's public key",
+    errors.BAD_ALG: "the file is not an EdDSA-signed tonus protocol",
+    errors.BAD_COSE: "the file is not a signed tonus protocol (COSE_Sign1)",
+    errors.WRONG_DEVICE: "the protocol names another device; compare its device line with 'tonus info'",
+    errors.ROLLBACK: "raise the sequence number above the device's ('tonus protocol show') and sign again",
+    errors.BUDGET_EXHAUSTED: "all approved sessions are used; the clinician must approve a new protocol",
 }
 
 
@@ -185,6 +194,64 @@ class StateReply(Reply):
 @dataclass(frozen=True)
 class Ack(Reply):
     request: str
+
+
+@dataclass(frozen=True)
+class ProtocolSummary:
+    """What the device says about the protocol it holds."""
+
+    id: str
+    sequence: int
+    approved_by: str
+    patient: str
+    probe: str
+    sessions: int
+    used: int
+    sha256: str
+    approved_on: str
+    max_session_s: int
+    min_interval_s: int
+    kid: str
+
+    @property
+    def remaining(self):
+        return max(self.sessions - self.used, 0)
+
+
+def protocol_summary(d):
+    """A ProtocolSummary from the device's PINFO map, or None."""
+    if d is None:
+        return None
+    return ProtocolSummary(
+        d.get(m.PINFO_ID, ""),
+        d.get(m.PINFO_SEQUENCE, 0),
+        d.get(m.PINFO_APPROVED_BY, ""),
+        d.get(m.PINFO_PATIENT, ""),
+        d.get(m.PINFO_PROBE, ""),
+        d.get(m.PINFO_SESSIONS, 0),
+        d.get(m.PINFO_USED, 0),
+        d.get(m.PINFO_HASH, b"").hex(),
+        d.get(m.PINFO_APPROVED_ON, ""),
+        d.get(m.PINFO_MAX_SESSION_S, 0),
+        d.get(m.PINFO_MIN_INTERVAL_S, 0),
+        d.get(m.PINFO_KID, b"").hex(),
+    )
+
+
+@dataclass(frozen=True)
+class UploadOffset(Reply):
+    offset: int
+
+
+@dataclass(frozen=True)
+class ProtocolStored(Reply):
+    protocol: ProtocolSummary
+
+
+@dataclass(frozen=True)
+class ProtocolShown(Reply):
+    protocol: ProtocolSummary | None
+    max_sequence: int
 
 
 # -- events and stream frames ------------------------------------------------
@@ -341,8 +408,25 @@ def _ack(mtype, b, rtt):
     return Ack(m.type_name(mtype))
 
 
+def _offset(mtype, b, rtt):
+    return UploadOffset(b["offset"])
+
+
+def _stored(mtype, b, rtt):
+    return ProtocolStored(protocol_summary(b["protocol"]))
+
+
+def _shown(mtype, b, rtt):
+    return ProtocolShown(protocol_summary(b["protocol"]), b["max_sequence"])
+
+
 # request type -> parser of its RESPONSE body (named fields)
 _REPLY_PARSERS = {
+    m.PROTOCOL_BEGIN: _offset,
+    m.PROTOCOL_CHUNK: _offset,
+    m.PROTOCOL_COMMIT: _stored,
+    m.PROTOCOL_SHOW: _shown,
+    m.PROTOCOL_REMOVE: _ack,
     m.HELLO: _hello,
     m.INFO: _info,
     m.PING: _pong,
@@ -490,6 +574,27 @@ class Client:
         if r.ok:
             self._streaming = bool(enable)
         return r
+
+    def protocol_begin(self, size, sha256):
+        return self._request(m.PROTOCOL_BEGIN, {"size": size, "sha256": sha256})
+
+    def protocol_chunk(self, offset, data):
+        return self._request(m.PROTOCOL_CHUNK, {"offset": offset, "data": data})
+
+    def protocol_commit(self, timeout=None):
+        """Verification takes seconds on a board: wait longer than for other answers."""
+        saved = self.timeout
+        self.timeout = max(saved, timeout or 10.0)
+        try:
+            return self._request(m.PROTOCOL_COMMIT, {})
+        finally:
+            self.timeout = saved
+
+    def protocol_show(self):
+        return self._request(m.PROTOCOL_SHOW, {})
+
+    def protocol_remove(self):
+        return self._request(m.PROTOCOL_REMOVE, {})
 
     def raw_request(self, msg):
         """Send any envelope [kind, seq, type, body] unvalidated; return the answer.

@@ -14,7 +14,7 @@ _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
 _D = -121665 * pow(121666, _P - 2, _P) % _P
 _SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-_CHECK_EVERY = 32  # scalar-multiplication steps between checkpoint() calls
+_CHECK_EVERY = 32  # doubling steps between checkpoint() calls
 
 
 def _recover_x(y, sign):
@@ -52,18 +52,22 @@ def _add(p, q):
     return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
 
 
-def _mul(s, p, checkpoint):
-    q = (0, 1, 1, 0)
-    n = 0
-    while s > 0:
-        if s & 1:
-            q = _add(q, p)
-        p = _add(p, p)
-        s >>= 1
-        n += 1
-        if checkpoint is not None and n % _CHECK_EVERY == 0:
+def _mul2(s, p, k, q, checkpoint):
+    """[s]p + [k]q in one doubling chain (Shamir's trick); s, k < 2**253."""
+    pq = _add(p, q)
+    acc = (0, 1, 1, 0)
+    for i in range(252, -1, -1):
+        acc = _add(acc, acc)
+        bits = ((s >> i) & 1) | (((k >> i) & 1) << 1)
+        if bits == 1:
+            acc = _add(acc, p)
+        elif bits == 2:
+            acc = _add(acc, q)
+        elif bits == 3:
+            acc = _add(acc, pq)
+        if checkpoint is not None and i % _CHECK_EVERY == 0:
             checkpoint()
-    return q
+    return acc
 
 
 def _equal(p, q):
@@ -96,8 +100,13 @@ def verify(public_key, message, signature, checkpoint=None):
     s = int.from_bytes(signature[32:], "little")
     if s >= _L:
         return False
-    h = sha512(r_bytes + public_key + bytes(message)).digest()
-    k = int.from_bytes(h, "little") % _L
-    sb = _mul(s, _G, checkpoint)
-    ka = _mul(k, a, checkpoint)
-    return _equal(sb, _add(r, ka))
+    h = sha512(r_bytes + public_key)
+    message = bytes(message)
+    for i in range(0, len(message), 1024):
+        h.update(message[i : i + 1024])
+        if checkpoint is not None:
+            checkpoint()
+    k = int.from_bytes(h.digest(), "little") % _L
+    # [S]B = R + [k]A  <=>  [S]B + [k](-A) = R
+    neg_a = (_P - a[0], a[1], a[2], (_P - a[3]) % _P)
+    return _equal(_mul2(s, _G, k, neg_a, checkpoint), r)

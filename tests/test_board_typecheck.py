@@ -7,7 +7,6 @@ pinned release as its typeshed is what checks every call it makes.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -15,6 +15,13 @@ def register(sub):
     s.add_argument("--key", required=True, help="your private key file")
     s.add_argument("--out", required=True, help="signed file to write (.cose)")
     s.set_defaults(run=run_sign)
+    u = ps.add_parser("upload", help="send a signed protocol to the device (it verifies it itself)")
+    u.add_argument("file", help="the signed .cose file")
+    u.set_defaults(run=run_upload)
+    sh = ps.add_parser("show", help="what protocol the device holds and its remaining budget")
+    sh.set_defaults(run=run_show)
+    rm = ps.add_parser("remove", help="remove the device's protocol (its anti-rollback counter stays)")
+    rm.set_defaults(run=run_remove)
 
 
 def _load_checked(path):
@@ -95,3 +102,64 @@ def run_sign(args):
     else:
         print("signed %s -> %s (%d bytes, kid %s, for device %s, sequence %d)" % (
             args.file, out, len(signed), kid, doc["device"], doc["sequence"]))
+
+
+def _describe(p):
+    return "%s v%d for %s, approved by %s on %s; %d of %d sessions left; sha256 %s..., key %s" % (
+        p.id, p.sequence, p.patient, p.approved_by, p.approved_on, p.remaining, p.sessions, p.sha256[:16], p.kid)
+
+
+def _summary_json(p):
+    from dataclasses import asdict
+
+    return None if p is None else dict(asdict(p), remaining=p.remaining)
+
+
+def run_upload(args):
+    import sys
+    from pathlib import Path
+
+    from host.commands._connect import connected, emit
+    from host.errors import TonusError
+    from host.signing import open_signed
+    from host.upload import upload
+
+    try:
+        signed = Path(args.file).read_bytes()
+    except OSError as e:
+        raise TonusError("cannot read %s: %s" % (args.file, e.strerror)) from e
+    try:
+        open_signed(signed)  # a readable file? the device decides whether it is valid
+    except Exception as e:
+        raise TonusError("%s is not a signed tonus protocol (sign it with 'tonus protocol sign')" % args.file) from e
+    interactive = sys.stderr.isatty() and not args.json
+
+    def progress(sent, total):
+        if interactive:
+            bar = "#" * (24 * sent // total)
+            print("\ruploading [%-24s] %d/%d bytes" % (bar, sent, total), end="", file=sys.stderr, flush=True)
+
+    stored = upload(lambda: connected(args), signed, progress)
+    if interactive:
+        print(file=sys.stderr)
+    emit(args, {"stored": _summary_json(stored)}, "stored and verified by the device: " + _describe(stored))
+
+
+def run_show(args):
+    from host.commands._connect import connected, emit
+
+    with connected(args) as c:
+        r = c.protocol_show().unwrap()
+    text = _describe(r.protocol) if r.protocol else "no protocol stored"
+    emit(args, {"protocol": _summary_json(r.protocol), "max_sequence": r.max_sequence},
+         "%s (highest sequence accepted: %d)" % (text, r.max_sequence))
+
+
+def run_remove(args):
+    from host.commands._connect import connected, emit
+
+    with connected(args) as c:
+        c.protocol_remove().unwrap()
+        shown = c.protocol_show().unwrap()
+    emit(args, {"removed": True, "max_sequence": shown.max_sequence},
+         "protocol removed; sequences up to %d stay refused" % shown.max_sequence)

@@ -39,7 +39,7 @@ def test_ed25519_malformed_lengths_raise_and_checkpoints_are_called():
         calls[0] += 1
 
     assert ed25519.verify(unhex(case["public"]), b"", unhex(case["signature"]), tick)
-    assert calls[0] >= 8  # two 253-bit scalar multiplications, a call every 32 steps
+    assert calls[0] >= 8  # a 253-step doubling chain, a call every 32 steps
 
 
 def _signed(name):

@@ -1,8 +1,8 @@
 """Safety owner, boot, e-stop, faults and watchdog feeding, on both runtimes."""
 
-from dualtest import MICROPYTHON, raises, req, skip
+from dualtest import MICROPYTHON, req, skip
 
-from fakehal import FakeHal, Host, booted, greeted, request, run
+from fakehal import FakeHal, booted, greeted, request, run
 from firmware import hal as H
 from firmware.controller import Controller
 from firmware.storage import FAULT_RECORD
