@@ -61,3 +61,17 @@ def test_upload_refuses_files_that_are_not_signed_protocols(tmp_path, capsys):
     assert main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(junk)]) == 1
     assert "not a signed tonus protocol" in capsys.readouterr().err
     assert main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(tmp_path / "missing.cose")]) == 1
+
+
+@pytest.mark.req("PROT-UPLOAD-1")
+def test_upload_refuses_a_protocol_outside_its_calendar_validity(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TONUS_KEY_PASSPHRASE", "clinic-secret-1")
+    key = tmp_path / "dr.key"
+    assert main(["keys", "new", "--out", str(key)]) == 0
+    future = tmp_path / "future.toml"
+    future.write_text(EXAMPLE.read_text().replace("valid_from = 2026-11-20", "valid_from = 2999-01-01"))
+    signed = tmp_path / "future.cose"
+    assert main(["protocol", "sign", str(future), "--key", str(key), "--out", str(signed)]) == 0
+    capsys.readouterr()
+    assert main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(signed)]) == 1
+    assert "not valid before 2999-01-01" in capsys.readouterr().err

@@ -129,9 +129,13 @@ def run_upload(args):
     except OSError as e:
         raise TonusError("cannot read %s: %s" % (args.file, e.strerror)) from e
     try:
-        open_signed(signed)  # a readable file? the device decides whether it is valid
+        _kid, doc = open_signed(signed)  # a readable file? the device decides whether it is valid
+        when = _calendar_problems(doc, datetime.date.today())
     except Exception as e:
         raise TonusError("%s is not a signed tonus protocol (sign it with 'tonus protocol sign')" % args.file) from e
+    if when:
+        # the device has no trusted clock: the calendar is the host's to check
+        raise TonusError("%s is %s; the clinician must approve a current one" % (args.file, when[0]))
     interactive = sys.stderr.isatty() and not args.json
 
     def progress(sent, total):
