@@ -55,7 +55,18 @@ def build_parser():
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"host.commands.{name}").register(sub)
+    _accept_json_anywhere(ap)
     return ap
+
+
+def _accept_json_anywhere(parser):
+    """`tonus info --json` as well as `tonus --json info`, on every (sub)command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--json" not in child._option_string_actions:
+                    child.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                _accept_json_anywhere(child)
 
 
 def exit_code(exc):

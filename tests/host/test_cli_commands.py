@@ -187,3 +187,13 @@ def test_monitor_stops_after_its_duration(capsys):
     lines = json_lines(out)
     assert lines[-1]["type"] == "end" and lines[-1]["frames"] > 0 and lines[-1]["state"] == "IDLE"
     assert any(x["type"] == "progress" for x in lines)
+
+
+@pytest.mark.req("UX-CLI-1")
+def test_json_is_accepted_after_the_command_too(capsys):
+    assert main(["link-check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["protocol_version"] >= 1
+    assert main(["--port", "sim://?seed=0&speed=0", "info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "IDLE"
+    assert main(["link-check"]) == 0
+    assert not capsys.readouterr().out.startswith("{")
