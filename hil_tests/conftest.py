@@ -51,24 +51,6 @@ def pytest_configure(config):
     )
 
 
-class SimRig:
-    """The rig of an in-process simulator: sim.rig.Rig plus reading the output stage back."""
-
-    def __init__(self, simulator):
-        self._sim = simulator
-        self.press_estop = simulator.rig.press_estop
-        self.release_estop = simulator.rig.release_estop
-        self.press_button = simulator.rig.press_button
-        self.set_lead_off = simulator.rig.set_lead_off
-        self.power_cycle = simulator.rig.power_cycle
-
-    def output_on(self):
-        return self._sim.board.output.enabled
-
-    def output_ever_enabled(self):
-        return any(on for _t, on in self._sim.board.output.changes)
-
-
 class Target:
     def __init__(self, url, rig_file):
         self.url = url
@@ -94,7 +76,7 @@ class Target:
     def connect(self):
         self.client = Client(open_port(self.url), timeout=2.0)
         if self.in_process:
-            self.rig = SimRig(self.client.port.serial.simulator)
+            self.rig = self.client.port.serial.simulator.rig
         return self.client
 
     def release(self):

@@ -17,6 +17,15 @@ class Rig:
     def apply(self, event):
         getattr(self, ACTIONS[event.action][0])(**event.args)
 
+    # -- what the rig measures ------------------------------------------------
+
+    def output_on(self):
+        """The output-enable line now, as a probe on the output stage would read it."""
+        return self._board.output.enabled
+
+    def output_ever_enabled(self):
+        return any(on for _t, on in self._board.output.changes)
+
     # -- the patient's hands --------------------------------------------------
 
     def press_estop(self):
