@@ -23,7 +23,15 @@ WDT_TIMEOUT_MS = 2000
 MAX_SESSION_S = 3600  # the longest session this firmware runs, whatever a protocol says
 _ALL_CHECKED_IN = 0x1F
 _LED_FOR_STATE = (H.LED_IDLE, H.LED_RUNNING, H.LED_RUNNING, H.LED_PAUSED, H.LED_DONE, H.LED_FAULT, H.LED_OFF)
+# What the patient hears: a tone at every cue, another when the session is
+# over, an alarm on a fault. Public: the patient's instructions (and the
+# simulated patient) rely on them.
+TONE_CONTRACT_HZ = 880
+TONE_RELAX_HZ = 440  # rest or relax: let go
+TONE_DONE_HZ = 660
+TONE_ALARM_HZ = 2000
 _BEEP_MS = 200
+_DONE_MS = 600
 _ALARM_MS = 1000
 
 
@@ -42,6 +50,7 @@ class Controller:
         self.streaming = False
         self._estop_was_open = False
         self._tone_until_ms = 0
+        self._tone_hz = 0
         self._led = -1
 
     # -- boot and loop --------------------------------------------------
@@ -131,7 +140,7 @@ class Controller:
                 s.enter_safe_state(faults.STORAGE)
                 s.take_unreported()
             self.session.fault(now)
-            self._tone_until_ms = now + _ALARM_MS
+            self._beep(TONE_ALARM_HZ, now, _ALARM_MS)
         elif cause == faults.HEARTBEAT_LOST:
             self.session.end(HEARTBEAT_LOST, m.REASON_HEARTBEAT_LOST, now)
         elif s.fault == 0:
@@ -153,10 +162,19 @@ class Controller:
         if cue >= 0:
             left = self.session.phase_left_ms(now)
             self.link.push(m.EVENT, m.CUE, phase=self.session.phase & 0xFFFF, cue=cue, time_ms=now, duration_ms=left)
-            self._tone_until_ms = now + _BEEP_MS
+            self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
+
+    def _beep(self, hz, now, ms):
+        self._tone_hz = hz
+        self._tone_until_ms = now + ms
 
     def _state_changed(self, prev, nxt, reason, now):
         self.link.push(m.EVENT, m.STATE_CHANGED, from_state=prev, to_state=nxt, reason=reason, time_ms=now)
+        if prev == m.RUNNING or prev == m.PAUSED:
+            if nxt == m.DONE:
+                self._beep(TONE_DONE_HZ, now, _DONE_MS)
+        if nxt == m.PAUSED:
+            self._beep(TONE_RELAX_HZ, now, _BEEP_MS)
         if nxt == m.DONE and self.therapy.doc is not None:
             self.therapy.checkpoint_uptime(now)  # the interval to the next session survives a power cut
 
@@ -210,10 +228,7 @@ class Controller:
         if led != self._led:
             hal.led(led)
             self._led = led
-        if now < self._tone_until_ms:
-            hal.buzzer(2000 if self.safety.fault else (880 if self.session.cue == m.CUE_CONTRACT else 440))
-        else:
-            hal.buzzer(0)
+        hal.buzzer(self._tone_hz if now < self._tone_until_ms else 0)
 
     # -- requests -------------------------------------------------------
 

@@ -49,6 +49,7 @@ class SimBoard(H.Hal):
         self.led_changes = deque(maxlen=HISTORY)  # (t_us, mode)
         self.tone_hz = 0
         self.tone_changes = deque(maxlen=HISTORY)  # (t_us, hz)
+        self.tone_count = 0  # changes ever, so a listener finds the new ones in the bounded history
         self.wdt_deadline_us = None  # the watchdog is not running
         self.fs_writes_while_output_on = 0  # a breach of the storage rule in hal.py
         self.host_connected = True
@@ -158,6 +159,7 @@ class SimBoard(H.Hal):
         if hz != self.tone_hz:
             self.tone_hz = hz
             self.tone_changes.append((self.clock.us, hz))
+            self.tone_count += 1
 
     # -- watchdog and reset ---------------------------------------------------
 

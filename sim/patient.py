@@ -86,6 +86,11 @@ class Patient:
         self._contracted = False
         self._next = 0  # index of the next sample to compute
 
+    @property
+    def activation(self):
+        """Voluntary activation (0 rest .. 1 maximal) at the last synthesised sample."""
+        return self._activation
+
     def observe_cue(self, cue, t_us):
         """The patient sees cue at simulated time t_us and responds after a reaction time."""
         p = self.profile

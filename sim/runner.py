@@ -8,11 +8,11 @@ at 0 ms run before the power-on boot, so a scenario can set up the bench
 starts. The firmware is the real firmware/ package; nothing here knows its
 internals beyond the entry points in docs/architecture.md.
 
-The simulated patient watches the device the way a patient at a biofeedback
-screen does: through the device's own output. Every frame the device writes
-is decoded here, and its CUE events (and the end of a running session) are
-what the patient reacts to. A frame the link dropped was never seen, and a
-device with no greeted host sends no cues, so the patient then just rests.
+The simulated patient follows the device the way a patient at home does: by
+its own indicators. Each tone the device's buzzer starts is a cue (the
+contraction tone means contract, any other tone means let go), with or
+without a host on the link. Frames the device writes are decoded too, and
+its events kept in device_events for tests.
 
 An exception escaping step() is a crash: the loop stops, nothing feeds the
 watchdog, and the watchdog resets the board. A power cut (injected at a
@@ -26,9 +26,10 @@ import tempfile
 from collections import deque
 
 from firmware import hal as H
-from firmware.controller import Controller
+from firmware.controller import TONE_CONTRACT_HZ, Controller
 from protocol import codec, framing
 from protocol import messages as m
+from protocol.messages import CUE_CONTRACT, CUE_RELAX
 from protocol.errors import ProtocolError
 from sim import scenario as scn
 from sim.board import SimBoard, serial_for_seed
@@ -78,6 +79,7 @@ class Simulator:
         self.rig = Rig(self)
         self._events = deque(events)
         self._decoder = framing.Decoder()
+        self._heard = 0  # buzzer tone changes the patient has heard
         self.device_events = deque(maxlen=HISTORY)  # (t_us, type, fields by name): EVENT frames sent
         self.bad_frames = 0  # frames from the device that did not parse: a firmware bug
         self.boots = []  # (t_us, reset cause)
@@ -199,6 +201,7 @@ class Simulator:
         except Exception as e:  # noqa: BLE001 - a firmware bug, kept as a crash
             self._crashed(e)
         self._observe()
+        self._listen()
         if self.board.flash.take_power_cut():
             log.warning("power cut at %d ms", self.now_ms)
             self._boot(H.RESET_POWER_ON)
@@ -224,10 +227,19 @@ class Simulator:
             return
         t = self.clock.us
         self.device_events.append((t, mtype, m.named(kind, mtype, body)))
-        if mtype == m.CUE:
-            self.patient.observe_cue(body[1], t)
-        elif mtype == m.STATE_CHANGED and body[0] == m.RUNNING:
-            self.patient.observe_cue(m.CUE_REST, t)  # the session stopped asking: the patient lets go
+
+    def _listen(self):
+        """The patient hears every tone the buzzer started since the last tick."""
+        board = self.board
+        new = board.tone_count - self._heard
+        self._heard = board.tone_count
+        if new <= 0:
+            return
+        changes = board.tone_changes
+        for i in range(max(len(changes) - new, 0), len(changes)):
+            t, hz = changes[i]
+            if hz:
+                self.patient.observe_cue(CUE_CONTRACT if hz == TONE_CONTRACT_HZ else CUE_RELAX, t)
 
     def reset(self, cause=H.RESET_REQUESTED):
         self._boot(cause)

@@ -287,3 +287,21 @@ def test_random_estops_each_latch_at_their_instant_and_clear_after_release(make_
         sim.run_for(release.at_ms - sim.now_ms)
         assert host.request(m.FAULT_CLEAR) == (m.RESPONSE, {0: m.IDLE})
     assert len(sim.boots) == 1
+
+
+@pytest.mark.req("SIM-EMG-3", "SES-BUTTON-1")
+def test_without_a_host_the_patient_follows_the_device_tones():
+    from firmware.controller import TONE_CONTRACT_HZ
+    from sim.runner import Simulator
+
+    with Simulator(seed=3, patient="healthy") as sim:
+        sim.run_for(50)
+        sim.rig.press_button(H.BTN_START)  # a home session: nobody on the link
+        assert sim.run_until(lambda: sim.ctrl.session.state == m.RUNNING, 1000)
+        sim.run_for(9000)
+        resting = sim.patient.activation
+        sim.run_for(3500)  # the demo's first contraction cue came at 10 s
+        contracting = sim.patient.activation
+        assert any(hz == TONE_CONTRACT_HZ for _t, hz in sim.board.tone_changes)
+        assert not [e for e in sim.device_events if e[1] == m.CUE]  # no host: no CUE events at all
+        assert contracting > 0.2 > resting
