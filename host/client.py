@@ -152,7 +152,7 @@ class Info(Reply):
     serial: str
     state: str
     fault: FaultInfo | None
-    protocol: dict | None
+    protocol: "ProtocolSummary | None"
     limits: Limits
     uptime_ms: int
     estop_open: bool
@@ -163,18 +163,8 @@ class Info(Reply):
         from dataclasses import asdict
 
         out = asdict(self)
-        out["protocol"] = _jsonable(self.protocol)
+        out["protocol"] = self.protocol.to_json() if self.protocol else None
         return out
-
-
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, bytes):
-        return v.hex()
-    return v
 
 
 @dataclass(frozen=True)
@@ -216,6 +206,11 @@ class ProtocolSummary:
     @property
     def remaining(self):
         return max(self.sessions - self.used, 0)
+
+    def to_json(self):
+        from dataclasses import asdict
+
+        return dict(asdict(self), remaining=self.remaining)
 
 
 def protocol_summary(d):
@@ -371,7 +366,7 @@ def _info(mtype, b, rtt):
         b["serial"],
         _state(b),
         fault,
-        b["protocol"],
+        protocol_summary(b["protocol"]),
         Limits(
             lim.get(m.LIMIT_HW_MAX_UA),
             lim.get(m.LIMIT_POLICY_MAX_UA),

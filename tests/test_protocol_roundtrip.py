@@ -75,3 +75,21 @@ def test_upload_refuses_a_protocol_outside_its_calendar_validity(tmp_path, monke
     capsys.readouterr()
     assert main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(signed)]) == 1
     assert "not valid before 2999-01-01" in capsys.readouterr().err
+
+
+@pytest.mark.req("UX-CLI-1", "PROT-BUDGET-1")
+def test_info_names_the_protocol_and_its_budget(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TONUS_KEY_PASSPHRASE", "clinic-secret-1")
+    key, signed, flash = tmp_path / "dr.key", tmp_path / "g.cose", tmp_path / "flash"
+    glazer = EXAMPLE.with_name("glazer-assessment.toml")
+    assert main(["keys", "new", "--out", str(key)]) == 0
+    assert main(["protocol", "sign", str(glazer), "--key", str(key), "--out", str(signed)]) == 0
+    assert main(["provision", "--flash-dir", str(flash), "--trust", str(key) + ".pub"]) == 0
+    port = "sim://?seed=0&speed=0&flash_dir=%s" % flash
+    assert main(["--port", port, "protocol", "upload", str(signed)]) == 0
+    capsys.readouterr()
+    assert main(["--port", port, "info", "--json"]) == 0
+    p = _json(capsys)["protocol"]
+    assert (p["id"], p["sequence"], p["remaining"], p["probe"]) == ("glazer-assessment", 1, 4, "vaginal-2plate")
+    assert main(["--port", port, "info"]) == 0
+    assert "glazer-assessment v1 for P-0042, 4 of 4 sessions left" in capsys.readouterr().out

@@ -48,7 +48,13 @@ def describe(i, version):
         ("fault", fault),
         ("e-stop", "OPEN (stop)" if i.estop_open else "closed"),
         ("session", session),
-        ("protocol", "none loaded (demonstration sessions only)" if i.protocol is None else "loaded"),
+        (
+            "protocol",
+            "none loaded (demonstration sessions only)"
+            if i.protocol is None
+            else "%s v%d for %s, %d of %d sessions left"
+            % (i.protocol.id, i.protocol.sequence, i.protocol.patient, i.protocol.remaining, i.protocol.sessions),
+        ),
         (
             "limits",
             "hardware %d µA, policy %d µA, sessions up to %d s, EMG %d Hz"

@@ -110,9 +110,7 @@ def _describe(p):
 
 
 def _summary_json(p):
-    from dataclasses import asdict
-
-    return None if p is None else dict(asdict(p), remaining=p.remaining)
+    return None if p is None else p.to_json()
 
 
 def run_upload(args):
