@@ -52,6 +52,7 @@ _HINTS = {
     errors.UNKNOWN_KID: "the signing key is not trusted on this device; provision the clinician's public key",
     errors.BAD_ALG: "the file is not an EdDSA-signed tonus protocol",
     errors.BAD_COSE: "the file is not a signed tonus protocol (COSE_Sign1)",
+    errors.BAD_KEY_ENCODING: "a trusted key or the signature has the wrong size; provision the key again",
     errors.WRONG_DEVICE: "the protocol names another device; compare its device line with 'tonus info'",
     errors.ROLLBACK: "raise the sequence number above the device's ('tonus protocol show') and sign again",
     errors.BUDGET_EXHAUSTED: "all approved sessions are used; the clinician must approve a new protocol",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from host.errors import TonusError
 from host.signing import kid_for
-from protocol import record
+from protocol import ed25519, record
 
 KEYS = "keys"
 POLICY = "policy"
@@ -20,6 +20,9 @@ def updated_keys(current, add=(), revoke=()):
     """The new {kid: public key} map; revoke takes kids as hex strings."""
     keys = dict(current)
     for pub in add:
+        # the device would refuse every signature by such a key; say so now
+        if not ed25519.valid_public_key(pub):
+            raise TonusError("that public key is not a valid Ed25519 key of full order; it cannot be trusted")
         keys[kid_for(pub)] = pub
     for kid_hex in revoke:
         try:

@@ -1,9 +1,21 @@
 """SHA-512 (FIPS 180-4) in plain Python: MicroPython's hashlib has SHA-256 only.
 
-The same code runs on both runtimes (the tests compare it with CPython's
-hashlib); Ed25519 needs it once per signature check, so clarity wins over speed.
+The same code runs on both runtimes; the tests compare it with CPython's
+hashlib. Ed25519 verification hashes the whole signed document with it, so
+the compression function keeps big-integer operations few: on MicroPython
+every 64-bit value is a heap-allocated big int, and the number of operations,
+not their width, sets the time.
+
+A 64-bit rotation is a shift of the word duplicated into 128 bits:
+x * (2**64 + 1) == x | x << 64, so rotr(x, n) == (xx >> n) & MASK, and the
+three rotations of a sigma share one duplication. The sigmas are left
+unmasked: they only feed sums that are masked, and bits above 64 in an
+addend do not change the low 64 bits of a sum.
 """
 
+import struct
+
+# fmt: off
 _K = (
     0x428A2F98D728AE22, 0x7137449123EF65CD, 0xB5C0FBCFEC4D3B2F, 0xE9B5DBA58189DBBC,
     0x3956C25BF348B538, 0x59F111F1B605D019, 0x923F82A4AF194F9B, 0xAB1C5ED5DA6D8118,
@@ -30,61 +42,121 @@ _H0 = (
     0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
     0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179,
 )
+# fmt: on
 _M = 0xFFFFFFFFFFFFFFFF
+_DUP = 0x10000000000000001  # x * _DUP == x | x << 64 for x < 2**64
+_BLOCK = 128
 
 
-def _rotr(x, n):
-    return ((x >> n) | (x << (64 - n))) & _M
+def _compress(h, data, start, end):
+    """Run the compression function over data[start:end] (whole blocks) into h."""
+    K = _K
+    M = _M
+    DUP = _DUP
+    unpack_from = struct.unpack_from
+    for off in range(start, end, _BLOCK):
+        w = list(unpack_from(">16Q", data, off))
+        for t in range(16, 80):
+            x = w[t - 15]
+            xx = x * DUP
+            y = w[t - 2]
+            yy = y * DUP
+            # sigma0 = rotr1 ^ rotr8 ^ shr7; sigma1 = rotr19 ^ rotr61 ^ shr6 (unmasked)
+            w.append(
+                (
+                    w[t - 16]
+                    + ((((xx >> 7) ^ xx) >> 1) ^ (x >> 7))
+                    + w[t - 7]
+                    + ((((yy >> 42) ^ yy) >> 19) ^ (y >> 6))
+                )
+                & M
+            )
+        a, b, c, d, e, f, g, hh = h
+        bc = b ^ c
+        for t in range(80):
+            ee = e * DUP
+            aa = a * DUP
+            ab = a ^ b
+            # Sigma1(e) = rotr14 ^ rotr18 ^ rotr41; Ch(e, f, g) = g ^ (e & (f ^ g))
+            t1 = hh + ((ee ^ (ee >> 4) ^ (ee >> 27)) >> 14) + (g ^ (e & (f ^ g))) + K[t] + w[t]
+            # Sigma0(a) = rotr28 ^ rotr34 ^ rotr39; Maj(a, b, c) = ((a ^ b) & (b ^ c)) ^ b,
+            # and this round's a ^ b is the next round's b ^ c
+            t2 = ((aa ^ (aa >> 6) ^ (aa >> 11)) >> 28) + ((ab & bc) ^ b)
+            bc = ab
+            # plain stores: a tuple assignment of eight would allocate a tuple per round
+            hh = g
+            g = f
+            f = e
+            e = (d + t1) & M
+            d = c
+            c = b
+            b = a
+            a = (t1 + t2) & M
+        h[0] = (h[0] + a) & M
+        h[1] = (h[1] + b) & M
+        h[2] = (h[2] + c) & M
+        h[3] = (h[3] + d) & M
+        h[4] = (h[4] + e) & M
+        h[5] = (h[5] + f) & M
+        h[6] = (h[6] + g) & M
+        h[7] = (h[7] + hh) & M
 
 
 class SHA512:
+    """Streaming SHA-512: update(data) any number of times, then digest()."""
+
     digest_size = 64
-    block_size = 128
+    block_size = _BLOCK
 
     def __init__(self, data=b""):
         self._h = list(_H0)
-        self._buf = b""
+        self._buf = b""  # fewer than 128 bytes not yet compressed
         self._len = 0
-        self.update(data)
+        if data:
+            self.update(data)
 
     def update(self, data):
-        data = bytes(data)
-        self._len += len(data)
-        buf = self._buf + data
-        n = len(buf) // 128 * 128
-        for i in range(0, n, 128):
-            self._block(buf[i : i + 128])
-        self._buf = buf[n:]
-
-    def _block(self, block):
-        w = [int.from_bytes(block[i : i + 8], "big") for i in range(0, 128, 8)]
-        for t in range(16, 80):
-            x, y = w[t - 15], w[t - 2]
-            s0 = _rotr(x, 1) ^ _rotr(x, 8) ^ (x >> 7)
-            s1 = _rotr(y, 19) ^ _rotr(y, 61) ^ (y >> 6)
-            w.append((w[t - 16] + s0 + w[t - 7] + s1) & _M)
-        a, b, c, d, e, f, g, h = self._h
-        for t in range(80):
-            t1 = (h + (_rotr(e, 14) ^ _rotr(e, 18) ^ _rotr(e, 41)) + ((e & f) ^ ((e ^ _M) & g)) + _K[t] + w[t]) & _M
-            t2 = ((_rotr(a, 28) ^ _rotr(a, 34) ^ _rotr(a, 39)) + ((a & b) ^ (a & c) ^ (b & c))) & _M
-            h, g, f, e, d, c, b, a = g, f, e, (d + t1) & _M, c, b, a, (t1 + t2) & _M
-        hs = self._h
-        for i, v in enumerate((a, b, c, d, e, f, g, h)):
-            hs[i] = (hs[i] + v) & _M
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("SHA-512 takes bytes")
+        n = len(data)
+        if n == 0:
+            return
+        self._len += n
+        buf = self._buf
+        if buf:
+            # complete the pending block first, then work on data in place
+            take = _BLOCK - len(buf)
+            buf = buf + bytes(data[:take])
+            if len(buf) < _BLOCK:
+                self._buf = buf
+                return
+            _compress(self._h, buf, 0, _BLOCK)
+            data = data[take:]
+            n -= take
+        whole = n - n % _BLOCK
+        if whole:
+            _compress(self._h, data, 0, whole)
+        self._buf = bytes(data[whole:])
 
     def digest(self):
-        # pad a copy: digest() can be called again after more updates
-        saved = (list(self._h), self._buf, self._len)
-        bits = self._len * 8
-        pad = b"\x80" + bytes((111 - self._len) % 128) + bits.to_bytes(16, "big")
-        self.update(pad)
-        out = b"".join(v.to_bytes(8, "big") for v in self._h)
-        self._h, self._buf, self._len = saved
-        return out
+        # pad a copy of the state: digest() may be called again, or more data added
+        n = self._len
+        tail = self._buf + b"\x80" + bytes((111 - n) % _BLOCK) + struct.pack(">QQ", n >> 61, (n << 3) & _M)
+        h = list(self._h)
+        _compress(h, tail, 0, len(tail))
+        return struct.pack(">8Q", h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
 
     def hexdigest(self):
         return self.digest().hex()
 
+    def copy(self):
+        other = SHA512()
+        other._h = list(self._h)
+        other._buf = self._buf
+        other._len = self._len
+        return other
+
 
 def sha512(data=b""):
+    """A SHA512 object fed with data (hashlib style: sha512(m).digest())."""
     return SHA512(data)

@@ -55,3 +55,18 @@ def test_bad_provisioning_requests_change_nothing(tmp_path, keys, capsys):
     assert (flash / "keys").read_bytes() == before
     assert not (flash / "policy").exists()
     assert "not trusted" in capsys.readouterr().err
+
+
+@pytest.mark.req("PROT-KEYS-1", "PROT-SIG-2")
+def test_a_small_order_key_is_never_trusted(tmp_path, capsys):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    identity = (1).to_bytes(32, "little")  # the neutral point: every (R=identity, S=0) would "verify"
+    pem = Ed25519PublicKey.from_public_bytes(identity).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "evil.pub").write_bytes(pem)
+    assert main(["provision", "--flash-dir", str(tmp_path / "flash"), "--trust", str(tmp_path / "evil.pub")]) == 1
+    assert "full order" in capsys.readouterr().err
+    assert not (tmp_path / "flash" / "keys").exists()
