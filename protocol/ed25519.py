@@ -173,16 +173,7 @@ def _multi(terms, checkpoint):
                 break
     x, y, z = 0, 1, 1
     for i in range(top, -1, -1):
-        # _dbl inlined: this runs 253 times per verification
-        a = x * x
-        b = y * y
-        c = z * z
-        s = x + y
-        s = s * s
-        h = (a + b) % P
-        g = (a - b) % P
-        e = (h - s) % P
-        f = (c + c + g) % P
+        e, f, g, h = _dbl(x, y, z)
         for ds, pos, neg in terms:
             d = ds[i]
             if d:
