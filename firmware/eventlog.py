@@ -14,6 +14,7 @@ class EventLog:
     FAULT = 3  # a = fault cause, b = latched (1/0)
     LINK_ERROR = 4  # a = protocol error code, b = message type
     CLEARED = 5  # a = fault that was cleared
+    ADVICE = 6  # a = ADVICE_* (the device advised ending the session)
 
     def __init__(self):
         self.time_ms = [0] * SIZE

@@ -52,6 +52,8 @@ PROTOCOL_REMOVE = 20
 STATE_CHANGED = 64
 FAULT = 65
 CUE = 66
+SUMMARY = 67  # a session ended: its scores (also kept in the device's log)
+ADVICE = 68  # the device advises ending the session, and why
 # streams
 EMG = 96
 
@@ -127,6 +129,43 @@ PINFO_MAX_SESSION_S = 9
 PINFO_MIN_INTERVAL_S = 10
 PINFO_KID = 11
 # upload sizes: a chunk plus its envelope fits one frame
+# why the device advises ending a session (ADVICE "reason"; SUMMARY "advice")
+ADVICE_TONE_RISING = 1  # the rest tone rose beyond the clinician's margin
+ADVICE_PAUSED_TWICE = 2  # the patient paused twice
+ADVICE_NAMES = ("NONE", "TONE_RISING", "PAUSED_TWICE")
+
+# session summary (SUMMARY "summary"): envelopes in 0.1 µV, times in ms
+SUM_TIME_MS = 0  # device uptime when the session ended
+SUM_END_REASON = 1  # REASON_* of the end
+SUM_ADVICE = 2  # ADVICE_* given during the session, 0 if none
+SUM_RUN_MS = 3  # time practised (running, not paused)
+SUM_MVC_DV = 4  # maximal voluntary contraction measured (best peak), 0 if none
+SUM_BASELINE_DV = 5  # resting baseline measured, 0 if none
+SUM_PHASES = 6  # per-phase scores, SC_* keys
+
+SC_PHASE = 0  # protocol phase index
+SC_KIND = 1  # 0 demonstration, 1 baseline, 2 relaxation, 3 work/rest, 4 MVC, 5 Glazer, 6 ETS, 7 stimulation
+SC_PLANNED_MS = 2
+SC_RUN_MS = 3  # practised, trusted or not
+SC_UNTRUSTED_MS = 4  # lead-off, saturation or a gap
+SC_REST_DV = 5  # mean envelope while resting or relaxing
+SC_REST_CV = 6  # its instability: coefficient of variation, 1/1000
+SC_WORK_DV = 7  # mean envelope while contracting
+SC_PEAK_DV = 8  # mean of the contractions' peaks (Glazer: phasic only)
+SC_BEST_PEAK_DV = 9
+SC_TARGET_DV = 10
+SC_BELOW_MS = 11  # relaxation: time at or below target
+SC_HOLDS = 12  # relaxation: stretches below target lasting the hold time
+SC_LONGEST_HOLD_MS = 13
+SC_REPS = 14  # work/rest
+SC_REPS_HIT = 15  # repetitions that reached the target for 1 s
+SC_G_PRE_DV = 16  # Glazer: pre-baseline rest mean
+SC_G_PRE_CV = 17
+SC_G_TONIC_DV = 18  # mean over the tonic contractions
+SC_G_ENDURANCE_DV = 19
+SC_G_POST_DV = 20
+SC_G_POST_CV = 21
+
 UPLOAD_CHUNK = 384
 UPLOAD_MAX = 8192
 # INFO "fault" keys
@@ -150,6 +189,8 @@ NULL_OR_MAP = 10
 STATE = 11  # one of the device states above
 SHA256 = 12  # bytes, exactly 32
 CHUNK = 13  # bytes, 1..UPLOAD_CHUNK
+UMAPS = 14  # list of UMAP, at most MAX_PHASES_LISTED
+MAX_PHASES_LISTED = 16
 
 _UMAX = {U8: 0xFF, U16: 0xFFFF, U32: 0xFFFFFFFF, U64: 0xFFFFFFFFFFFFFFFF, STATE: len(STATE_NAMES) - 1}
 MAX_TEXT = 64
@@ -256,6 +297,26 @@ CATALOGUE = {
         ),
         None,
     ),
+    SUMMARY: (
+        "SUMMARY",
+        EVENT,
+        (
+            (0, "time_ms", U64, True),
+            (1, "end_reason", U16, True),
+            (2, "advice", U8, True),
+            (3, "run_ms", U64, True),
+            (4, "mvc_dv", U32, True),
+            (5, "baseline_dv", U32, True),
+            (6, "phases", UMAPS, True),
+        ),
+        None,
+    ),
+    ADVICE: (
+        "ADVICE",
+        EVENT,
+        ((0, "reason", U8, True), (1, "time_ms", U64, True), (2, "rest_dv", U32, True), (3, "reference_dv", U32, True)),
+        None,
+    ),
     EMG: (
         "EMG",
         STREAM,
@@ -317,6 +378,13 @@ def _valid(ftype, v):
             return False
         for k in v:
             if not (_valid(U32, k) and _valid(U64, v[k])):
+                return False
+        return True
+    if ftype == UMAPS:
+        if not isinstance(v, list) or len(v) > MAX_PHASES_LISTED:
+            return False
+        for item in v:
+            if not _valid(UMAP, item):
                 return False
         return True
     if ftype == MAP:

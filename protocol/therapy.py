@@ -321,8 +321,15 @@ def validate(doc, device_limits=None):
     if len(phases) > MAX_PHASES:
         p.add(("phases",), "at most %d phases" % MAX_PHASES)
     phases_ok = True
+    seen_mvc = False
     for i in range(len(phases)):
-        phases_ok = _check_phase(p, i, phases[i], area, cap_ua) and phases_ok
+        ph = phases[i]
+        phases_ok = _check_phase(p, i, ph, area, cap_ua) and phases_ok
+        kind = ph.get("type") if isinstance(ph, dict) else None
+        if kind == "mvc":
+            seen_mvc = True
+        elif kind in ("work_rest", "ets") and not seen_mvc:
+            p.add(("phases", i, "type"), "phase %d (%s) aims at a share of the MVC: put an MVC phase before it" % (i + 1, kind))
     total = session_seconds(doc) if phases_ok else 0
     if budget_ok and total > max_s:
         p.add(("budget", "max_session_s"), "the phases last %d s, longer than the allowed session of %d s" % (total, max_s))

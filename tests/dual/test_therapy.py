@@ -160,3 +160,17 @@ def test_any_malformed_document_gets_problems_never_an_exception():
         assert isinstance(probs, list)
         for path, msg in probs:
             assert isinstance(path, tuple) and isinstance(msg, str) and msg
+
+
+@req("EMG-SCORE-3")
+def test_shares_of_mvc_need_an_mvc_phase_first():
+    def no_mvc(doc):
+        del doc["phases"][1]
+
+    probs = _broken(no_mvc)
+    assert probs == [(("phases", 1, "type"), "phase 2 (ets) aims at a share of the MVC: put an MVC phase before it")]
+
+    def mvc_after(doc):
+        doc["phases"][1], doc["phases"][2] = doc["phases"][2], doc["phases"][1]
+
+    assert _paths(_broken(mvc_after)) == [("phases", 1, "type")]
