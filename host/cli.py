@@ -19,6 +19,7 @@ from host.transport import LinkError
 from protocol.errors import ProtocolError
 
 COMMAND_MODULES = (
+    "demo",
     "devices",
     "info",
     "session",

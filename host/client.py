@@ -282,6 +282,7 @@ class Cue:
     cue: str
     time_ms: int
     duration_ms: int
+    protocol_phase: int | None = None  # index into the approved protocol's phases
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,31 @@ class EmgFrame:
     @property
     def gap(self):
         return bool(self.flags & m.FLAG_GAP)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """The device's scores for a session that ended (see host/scores.py to read them)."""
+
+    seq: int
+    time_ms: int
+    end_reason: str
+    advice: str | None
+    run_ms: int
+    mvc_dv: int
+    baseline_dv: int
+    phases: tuple  # per-phase {SC_* key: value} maps, as the device sent them
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The device advises ending the session."""
+
+    seq: int
+    reason: str
+    time_ms: int
+    rest_dv: int
+    reference_dv: int
 
 
 # -- parsing --------------------------------------------------------------------
@@ -448,7 +474,22 @@ def _unsolicited(kind, seq, mtype, b):
     if mtype == m.FAULT:
         return FaultEvent(seq, b["code"], faults.name(b["code"]), b["time_ms"], b.get("detail"))
     if mtype == m.CUE:
-        return Cue(seq, b["phase"], _name(m.CUE_NAMES, b["cue"]), b["time_ms"], b["duration_ms"])
+        return Cue(
+            seq, b["phase"], _name(m.CUE_NAMES, b["cue"]), b["time_ms"], b["duration_ms"], b.get("protocol_phase")
+        )
+    if mtype == m.SUMMARY:
+        return SessionSummary(
+            seq,
+            b["time_ms"],
+            _name(m.REASON_NAMES, b["end_reason"]),
+            _name(m.ADVICE_NAMES, b["advice"]) if b["advice"] else None,
+            b["run_ms"],
+            b["mvc_dv"],
+            b["baseline_dv"],
+            tuple(b["phases"]),
+        )
+    if mtype == m.ADVICE:
+        return Advice(seq, _name(m.ADVICE_NAMES, b["reason"]), b["time_ms"], b["rest_dv"], b["reference_dv"])
     return EmgFrame(
         seq, b["first_index"], b["samples"], b["envelope_dv"], _name(m.STATE_NAMES, b["state"]), b["flags"]
     )

@@ -294,6 +294,7 @@ CATALOGUE = {
             (1, "cue", U8, True),
             (2, "time_ms", U64, True),
             (3, "duration_ms", U32, True),
+            (4, "protocol_phase", U8, False),  # index into the approved protocol's phases
         ),
         None,
     ),

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from host.client import ACTIVE_STATES, Cue, EmgFrame, FaultEvent, StateChanged
+from host.client import ACTIVE_STATES, Advice, Cue, EmgFrame, FaultEvent, SessionSummary, StateChanged
 from host.commands._connect import json_line
 
 _ENVELOPE_FULL_DV = 1000  # 100 µV fills the bar: above a maximal pelvic-floor contraction
@@ -22,8 +22,14 @@ _PLAIN_EVERY_MS = 5000
 _TTY_REFRESH_S = 0.1
 
 
+_ADVICE_TEXT = {
+    "TONE_RISING": "your resting tension is rising: today is not the day, put the practice aside",
+    "PAUSED_TWICE": "you paused twice: it is fine to end the session here",
+}
+
+
 class Tracker:
-    def __init__(self, info):
+    def __init__(self, info, keep=False):
         s = info.session
         self.state = info.state
         self.cue = s.cue if s and info.state in ACTIVE_STATES else None
@@ -36,6 +42,10 @@ class Tracker:
         self.samples = 0  # streamed since the tracker started: the device time it has seen
         self.end = None  # the StateChanged that ended the session
         self.fault = None  # the FaultEvent reported last
+        self.summary = None  # the device's SessionSummary, once the session ended
+        self.keep = keep  # keep the raw stream and the cues (for analysis after the session)
+        self.kept_frames = []  # (first_index, int32 LE bytes)
+        self.cues = []
 
     @property
     def streamed_ms(self):
@@ -50,6 +60,8 @@ class Tracker:
             self.lead_off = item.lead_off
             if item.state == "RUNNING":
                 self.elapsed_ms += item.count * 1000 // self.rate_hz
+            if self.keep:
+                self.kept_frames.append((item.first_index, item.data))
             return None
         if isinstance(item, StateChanged):
             self.state = item.to_state
@@ -60,7 +72,13 @@ class Tracker:
             return "%s -> %s (%s)" % (item.from_state, item.to_state, item.reason)
         if isinstance(item, Cue):
             self.cue = item.cue
+            self.cues.append(item)
             return "cue %s for %.1f s" % (item.cue, item.duration_ms / 1000)
+        if isinstance(item, SessionSummary):
+            self.summary = item
+            return "session scored by the device"
+        if isinstance(item, Advice):
+            return "the device advises ending the session: " + _ADVICE_TEXT.get(item.reason, item.reason)
         if isinstance(item, FaultEvent):
             self.fault = item
             return "fault %s%s" % (item.name, " (latched)" if item.latched else "")
@@ -135,7 +153,8 @@ class PlainView:
                 sys.stdout.flush()
                 self._dirty = True
         elif t.streamed_ms >= self._next_ms:
-            self._next_ms = t.streamed_ms + _PLAIN_EVERY_MS
+            # about two dozen lines however long the session
+            self._next_ms = t.streamed_ms + max(_PLAIN_EVERY_MS, t.duration_ms // 24)
             print(status_line(t), flush=True)
 
     def note(self, text, item):

@@ -9,6 +9,7 @@ it until it ends, and stops it cleanly on Ctrl-C.
 import argparse
 
 _OK_ENDS = ("FINISHED", "REQUEST", "BUTTON")
+_SCORE_WAIT_S = 2.0
 _END_HINTS = {
     "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat; "
     "check the cable, or raise --heartbeat-ms",
@@ -52,6 +53,18 @@ def register(sub):
         default=2000,
         help="the device ends the session if this computer is silent this long (default %(default)s)",
     )
+    r.add_argument(
+        "--protocol",
+        metavar="FILE",
+        help="first approve this protocol: a signed file for any board, or on a simulator a protocol "
+        "file (.toml) it signs with a key made for the run",
+    )
+    r.add_argument(
+        "--out",
+        metavar="FILE",
+        help="save the session's scores (and a Glazer assessment's measures) as JSON "
+        "(default: tonus-session-SERIAL-TIME.json here)",
+    )
     r.set_defaults(run=run_session)
 
 
@@ -83,13 +96,17 @@ def run_session(args):
     from host.commands._live import Tracker, follow, open_view
 
     with connected(args) as c:
+        if args.protocol:
+            _approve(c, args)
         c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms).unwrap()
-        tracker = Tracker(c.info().unwrap())
+        info = c.info().unwrap()
+        tracker = Tracker(info, keep=True)
         c.stream(True).unwrap()
         view = open_view(args)
         summary = "session interrupted"
         try:
             follow(c, tracker, view, lambda: tracker.end is not None)
+            _await_scores(c, tracker, view)
             summary = _summary(c, tracker)
         except KeyboardInterrupt:
             r = c.session_stop()
@@ -100,7 +117,104 @@ def run_session(args):
         finally:
             view.close(tracker, summary)
         c.stream(False)
+        if tracker.summary is not None:
+            _report_scores(args, info, tracker)
         _raise_unless_ok(tracker, summary)
+
+
+def _approve(c, args):
+    import contextlib
+    import hashlib
+    from pathlib import Path
+
+    from host import simclinic
+    from host.errors import TonusError
+    from host.upload import upload
+
+    path = Path(args.protocol)
+    if path.suffix == ".toml":
+        stored = simclinic.approve(c, path)
+    else:
+        try:
+            signed = path.read_bytes()
+        except OSError as e:
+            raise TonusError("cannot read %s: %s" % (path, e.strerror)) from e
+        current = c.info().unwrap().protocol
+        if current is not None and current.sha256 == hashlib.sha256(signed).hexdigest():
+            stored = current  # approved already: uploading it again would be refused as a rollback
+        else:
+            stored = upload(lambda: contextlib.nullcontext(c), signed)
+    if not args.json:
+        print("approved protocol %s v%d for %s: %d of %d sessions left" % (
+            stored.id, stored.sequence, stored.patient, stored.remaining, stored.sessions), flush=True)
+
+
+def _await_scores(c, tracker, view):
+    """The device scores a session that ran right after it ends; wait briefly for it."""
+    import time
+
+    from host.commands._live import follow
+
+    if tracker.end.from_state not in ("RUNNING", "PAUSED"):
+        return
+    deadline = time.monotonic() + _SCORE_WAIT_S
+    follow(c, tracker, view, lambda: tracker.summary is not None or time.monotonic() > deadline)
+
+
+def _report_scores(args, info, tracker):
+    import json
+    import time
+    from pathlib import Path
+
+    from host import glazer, scores
+    from host.commands._connect import json_line
+    from host.errors import TonusError
+
+    result = {"device": info.serial, "protocol": info.protocol.id if info.protocol else None}
+    result["scores"] = scores.to_json(tracker.summary)
+    text = scores.lines(tracker.summary)
+    if any(p["type"] == "glazer" for p in result["scores"]["phases"]):
+        try:
+            assessment = glazer.analyse(_recording(tracker))
+        except glazer.GlazerError as e:
+            text.append("Glazer assessment not computed: %s" % e)
+            result["glazer_error"] = str(e)
+        else:
+            result["glazer"] = assessment
+            text += glazer.lines(assessment)
+    out = Path(args.out or "tonus-session-%s-%s.json" % (info.serial, time.strftime("%Y%m%d-%H%M%S")))
+    try:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as e:
+        raise TonusError("cannot save the scores to %s: %s; choose another place with --out" % (out, e.strerror))
+    text.append("saved to %s" % out)
+    if args.json:
+        json_line(dict(type="scores", saved=str(out), **result))
+    else:
+        print("\n".join(text), flush=True)
+
+
+def _recording(tracker):
+    """The kept stream as one array from its first index; gaps are zeros and must stay rare."""
+    import numpy as np
+
+    from host import glazer
+
+    frames = tracker.kept_frames
+    if not frames:
+        raise glazer.GlazerError("no EMG was streamed")
+    first = frames[0][0]
+    end = max(i + len(d) // 4 for i, d in frames)
+    x = np.zeros(end - first)
+    have = 0
+    for i, d in frames:
+        a = np.frombuffer(d, dtype="<i4")
+        x[i - first : i - first + len(a)] = a / 10.0
+        have += len(a)
+    missing = len(x) - have
+    if missing > len(x) // 100:
+        raise glazer.GlazerError("%d of %d samples were lost on the way; run it again" % (missing, len(x)))
+    return glazer.Recording(tracker.rate_hz, first, x, tracker.cues)
 
 
 def _summary(c, t):

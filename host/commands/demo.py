@@ -1,0 +1,57 @@
+"""`tonus demo`: the whole job on the simulator, start to finish.
+
+A simulated board and patient, a protocol approved on the spot (the
+simulator's clinic, host/simclinic.py), a session run like `tonus session
+run`, its score printed and saved in --out. Nothing to plug in.
+"""
+
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "protocols"
+DEFAULT_PROTOCOL = "relaxation-downtraining.toml"
+
+
+def register(sub):
+    p = sub.add_parser("demo", help="run a demonstration session on the simulator and print its score")
+    p.add_argument("--patient", default="hypertonic", help="simulated patient (healthy, hypertonic, weak)")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (default %(default)s)")
+    p.add_argument(
+        "--protocol",
+        metavar="FILE",
+        help="protocol file (.toml) to approve and run (default: the example relaxation down-training)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="simulated time per wall-clock second (default 0: as fast as the computer goes)",
+    )
+    p.add_argument("--out", metavar="DIR", default="tonus-demo", help="where to save the results (default %(default)s)")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args):
+    from host.commands.session import run_session
+    from host.errors import TonusError
+    from sim.patient import PROFILES
+
+    if args.patient not in PROFILES:
+        raise TonusError("unknown patient %r; choose one of %s" % (args.patient, ", ".join(sorted(PROFILES))))
+    if args.seed < 0 or args.speed < 0:
+        raise TonusError("seed and speed must not be negative")
+    protocol = Path(args.protocol) if args.protocol else EXAMPLES / DEFAULT_PROTOCOL
+    if not protocol.is_file():
+        raise TonusError("cannot find the protocol file %s; name one with --protocol" % protocol)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TonusError("cannot create %s: %s" % (out, e.strerror)) from e
+    args.port = "sim://?seed=%d&patient=%s&speed=%g" % (args.seed, args.patient, args.speed)
+    args.protocol = str(protocol)
+    args.demo_seconds = None
+    args.heartbeat_ms = 2000
+    args.out = str(out / "scores.json")
+    if not args.json:
+        print("tonus demo: a simulated %s patient, protocol %s" % (args.patient, protocol.name), flush=True)
+    run_session(args)
