@@ -1,0 +1,191 @@
+"""The integer EMG chain against a float64 SciPy reference of the same design.
+
+The reference: butter(2, 20 Hz, highpass) started in its steady state for
+the first sample (the firmware primes its high-pass the same way),
+iirnotch(mains, Q=10), and the RMS of the last window of notched samples at
+the same 20 Hz instants. Run with -s to see the error figures.
+"""
+
+import numpy as np
+import pytest
+from scipy.signal import butter, freqz, iirnotch, lfilter, lfilter_zi, sosfilt
+
+from firmware import emg_dsp
+from firmware.emg_dsp import BLOCK, HP, NOTCH, Chain
+from sim.emg_model import EmgModel
+from sim.patient import Patient
+from tools.make_emg_vectors import derive
+
+SETTLE_S = 0.5  # skip: longer than the window plus the notch's settling
+
+
+def chain_envelopes(x, rate, mains, window_ms=250):
+    """(end sample, envelope_dv, flags) per update, and the streamed samples."""
+    x = np.asarray(x, dtype=np.int32)
+    envs = []
+    chain = Chain(rate, window_ms, mains, lambda dv, f: envs.append([chain.blocks * BLOCK, dv, f]))
+    out = bytearray(4 * len(x))
+    chain.process(memoryview(x), len(x), out)
+    return envs, np.frombuffer(out, dtype="<i4")
+
+
+def reference(x, rate, mains, window_ms, ends):
+    x = np.asarray(x, dtype=np.float64)
+    b, a = butter(2, emg_dsp.HP_HZ, "highpass", fs=rate)
+    y, _ = lfilter(b, a, x, zi=lfilter_zi(b, a) * x[0])
+    bn, an = iirnotch(mains, emg_dsp.NOTCH_Q, fs=rate)
+    o = lfilter(bn, an, y)
+    n = window_ms * rate // 1000
+    return y, np.array([np.sqrt(np.mean(o[max(0, e - n) : e] ** 2)) for e in ends])
+
+
+def compare(x, rate, mains, window_ms=250):
+    """Relative errors, absolute errors (0.1 µV) and the two envelope series after settling."""
+    envs, stream = chain_envelopes(x, rate, mains, window_ms)
+    ends = [e for e, _dv, _f in envs]
+    y, ref = reference(x, rate, mains, window_ms, ends)
+    got = np.array([dv for _e, dv, _f in envs], dtype=np.float64)
+    keep = np.array(ends) >= SETTLE_S * rate
+    assert all(f == 0 for e, _dv, f in envs if e >= SETTLE_S * rate)
+    return got[keep], ref[keep], stream, y
+
+
+def check(label, got, ref, report):
+    tol = np.maximum(0.02 * ref, 2.0)  # 2 % or 0.2 µV
+    err = got - ref
+    rel = np.abs(err) / ref
+    corr = (
+        np.corrcoef(got, ref)[0, 1] if np.std(ref) > 0 and np.std(got) > 0 else float("nan")
+    )  # n/a: a steady sine
+    report.append(
+        f"{label:34} rel err max {rel.max() * 100:6.3f} % mean {np.mean(err / ref) * 100:+7.3f} %"
+        f"  abs max {np.abs(err).max() / 10:5.2f} uV  corr {'   n/a' if np.isnan(corr) else format(corr, '.6f')}"
+    )
+    assert np.all(np.abs(err) <= tol), (label, float(np.max(np.abs(err) - tol)))
+    return corr
+
+
+@pytest.fixture(scope="module")
+def report():
+    lines = []
+    yield lines
+    print("\nEMG envelope, integer chain vs float64 reference:")
+    print("\n".join(lines))
+
+
+def band_noise(rng, rate, seconds, rms_uv, band=(30, 400)):
+    sos = butter(4, band, "bandpass", fs=rate, output="sos")
+    s = sosfilt(sos, rng.standard_normal(int((seconds + 1) * rate)))[rate:]
+    return s / np.std(s) * rms_uv * 10
+
+
+@pytest.mark.req("EMG-CHAIN-2")
+def test_coefficients_are_the_derived_ones_and_realise_the_design():
+    d = derive()
+    assert HP == d["hp"] and NOTCH == d["notch"]
+    for rate in emg_dsp.RATES_HZ:
+        (c1, s1), (c2, s2), (g, sg) = HP[rate]
+        a2 = 1 - c2 / 2**s2
+        a = [1, c1 / 2**s1 - 2 + c2 / 2**s2, a2]
+        b0 = 1 - g / 2**sg
+        f = np.linspace(1, rate / 2 - 1, 2000)
+        _, h_int = freqz([b0, -2 * b0, b0], a, worN=f, fs=rate)
+        _, h_ref = freqz(*butter(2, 20, "highpass", fs=rate), worN=f, fs=rate)
+        assert np.max(np.abs(h_int - h_ref)) < 2e-4
+        for mains in emg_dsp.MAINS_HZ:
+            (m, sm), (p, sp), (nn, sn) = NOTCH[(rate, mains)]
+            b0 = 1 - m / 2**sm
+            a2 = 1 - nn / 2**sn
+            a = [1, p / 2**sp - 2 + nn / 2**sn, a2]
+            _, hn = freqz([b0, p / 2**sp - 2 * b0, b0], a, worN=f, fs=rate)
+            _, hn_ref = freqz(*iirnotch(mains, emg_dsp.NOTCH_Q, fs=rate), worN=f, fs=rate)
+            assert np.max(np.abs(hn - hn_ref)) < 2e-4
+            _, at = freqz([b0, p / 2**sp - 2 * b0, b0], a, worN=[mains], fs=rate)
+            assert abs(at[0]) < 1e-3  # the realised zero stays on the mains frequency
+
+
+@pytest.mark.req("EMG-CHAIN-2")
+@pytest.mark.parametrize("rate", [1000, 2000])
+@pytest.mark.parametrize("mains", [50, 60])
+def test_envelope_of_band_limited_noise_from_1_to_2000_uv(rate, mains, report):
+    rng = np.random.default_rng([rate, mains])
+    for rms_uv in (1, 3, 10, 50, 200, 1000, 2000):
+        hum = 5 * np.sqrt(2) * 10 * np.sin(2 * np.pi * mains * np.arange(3 * rate) / rate)
+        x = np.rint(band_noise(rng, rate, 3, rms_uv) + hum + 250_000)  # 25 mV electrode offset, 5 µV hum
+        got, ref, stream, y = compare(x, rate, mains)
+        check(f"noise {rms_uv:5} uV, {rate} Hz, {mains} Hz", got, ref, report)
+        skip = int(SETTLE_S * rate)
+        assert np.max(np.abs(stream[skip:] - y[skip:])) <= 2  # streamed: the float high-pass, to 0.2 µV
+
+
+@pytest.mark.req("EMG-CHAIN-2")
+@pytest.mark.parametrize("rate", [1000, 2000])
+def test_envelope_of_sines_between_30_and_400_hz(rate, report):
+    t = np.arange(2 * rate) / rate
+    for f0 in (30, 45, 80, 150, 250, 400):
+        for rms_uv in (1, 20, 2000):
+            x = np.rint(rms_uv * 10 * np.sqrt(2) * np.sin(2 * np.pi * f0 * t + 0.3))
+            got, ref, _stream, _y = compare(x, rate, 50)
+            check(f"sine {f0:3} Hz {rms_uv:5} uV, {rate} Hz", got, ref, report)
+
+
+@pytest.mark.req("EMG-CHAIN-2")
+@pytest.mark.parametrize("rate", [1000, 2000])
+@pytest.mark.parametrize("mains", [50, 60])
+def test_envelope_of_simulated_patients(rate, mains, report):
+    # the simulator's resting pelvic floor (a few µV, with its 30 µV hum), then
+    # the same signal scaled up in steps to cover 1-2000 µV RMS
+    parts = []
+    for profile, seed, gain in (
+        ("healthy", 1, 1),
+        ("hypertonic", 2, 1),
+        ("healthy", 3, 8),
+        ("hypertonic", 4, 40),
+        ("healthy", 5, 300),
+    ):
+        model = EmgModel(Patient(profile, seed, rate), seed, rate, mains_uv=30.0 / gain, mains_hz=mains)
+        parts.append(model.take(2 * rate)[0].astype(np.int64) * gain)
+    x = np.concatenate(parts)
+    got, ref, _stream, _y = compare(x, rate, mains)
+    corr = check(f"patients x1..x300, {rate} Hz, {mains} Hz", got, ref, report)
+    assert corr > 0.9999
+    assert ref.min() < 100 and ref.max() > 10000  # below 10 µV and above 1 mV both covered
+
+
+@pytest.mark.req("EMG-CHAIN-1")
+@pytest.mark.parametrize("rate", [1000, 2000])
+@pytest.mark.parametrize("mains", [50, 60])
+def test_the_notch_removes_hum_from_the_envelope_not_from_the_stream(rate, mains):
+    rng = np.random.default_rng(7)
+    t = np.arange(3 * rate) / rate
+    emg = band_noise(rng, rate, 3, 10)
+    hum = 200 * np.sqrt(2) * 10 * np.sin(2 * np.pi * mains * t)  # 200 µV
+    quiet, _r, _s, _y = compare(np.rint(emg), rate, mains)
+    hummed, _r, stream, _y = compare(np.rint(emg + hum), rate, mains)
+    assert np.max(np.abs(hummed - quiet) / quiet) < 0.02
+    skip = int(SETTLE_S * rate)
+    assert np.std(stream[skip:]) > 1500  # the streamed samples keep the hum: the host sees the whole band
+    # mains 0.2 Hz off the notch: still at least 20 dB down
+    drift = np.rint(50 * np.sqrt(2) * 10 * np.sin(2 * np.pi * (mains + 0.2) * t))
+    residue, _r, _s, _y = compare(drift, rate, mains)
+    assert residue.max() < 50
+
+
+@pytest.mark.req("EMG-CHAIN-3")
+def test_viper_kernel_compiles_for_the_rp2040(tmp_path):
+    # no port here runs viper (see the dual test's skip); mpy-cross at least
+    # type-checks the kernel the way the board's compiler will
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    exe = shutil.which("mpy-cross")
+    if exe is None:
+        pytest.skip("mpy-cross is not installed")
+    src = Path(emg_dsp.__file__).with_name("emg_viper.py")
+    out = tmp_path / "emg_viper.mpy"
+    proc = subprocess.run(
+        [exe, "-march=armv6m", "-o", str(out), str(src)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 1000  # machine code, not an empty module
