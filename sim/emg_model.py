@@ -1,34 +1,51 @@
-"""The EMG signal at the front end's output: muscle, noise, mains, electrode faults.
+"""The EMG signal at the front end's output: muscle, noise, mains, motion, electrode faults.
 
-Surface EMG is close to Gaussian noise band-limited to about 20-450 Hz whose
-RMS follows the number of active motor units, so the muscle term is white
-noise through a 4th-order Butterworth band-pass, scaled to unit RMS and
-multiplied by the patient's RMS. The amplifier adds white noise and the room
-adds 50 Hz mains hum. Samples are ints in 0.1 µV, clipped to the front end's
-input range like an ADC.
+Surface EMG is close to Gaussian noise whose RMS follows the number of
+active motor units and whose spectrum has the shape of the motor-unit
+action potentials (Shwedyk et al. 1977: a zero at DC, a pole at FL_HZ and a
+double pole at FH_HZ, median about 93 Hz here), seen through the front
+end's 20-450 Hz band. Fatigue slows conduction and compresses that
+spectrum towards low frequencies (Lindström & Magnusson 1977). The muscle
+term mixes two such noises, fresh and compressed by FATIGUED_SCALE, in
+power: the weight of the compressed one is chosen, sample by sample, so
+that the mix's median frequency is the patient's conduction-velocity ratio
+times the fresh one. The mix is scaled to unit RMS and multiplied by the
+patient's RMS. The amplifier adds white noise, the room 50 Hz mains hum,
+and the patient's movements occasional large low-frequency transients.
+Samples are ints in 0.1 µV, clipped to the front end's input range like an
+ADC. Sources and figures: docs/simulator.md.
 
 Synthesis runs ahead in chunks (numpy is slow per call, fast per sample).
 That stays causal: a chunk (100 ms) is shorter than a patient's reaction
-time (300 ms or more), so no cue seen while it plays could have changed it,
-and the patient never alters samples already made. Electrode and front-end faults
-(lead-off, saturation) are applied when samples are taken, so they start at
-the instant they are injected.
+time (300 ms or more), so no cue heard while it plays could have changed it,
+and the patient never alters samples already made. Electrode and front-end
+faults (lead-off, saturation) and injected motion are applied when samples
+are taken, so they start at the instant they are injected.
 """
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import bilinear_zpk, butter, sosfilt, sosfreqz, zpk2sos
 
 from firmware import hal as H
 
 # ADS1292R-class front end at PGA gain 6, Vref 2.42 V: +-403 mV input range
 FULL_SCALE_DV = 4_000_000
 BAND_HZ = (20.0, 450.0)
+FL_HZ = 60.0  # corners of the action-potential spectrum (fresh muscle)
+FH_HZ = 120.0
+FATIGUED_SCALE = 0.6  # the compressed spectrum: conduction at 60 %
 CHUNK_MS = 100
+MOTION_MS = (200, 800)  # duration of a motion transient
+MOTION_UV = (100.0, 1500.0)  # peak of a spontaneous one (log-uniform)
 _WARMUP_S = 0.5
+_TABLE = 101  # mixing weights tabulated against median frequency
 
 
 class EmgModel:
-    def __init__(self, patient, seed=0, rate_hz=2000, amp_noise_uv=0.5, mains_uv=0.8, mains_hz=50):
+    def __init__(
+        self, patient, seed=0, rate_hz=2000, amp_noise_uv=0.5, mains_uv=0.8, mains_hz=50, motion_per_min=None
+    ):
+        """motion_per_min: spontaneous motion artefacts; None takes the patient profile's rate."""
         if not isinstance(mains_hz, int):
             raise TypeError("mains_hz is an integer (50 or 60)")
         self.patient = patient
@@ -36,23 +53,36 @@ class EmgModel:
         self.amp_noise_uv = amp_noise_uv
         self.mains_uv = mains_uv
         self.mains_hz = mains_hz
+        if motion_per_min is None:
+            motion_per_min = patient.profile["motion_per_min"]
+        self.motion_per_min = motion_per_min
         self.lead_off = False
         self.saturated = False
         self._rng = np.random.default_rng([seed, 2])
-        self._sos = butter(4, BAND_HZ, btype="bandpass", fs=rate_hz, output="sos")
-        impulse = np.zeros(4 * rate_hz)
-        impulse[0] = 1.0
-        # white noise of unit variance comes out with variance sum(h^2)
-        self._gain = float(np.sqrt(np.sum(sosfilt(self._sos, impulse) ** 2)))
-        # start the filter in its steady state, not at rest
-        warmup = self._rng.standard_normal(int(_WARMUP_S * rate_hz))
-        _, self._zi = sosfilt(self._sos, warmup, zi=np.zeros((len(self._sos), 2)))
+        self._band = butter(4, BAND_HZ, btype="bandpass", fs=rate_hz, output="sos")
+        self._shapes = (_shape(1.0, rate_hz), _shape(FATIGUED_SCALE, rate_hz))
+        self._gains, self._mdf_ratio, self._weight, self.fresh_mdf_hz = _mixing(
+            self._shapes, self._band, rate_hz
+        )
+        # start every filter in its steady state, not at rest
+        warmup = int(_WARMUP_S * rate_hz)
+        self._zi = []
+        for sos in self._shapes + (self._band,):
+            _, zi = sosfilt(sos, self._rng.standard_normal(warmup), zi=np.zeros((len(sos), 2)))
+            self._zi.append(zi)
         self._mains_phase = self._rng.uniform(0, 2 * np.pi)
         self._chunk = max(1, CHUNK_MS * rate_hz // 1000)
         self._buf = np.zeros(0, dtype=np.int32)
         self._railed = False  # some sample of _buf reads the rail
         self._pos = 0
         self._generated = 0  # samples synthesised since the start
+        self._taken = 0  # samples taken since the start
+        self._overlay = np.zeros(0)  # motion (µV) still to add, from sample _overlay_at
+        self._overlay_at = 0
+
+    def motion(self, peak_uv=2000.0):
+        """A movement now: a low-frequency transient of peak_uv on the next samples taken."""
+        self._add_motion(self._taken, peak_uv * self._rng.choice((-1.0, 1.0)))
 
     def take(self, n):
         """The next n samples (int32, 0.1 µV; valid until the next call) and their EMG_* conditions."""
@@ -75,6 +105,10 @@ class EmgModel:
                 self._pos += k
                 filled += k
                 railed = railed or self._railed
+        start = self._taken
+        self._taken = start + n
+        if self._overlay_at < self._taken and len(self._overlay):
+            out, railed = self._with_motion(out, start)
         status = 0
         if self.lead_off:
             # the lead-off current sources pull the open input to the rail
@@ -88,13 +122,82 @@ class EmgModel:
             status = H.EMG_SATURATED
         return out, status
 
+    def _with_motion(self, out, start):
+        n = len(out)
+        lo = self._overlay_at - start  # where the overlay starts in out (may be < 0: consumed earlier)
+        a = max(lo, 0)
+        b = min(n, lo + len(self._overlay))
+        added = out.astype(np.int64)
+        added[a:b] += np.rint(self._overlay[a - lo : b - lo] * 10).astype(np.int64)
+        np.clip(added, -FULL_SCALE_DV, FULL_SCALE_DV, out=added)
+        keep = self._overlay_at + len(self._overlay) - self._taken
+        if keep > 0:
+            self._overlay = self._overlay[len(self._overlay) - keep :]
+            self._overlay_at = self._taken
+        else:
+            self._overlay = np.zeros(0)
+        out = added.astype(np.int32)
+        return out, bool(np.any(np.abs(out) >= FULL_SCALE_DV))
+
+    def _add_motion(self, at, peak_uv):
+        """Add a transient starting at absolute sample index at (>= the next one taken)."""
+        rng = self._rng
+        m = int(rng.uniform(*MOTION_MS) * self.rate_hz / 1000)
+        # a raised-cosine bump: the electrode shifts and settles (energy below ~1/duration Hz)
+        wave = peak_uv * np.sin(np.pi * np.arange(m) / m) ** 2
+        begin, end = at, at + m
+        old = len(self._overlay)
+        if old:
+            begin = min(begin, self._overlay_at)
+            end = max(end, self._overlay_at + old)
+        merged = np.zeros(end - begin)
+        if old:
+            merged[self._overlay_at - begin : self._overlay_at - begin + old] = self._overlay
+        merged[at - begin : at - begin + m] += wave
+        self._overlay = merged
+        self._overlay_at = begin
+
     def _synthesise(self, n):
         rng = self._rng
-        y, self._zi = sosfilt(self._sos, rng.standard_normal(n), zi=self._zi)
-        muscle = self.patient.rms_uv(n) * (y / self._gain)
+        rms_uv, cv = self.patient.muscle(n)
+        w = np.interp(cv, self._mdf_ratio, self._weight)  # power of the compressed spectrum
+        zi = self._zi
+        fresh, zi[0] = sosfilt(self._shapes[0], rng.standard_normal(n), zi=zi[0])
+        tired, zi[1] = sosfilt(self._shapes[1], rng.standard_normal(n), zi=zi[1])
+        mix = np.sqrt(1.0 - w) * (fresh / self._gains[0]) + np.sqrt(w) * (tired / self._gains[1])
+        y, zi[2] = sosfilt(self._band, mix, zi=zi[2])
+        muscle = rms_uv * y
         k = self._generated + np.arange(n, dtype=np.int64)
         # integer phase keeps the hum exact however long the run
         phase = 2 * np.pi * ((k * self.mains_hz) % self.rate_hz) / self.rate_hz + self._mains_phase
         uv = muscle + self.amp_noise_uv * rng.standard_normal(n) + self.mains_uv * np.sqrt(2) * np.sin(phase)
+        for _ in range(rng.poisson(self.motion_per_min * n / (60.0 * self.rate_hz))):
+            lo, hi = np.log(MOTION_UV)
+            peak = np.exp(rng.uniform(lo, hi)) * rng.choice((-1.0, 1.0))
+            self._add_motion(self._generated + int(rng.integers(n)), peak)
         self._generated += n
         return np.clip(np.rint(uv * 10), -FULL_SCALE_DV, FULL_SCALE_DV).astype(np.int32)
+
+
+def _shape(scale, rate_hz):
+    """The action potentials' spectrum, |H|² = f² fh⁴ / ((f² + fl²)(f² + fh²)²), compressed by scale."""
+    wl = 2 * np.pi * FL_HZ * scale
+    wh = 2 * np.pi * FH_HZ * scale
+    z, p, k = bilinear_zpk([0.0], [-wl, -wh, -wh], wh * wh, rate_hz)
+    return zpk2sos(z, p, k)
+
+
+def _mixing(shapes, band, rate_hz):
+    """Unit-RMS gains of the two spectra, the compressed one's weight against the mix's median ratio, fresh median."""
+    psd = []
+    gains = []
+    for sos in shapes:
+        f, h = sosfreqz(np.vstack([sos, band]), worN=8192, fs=rate_hz)
+        p = np.abs(h) ** 2
+        gains.append(float(np.sqrt(np.mean(p))))  # RMS out for unit white noise in
+        psd.append(p / np.sum(p))
+    weight = np.linspace(0.0, 1.0, _TABLE)
+    mdf = np.empty(_TABLE)
+    for i, w in enumerate(weight):
+        mdf[i] = np.interp(0.5, np.cumsum((1 - w) * psd[0] + w * psd[1]), f)
+    return gains, mdf[::-1] / mdf[0], weight[::-1], float(mdf[0])  # ratio increasing, for np.interp

@@ -1,0 +1,252 @@
+"""The simulated patient: what she hears, how she fatigues, learns and tenses, against published figures.
+
+The device is played by the test: tones at the protocol's times and, for
+biofeedback, the firmware's rule (a tone between TONE_FEEDBACK_MIN_HZ and
+TONE_FEEDBACK_MAX_HZ while the envelope is above target, higher the
+further above; silence at or below).
+"""
+
+import numpy as np
+import pytest
+
+from firmware.controller import (
+    TONE_ADVICE_HZ,
+    TONE_ALARM_HZ,
+    TONE_CONTRACT_HZ,
+    TONE_DONE_HZ,
+    TONE_FEEDBACK_MAX_HZ,
+    TONE_FEEDBACK_MIN_HZ,
+    TONE_RELAX_HZ,
+)
+from sim import scenario
+from sim.emg_model import EmgModel
+from sim.patient import PROFILES, Patient
+
+RATE = 2000
+BLOCK = RATE // 10
+
+# Oleksy et al. 2020 (Medicine 99(5):e19060), 96 healthy nulliparous women,
+# endovaginal electrode: mean ± SD in µV
+NORMATIVE = {
+    "pre_rest": (6.26, 3.33),
+    "phasic_peak": (49.76, 26.44),
+    "tonic_mean": (37.05, 25.99),
+    "endurance_mean": (16.10, 6.68),
+    "post_rest": (6.93, 3.99),
+}
+
+
+def glazer_tones():
+    """(contractions as (kind, on s, off s), end s, buzzer changes as (s, Hz)) of the Glazer timing."""
+    holds = []
+    t = 60.0
+    for _ in range(5):
+        holds.append(("phasic", t, t + 2))
+        t += 12
+    for _ in range(5):
+        holds.append(("tonic", t, t + 10))
+        t += 20
+    holds.append(("endurance", t, t + 60))
+    end = t + 120
+    tones = []
+    for _kind, on, off in holds:
+        tones += [(on, TONE_CONTRACT_HZ), (on + 0.2, 0), (off, TONE_RELAX_HZ), (off + 0.2, 0)]
+    tones.append((end, TONE_DONE_HZ))
+    return holds, end, tones
+
+
+def envelope(x, window_s=0.1):
+    """Moving RMS: element i is the RMS of x[i : i + window]."""
+    w = int(window_s * RATE)
+    c = np.concatenate([[0.0], np.cumsum(x * x)])
+    return np.sqrt((c[w:] - c[:-w]) / w)
+
+
+def glazer_figures(seed, profile="healthy"):
+    """The Glazer amplitudes (µV) of a simulated patient, measured as Oleksy et al. define them."""
+    holds, end, tones = glazer_tones()
+    patient = Patient(profile, seed, RATE)
+    model = EmgModel(patient, seed, RATE, motion_per_min=0)
+    n = int(end * RATE)
+    x = np.empty(n)
+    for k in range(0, n, BLOCK):
+        while tones and tones[0][0] * RATE <= k:
+            t, hz = tones.pop(0)
+            patient.hear(hz, round(t * 1e6))
+        x[k : k + BLOCK] = model.take(BLOCK)[0] / 10.0
+    env = envelope(x)
+
+    def at(s):
+        return int(s * RATE)
+
+    def of(kind):
+        return [(on, off) for k, on, off in holds if k == kind]
+
+    ((e_on, e_off),) = of("endurance")
+    return {
+        "pre_rest": float(np.mean(env[: at(60)])),
+        "phasic_peak": float(np.mean([np.max(env[at(on) : at(off + 1)]) for on, off in of("phasic")])),
+        "tonic_mean": float(np.mean([np.mean(env[at(on) : at(off)]) for on, off in of("tonic")])),
+        "endurance_mean": float(np.mean(env[at(e_on) : at(e_off)])),
+        "post_rest": float(np.mean(env[at(e_off) :])),
+    }
+
+
+@pytest.mark.req("SIM-PATIENT-2", "SIM-EMG-6")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_healthy_glazer_assessment_lands_within_one_sd_of_the_norms(seed):
+    got = glazer_figures(seed)
+    for name, (mean, sd) in NORMATIVE.items():
+        assert abs(got[name] - mean) <= sd, (name, got[name], mean, sd)
+    # the calibration, tighter than the norms' spread: near each mean
+    for name in ("pre_rest", "phasic_peak", "tonic_mean", "endurance_mean"):
+        assert abs(got[name] / NORMATIVE[name][0] - 1) < 0.15, (name, got[name])
+    assert got["endurance_mean"] < 0.6 * got["tonic_mean"]  # a long hold cannot be kept up
+
+
+def activation_after(patient, seconds):
+    patient.muscle(int(seconds * RATE))
+    return patient.activation
+
+
+@pytest.mark.req("SIM-PATIENT-1", "SIM-EMG-3")
+def test_cue_tones_act_after_a_reaction_time_and_stop_tones_end_a_contraction():
+    for stop in (TONE_DONE_HZ, TONE_ALARM_HZ, TONE_ADVICE_HZ, 1234):  # 1234: a tone she was never taught
+        p = Patient("healthy", 4, RATE)
+        p.hear(TONE_CONTRACT_HZ, 0)
+        assert activation_after(p, 0.25) == 0.0  # not yet: reaction time
+        assert activation_after(p, 1.75) > 0.7
+        p.hear(stop, 2_000_000)
+        assert activation_after(p, 0.25) > 0.7
+        assert activation_after(p, 1.75) < 0.05, stop
+
+
+@pytest.mark.req("SIM-PATIENT-1")
+def test_feedback_tones_and_silence_never_make_her_contract():
+    p = Patient("hypertonic", 5, RATE)
+    for k, hz in enumerate((TONE_FEEDBACK_MIN_HZ, 300, TONE_FEEDBACK_MAX_HZ, 0, 250, 0)):
+        p.hear(hz, k * 500_000)
+    rms, _cv = p.muscle(5 * RATE)
+    assert p.activation == 0.0
+    assert np.max(rms) < 2.5 * PROFILES["hypertonic"]["rest_uv"]
+
+
+def relaxation(profile, seed, feedback, minutes=5, target_percent=70):
+    """RMS (µV) over the first 30 s (the reference) and the last minute of a relaxation, with feedback or not."""
+    patient = Patient(profile, seed, RATE)
+    model = EmgModel(patient, seed, RATE, motion_per_min=0)
+    update = RATE // 20  # the firmware's 20 Hz envelope
+    n = minutes * 60 * RATE
+    x = np.empty(n)
+    patient.hear(TONE_RELAX_HZ, 0)
+    patient.hear(0, 200_000)
+    target = None
+    hz_now = 0
+    for k in range(0, n, update):
+        x[k : k + update] = model.take(update)[0] / 10.0
+        if k + update == 30 * RATE:  # the first 30 s are the reference
+            target = target_percent / 100 * np.sqrt(np.mean(x[: k + update] ** 2))
+        if target is None or not feedback or k < RATE // 4:
+            continue
+        env = np.sqrt(np.mean(x[k + update - RATE // 4 : k + update] ** 2))
+        over = min(env - target, target)
+        hz = (
+            0
+            if over <= 0
+            else TONE_FEEDBACK_MIN_HZ + int((TONE_FEEDBACK_MAX_HZ - TONE_FEEDBACK_MIN_HZ) * over / target)
+        )
+        if hz != hz_now:
+            patient.hear(hz, (k + update) * 1_000_000 // RATE)
+            hz_now = hz
+    minute = 60 * RATE
+    return float(np.sqrt(np.mean(x[: 30 * RATE] ** 2))), float(np.sqrt(np.mean(x[-minute:] ** 2))), patient
+
+
+@pytest.mark.req("SIM-PATIENT-3")
+def test_with_feedback_a_hypertonic_rest_tone_comes_down_and_without_it_does_not():
+    first, last, p = relaxation("hypertonic", 2, feedback=True)
+    assert last < 0.85 * first, (first, last)
+    assert p.rest_tone_uv >= PROFILES["hypertonic"]["tone_floor_uv"]
+    first, last, p = relaxation("hypertonic", 2, feedback=False)
+    assert 0.85 * first < last < 1.15 * first, (first, last)  # the tone only wanders
+    assert p.rest_tone_uv == PROFILES["hypertonic"]["rest_uv"]
+
+
+@pytest.mark.req("SIM-PATIENT-3")
+def test_a_hypertonic_patient_learns_slowly_to_a_floor_above_a_healthy_rest():
+    learnt = {}
+    for profile in ("healthy", "hypertonic"):
+        p = Patient(profile, 1, RATE)
+        p.hear(300, 0)  # feedback all along: she keeps trying to let go
+        start = p.rest_tone_uv
+        floor = PROFILES[profile]["tone_floor_uv"]
+        p.muscle(5 * 60 * RATE)
+        learnt[profile] = (start - p.rest_tone_uv) / (start - floor)  # share of what she could learn
+        p.muscle(30 * 60 * RATE)
+        assert p.rest_tone_uv == pytest.approx(floor, rel=0.05)
+    assert learnt["hypertonic"] < 0.7 < learnt["healthy"]
+    assert PROFILES["hypertonic"]["tone_floor_uv"] > PROFILES["healthy"]["rest_uv"]
+
+
+@pytest.mark.req("SIM-PATIENT-4")
+def test_tense_up_raises_the_rest_tone_until_the_session_ends():
+    p = Patient("healthy", 3, RATE)
+    rest = p.rest_tone_uv
+    p.tense_up(20.0)
+    p.muscle(3 * 60 * RATE)
+    assert p.rest_tone_uv == pytest.approx(rest * 1.2**3, rel=0.01)
+    p.hear(TONE_DONE_HZ, 3 * 60 * 1_000_000)
+    p.muscle(60 * RATE)
+    tensed = p.rest_tone_uv
+    p.muscle(60 * RATE)
+    assert p.rest_tone_uv == tensed  # the session is over: no more creeping up
+    # the measured signal follows, not only the state
+    model = EmgModel(Patient("healthy", 3, RATE), 3, RATE, motion_per_min=0)
+    model.patient.tense_up(30.0, 0)
+    x = model.take(4 * 60 * RATE)[0] / 10.0
+    assert np.sqrt(np.mean(x[-60 * RATE :] ** 2)) > 1.8 * np.sqrt(np.mean(x[: 60 * RATE] ** 2))
+
+
+@pytest.mark.req("SIM-PATIENT-4")
+def test_an_anxious_patient_tenses_up_during_a_session_by_herself():
+    p = Patient("anxious", 6, RATE)
+    p.muscle(60 * RATE)
+    assert p.rest_tone_uv == PROFILES["anxious"]["rest_uv"]  # before the session: calm enough
+    p.hear(TONE_RELAX_HZ, 60 * 1_000_000)  # the session's first cue
+    p.muscle(4 * 60 * RATE)
+    rise = PROFILES["anxious"]["tension_pct_min"]
+    assert p.rest_tone_uv > PROFILES["anxious"]["rest_uv"] * (1 + rise / 100) ** 3.5
+    p.hear(TONE_ADVICE_HZ, 5 * 60 * 1_000_000)  # the device advises stopping: she does
+    p.muscle(RATE)
+    stopped = p.rest_tone_uv
+    p.muscle(60 * RATE)
+    assert p.rest_tone_uv == stopped
+
+
+@pytest.mark.req("SIM-PATIENT-4", "SIM-EMG-7", "SIM-SCN-1")
+def test_scenarios_name_the_patient_actions_and_refuse_bad_values():
+    events = scenario.loads(
+        """
+        [[event]]
+        at_ms = 60000
+        action = "tense_up"
+        percent_per_minute = 15
+
+        [[event]]
+        at_ms = 61000
+        action = "motion"
+        """
+    )
+    assert [(e.action, e.args) for e in events] == [
+        ("tense_up", {"percent_per_minute": 15.0}),
+        ("motion", {"peak_uv": 2000.0}),
+    ]
+    assert scenario.ACTIONS["tense_up"][0] == "tense_up"
+    assert scenario.ACTIONS["motion"][0] == "motion_artefact"
+    for bad in (
+        'action = "tense_up"',
+        'action = "tense_up"\npercent_per_minute = -100',
+        'action = "motion"\npeak_uv = 0',
+    ):
+        with pytest.raises(scenario.ScenarioError, match="event 1"):
+            scenario.loads("[[event]]\nat_ms = 1\n" + bad)
