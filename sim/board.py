@@ -14,6 +14,7 @@ import hashlib
 from collections import deque
 
 from firmware import hal as H
+from sim.output import COMPLIANCE_V
 
 WDT_MAX_MS = 8388  # the RP2040 watchdog's longest timeout (hardware erratum)
 # Bytes the device can have in flight towards a host that is not reading: the
@@ -33,6 +34,7 @@ class SimBoard(H.Hal):
     board = "sim"
     emg_rate_hz = 2000
     hw_max_ua = 100000
+    compliance_mv = round(COMPLIANCE_V * 1000)
 
     def __init__(self, clock, frontend, flash, output, serial):
         self.clock = clock
@@ -65,7 +67,7 @@ class SimBoard(H.Hal):
 
     def hardware_reset(self, cause):
         """Chip reset: pins to their defaults, peripherals restarted; the world outside keeps its state."""
-        self.output.set_enabled(False, self.clock.us)  # pulled down on the board
+        self.output.reset(self.clock.us)  # enable pulled down, pulse engine stopped, amplitude 0
         self.cause = cause
         self.boot_us = self.clock.us
         self._estop_handler = None
@@ -109,7 +111,26 @@ class SimBoard(H.Hal):
         self.output.set_enabled(on, self.clock.us)
 
     def out_enabled(self):
+        self.output.sync(self.clock.us)
         return self.output.enabled
+
+    def out_keepalive(self):
+        self.output.keepalive(self.clock.us)
+
+    def stim_configure(self, frequency_hz, phase_us, gap_us):
+        self.output.configure(frequency_hz, phase_us, gap_us, self.clock.us)
+
+    def stim_start(self):
+        self.output.start(self.clock.us)
+
+    def stim_stop(self):
+        self.output.stop(self.clock.us)
+
+    def stim_amplitude(self, ua):
+        self.output.set_amplitude(ua, self.clock.us)
+
+    def stim_sense(self, out):
+        self.output.sense(out, self.clock.us)
 
     # -- emergency stop: a normally-closed loop; open (pressed or broken) = stop
 

@@ -6,6 +6,7 @@ subset its hardware can do.
 """
 
 from firmware import hal as H
+from sim.output import DEFAULT_CDL_UF, DEFAULT_RCT_OHMS, DEFAULT_RS_OHMS, OPEN_OHMS, SHORT_OHMS
 from sim.scenario import ACTIONS
 
 
@@ -21,10 +22,20 @@ class Rig:
 
     def output_on(self):
         """The output-enable line now, as a probe on the output stage would read it."""
-        return self._board.output.enabled
+        return self._output().enabled
 
     def output_ever_enabled(self):
-        return any(on for _t, on in self._board.output.changes)
+        return any(on for _t, on in self._output().changes)
+
+    def pulses(self):
+        """Pulses that reached the load up to now, oldest first (sim.output.Pulse; the latest HISTORY)."""
+        return list(self._output().trace)
+
+    def _output(self):
+        """The output stage brought up to now, so a look or a change lands at this instant."""
+        out = self._board.output
+        out.sync(self._sim.clock.us)
+        return out
 
     # -- the patient's hands --------------------------------------------------
 
@@ -49,10 +60,57 @@ class Rig:
     def stall_emg(self, on=True):
         self._board.frontend.stalled = bool(on)
 
+    # -- the output stage's load and faults ------------------------------------------
+
     def set_load_ohms(self, ohms):
-        self._board.output.set_load(ohms)
+        """A plain resistor in place of the electrode, as on a bench."""
+        self._output().set_load(ohms)
+
+    def set_electrode(self, rs_ohms=DEFAULT_RS_OHMS, cdl_uf=DEFAULT_CDL_UF, rct_ohms=DEFAULT_RCT_OHMS):
+        """The probe in place: a Randles electrode-tissue load (the defaults, or these values)."""
+        self._output().set_electrode(rs_ohms, cdl_uf, rct_ohms)
+
+    def open_load(self):
+        """The probe slips out or a lead breaks: the current collapses, the voltage hits compliance."""
+        self._output().set_load(OPEN_OHMS)
+
+    def short_load(self):
+        """The leads touch: full current, almost no voltage."""
+        self._output().set_load(SHORT_OHMS)
+
+    def over_current(self, percent):
+        """The current source delivers percent more than commanded (negative: less; 0 heals it)."""
+        self._output().set_current_error(percent)
+
+    def stick_sense(self, ua):
+        """Both current-sense readings stay at ua, whatever flows."""
+        self._output().set_sense_stuck(ua)
+
+    def drift_sense(self, percent_per_min):
+        """The current-sense gain error grows by percent_per_min from now on."""
+        out = self._output()
+        out.set_sense_drift(percent_per_min, self._sim.clock.us)
+
+    def heal_sense(self):
+        out = self._output()
+        out.set_sense_stuck(None)
+        out.set_sense_drift(0, self._sim.clock.us)
+
+    def stall_pulses(self, on=True):
+        """The pulse generator stalls: started and enabled, yet no pulse comes out."""
+        self._output().set_stalled(on)
 
     # -- faults ---------------------------------------------------------------------
+
+    # -- the patient ---
+
+    def tense_up(self, percent_per_minute):
+        """From now the patient's resting tone rises by this % per minute (0 stops it), until the session ends."""
+        self._sim.patient.tense_up(percent_per_minute, self._sim.clock.us)
+
+    def motion_artefact(self, peak_uv=2000.0):
+        """The patient moves: a low-frequency transient on the EMG from this instant."""
+        self._board.frontend.model.motion(peak_uv)
 
     def cut_power_at_write(self, n):
         """Lose power during storage write number n (from 1, since the simulator started)."""

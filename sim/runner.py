@@ -9,10 +9,10 @@ starts. The firmware is the real firmware/ package; nothing here knows its
 internals beyond the entry points in docs/architecture.md.
 
 The simulated patient follows the device the way a patient at home does: by
-its own indicators. Each tone the device's buzzer starts is a cue (the
-contraction tone means contract, any other tone means let go), with or
-without a host on the link. Frames the device writes are decoded too, and
-its events kept in device_events for tests.
+its own indicators. She hears every change of the device's buzzer (cue
+tones, biofeedback tones, silence: sim/patient.py says what each means),
+with or without a host on the link. Frames the device writes are decoded
+too, and its events kept in device_events for tests.
 
 An exception escaping step() is a crash: the loop stops, nothing feeds the
 watchdog, and the watchdog resets the board. A power cut (injected at a
@@ -26,10 +26,9 @@ import tempfile
 from collections import deque
 
 from firmware import hal as H
-from firmware.controller import TONE_CONTRACT_HZ, Controller
+from firmware.controller import Controller
 from protocol import codec, framing
 from protocol import messages as m
-from protocol.messages import CUE_CONTRACT, CUE_RELAX
 from protocol.errors import ProtocolError
 from sim import scenario as scn
 from sim.board import SimBoard, serial_for_seed
@@ -162,6 +161,7 @@ class Simulator:
         if us > self.clock.us:
             self.clock.advance_to(us)
         self.board.frontend.sync(self.clock.us)
+        self.board.output.sync(self.clock.us)
 
     # -- the firmware -----------------------------------------------------------
 
@@ -229,7 +229,7 @@ class Simulator:
         self.device_events.append((t, mtype, m.named(kind, mtype, body)))
 
     def _listen(self):
-        """The patient hears every tone the buzzer started since the last tick."""
+        """The patient hears every change of the buzzer since the last tick, silence included."""
         board = self.board
         new = board.tone_count - self._heard
         self._heard = board.tone_count
@@ -238,8 +238,7 @@ class Simulator:
         changes = board.tone_changes
         for i in range(max(len(changes) - new, 0), len(changes)):
             t, hz = changes[i]
-            if hz:
-                self.patient.observe_cue(CUE_CONTRACT if hz == TONE_CONTRACT_HZ else CUE_RELAX, t)
+            self.patient.hear(hz, t)
 
     def reset(self, cause=H.RESET_REQUESTED):
         self._boot(cause)

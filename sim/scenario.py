@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from firmware import hal as H
 from sim.board import HAL_METHODS
+from sim.output import DEFAULT_CDL_UF, DEFAULT_RCT_OHMS, DEFAULT_RS_OHMS
 
 _REQUIRED = object()
 _BUTTONS = {"start": H.BTN_START, "up": H.BTN_UP, "down": H.BTN_DOWN}
@@ -54,6 +55,24 @@ def _ohms(v):
     return float(v)
 
 
+def _number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return float(v)
+
+
+def _percent(v):
+    if _number(v) <= -100:
+        raise ValueError("must be a number > -100 (percent more than commanded)")
+    return float(v)
+
+
+def _microamps(v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError("must be an integer >= 0 (µA)")
+    return v
+
+
 def _write_number(v):
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError("must be an integer >= 1")
@@ -66,6 +85,18 @@ def _hal_method(v):
     return v
 
 
+def _percent_per_minute(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not -100 < v <= 1000:
+        raise ValueError("must be a number of % per minute, above -100 and at most 1000")
+    return float(v)
+
+
+def _peak_uv(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 400_000:
+        raise ValueError("must be a positive number of µV, at most 400000 (the input range)")
+    return float(v)
+
+
 # action -> (rig method, {field: (rig keyword, converter, default)})
 ACTIONS = {
     "estop_press": ("press_estop", {}),
@@ -75,6 +106,21 @@ ACTIONS = {
     "saturation": ("set_saturation", {"on": ("on", _bool, True)}),
     "stall_emg": ("stall_emg", {"on": ("on", _bool, True)}),
     "load_ohms": ("set_load_ohms", {"ohms": ("ohms", _ohms, _REQUIRED)}),
+    "electrode": (
+        "set_electrode",
+        {
+            "rs_ohms": ("rs_ohms", _ohms, DEFAULT_RS_OHMS),
+            "cdl_uf": ("cdl_uf", _ohms, DEFAULT_CDL_UF),  # the same check: a positive number
+            "rct_ohms": ("rct_ohms", _ohms, DEFAULT_RCT_OHMS),
+        },
+    ),
+    "load_open": ("open_load", {}),
+    "load_short": ("short_load", {}),
+    "over_current": ("over_current", {"percent": ("percent", _percent, _REQUIRED)}),
+    "sense_stuck": ("stick_sense", {"ua": ("ua", _microamps, _REQUIRED)}),
+    "sense_drift": ("drift_sense", {"percent_per_min": ("percent_per_min", _number, _REQUIRED)}),
+    "sense_ok": ("heal_sense", {}),
+    "stall_pulses": ("stall_pulses", {"on": ("on", _bool, True)}),
     "power_cut_at_write": ("cut_power_at_write", {"write": ("n", _write_number, _REQUIRED)}),
     "exception": ("inject_exception", {"method": ("method", _hal_method, "emg_read")}),
     "hang": ("hang_firmware", {}),
@@ -82,6 +128,9 @@ ACTIONS = {
     "reconnect": ("reconnect_host", {}),
     "power_cycle": ("power_cycle", {}),
     "brownout": ("brownout", {}),
+    # the patient: tension that creeps up (0 stops it), a movement of the probe
+    "tense_up": ("tense_up", {"percent_per_minute": ("percent_per_minute", _percent_per_minute, _REQUIRED)}),
+    "motion": ("motion_artefact", {"peak_uv": ("peak_uv", _peak_uv, 2000.0)}),
 }
 
 

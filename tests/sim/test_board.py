@@ -267,6 +267,7 @@ def test_output_changes_are_timed_and_the_load_limits_current(tmp_path):
     assert out.current_ua(20000) == 0  # disabled
     out.set_enabled(True, clock.us)
     assert out.current_ua(20000) == 20000
+    out.set_load(1000)
     assert out.current_ua(10**6) == int(COMPLIANCE_V / out.load_ohms * 1e6)  # compliance-limited
     out.set_load(300)
     assert out.current_ua(10**6) == board.hw_max_ua  # a low load: the hardware ceiling
