@@ -233,6 +233,9 @@ class Biofeedback:
             m.SUM_MVC_DV: self.mvc_dv,
             m.SUM_BASELINE_DV: self.baseline_dv,
             m.SUM_PHASES: phases,
+            m.SUM_TRIGGERS: 0,  # stimulation figures: the controller fills them in
+            m.SUM_CHARGE_UC: 0,
+            m.SUM_MAX_UA: 0,
         }
 
     # -- the 20 Hz envelope -----------------------------------------------

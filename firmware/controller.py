@@ -7,17 +7,21 @@ checked in during the pass; an exception anywhere ends in the safe state.
 
 from firmware import hal as H
 from firmware import timeline
+from firmware.biofeedback import KIND_CODES, Biofeedback
 from firmware.emg import EmgInput
 from firmware.eventlog import EventLog
 from firmware.link import Link
 from firmware.safety import Safety
+from firmware.sessionlog import SessionLog
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
+from firmware.stim import Stimulator
 from firmware.storage import FAULT_RECORD, POLICY_RECORD, Store
 from firmware.therapy_store import TherapyStore
 from firmware.version import FIRMWARE_VERSION
-from protocol import faults, framing
+from protocol import codec, faults, framing
 from protocol import messages as m
 from protocol.errors import BAD_FIELD, BUSY, ILLEGAL_STATE, ProtocolError
+from protocol.therapy import STIM_KINDS
 
 WDT_TIMEOUT_MS = 2000
 MAX_SESSION_S = 3600  # the longest session this firmware runs, whatever a protocol says
@@ -30,9 +34,19 @@ TONE_CONTRACT_HZ = 880
 TONE_RELAX_HZ = 440  # rest or relax: let go
 TONE_DONE_HZ = 660
 TONE_ALARM_HZ = 2000
+# Biofeedback: while the envelope is above the target in a relaxation phase
+# the buzzer sounds in this band, higher the further above; silence means
+# at or below target. Below the cue tones so the two are never confused.
+TONE_FEEDBACK_MIN_HZ = 200
+TONE_FEEDBACK_MAX_HZ = 400
+# the device advises ending the session (rest tone rising, paused twice)
+TONE_ADVICE_HZ = 520
 _BEEP_MS = 200
 _DONE_MS = 600
 _ALARM_MS = 1000
+_ADVICE_MS = 1500
+MAX_LOGGED_FAULTS = 4
+_LOG_REPLY_BYTES = 380  # log entries per reply, leaving room for the envelope in one frame
 
 
 class Controller:
@@ -44,14 +58,22 @@ class Controller:
         self.session = Session(self.log, self._state_changed)
         self.store = Store(hal, self.safety)
         self.therapy = TherapyStore(self.store)
+        self.sessionlog = SessionLog(self.store)
+        self._host_time_s = 0  # the host's clock at the session's start, if a host started it
+        self._start_ms = 0
+        self._session_faults = []
         self.policy_max_ua = 0  # no device policy provisioned: no stimulation
-        self.emg = EmgInput(hal, now)
+        self.bio = Biofeedback()
+        self.stim = Stimulator(hal, self.safety, self._stim_changed)
+        self._part = -1  # the protocol phase running, -1 between sessions
+        self.emg = EmgInput(hal, now, on_envelope=self._envelope)
         self.link = Link(hal, self._handlers(), self.log)
         self.streaming = False
         self._estop_was_open = False
         self._tone_until_ms = 0
         self._tone_hz = 0
         self._led = -1
+        self.last_summary = None  # scores of the last session practised
 
     # -- boot and loop --------------------------------------------------
 
@@ -75,6 +97,7 @@ class Controller:
         try:
             stored_ok = self.therapy.load()
             policy = self.store.load(POLICY_RECORD)
+            self.sessionlog.load()  # a damaged segment loses its entries, not the log
         except OSError:
             stored_ok, policy = False, None
         if not stored_ok:
@@ -131,6 +154,8 @@ class Controller:
         s = self.safety
         latched = cause == s.fault
         self.log.add(now, EventLog.FAULT, cause, 1 if latched else 0)
+        if self.bio.running and len(self._session_faults) < MAX_LOGGED_FAULTS:
+            self._session_faults.append(cause)
         if latched:
             if not s.fault_ms:
                 s.fault_ms = now
@@ -160,16 +185,124 @@ class Controller:
     def _tick_session(self, now):
         cue = self.session.tick(now, self._checks_ok(now))
         if cue >= 0:
+            self.bio.segment(self.session.phase, cue)
+            self._phase_changed(now)
             left = self.session.phase_left_ms(now)
-            self.link.push(m.EVENT, m.CUE, phase=self.session.phase & 0xFFFF, cue=cue, time_ms=now, duration_ms=left)
+            seg = self.session.phase
+            if self.therapy.doc is not None:
+                part = self.session.timeline.phase_of[seg]
+                self.link.push(
+                    m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=left, protocol_phase=part
+                )
+            else:
+                self.link.push(m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=left)
             self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
+        if self.session.state == m.RUNNING:
+            self.stim.tick(now, self.bio.last_dv, self.bio.last_trusted)
+        advice = self.bio.advice_pending
+        if advice:
+            self.bio.advice_pending = 0
+            self.log.add(now, EventLog.ADVICE, advice, 0)
+            self.link.push(
+                m.EVENT, m.ADVICE, reason=advice, time_ms=now, rest_dv=self.bio.trend_dv(), reference_dv=self.bio.reference_dv()
+            )
+            self._beep(TONE_ADVICE_HZ, now, _ADVICE_MS)
+
+    def _phase_changed(self, now):
+        doc = self.therapy.doc
+        if doc is None:
+            return
+        part = self.session.timeline.phase_of[self.session.phase]
+        if part == self._part:
+            return
+        self._part = part
+        self.stim.end(now)
+        ph = doc["phases"][part]
+        if ph["type"] in STIM_KINDS:
+            self.stim.begin(ph, self._stim_limit_ua(doc), self.bio.mvc_dv, now)
+
+    def _stim_limit_ua(self, doc):
+        # limits in layers: board, device policy, protocol (the phase's own maximum applies in stim.begin)
+        return min(self.hal.hw_max_ua, self.policy_max_ua, doc["limits"]["amplitude_max_ua"])
+
+    def _stim_changed(self, state, now):
+        st = self.stim
+        self.link.push(
+            m.EVENT,
+            m.STIM,
+            state=state,
+            time_ms=now,
+            level_ua=st.level_ua,
+            limit_ua=st.limit_ua,
+            impedance_ohm=st.impedance_ohm,
+            triggers=st.triggers,
+        )
+
+    def _envelope(self, dv, flags):
+        if self.session.state == m.RUNNING:
+            self.bio.envelope(dv, flags)
+
+    def _session_over(self, prev, reason, now):
+        summary = self.bio.finish(reason, self.session.running_ms(now), now)
+        st = self.stim
+        summary[m.SUM_TRIGGERS] = st.triggers_total
+        summary[m.SUM_CHARGE_UC] = st.charge_nc // 1000
+        summary[m.SUM_MAX_UA] = st.max_ua
+        if prev == m.ARMED:
+            return  # the checks never passed: nothing was practised
+        self.last_summary = summary
+        self.link.push(m.EVENT, m.SUMMARY, **m.named(m.EVENT, m.SUMMARY, summary))
+        try:
+            self.sessionlog.add(self._log_entry(summary))
+        except OSError:
+            self.safety.enter_safe_state(faults.STORAGE)
+
+    def _log_entry(self, summary):
+        doc = self.therapy.doc if self.safety.protocol_verified else None
+        e = {
+            m.LOG_START_MS: self._start_ms,
+            m.LOG_RUN_MS: summary[m.SUM_RUN_MS],
+            m.LOG_PLANNED_MS: self.session.duration_ms,
+            m.LOG_PHASES: len(doc["phases"]) if doc is not None else 1,
+            m.LOG_MVC_DV: summary[m.SUM_MVC_DV],
+            m.LOG_TRIGGERS: summary[m.SUM_TRIGGERS],
+            m.LOG_CHARGE_UC: summary[m.SUM_CHARGE_UC],
+            m.LOG_MAX_UA: summary[m.SUM_MAX_UA],
+            m.LOG_FAULTS: list(self._session_faults),
+            m.LOG_END_REASON: summary[m.SUM_END_REASON],
+            m.LOG_ADVICE: summary[m.SUM_ADVICE],
+        }
+        if doc is not None:
+            e[m.LOG_PROTOCOL] = doc["id"]
+        if self._host_time_s:
+            e[m.LOG_HOST_TIME_S] = self._host_time_s
+        done = 0
+        below = 0
+        rest = 0
+        for p in summary[m.SUM_PHASES]:
+            if p[m.SC_RUN_MS] >= p[m.SC_PLANNED_MS]:
+                done += 1
+            below += p.get(m.SC_BELOW_MS, 0)
+            # the rest tone of the relaxation practice, else of a baseline, else of any rest
+            if m.SC_REST_DV in p and (not rest or p[m.SC_KIND] == KIND_CODES["relaxation"]):
+                rest = p[m.SC_REST_DV]
+        e[m.LOG_PHASES_DONE] = done
+        e[m.LOG_BELOW_MS] = below
+        e[m.LOG_REST_DV] = rest
+        return e
 
     def _beep(self, hz, now, ms):
         self._tone_hz = hz
         self._tone_until_ms = now + ms
 
     def _state_changed(self, prev, nxt, reason, now):
+        if prev == m.RUNNING:
+            # pause, stop, finish, fault: the output goes first; resuming starts the phase afresh, from zero
+            self.stim.end(now)
+            self._part = -1
         self.link.push(m.EVENT, m.STATE_CHANGED, from_state=prev, to_state=nxt, reason=reason, time_ms=now)
+        if self.bio.running and (nxt == m.DONE or nxt == m.FAULT_STATE or nxt == m.IDLE):
+            self._session_over(prev, reason, now)
         if prev == m.RUNNING or prev == m.PAUSED:
             if nxt == m.DONE:
                 self._beep(TONE_DONE_HZ, now, _DONE_MS)
@@ -178,24 +311,54 @@ class Controller:
         if nxt == m.DONE and self.therapy.doc is not None:
             self.therapy.checkpoint_uptime(now)  # the interval to the next session survives a power cut
 
-    def _begin_session(self, demo_s, heartbeat_ms, reason, now):
+    def _begin_session(self, demo_s, heartbeat_ms, reason, now, host_time_s=0):
         """Start the approved protocol's session, or the demonstration without one."""
+        self._host_time_s = host_time_s
+        self._session_faults = []
         doc = self.therapy.doc
         if doc is not None:
             if demo_s:
                 raise ProtocolError(BAD_FIELD, "the approved protocol decides the session")
             self.session.check(START, now)  # a refused start says why before the budget does
             self.therapy.check_start(now)
-            self.session.start(timeline.from_protocol(doc), heartbeat_ms, reason, now)
+            self._start_ms = self.therapy.total_ms(now)
+            plan = timeline.from_protocol(doc)
+            self.session.start(plan, heartbeat_ms, reason, now)
+            self.safety.protocol_verified = True  # stimulation only ever comes from a verified protocol
+            self.bio.start(doc, plan)
+            self.stim.new_session()
             self.therapy.count_start(now)
             return
         demo_s = demo_s or timeline.DEMO_DEFAULT_S
         if demo_s < timeline.DEMO_MIN_S or demo_s > timeline.DEMO_MAX_S:
             raise ProtocolError(BAD_FIELD, "demo length %d..%d s" % (timeline.DEMO_MIN_S, timeline.DEMO_MAX_S))
-        self.session.start(timeline.demo(demo_s), heartbeat_ms, reason, now)
+        plan = timeline.demo(demo_s)
+        self._start_ms = self.therapy.total_ms(now)
+        self.session.start(plan, heartbeat_ms, reason, now)
+        self.safety.protocol_verified = False
+        self.bio.start(None, plan)
+        self.stim.new_session()
 
     def _emit_block(self, first_index, payload, flags):
-        if self.streaming:
+        st = self.stim
+        if st.block_pulses:
+            flags |= m.FLAG_STIM
+            st.block_pulses = 0
+        if st.block_trigger:
+            flags |= m.FLAG_TRIGGER
+            st.block_trigger = False
+        if self.streaming and st.state != m.STIM_OFF:
+            self.link.push(
+                m.STREAM,
+                m.EMG,
+                first_index=first_index,
+                samples=bytes(payload),
+                envelope_dv=self.emg.envelope_dv,
+                state=self.session.state,
+                flags=flags,
+                stim_ua=st.cmd_ua,
+            )
+        elif self.streaming:
             self.link.push(
                 m.STREAM,
                 m.EMG,
@@ -211,6 +374,8 @@ class Controller:
     def _patient_io(self, now):
         hal = self.hal
         pressed = hal.buttons()
+        if pressed & (H.BTN_UP | H.BTN_DOWN) and self.session.state == m.RUNNING:
+            self.stim.step_level(pressed & H.BTN_UP)
         if pressed & H.BTN_START:
             st = self.session.state
             try:
@@ -218,6 +383,7 @@ class Controller:
                     self._begin_session(0, 0, m.REASON_BUTTON, now)
                 elif st == m.RUNNING:
                     self.session.fire(PAUSE, m.REASON_BUTTON, now)
+                    self.bio.patient_paused()
                 elif st == m.PAUSED:
                     self.session.fire(RESUME, m.REASON_BUTTON, now)
                 else:
@@ -228,7 +394,13 @@ class Controller:
         if led != self._led:
             hal.led(led)
             self._led = led
-        hal.buzzer(self._tone_hz if now < self._tone_until_ms else 0)
+        if now < self._tone_until_ms:
+            hz = self._tone_hz
+        elif self.session.state == m.RUNNING:
+            hz = self.bio.feedback_hz(TONE_FEEDBACK_MIN_HZ, TONE_FEEDBACK_MAX_HZ)
+        else:
+            hz = 0
+        hal.buzzer(hz)
 
     # -- requests -------------------------------------------------------
 
@@ -244,6 +416,9 @@ class Controller:
             m.ESTOP: self._estop,
             m.FAULT_CLEAR: self._clear,
             m.STREAM_CONTROL: self._stream,
+            m.STIM_LEVEL: self._stim_level,
+            m.LOG_READ: self._log_read,
+            m.SESSION_RATE: self._rate,
             m.PROTOCOL_BEGIN: self._upload_begin,
             m.PROTOCOL_CHUNK: self._upload_chunk,
             m.PROTOCOL_COMMIT: self._upload_commit,
@@ -256,6 +431,7 @@ class Controller:
         self.link.greeted = True
         self.link.version = version
         self.streaming = False  # a new host subscribes for itself
+        self.stim.level_ua = 0  # a (re)connected host starts from zero
         return {
             "version": version,
             "firmware_version": FIRMWARE_VERSION,
@@ -303,7 +479,7 @@ class Controller:
         return {"uptime_ms": now}
 
     def _start(self, body, now):
-        self._begin_session(body.get(1, 0), body.get(2, 0), m.REASON_REQUEST, now)
+        self._begin_session(body.get(1, 0), body.get(2, 0), m.REASON_REQUEST, now, body.get(0, 0))
         return {"state": self.session.state}
 
     def _pause(self, body, now):
@@ -332,6 +508,50 @@ class Controller:
         self.log.add(now, EventLog.CLEARED, cleared, 0)
         self.session.fire(CLEAR, m.REASON_CLEARED, now)
         return {"state": self.session.state}
+
+    def _stim_level(self, body, now):
+        if self.session.state != m.RUNNING:
+            raise ProtocolError(ILLEGAL_STATE, "no session running")
+        try:
+            return {"level_ua": self.stim.set_level(body[0])}
+        except ValueError as e:
+            code = BAD_FIELD if self.stim.state not in (m.STIM_OFF, m.STIM_CHECK) else ILLEGAL_STATE
+            raise ProtocolError(code, str(e))
+
+    def _log_read(self, body, now):
+        lg = self.sessionlog
+        n = body[1] if body[1] < m.MAX_LOG_READ else m.MAX_LOG_READ
+        entries = []
+        size = 0
+        nxt = body[0]
+        while len(entries) < n:
+            got, after = lg.read(nxt, 1)
+            if not got:
+                nxt = after
+                break
+            k = len(codec.dumps(got[0]))
+            if entries and size + k > _LOG_REPLY_BYTES:
+                break  # the rest in the next request: a reply fits one frame
+            entries.append(got[0])
+            size += k
+            nxt = after
+        return {
+            "entries": entries,
+            "next_seq": nxt,
+            "oldest_seq": lg.oldest(),
+            "end_seq": lg.next_seq,
+            "damaged": lg.damaged,
+        }
+
+    def _rate(self, body, now):
+        seq, pain = body[0], body[1]
+        if pain > m.PAIN_MAX:
+            raise ProtocolError(BAD_FIELD, "pain/comfort score is 0..%d" % m.PAIN_MAX)
+        if self.session.active():
+            raise ProtocolError(BUSY, "rate the session after it ends")
+        if not self.sessionlog.update(seq, m.LOG_PAIN, pain):
+            raise ProtocolError(BAD_FIELD, "session %d is not in the log" % seq)
+        return {"session": seq}
 
     def _stream(self, body, now):
         self.streaming = body[0]

@@ -8,8 +8,12 @@ machine, rp2 or time. The contract is what a Pico can honour
 - EMG arrives in blocks from a ring that hardware fills (PIO + DMA on the
   board), each sample with an absolute index; the firmware drains it from its
   main loop and never times a sample itself.
-- The output stage takes pulse-train descriptors through a FIFO (PIO on the
-  board) and stops by itself when it is not fed.
+- The output stage generates pulses by itself from pre-validated timing
+  (PIO on the board; Python never times a phase) at the amplitude last
+  commanded; the firmware only configures, starts, stops, sets amplitude and
+  reads back what each pulse did. Its enable is dynamic: it holds only while
+  the firmware keeps calling out_keepalive(), so a hung or reset MCU loses
+  the output within OUT_HOLD_MS.
 - The e-stop is an interrupt callback; it must stay trivial (no allocation,
   no exceptions: a hard IRQ that raises is disabled for good).
 - Storage is never written while the output is enabled (flash writes stop
@@ -37,6 +41,16 @@ LED_PAUSED = 3  # double blink
 LED_FAULT = 4  # fast blink
 LED_DONE = 5
 
+# Output stage: the dynamic enable drops this long after the last
+# out_keepalive() (a charge pump on the board, a timer in the simulator)
+OUT_HOLD_MS = 20
+
+# stim_sense() fields, in this order, of the last completed pulse
+SENSE_PULSES = 0  # pulses completed since stim_start()
+SENSE_UA = 1  # current measured in the first phase, µA (absolute value)
+SENSE_UA_2 = 2  # current measured in the second phase, µA (absolute value)
+SENSE_MV = 3  # electrode voltage at the end of the first phase, mV (absolute value)
+
 # reset_cause()
 RESET_POWER_ON = 0
 RESET_WATCHDOG = 1  # the watchdog timed out
@@ -51,6 +65,7 @@ class Hal:
     serial = ""  # unique id, upper-case hex (the USB serial number on a Pico)
     emg_rate_hz = 2000
     hw_max_ua = 0  # hardware current ceiling of the output stage, µA
+    compliance_mv = 0  # the output stage's compliance voltage, mV
 
     # -- clock --
     def now_ms(self):
@@ -76,6 +91,31 @@ class Hal:
         raise NotImplementedError
 
     def out_enabled(self):
+        raise NotImplementedError
+
+    def out_keepalive(self):
+        """Toggle the dynamic-enable line; must be called at least every OUT_HOLD_MS while enabled."""
+        raise NotImplementedError
+
+    # -- pulse engine (driven by firmware/stim.py, gated by the output enable) --
+    def stim_configure(self, frequency_hz, phase_us, gap_us):
+        """Load the timing of symmetric biphasic pulses (already validated); stops any running train."""
+        raise NotImplementedError
+
+    def stim_start(self):
+        """Start the pulse train at the current amplitude (which the firmware has set to 0)."""
+        raise NotImplementedError
+
+    def stim_stop(self):
+        """Stop after the current pulse; both legs grounded. Safe from interrupt context."""
+        raise NotImplementedError
+
+    def stim_amplitude(self, ua):
+        """Commanded current for the next pulses, µA (0 .. hw_max_ua, 100 µA steps)."""
+        raise NotImplementedError
+
+    def stim_sense(self, out):
+        """Fill out[SENSE_*] (a preallocated list or array of 4 ints) for the last pulse; no allocation."""
         raise NotImplementedError
 
     # -- emergency stop --

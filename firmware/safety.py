@@ -26,6 +26,7 @@ class Safety:
     def enter_safe_state(self, cause):
         """Output off, amplitude zero, latch safety-class causes. Idempotent."""
         self._hal.out_enable(False)
+        self._hal.stim_stop()
         self.amplitude_ua = 0
         self.last_cause = cause
         self.fault_count += 1
@@ -81,6 +82,15 @@ class Safety:
             return False
         self._hal.out_enable(True)
         return True
+
+    def release_output(self):
+        """The phase no longer needs the output: disable it (no fault)."""
+        self._hal.out_enable(False)
+
+    def keepalive(self):
+        """Keep the dynamic enable up; called once per loop pass while stimulating."""
+        if self._hal.out_enabled():
+            self._hal.out_keepalive()
 
     def output_on(self):
         return self._hal.out_enabled()

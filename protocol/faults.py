@@ -13,6 +13,12 @@ MEMORY = 6  # MemoryError
 STORAGE = 7  # persistent storage unreadable or failed to write
 EMG_STALLED = 8  # front end stopped delivering samples
 BROWNOUT = 9  # supply dropped; boot found an unclean shutdown
+OVERCURRENT = 10  # measured current above the commanded one beyond tolerance
+CURRENT_MISMATCH = 11  # measured current below the commanded one, with the electrode voltage in range
+OPEN_ELECTRODE = 12  # impedance too high or electrode voltage near compliance
+CHARGE_IMBALANCE = 13  # the two phases of a pulse carried different currents
+PULSE_STALLED = 14  # the pulse generator stopped producing pulses
+ELECTRODE_SHORT = 15  # impedance too low: the electrodes touch, or the lead is shorted
 
 NAMES = {
     ESTOP: "ESTOP",
@@ -24,11 +30,31 @@ NAMES = {
     STORAGE: "STORAGE",
     EMG_STALLED: "EMG_STALLED",
     BROWNOUT: "BROWNOUT",
+    OVERCURRENT: "OVERCURRENT",
+    CURRENT_MISMATCH: "CURRENT_MISMATCH",
+    OPEN_ELECTRODE: "OPEN_ELECTRODE",
+    CHARGE_IMBALANCE: "CHARGE_IMBALANCE",
+    PULSE_STALLED: "PULSE_STALLED",
+    ELECTRODE_SHORT: "ELECTRODE_SHORT",
 }
 
 # causes that need an explicit clear; the others end the session but leave
 # the device ready for a new one
-LATCHED = (ESTOP, HOST_ESTOP, EXCEPTION, WATCHDOG, MEMORY, STORAGE, BROWNOUT)
+LATCHED = (
+    ESTOP,
+    HOST_ESTOP,
+    EXCEPTION,
+    WATCHDOG,
+    MEMORY,
+    STORAGE,
+    BROWNOUT,
+    OVERCURRENT,
+    CURRENT_MISMATCH,
+    OPEN_ELECTRODE,
+    CHARGE_IMBALANCE,
+    PULSE_STALLED,
+    ELECTRODE_SHORT,
+)
 
 
 def name(code):

@@ -43,17 +43,22 @@ SESSION_STOP = 7
 ESTOP = 8
 FAULT_CLEAR = 9
 STREAM_CONTROL = 10
+STIM_LEVEL = 11  # set the stimulation level within the approved range
+LOG_READ = 12  # entries of the compliance log
+SESSION_RATE = 13  # the patient's pain/comfort score for a logged session
 PROTOCOL_BEGIN = 16  # start or resume an upload of a signed protocol
 PROTOCOL_CHUNK = 17
 PROTOCOL_COMMIT = 18  # verify, re-validate and store it
 PROTOCOL_SHOW = 19
 PROTOCOL_REMOVE = 20
+MAINTENANCE_ENTER = 21  # output off, then reset into the maintenance boot (tonus flash)
 # events
 STATE_CHANGED = 64
 FAULT = 65
 CUE = 66
 SUMMARY = 67  # a session ended: its scores (also kept in the device's log)
 ADVICE = 68  # the device advises ending the session, and why
+STIM = 69  # the stimulator changed state (check passed, burst, rest, level)
 # streams
 EMG = 96
 
@@ -129,6 +134,16 @@ PINFO_MAX_SESSION_S = 9
 PINFO_MIN_INTERVAL_S = 10
 PINFO_KID = 11
 # upload sizes: a chunk plus its envelope fits one frame
+# stimulator states (STIM "state")
+STIM_OFF = 0
+STIM_CHECK = 1  # impedance check at a low current before the phase
+STIM_READY = 2  # ETS: armed, waiting for the patient's contraction; stimulation: before the first burst
+STIM_RAMP_UP = 3
+STIM_ON = 4
+STIM_RAMP_DOWN = 5
+STIM_REST = 6
+STIM_NAMES = ("OFF", "CHECK", "READY", "RAMP_UP", "ON", "RAMP_DOWN", "REST")
+
 # why the device advises ending a session (ADVICE "reason"; SUMMARY "advice")
 ADVICE_TONE_RISING = 1  # the rest tone rose beyond the clinician's margin
 ADVICE_PAUSED_TWICE = 2  # the patient paused twice
@@ -142,6 +157,9 @@ SUM_RUN_MS = 3  # time practised (running, not paused)
 SUM_MVC_DV = 4  # maximal voluntary contraction measured (best peak), 0 if none
 SUM_BASELINE_DV = 5  # resting baseline measured, 0 if none
 SUM_PHASES = 6  # per-phase scores, SC_* keys
+SUM_TRIGGERS = 7  # ETS triggers
+SUM_CHARGE_UC = 8  # stimulation charge delivered (first phases), µC
+SUM_MAX_UA = 9  # largest stimulation amplitude commanded
 
 SC_PHASE = 0  # protocol phase index
 SC_KIND = 1  # 0 demonstration, 1 baseline, 2 relaxation, 3 work/rest, 4 MVC, 5 Glazer, 6 ETS, 7 stimulation
@@ -165,6 +183,27 @@ SC_G_TONIC_DV = 18  # mean over the tonic contractions
 SC_G_ENDURANCE_DV = 19
 SC_G_POST_DV = 20
 SC_G_POST_CV = 21
+
+# compliance log entries (LOG_READ "entries")
+LOG_SEQ = 0  # session number, counting every session ever logged
+LOG_PROTOCOL = 1  # protocol id (text); absent for a demonstration
+LOG_START_MS = 2  # device uptime at the start (carried across boots)
+LOG_HOST_TIME_S = 3  # the host's Unix time at the start, when a host started it
+LOG_RUN_MS = 4  # time practised
+LOG_PLANNED_MS = 5
+LOG_PHASES_DONE = 6  # phases practised to their end
+LOG_PHASES = 7  # phases planned
+LOG_REST_DV = 8  # mean rest tone (baseline and relaxation phases)
+LOG_MVC_DV = 9
+LOG_BELOW_MS = 10  # time at or below the relaxation target
+LOG_TRIGGERS = 11  # ETS triggers
+LOG_CHARGE_UC = 12  # stimulation charge delivered
+LOG_MAX_UA = 13  # largest stimulation amplitude
+LOG_FAULTS = 14  # fault codes during the session (list)
+LOG_PAIN = 15  # the patient's pain/comfort score 0..10, once rated
+LOG_END_REASON = 16  # REASON_*
+LOG_ADVICE = 17  # ADVICE_*, 0 if none
+PAIN_MAX = 10
 
 UPLOAD_CHUNK = 384
 UPLOAD_MAX = 8192
@@ -190,6 +229,8 @@ STATE = 11  # one of the device states above
 SHA256 = 12  # bytes, exactly 32
 CHUNK = 13  # bytes, 1..UPLOAD_CHUNK
 UMAPS = 14  # list of UMAP, at most MAX_PHASES_LISTED
+MAPS = 15  # list of maps with uint keys, at most MAX_LOG_READ
+MAX_LOG_READ = 8
 MAX_PHASES_LISTED = 16
 
 _UMAX = {U8: 0xFF, U16: 0xFFFF, U32: 0xFFFFFFFF, U64: 0xFFFFFFFFFFFFFFFF, STATE: len(STATE_NAMES) - 1}
@@ -249,6 +290,25 @@ CATALOGUE = {
     ESTOP: ("ESTOP", REQUEST, _EMPTY, _STATE),
     FAULT_CLEAR: ("FAULT_CLEAR", REQUEST, _EMPTY, _STATE),
     STREAM_CONTROL: ("STREAM_CONTROL", REQUEST, ((0, "enable", BOOL, True),), _EMPTY),
+    STIM_LEVEL: ("STIM_LEVEL", REQUEST, ((0, "level_ua", U32, True),), ((0, "level_ua", U32, True),)),
+    LOG_READ: (
+        "LOG_READ",
+        REQUEST,
+        ((0, "from_seq", U32, True), (1, "max", U8, True)),
+        (
+            (0, "entries", MAPS, True),
+            (1, "next_seq", U32, True),  # where to continue
+            (2, "oldest_seq", U32, True),  # the first entry the log still holds
+            (3, "end_seq", U32, True),  # one past the newest entry
+            (4, "damaged", U8, True),  # segments found unreadable
+        ),
+    ),
+    SESSION_RATE: (
+        "SESSION_RATE",
+        REQUEST,
+        ((0, "session", U32, True), (1, "pain", U8, True)),
+        ((0, "session", U32, True),),
+    ),
     PROTOCOL_BEGIN: (
         "PROTOCOL_BEGIN",
         REQUEST,
@@ -269,6 +329,7 @@ CATALOGUE = {
         ((0, "protocol", NULL_OR_MAP, True), (1, "max_sequence", U32, True)),
     ),
     PROTOCOL_REMOVE: ("PROTOCOL_REMOVE", REQUEST, _EMPTY, _EMPTY),
+    MAINTENANCE_ENTER: ("MAINTENANCE_ENTER", REQUEST, _EMPTY, _STATE),  # answers MAINTENANCE
     STATE_CHANGED: (
         "STATE_CHANGED",
         EVENT,
@@ -309,6 +370,9 @@ CATALOGUE = {
             (4, "mvc_dv", U32, True),
             (5, "baseline_dv", U32, True),
             (6, "phases", UMAPS, True),
+            (7, "triggers", U32, True),
+            (8, "charge_uc", U32, True),
+            (9, "max_ua", U32, True),
         ),
         None,
     ),
@@ -316,6 +380,19 @@ CATALOGUE = {
         "ADVICE",
         EVENT,
         ((0, "reason", U8, True), (1, "time_ms", U64, True), (2, "rest_dv", U32, True), (3, "reference_dv", U32, True)),
+        None,
+    ),
+    STIM: (
+        "STIM",
+        EVENT,
+        (
+            (0, "state", U8, True),
+            (1, "time_ms", U64, True),
+            (2, "level_ua", U32, True),  # the patient's setting
+            (3, "limit_ua", U32, True),  # the smallest of board, policy, protocol and phase limits
+            (4, "impedance_ohm", U32, False),  # measured by the check
+            (5, "triggers", U32, False),  # ETS triggers so far in this phase
+        ),
         None,
     ),
     EMG: (
@@ -327,6 +404,7 @@ CATALOGUE = {
             (2, "envelope_dv", U32, True),
             (3, "state", STATE, True),
             (4, "flags", U16, True),
+            (5, "stim_ua", U32, False),  # current commanded at the end of the block, while stimulating
         ),
         None,
     ),
@@ -336,6 +414,9 @@ CATALOGUE = {
 FLAG_LEAD_OFF = 1
 FLAG_SATURATED = 2
 FLAG_GAP = 4
+FLAG_STIM = 8  # pulses were delivered during the block
+FLAG_TRIGGER = 16  # an ETS trigger fired during the block
+FLAG_BLANKED = 32  # samples around pulses were blanked (stimulation artefact)
 
 
 def type_name(mtype):
@@ -387,6 +468,16 @@ def _valid(ftype, v):
         for item in v:
             if not _valid(UMAP, item):
                 return False
+        return True
+    if ftype == MAPS:
+        if not isinstance(v, list) or len(v) > MAX_LOG_READ:
+            return False
+        for item in v:
+            if not isinstance(item, dict):
+                return False
+            for k in item:
+                if not _valid(U32, k):
+                    return False
         return True
     if ftype == MAP:
         return isinstance(v, dict)

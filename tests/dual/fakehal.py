@@ -15,6 +15,7 @@ class FakeHal(H.Hal):
     serial = "0123456789ABCDEF"
     emg_rate_hz = 2000
     hw_max_ua = 100000
+    compliance_mv = 60000
 
     def __init__(self, files=None, reset_cause=H.RESET_POWER_ON, seed=1):
         self.t_ms = 0
@@ -38,6 +39,17 @@ class FakeHal(H.Hal):
         self.fs_writes = 0
         self.cut_at = -1  # power fails instead of flash write number cut_at
         self.rx = b""
+        # pulse engine: pulses come at the configured rate while started and enabled
+        self.stim_hz = 0
+        self.stim_running = False
+        self.stim_started_ms = 0
+        self.stim_cmd = 0
+        self.stim_log = []  # (t_ms, commanded µA) at every change
+        self.keepalives = 0
+        self.load_ohm = 1000
+        self.sense_gain_percent = 100  # the current the stage really delivers, % of the command
+        self.phase2_percent = 100  # the second phase's current, % of the first
+        self.stim_stalled = False
         self.tx = []
         self.host_reading = True
 
@@ -71,6 +83,40 @@ class FakeHal(H.Hal):
 
     def out_enabled(self):
         return self.enabled
+
+    def out_keepalive(self):
+        self.keepalives += 1
+
+    def stim_configure(self, frequency_hz, phase_us, gap_us):
+        self.stim_hz = frequency_hz
+        self.stim_running = False
+
+    def stim_start(self):
+        self.stim_running = True
+        self.stim_started_ms = self.t_ms
+
+    def stim_stop(self):
+        self.stim_running = False
+
+    def stim_amplitude(self, ua):
+        self.stim_cmd = ua
+        self.stim_log.append((self.t_ms, ua))
+
+    def stim_pulses(self):
+        if not (self.stim_running and self.enabled) or self.stim_stalled:
+            return 0
+        return (self.t_ms - self.stim_started_ms) * self.stim_hz // 1000
+
+    def stim_sense(self, out):
+        i = self.stim_cmd * self.sense_gain_percent // 100
+        v = i * self.load_ohm // 1000  # µA x Ω = µV; /1000 for mV
+        if v > self.compliance_mv:
+            v = self.compliance_mv
+            i = v * 1000 // self.load_ohm
+        out[0] = self.stim_pulses() if not self.stim_stalled else out[0]
+        out[1] = i
+        out[2] = i * self.phase2_percent // 100
+        out[3] = v
 
     def estop_open(self):
         return self.estop

@@ -1,0 +1,305 @@
+"""Stimulation and EMG-triggered stimulation (ETS) phases: levels, ramps, interlocks.
+
+The pulse engine (PIO on the board) times every pulse; this module decides
+the amplitude between pulses and checks what each pulse did. Safety stays
+the only owner of the output enable: a trip here calls
+safety.enter_safe_state(), which disables the output; this module then
+only tidies up (amplitude 0, engine stopped).
+
+Amplitude discipline:
+- the limit in force is the smallest of the board's ceiling, the device
+  policy, the protocol's and the phase's maximum; the patient's level
+  (buttons, or a host within the approved range) never exceeds it;
+- the commanded amplitude only ramps, at most the phase's ramp slope and
+  never faster than MAX_SLEW_UA_PER_S;
+- every transition (pause, resume, reconnect, fault clear, a new phase or
+  protocol, each ETS re-arm) brings the command to zero; a pause, a stop or
+  a new phase also sets the patient's level back to zero;
+- before each phase a check at CHECK_UA measures the electrode impedance;
+  an open or high-impedance electrode stops the output, the current is never
+  raised to compensate.
+
+Checks per pulse (the sense of the last pulse, every loop pass):
+- over-current: measured above commanded + max(10 %, 1 mA);
+- charge balance: the two phases' currents differ beyond the tolerance;
+- under-current: below commanded - tolerance: open electrode when the
+  electrode voltage is near compliance, else a current mismatch;
+- a short: the electrode voltage says the load is under MIN_IMPEDANCE_OHM;
+- a running engine that produced no pulse for two periods + STALL_GRACE_MS.
+"""
+
+from firmware import hal as H
+from protocol import faults
+from protocol import messages as m
+
+CHECK_UA = 1000  # impedance check current: 1 mA, below perception for most
+CHECK_MS = 200
+MAX_IMPEDANCE_OHM = 5000  # above this the electrode is not in proper contact
+MIN_IMPEDANCE_OHM = 100  # below this the current bypasses the tissue: a short
+COMPLIANCE_MARGIN_PERCENT = 90  # electrode voltage this close to compliance means "open"
+MAX_SLEW_UA_PER_S = 20000  # no ramp is steeper than 20 mA/s
+LEVEL_STEP_UA = 500  # the patient's buttons move in 0.5 mA steps
+RESOLUTION_UA = 100
+TOLERANCE_PERCENT = 10
+TOLERANCE_MIN_UA = 1000
+STALL_GRACE_MS = 20
+
+
+def tolerance_ua(commanded_ua):
+    t = commanded_ua * TOLERANCE_PERCENT // 100
+    return t if t > TOLERANCE_MIN_UA else TOLERANCE_MIN_UA
+
+
+def first_step_ua(limit_ua):
+    """The smallest non-zero level: at most 2 % of the maximum (IEC 60601-2-10 201.12.1.101)."""
+    step = limit_ua * 2 // 100 // RESOLUTION_UA * RESOLUTION_UA
+    if step > LEVEL_STEP_UA:
+        return LEVEL_STEP_UA
+    return step if step >= RESOLUTION_UA else RESOLUTION_UA
+
+
+class Stimulator:
+    def __init__(self, hal, safety, notify):
+        self._hal = hal
+        self._safety = safety
+        self._notify = notify  # notify(state, now_ms): the controller announces it
+        self._sense = [0, 0, 0, 0]
+        self.state = m.STIM_OFF
+        self.phase = None
+        self.limit_ua = 0
+        self.level_ua = 0
+        self.cmd_ua = 0  # amplitude commanded to the engine now
+        self.impedance_ohm = 0
+        self.triggers = 0  # ETS triggers in this phase
+        self.triggers_total = 0  # and in the session
+        self.pulses = 0  # pulses seen in this phase
+        self.max_ua = 0  # largest amplitude commanded in the session
+        self.charge_nc = 0  # charge delivered in the session (first phases), nC
+        self.block_pulses = 0  # pulses since the controller last looked (stream flag)
+        self.block_trigger = False
+        self._ets = False
+        self._threshold_dv = 0
+        self._since_ms = 0
+        self._above_ms = -1
+        self._last_pulse_ms = 0
+        self._last_tick_ms = 0
+        self._period_ms = 0
+        self._pw_us = 0
+        self._ramp_up = 0  # slope limits in µA per s
+        self._ramp_down = 0
+        self._charge_pc = 0
+
+    # -- phases ---------------------------------------------------------
+
+    def new_session(self):
+        self.triggers_total = 0
+        self.max_ua = 0
+        self.charge_nc = 0
+        self._charge_pc = 0
+
+    def begin(self, phase, limit_ua, mvc_dv, now):
+        """Start a stimulation or ETS phase: configure, then check the electrode."""
+        self.end(now)
+        self.phase = phase
+        self._ets = phase["type"] == "ets"
+        self.limit_ua = min(limit_ua, phase["amplitude_max_ua"])
+        self.level_ua = 0
+        self.triggers = 0
+        self.pulses = 0
+        self._threshold_dv = mvc_dv * phase["threshold_percent_mvc"] // 100 if self._ets else 0
+        self._period_ms = 1000 // phase["frequency_hz"]
+        self._pw_us = phase["pulse_width_us"]
+        self._ramp_up = self._slope(phase["ramp_up_ms"])
+        self._ramp_down = self._slope(phase["ramp_down_ms"])
+        if self.limit_ua <= 0 or (self._ets and self._threshold_dv <= 0):
+            return  # nothing may be delivered (no policy, or no MVC to trigger from): stay off
+        self._hal.stim_configure(phase["frequency_hz"], phase["pulse_width_us"], phase["interphase_gap_us"])
+        if not self._safety.request_output(True):
+            return
+        self._command(CHECK_UA if CHECK_UA < self.limit_ua else self.limit_ua)
+        self._hal.stim_start()
+        self._last_pulse_ms = now
+        self._set(m.STIM_CHECK, now)
+
+    def end(self, now):
+        """Stop at once (phase over, pause, stop, fault): amplitude zero, engine stopped, output released."""
+        was = self.state
+        self._command(0)
+        self._hal.stim_stop()
+        self._safety.release_output()
+        self.level_ua = 0
+        self._above_ms = -1
+        self.state = m.STIM_OFF
+        if was != m.STIM_OFF:
+            self._notify(m.STIM_OFF, now)
+
+    def _slope(self, ramp_ms):
+        # the phase's ramp from zero to its maximum, never steeper than the absolute bound
+        if ramp_ms <= 0:
+            return MAX_SLEW_UA_PER_S
+        s = self.limit_ua * 1000 // ramp_ms
+        return s if s < MAX_SLEW_UA_PER_S else MAX_SLEW_UA_PER_S
+
+    # -- the patient's level ----------------------------------------------
+
+    def set_level(self, ua):
+        """A level within the approved range; returns the level in force. Refusal: ValueError."""
+        if self.state == m.STIM_OFF or self.state == m.STIM_CHECK:
+            raise ValueError("no stimulation phase is running")
+        if ua < 0 or ua > self.limit_ua:
+            raise ValueError("level outside 0..%d µA" % self.limit_ua)
+        self.level_ua = ua // RESOLUTION_UA * RESOLUTION_UA
+        return self.level_ua
+
+    def step_level(self, up):
+        if self.state == m.STIM_OFF or self.state == m.STIM_CHECK:
+            return
+        lv = self.level_ua
+        first = first_step_ua(self.limit_ua)
+        if up:
+            lv = first if lv < first else (lv // LEVEL_STEP_UA + 1) * LEVEL_STEP_UA
+            if lv > self.limit_ua:
+                lv = self.limit_ua
+        else:
+            lv = 0 if lv <= first else ((lv - 1) // LEVEL_STEP_UA) * LEVEL_STEP_UA
+            if 0 < lv < first:
+                lv = first
+        self.level_ua = lv
+
+    # -- every loop pass -------------------------------------------------------
+
+    def tick(self, now, env_dv, trusted):
+        """Advance ramps and bursts; check the last pulses. Called every loop pass while a phase runs."""
+        st = self.state
+        if st == m.STIM_OFF:
+            return
+        if not self._safety.output_on():
+            # safety tripped (e-stop, fault): it disabled the output; tidy up here
+            self.end(now)
+            return
+        self._safety.keepalive()
+        dt = now - self._last_tick_ms
+        self._last_tick_ms = now
+        if not self._check_pulses(now):
+            return
+        ph = self.phase
+        in_state = now - self._since_ms
+        if st == m.STIM_CHECK:
+            if in_state >= CHECK_MS and self.pulses:
+                if self.impedance_ohm > MAX_IMPEDANCE_OHM:
+                    self._trip(faults.OPEN_ELECTRODE, now)
+                    return
+                if self.impedance_ohm < MIN_IMPEDANCE_OHM:
+                    self._trip(faults.ELECTRODE_SHORT, now)
+                    return
+                self._set(m.STIM_READY, now)
+            return
+        if st == m.STIM_READY:
+            if not self._ets:
+                self._set(m.STIM_RAMP_UP, now)
+            elif trusted and self.level_ua and env_dv >= self._threshold_dv:
+                if self._above_ms < 0:
+                    self._above_ms = now
+                if now - self._above_ms >= ph["hold_ms"]:
+                    self.triggers += 1
+                    self.triggers_total += 1
+                    self.block_trigger = True
+                    self._above_ms = -1
+                    self._set(m.STIM_RAMP_UP, now)
+            else:
+                # untrusted EMG never triggers, and an interrupted contraction starts over
+                self._above_ms = -1
+            return
+        target = self.level_ua
+        on_ms = ph["on_ms"]
+        if st == m.STIM_RAMP_UP:
+            self._ramp_to(target, self._ramp_up, dt)
+            if self.cmd_ua >= target:
+                self._set(m.STIM_ON, now)
+        elif st == m.STIM_ON:
+            self._ramp_to(target, self._ramp_up, dt)  # the patient may adjust during the burst
+            if on_ms and in_state >= on_ms - ph["ramp_up_ms"] - ph["ramp_down_ms"]:
+                self._set(m.STIM_RAMP_DOWN, now)
+        elif st == m.STIM_RAMP_DOWN:
+            self._ramp_to(0, self._ramp_down, dt)
+            if self.cmd_ua == 0:
+                self._set(m.STIM_REST, now)
+        elif st == m.STIM_REST:
+            rest = ph["rest_ms"] if self._ets else ph["off_ms"]
+            if in_state >= rest:
+                self._set(m.STIM_READY, now)  # re-armed: from zero again
+
+    def _ramp_to(self, target, slope_ua_per_s, dt):
+        """Up at most the slope allows; a level the patient lowered applies at once."""
+        cur = self.cmd_ua
+        if cur > target and self.state != m.STIM_RAMP_DOWN:
+            self._command(target)
+            return
+        step = slope_ua_per_s * dt // 1000
+        if step < RESOLUTION_UA:
+            step = RESOLUTION_UA
+        if cur < target:
+            cur = cur + step if cur + step < target else target
+        elif cur > target:
+            cur = cur - step if cur - step > target else target
+        self._command(cur)
+        if cur > self.max_ua:
+            self.max_ua = cur
+
+    def _command(self, ua):
+        if ua != self.cmd_ua:
+            self.cmd_ua = ua
+            self._hal.stim_amplitude(ua)
+
+    def _set(self, state, now):
+        self.state = state
+        self._since_ms = now
+        if state == m.STIM_READY or state == m.STIM_REST:
+            self._command(0)  # each burst starts from zero
+        self._notify(state, now)
+
+    def _check_pulses(self, now):
+        """Compare the last pulses with the command; False if a check tripped."""
+        s = self._sense
+        self._hal.stim_sense(s)
+        n = s[H.SENSE_PULSES]
+        fresh = n - self.pulses
+        if fresh <= 0:
+            if now - self._last_pulse_ms > 2 * self._period_ms + STALL_GRACE_MS:
+                self._trip(faults.PULSE_STALLED, now)
+                return False
+            return True
+        self.pulses = n
+        self.block_pulses += fresh
+        self._last_pulse_ms = now
+        cmd = self.cmd_ua
+        i1 = s[H.SENSE_UA]
+        i2 = s[H.SENSE_UA_2]
+        tol = tolerance_ua(cmd)
+        if i1 > cmd + tol or i2 > cmd + tol:
+            self._trip(faults.OVERCURRENT, now)
+            return False
+        if i1 - i2 > tol or i2 - i1 > tol:
+            self._trip(faults.CHARGE_IMBALANCE, now)
+            return False
+        if i1 < cmd - tol or i2 < cmd - tol:
+            near = s[H.SENSE_MV] * 100 >= self._hal.compliance_mv * COMPLIANCE_MARGIN_PERCENT
+            self._trip(faults.OPEN_ELECTRODE if near else faults.CURRENT_MISMATCH, now)
+            return False
+        if i1 >= CHECK_UA:
+            z = s[H.SENSE_MV] * 1000 // i1  # mV / µA = kΩ; ×1000 for Ω
+            if self.state == m.STIM_CHECK:
+                self.impedance_ohm = z
+            elif z < MIN_IMPEDANCE_OHM:
+                self._trip(faults.ELECTRODE_SHORT, now)
+                return False
+        # the charge of the first phases; the second carries it back
+        self._charge_pc += fresh * i1 * self._pw_us
+        if self._charge_pc >= 1000:
+            self.charge_nc += self._charge_pc // 1000
+            self._charge_pc %= 1000
+        return True
+
+    def _trip(self, cause, now):
+        self._safety.enter_safe_state(cause)
+        self.end(now)
