@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "demo",
     "devices",
     "info",
+    "logs",
     "session",
     "estop",
     "fault",
@@ -31,6 +32,7 @@ COMMAND_MODULES = (
     "keys",
     "protocol",
     "provision",
+    "flash",
 )
 
 EXIT_OK = 0

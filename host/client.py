@@ -39,7 +39,7 @@ _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 _HEARTBEATS_TRACKED = 32
 # safe to send again after a timeout: a repeated BEGIN resumes, a repeated
 # CHUNK is refused with the expected offset, SHOW only reads
-_IDEMPOTENT = (m.HELLO, m.INFO, m.PING, m.STREAM_CONTROL, m.PROTOCOL_BEGIN, m.PROTOCOL_SHOW)
+_IDEMPOTENT = (m.HELLO, m.INFO, m.PING, m.STREAM_CONTROL, m.PROTOCOL_BEGIN, m.PROTOCOL_SHOW, m.LOG_READ, m.SESSION_RATE)
 ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
 
 _HINTS = {
@@ -293,6 +293,7 @@ class EmgFrame:
     envelope_dv: int
     state: str
     flags: int
+    stim_ua: int = 0  # stimulation current commanded at the end of the block
 
     @property
     def count(self):
@@ -312,6 +313,14 @@ class EmgFrame:
         import numpy
 
         return numpy.frombuffer(self.data, dtype="<i4")
+
+    @property
+    def stimulating(self):
+        return bool(self.flags & m.FLAG_STIM)
+
+    @property
+    def triggered(self):
+        return bool(self.flags & m.FLAG_TRIGGER)
 
     @property
     def lead_off(self):
@@ -338,6 +347,22 @@ class SessionSummary:
     mvc_dv: int
     baseline_dv: int
     phases: tuple  # per-phase {SC_* key: value} maps, as the device sent them
+    triggers: int = 0  # ETS triggers
+    charge_uc: int = 0  # stimulation charge delivered
+    max_ua: int = 0  # largest stimulation amplitude
+
+
+@dataclass(frozen=True)
+class StimEvent:
+    """The stimulator changed state."""
+
+    seq: int
+    state: str
+    time_ms: int
+    level_ua: int
+    limit_ua: int
+    impedance_ohm: int | None
+    triggers: int | None
 
 
 @dataclass(frozen=True)
@@ -438,6 +463,37 @@ def _stored(mtype, b, rtt):
     return ProtocolStored(protocol_summary(b["protocol"]))
 
 
+@dataclass(frozen=True)
+class LevelReply(Reply):
+    level_ua: int
+
+
+def _level(mtype, b, rtt):
+    return LevelReply(b["level_ua"])
+
+
+@dataclass(frozen=True)
+class LogPage(Reply):
+    entries: tuple  # {LOG_* key: value} maps, as the device keeps them
+    next_seq: int
+    oldest_seq: int
+    end_seq: int
+    damaged: int
+
+
+def _log_page(mtype, b, rtt):
+    return LogPage(tuple(b["entries"]), b["next_seq"], b["oldest_seq"], b["end_seq"], b["damaged"])
+
+
+@dataclass(frozen=True)
+class Rated(Reply):
+    session: int
+
+
+def _rated(mtype, b, rtt):
+    return Rated(b["session"])
+
+
 def _shown(mtype, b, rtt):
     return ProtocolShown(protocol_summary(b["protocol"]), b["max_sequence"])
 
@@ -459,6 +515,9 @@ _REPLY_PARSERS = {
     m.ESTOP: _state_reply,
     m.FAULT_CLEAR: _state_reply,
     m.STREAM_CONTROL: _ack,
+    m.STIM_LEVEL: _level,
+    m.LOG_READ: _log_page,
+    m.SESSION_RATE: _rated,
 }
 
 
@@ -487,11 +546,30 @@ def _unsolicited(kind, seq, mtype, b):
             b["mvc_dv"],
             b["baseline_dv"],
             tuple(b["phases"]),
+            b["triggers"],
+            b["charge_uc"],
+            b["max_ua"],
+        )
+    if mtype == m.STIM:
+        return StimEvent(
+            seq,
+            _name(m.STIM_NAMES, b["state"]),
+            b["time_ms"],
+            b["level_ua"],
+            b["limit_ua"],
+            b.get("impedance_ohm"),
+            b.get("triggers"),
         )
     if mtype == m.ADVICE:
         return Advice(seq, _name(m.ADVICE_NAMES, b["reason"]), b["time_ms"], b["rest_dv"], b["reference_dv"])
     return EmgFrame(
-        seq, b["first_index"], b["samples"], b["envelope_dv"], _name(m.STATE_NAMES, b["state"]), b["flags"]
+        seq,
+        b["first_index"],
+        b["samples"],
+        b["envelope_dv"],
+        _name(m.STATE_NAMES, b["state"]),
+        b["flags"],
+        b.get("stim_ua", 0),
     )
 
 
@@ -611,6 +689,18 @@ class Client:
         if r.ok:
             self._streaming = bool(enable)
         return r
+
+    def stim_level(self, level_ua):
+        """Ask for a stimulation level (µA); the device refuses one outside the approved range."""
+        r = self._request(m.STIM_LEVEL, {"level_ua": level_ua})
+        return r
+
+    def log_read(self, from_seq, max_entries=m.MAX_LOG_READ):
+        return self._request(m.LOG_READ, {"from_seq": from_seq, "max": max_entries})
+
+    def session_rate(self, session, pain):
+        """The patient's pain/comfort score (0..10) for logged session number `session`."""
+        return self._request(m.SESSION_RATE, {"session": session, "pain": pain})
 
     def protocol_begin(self, size, sha256):
         return self._request(m.PROTOCOL_BEGIN, {"size": size, "sha256": sha256})
@@ -867,3 +957,34 @@ class Client:
         if len(self._heartbeats) > _HEARTBEATS_TRACKED:
             del self._heartbeats[next(iter(self._heartbeats))]
         self._send_payload(codec.dumps(m.build(m.REQUEST, seq, m.PING)))
+
+    def maintenance(self):
+        """Ask the device to reset into its maintenance boot, for `tonus flash`.
+
+        A StateReply (state MAINTENANCE: the reset follows at once), or a
+        Refusal while a session runs. Never resent, since the device may
+        already be resetting; the answer is parsed here because the reply
+        table above does not list MAINTENANCE_ENTER.
+        """
+        mtype = m.MAINTENANCE_ENTER
+        seq = self._next_seq()
+        self._awaiting.add(seq)
+        try:
+            self._send_payload(codec.dumps(m.build(m.REQUEST, seq, mtype)))
+            got = self._wait([seq], time.monotonic() + self.timeout)
+        finally:
+            self._awaiting.discard(seq)
+            self._replies.pop(seq, None)
+        if got is None:
+            raise self._timeout_error(mtype, 1, 0)
+        kind, rtype, body, payload = got
+        if kind == m.ERROR:
+            return Refusal(m.type_name(mtype), body[0], errors.name(body[0]), body.get(1, ""))
+        if rtype != mtype:
+            raise LinkError(
+                "the device answered %s with a %s response" % (m.type_name(mtype), m.type_name(rtype)),
+                payload,
+            )
+        r = _state_reply(mtype, m.named(kind, rtype, body), 0.0)
+        self._saw_state(r.state)
+        return r

@@ -16,6 +16,16 @@ from host.upload import upload
 from protocol import record
 
 
+def approve_on(simulator, path):
+    """approve() on a simulator this process runs (tonus sim --approve), through a port of its own."""
+    from host.client import Client
+    from host.transport import Port
+    from sim.urlhandler.protocol_sim import Serial
+
+    with Client(Port(Serial.attached(simulator), "sim://attached")) as client:
+        return approve(client, path)
+
+
 def simulator_of(client):
     """The in-process Simulator behind a client's sim:// port, or None."""
     return getattr(client.port.serial, "simulator", None)

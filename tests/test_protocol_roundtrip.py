@@ -35,7 +35,7 @@ def test_approve_upload_run_and_budget(tmp_path, monkeypatch, capsys):
     assert main(["--port", port, "--json", "protocol", "upload", str(signed)]) == 0
     stored = _json(capsys)["stored"]
     assert stored["id"] == "relax-downtrain" and stored["remaining"] == 28
-    assert main(["--port", port, "session", "run"]) == 0
+    assert main(["--port", port, "session", "run", "--out", str(tmp_path / "scores.json")]) == 0
     capsys.readouterr()
     assert main(["--port", port, "--json", "protocol", "show"]) == 0
     shown = _json(capsys)

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from host.client import ACTIVE_STATES, Advice, Cue, EmgFrame, FaultEvent, SessionSummary, StateChanged
+from host.client import ACTIVE_STATES, Advice, Cue, EmgFrame, FaultEvent, SessionSummary, StateChanged, StimEvent
 from host.commands._connect import json_line
 
 _ENVELOPE_FULL_DV = 1000  # 100 µV fills the bar: above a maximal pelvic-floor contraction
@@ -46,6 +46,9 @@ class Tracker:
         self.keep = keep  # keep the raw stream and the cues (for analysis after the session)
         self.kept_frames = []  # (first_index, int32 LE bytes)
         self.cues = []
+        self.stim_ua = 0  # stimulation current commanded now
+        self.stim = None  # the last StimEvent
+        self.triggers = 0  # ETS triggers seen in the stream
 
     @property
     def streamed_ms(self):
@@ -58,6 +61,10 @@ class Tracker:
             self.samples += item.count
             self.envelope_dv = item.envelope_dv
             self.lead_off = item.lead_off
+            self.stim_ua = item.stim_ua
+            if item.triggered:
+                self.triggers += 1
+                return "ETS trigger at %.1f µV" % (item.envelope_dv / 10)
             if item.state == "RUNNING":
                 self.elapsed_ms += item.count * 1000 // self.rate_hz
             if self.keep:
@@ -74,6 +81,13 @@ class Tracker:
             self.cue = item.cue
             self.cues.append(item)
             return "cue %s for %.1f s" % (item.cue, item.duration_ms / 1000)
+        if isinstance(item, StimEvent):
+            self.stim = item
+            extra = ""
+            if item.state == "READY" and item.impedance_ohm:
+                extra = ", electrode %d Ω" % item.impedance_ohm
+            return "stimulation %s (level %.1f mA of %.1f mA%s)" % (
+                item.state, item.level_ua / 1000, item.limit_ua / 1000, extra)
         if isinstance(item, SessionSummary):
             self.summary = item
             return "session scored by the device"
@@ -92,11 +106,13 @@ class Tracker:
             "duration_ms": self.duration_ms,
             "envelope_uv": self.envelope_dv / 10,
             "lead_off": self.lead_off,
+            "stim_ma": self.stim_ua / 1000,
+            "triggers": self.triggers,
         }
 
 
-def follow(client, tracker, view, done):
-    """Feed events and frames to tracker and view until done() is true."""
+def follow(client, tracker, view, done, on_item=None):
+    """Feed events and frames to tracker and view (and on_item) until done() is true."""
     while not done():
         item = client.poll(0.1)
         if item is None:
@@ -104,6 +120,8 @@ def follow(client, tracker, view, done):
         note = tracker.feed(item)
         if note:
             view.note(note, item)
+        if on_item is not None:
+            on_item(item)
         view.update(tracker)
 
 
@@ -132,7 +150,7 @@ def status_line(t):
         t.envelope_dv / 10,
         _bar(t.envelope_dv, _ENVELOPE_FULL_DV),
         "  LEAD OFF" if t.lead_off else "",
-    )
+    ) + ("  STIM %5.1f mA" % (t.stim_ua / 1000) if t.stim_ua else "")
 
 
 class PlainView:
@@ -190,6 +208,13 @@ class RichView:
                 "%.1f / %.1f s" % (t.elapsed_ms / 1000, t.duration_ms / 1000),
             )
         grid.add_row("state", t.state, "")
+        if t.stim is not None:
+            limit = max(t.stim.limit_ua, 1)
+            grid.add_row(
+                "stim",
+                ProgressBar(total=limit, completed=min(t.stim_ua, limit), width=40),
+                "%.1f mA  %s  triggers %d" % (t.stim_ua / 1000, t.stim.state, t.triggers),
+            )
         grid.add_row("cue", t.cue or "-", "")
         grid.add_row(
             "EMG",

@@ -11,6 +11,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "protocols"
 DEFAULT_PROTOCOL = "relaxation-downtraining.toml"
 
 
+def _milliamps(text):
+    from host.commands.session import _milliamps as parse
+
+    return parse(text)
+
+
 def register(sub):
     p = sub.add_parser("demo", help="run a demonstration session on the simulator and print its score")
     p.add_argument("--patient", default="hypertonic", help="simulated patient (healthy, hypertonic, weak)")
@@ -25,6 +31,12 @@ def register(sub):
         type=float,
         default=0.0,
         help="simulated time per wall-clock second (default 0: as fast as the computer goes)",
+    )
+    p.add_argument(
+        "--level",
+        type=_milliamps,
+        metavar="MA",
+        help="stimulation level for a protocol with stimulation or ETS phases (the simulated patient has no hands)",
     )
     p.add_argument("--out", metavar="DIR", default="tonus-demo", help="where to save the results (default %(default)s)")
     p.set_defaults(run=run_demo)

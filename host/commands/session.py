@@ -32,6 +32,16 @@ def _heartbeat(text):
     return v
 
 
+def _milliamps(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a current in mA, such as 12.5") from None
+    if not 0 <= v <= 100:
+        raise argparse.ArgumentTypeError("must be 0 to 100 mA")
+    return int(round(v * 10)) * 100  # the device's 0.1 mA resolution, in µA
+
+
 def register(sub):
     p = sub.add_parser("session", help="start, pause, resume, stop or run a session")
     ss = p.add_subparsers(dest="session_command", metavar="ACTION", required=True)
@@ -40,6 +50,13 @@ def register(sub):
         "--demo-seconds", type=_seconds, help="length of the demonstration session (device default if absent)"
     )
     start.set_defaults(run=run_start)
+    lv = ss.add_parser("level", help="set the stimulation level of the running phase (mA)")
+    lv.add_argument("milliamps", type=_milliamps, help="the level, within the approved range")
+    lv.set_defaults(run=run_level)
+    rt = ss.add_parser("rate", help="record the patient's pain/comfort score (0-10) for the last session")
+    rt.add_argument("score", type=_score, help="0 = no pain, fully comfortable ... 10 = worst imaginable")
+    rt.add_argument("--session", type=int, metavar="N", help="the logged session's number (default: the last)")
+    rt.set_defaults(run=run_rate)
     for name, method in (("pause", "session_pause"), ("resume", "session_resume"), ("stop", "session_stop")):
         q = ss.add_parser(name, help="%s the running session" % name)
         q.set_defaults(run=_simple(method))
@@ -52,6 +69,13 @@ def register(sub):
         type=_heartbeat,
         default=2000,
         help="the device ends the session if this computer is silent this long (default %(default)s)",
+    )
+    r.add_argument(
+        "--level",
+        type=_milliamps,
+        metavar="MA",
+        help="stimulation level to ask for in each stimulation or ETS phase, once its electrode check "
+        "passed (the device refuses one above the approved maximum; the output ramps to it)",
     )
     r.add_argument(
         "--protocol",
@@ -81,6 +105,39 @@ def run_start(args):
         _report(args, c.session_start(demo_s=args.demo_seconds).unwrap())
 
 
+def _score(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a whole number 0 to 10") from None
+    if not 0 <= v <= 10:
+        raise argparse.ArgumentTypeError("must be 0 to 10")
+    return v
+
+
+def run_rate(args):
+    from host.commands._connect import connected, emit
+    from host.errors import TonusError
+
+    with connected(args) as c:
+        seq = args.session
+        if seq is None:
+            end = c.log_read(0, 1).unwrap().end_seq
+            if end == 0:
+                raise TonusError("the device has logged no session yet")
+            seq = end - 1
+        c.session_rate(seq, args.score).unwrap()
+    emit(args, {"session": seq, "pain": args.score}, "session %d rated %d/10" % (seq, args.score))
+
+
+def run_level(args):
+    from host.commands._connect import connected, emit
+
+    with connected(args) as c:
+        r = c.stim_level(args.milliamps).unwrap()
+        emit(args, {"level_ua": r.level_ua}, "stimulation level %.1f mA" % (r.level_ua / 1000))
+
+
 def _simple(method):
     def run(args):
         from host.commands._connect import connected
@@ -105,7 +162,7 @@ def run_session(args):
         view = open_view(args)
         summary = "session interrupted"
         try:
-            follow(c, tracker, view, lambda: tracker.end is not None)
+            follow(c, tracker, view, lambda: tracker.end is not None, _level_setter(c, args, view))
             _await_scores(c, tracker, view)
             summary = _summary(c, tracker)
         except KeyboardInterrupt:
@@ -147,6 +204,24 @@ def _approve(c, args):
     if not args.json:
         print("approved protocol %s v%d for %s: %d of %d sessions left" % (
             stored.id, stored.sequence, stored.patient, stored.remaining, stored.sessions), flush=True)
+
+
+def _level_setter(c, args, view):
+    """Ask for --level whenever a stimulation phase is ready (each phase starts from zero)."""
+    from host.client import StimEvent
+
+    if not args.level:
+        return None
+
+    def on_item(item):
+        if isinstance(item, StimEvent) and item.state == "READY" and item.level_ua == 0:
+            r = c.stim_level(min(args.level, item.limit_ua))
+            if r.ok:
+                view.note("level set to %.1f mA" % (r.level_ua / 1000), item)
+            else:
+                view.note("level refused: %s" % r.detail, item)
+
+    return on_item
 
 
 def _await_scores(c, tracker, view):

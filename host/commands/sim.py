@@ -37,6 +37,12 @@ def register(sub):
     p.add_argument(
         "--flash-dir", metavar="DIR", help="keep the board's storage here across runs (default: temporary)"
     )
+    p.add_argument(
+        "--approve",
+        metavar="FILE",
+        help="approve this protocol file (.toml) on the simulated board before serving, signed with a "
+        "key made for the run (a simulator stands in for the clinic)",
+    )
     p.set_defaults(run=run)
 
 
@@ -65,6 +71,11 @@ def run(args):
         )
     except (ValueError, OSError) as e:
         raise TonusError(f"cannot start the simulator: {e}") from None
+    if args.approve:
+        from host import simclinic
+
+        stored = simclinic.approve_on(sim, args.approve)
+        print("approved %s v%d: %d sessions" % (stored.id, stored.sequence, stored.sessions), file=sys.stderr)
     try:
         try:
             listener = open_listener(host, port)

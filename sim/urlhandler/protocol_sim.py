@@ -87,8 +87,18 @@ def parse_url(url):
 class Serial(SerialBase):
     def __init__(self, *args, **kwargs):
         self.simulator = None
+        self._owned = True  # close() closes the simulator too
         self._lock = threading.Lock()  # a reader thread and a writer thread share one simulator
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def attached(cls, simulator):
+        """An open port on a simulator that someone else runs and closes (tonus sim's server)."""
+        port = cls(timeout=0)
+        port.simulator = simulator
+        port._owned = False
+        port.is_open = True
+        return port
 
     def open(self):
         if self.is_open:
@@ -109,7 +119,8 @@ class Serial(SerialBase):
     def close(self):
         if self.is_open:
             self.is_open = False
-            self.simulator.close()
+            if self._owned:
+                self.simulator.close()
         super().close()
 
     def _reconfigure_port(self):

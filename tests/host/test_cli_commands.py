@@ -152,7 +152,8 @@ def test_estop_reports_the_fault_state(capsys):
 
 
 @pytest.mark.req("UX-CLI-1", "SES-RUN-1", "SAF-HEARTBEAT-1")
-def test_session_run_follows_the_session_to_its_end(capsys):
+def test_session_run_follows_the_session_to_its_end(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "--port", SIM, "--json", "session", "run", "--demo-seconds", "16")
     assert code == 0, err
     lines = json_lines(out)
@@ -165,19 +166,25 @@ def test_session_run_follows_the_session_to_its_end(capsys):
     assert [x["cue"] for x in lines if x["type"] == "Cue"] == ["REST", "CONTRACT", "RELAX"]
     elapsed = [x["elapsed_ms"] for x in lines if x["type"] == "progress"]
     assert elapsed == sorted(elapsed) and len(elapsed) >= 15
-    end = lines[-1]
+    end = lines[-2]
     assert end["type"] == "end" and end["state"] == "DONE" and end["duration_ms"] == 16000
     assert abs(end["elapsed_ms"] - 16000) <= 25  # one frame
     assert "DONE (FINISHED)" in end["message"]
+    scores = lines[-1]
+    assert scores["type"] == "scores" and scores["scores"]["practised_s"] == pytest.approx(16, abs=0.1)
+    saved = json.loads((tmp_path / scores["saved"]).read_text())
+    assert saved["scores"] == scores["scores"] and saved["device"] == scores["device"]
 
 
 @pytest.mark.req("UX-CLI-1")
-def test_session_run_for_people_in_a_log(capsys):
-    code, out, _ = run(capsys, "--port", SIM, "session", "run", "--demo-seconds", "10")
+def test_session_run_for_people_in_a_log(capsys, tmp_path):
+    out_file = tmp_path / "s.json"
+    code, out, _ = run(capsys, "--port", SIM, "session", "run", "--demo-seconds", "10", "--out", str(out_file))
     assert code == 0
     assert "ARMED -> RUNNING (CHECKS_PASSED)" in out and "cue REST for 10.0 s" in out
     assert "RUNNING  cue REST" in out and "µV [" in out
-    assert out.rstrip().endswith("session ended DONE (FINISHED) after 10.0 of 10.0 s")
+    assert "session ended DONE (FINISHED) after 10.0 of 10.0 s\nscore: practised 10.0 s, ended finished" in out
+    assert out.rstrip().endswith("saved to %s" % out_file) and out_file.exists()
 
 
 @pytest.mark.req("UX-CLI-1")

@@ -1,10 +1,12 @@
 """End to end over TCP: `tonus sim` in its own process, the CLI and the HIL suite against it."""
 
 import json
+import os
 import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -118,7 +120,8 @@ def _session_run(url, *extra):
     """`tonus session run` in its own process, returned once the session is RUNNING."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "host.cli", "--port", url, "session", "run", "--demo-seconds", "60", *extra],
-        cwd=ROOT,
+        cwd=tempfile.mkdtemp(prefix="tonus-run-"),  # where the scores are saved, if the session ends
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
