@@ -11,6 +11,7 @@ from firmware.biofeedback import KIND_CODES, Biofeedback
 from firmware.emg import EmgInput
 from firmware.eventlog import EventLog
 from firmware.link import Link
+from firmware.maintenance import Maintenance, firmware_hash
 from firmware.safety import Safety
 from firmware.sessionlog import SessionLog
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
@@ -59,6 +60,8 @@ class Controller:
         self.store = Store(hal, self.safety)
         self.therapy = TherapyStore(self.store)
         self.sessionlog = SessionLog(self.store)
+        self.maintenance = Maintenance(hal, self.safety, self.session, self.store)
+        self.firmware_hash = None  # SHA-256 of the image tonus flash deployed
         self._host_time_s = 0  # the host's clock at the session's start, if a host started it
         self._start_ms = 0
         self._session_faults = []
@@ -98,9 +101,11 @@ class Controller:
             stored_ok = self.therapy.load()
             policy = self.store.load(POLICY_RECORD)
             self.sessionlog.load()  # a damaged segment loses its entries, not the log
+            self.firmware_hash = firmware_hash(self.store)
         except OSError:
             stored_ok, policy = False, None
-        if not stored_ok:
+        if not stored_ok or not hal.profile_ok:
+            # a board without its profile has no trustworthy ceilings or calibration
             self.safety.enter_safe_state(faults.STORAGE)
         if isinstance(policy, dict) and isinstance(policy.get("amplitude_max_ua"), int):
             self.policy_max_ua = min(max(policy["amplitude_max_ua"], 0), hal.hw_max_ua)
@@ -124,6 +129,7 @@ class Controller:
             self._tick_session(now)
             checked |= 8
             self._patient_io(now)
+            self.maintenance.poll(now)
             checked |= 16
         except MemoryError:
             self.safety.enter_safe_state(faults.MEMORY)
@@ -313,6 +319,8 @@ class Controller:
 
     def _begin_session(self, demo_s, heartbeat_ms, reason, now, host_time_s=0):
         """Start the approved protocol's session, or the demonstration without one."""
+        if self.maintenance.pending():
+            raise ProtocolError(BUSY, "the device is resetting for maintenance")
         self._host_time_s = host_time_s
         self._session_faults = []
         doc = self.therapy.doc
@@ -419,6 +427,7 @@ class Controller:
             m.STIM_LEVEL: self._stim_level,
             m.LOG_READ: self._log_read,
             m.SESSION_RATE: self._rate,
+            m.MAINTENANCE_ENTER: self.maintenance.enter,
             m.PROTOCOL_BEGIN: self._upload_begin,
             m.PROTOCOL_CHUNK: self._upload_chunk,
             m.PROTOCOL_COMMIT: self._upload_commit,
@@ -432,13 +441,16 @@ class Controller:
         self.link.version = version
         self.streaming = False  # a new host subscribes for itself
         self.stim.level_ua = 0  # a (re)connected host starts from zero
-        return {
+        reply = {
             "version": version,
             "firmware_version": FIRMWARE_VERSION,
             "board": self.hal.board,
             "serial": self.hal.serial,
             "max_payload": framing.MAX_PAYLOAD,
         }
+        if self.firmware_hash is not None:
+            reply["firmware_hash"] = self.firmware_hash
+        return reply
 
     def _info(self, body, now):
         s = self.safety
@@ -563,6 +575,8 @@ class Controller:
         # uploads and verification only while no session runs and the output is off
         if self.session.active() or self.safety.output_on():
             raise ProtocolError(BUSY, "stop the session first")
+        if self.maintenance.pending():
+            raise ProtocolError(BUSY, "the device is resetting for maintenance")
 
     def _upload_begin(self, body, now):
         self._quiet()

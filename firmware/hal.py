@@ -50,6 +50,7 @@ SENSE_PULSES = 0  # pulses completed since stim_start()
 SENSE_UA = 1  # current measured in the first phase, µA (absolute value)
 SENSE_UA_2 = 2  # current measured in the second phase, µA (absolute value)
 SENSE_MV = 3  # electrode voltage at the end of the first phase, mV (absolute value)
+SENSE_INDEX = 4  # EMG sample index (emg_index() count) at which the last pulse started
 
 # reset_cause()
 RESET_POWER_ON = 0
@@ -66,6 +67,7 @@ class Hal:
     emg_rate_hz = 2000
     hw_max_ua = 0  # hardware current ceiling of the output stage, µA
     compliance_mv = 0  # the output stage's compliance voltage, mV
+    profile_ok = True  # the board profile (pins, ceilings, calibration) loaded and passed its checks
 
     # -- clock --
     def now_ms(self):
@@ -115,7 +117,7 @@ class Hal:
         raise NotImplementedError
 
     def stim_sense(self, out):
-        """Fill out[SENSE_*] (a preallocated list or array of 4 ints) for the last pulse; no allocation."""
+        """Fill out[SENSE_*] (a preallocated list or array of 5 ints) for the last pulse; no allocation."""
         raise NotImplementedError
 
     # -- emergency stop --
@@ -144,6 +146,10 @@ class Hal:
         raise NotImplementedError
 
     def wdt_feed(self):
+        raise NotImplementedError
+
+    def reset(self):
+        """Reset the board now (maintenance asked for it); does not return on a board."""
         raise NotImplementedError
 
     def reset_cause(self):

@@ -1,20 +1,58 @@
-"""Entry point on the Pico: `import firmware.pico_main` from the board's main.py."""
+"""Entry point on the Pico: the board's /main.py (firmware/board/main.py) calls main().
+
+Two ways to boot. Normally the application: the HAL, the controller's loop
+and its watchdog. A maintenance boot instead when the last run asked for one
+(MAINTENANCE_ENTER, sent by `tonus flash`) or the START button is held at
+power-on, the way back when the application cannot answer the link: the
+output-enable stays low, no peripheral or watchdog is started, Ctrl-C works
+and main() returns to the REPL, where mpremote deploys. Nothing is printed:
+stdout is the link.
+"""
 
 import micropython
 
 micropython.alloc_emergency_exception_buf(100)
 
-from firmware.board_pico import PicoHal  # noqa: E402
+import os  # noqa: E402
+
+import machine  # noqa: E402
+
+from firmware import maintenance  # noqa: E402
+from firmware.board_pico import DATA_DIR, PIN_BTN_START, PIN_OUT_ENABLE, PicoHal  # noqa: E402
 from firmware.controller import Controller  # noqa: E402
 
 
-def run():
+class _Records:
+    """The two storage calls the boot decision needs, before the HAL starts any peripheral."""
+
+    def fs_read(self, name):
+        try:
+            with open(DATA_DIR + "/" + name, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def fs_remove(self, name):
+        try:
+            os.remove(DATA_DIR + "/" + name)
+        except OSError:
+            pass  # absent
+
+
+def start_held():
+    # pulled up: a held button reads 0
+    return machine.Pin(PIN_BTN_START, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
+
+
+def main():
+    machine.Pin(PIN_OUT_ENABLE, machine.Pin.OUT, value=0)  # off before anything else, on either path
+    # the marker first, so it is consumed even when the button is held too
+    if maintenance.take_marker(_Records()) or start_held():
+        micropython.kbd_intr(3)  # Ctrl-C for mpremote, whatever turned it off before the reset
+        return
     hal = PicoHal()
     ctrl = Controller(hal)
     ctrl.boot()
     while True:
         ctrl.step()
         hal.idle()
-
-
-run()

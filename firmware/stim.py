@@ -63,7 +63,7 @@ class Stimulator:
         self._hal = hal
         self._safety = safety
         self._notify = notify  # notify(state, now_ms): the controller announces it
-        self._sense = [0, 0, 0, 0]
+        self._sense = [0, 0, 0, 0, 0]
         self.state = m.STIM_OFF
         self.phase = None
         self.limit_ua = 0

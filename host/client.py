@@ -108,6 +108,7 @@ class Hello(Reply):
     board: str
     serial: str
     max_payload: int
+    firmware_hash: bytes | None = None  # of the image tonus flash deployed; None otherwise
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,9 @@ def _state(body):
 
 
 def _hello(mtype, b, rtt):
-    return Hello(b["version"], b["firmware_version"], b["board"], b["serial"], b["max_payload"])
+    return Hello(
+        b["version"], b["firmware_version"], b["board"], b["serial"], b["max_payload"], b.get("firmware_hash")
+    )
 
 
 def _info(mtype, b, rtt):

@@ -253,6 +253,7 @@ CATALOGUE = {
             (2, "board", TEXT, True),
             (3, "serial", TEXT, True),
             (4, "max_payload", U16, True),
+            (5, "firmware_hash", SHA256, False),  # of the image tonus flash deployed
         ),
     ),
     INFO: (

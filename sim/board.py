@@ -25,6 +25,10 @@ HISTORY = 10000
 HAL_METHODS = tuple(n for n, v in vars(H.Hal).items() if callable(v) and not n.startswith("_"))
 
 
+class BoardReset(BaseException):
+    """machine.reset(): the firmware's own call never returns."""
+
+
 def serial_for_seed(seed):
     """A stable 16-hex-digit serial per seed, shaped like an RP2040 flash unique id."""
     return hashlib.sha256(b"tonus-sim:%d" % seed).hexdigest()[:16].upper()
@@ -191,6 +195,10 @@ class SimBoard(H.Hal):
     def wdt_feed(self):
         if self.wdt_deadline_us is not None:
             self.wdt_deadline_us = self.clock.us + self._wdt_timeout_us
+
+    def reset(self):
+        # the simulator catches this and boots the board anew (RESET_REQUESTED)
+        raise BoardReset()
 
     def reset_cause(self):
         return self.cause

@@ -27,11 +27,12 @@ from collections import deque
 
 from firmware import hal as H
 from firmware.controller import Controller
+from firmware.maintenance import take_marker
 from protocol import codec, framing
 from protocol import messages as m
 from protocol.errors import ProtocolError
 from sim import scenario as scn
-from sim.board import SimBoard, serial_for_seed
+from sim.board import BoardReset, SimBoard, serial_for_seed
 from sim.clock import Clock
 from sim.emg_model import EmgModel
 from sim.flash import Flash, PowerLoss
@@ -84,6 +85,7 @@ class Simulator:
         self.boots = []  # (t_us, reset cause)
         self.crash = None  # the exception that escaped step(), until the next boot
         self._hung = False
+        self.maintenance_boot = False  # the last boot found the maintenance marker: no application
         self.ctrl = None
         self._timers_until(0)  # events at 0 ms set the bench up before power-on
         if self.ctrl is None:  # unless one of them already powered the board up
@@ -178,6 +180,11 @@ class Simulator:
             self._hung = False
             self.ctrl = None
             self.board.hardware_reset(cause)
+            # main.py on the board: a maintenance marker means a bare REPL, no application
+            self.maintenance_boot = take_marker(self.board)
+            if self.maintenance_boot:
+                log.info("maintenance boot: the application does not start")
+                return
             try:
                 ctrl = Controller(self.board)
                 self.ctrl = ctrl
@@ -198,6 +205,9 @@ class Simulator:
             self.ctrl.step()
         except PowerLoss:
             pass
+        except BoardReset:
+            self._boot(H.RESET_REQUESTED)
+            return
         except Exception as e:  # noqa: BLE001 - a firmware bug, kept as a crash
             self._crashed(e)
         self._observe()

@@ -50,6 +50,7 @@ class FakeHal(H.Hal):
         self.sense_gain_percent = 100  # the current the stage really delivers, % of the command
         self.phase2_percent = 100  # the second phase's current, % of the first
         self.stim_stalled = False
+        self.resets = []  # t_ms of each reset the firmware asked for
         self.tx = []
         self.host_reading = True
 
@@ -117,6 +118,10 @@ class FakeHal(H.Hal):
         out[1] = i
         out[2] = i * self.phase2_percent // 100
         out[3] = v
+        if len(out) > 4 and out[0]:
+            # pulse k starts at started + k / hz: its EMG sample index
+            k = out[0] - 1
+            out[4] = (self.stim_started_ms * 1000 + k * 1000000 // self.stim_hz) * self.emg_rate_hz // 1000000
 
     def estop_open(self):
         return self.estop
@@ -145,6 +150,9 @@ class FakeHal(H.Hal):
 
     def wdt_feed(self):
         self.wdt_fed += 1
+
+    def reset(self):
+        self.resets.append(self.t_ms)
 
     def reset_cause(self):
         return self.cause

@@ -305,3 +305,20 @@ def test_without_a_host_the_patient_follows_the_device_tones():
         assert any(hz == TONE_CONTRACT_HZ for _t, hz in sim.board.tone_changes)
         assert not [e for e in sim.device_events if e[1] == m.CUE]  # no host: no CUE events at all
         assert contracting > 0.2 > resting
+
+
+@pytest.mark.req("SAF-MAINT-1", "SIM-WDT-1")
+def test_maintenance_boots_a_bare_board_and_the_next_reset_the_application(greeted):
+    sim, host = greeted
+    kind, body = host.request(m.MAINTENANCE_ENTER)
+    assert kind == m.RESPONSE and body[0] == m.MAINTENANCE
+    sim.run_for(200)
+    assert sim.maintenance_boot and not sim.firmware_running and not sim.board.output.enabled
+    assert sim.boots[-1][1] == H.RESET_REQUESTED
+    sim.run_for(10000)  # no application: no watchdog armed, nothing resets it
+    assert len(sim.boots) == 2
+    sim.power_cycle()
+    assert sim.firmware_running and not sim.maintenance_boot
+    host.request(m.HELLO, min_version=1, max_version=1)
+    kind, body = host.request(m.INFO)
+    assert body[3] == m.IDLE and body[4] is None  # not a watchdog fault
