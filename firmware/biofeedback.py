@@ -211,6 +211,13 @@ class Biofeedback:
         self._seg_peak = 0
         self._seg_above = 0
 
+    def cue(self, cue):
+        """A cue within the segment (ETS asks for each contraction itself)."""
+        self._close_segment()
+        self._cue = cue
+        self._seg_peak = 0
+        self._seg_above = 0
+
     def patient_paused(self):
         self._pauses += 1
         if self._pauses >= PAUSES_ADVISE:

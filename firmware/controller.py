@@ -243,6 +243,16 @@ class Controller:
             impedance_ohm=st.impedance_ohm,
             triggers=st.triggers,
         )
+        if st.ets and (state == m.STIM_READY or state == m.STIM_REST):
+            # ETS paces the patient itself: contract when armed, rest after each burst
+            cue = m.CUE_CONTRACT if state == m.STIM_READY else m.CUE_REST
+            self.session.cue = cue
+            self.bio.cue(cue)
+            seg = self.session.phase
+            self.link.push(
+                m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=0, protocol_phase=self._part
+            )
+            self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
 
     def _envelope(self, dv, flags):
         if self.session.state == m.RUNNING:

@@ -77,7 +77,7 @@ class Stimulator:
         self.charge_nc = 0  # charge delivered in the session (first phases), nC
         self.block_pulses = 0  # pulses since the controller last looked (stream flag)
         self.block_trigger = False
-        self._ets = False
+        self.ets = False  # the phase is EMG-triggered
         self._threshold_dv = 0
         self._since_ms = 0
         self._above_ms = -1
@@ -101,17 +101,17 @@ class Stimulator:
         """Start a stimulation or ETS phase: configure, then check the electrode."""
         self.end(now)
         self.phase = phase
-        self._ets = phase["type"] == "ets"
+        self.ets = phase["type"] == "ets"
         self.limit_ua = min(limit_ua, phase["amplitude_max_ua"])
         self.level_ua = 0
         self.triggers = 0
         self.pulses = 0
-        self._threshold_dv = mvc_dv * phase["threshold_percent_mvc"] // 100 if self._ets else 0
+        self._threshold_dv = mvc_dv * phase["threshold_percent_mvc"] // 100 if self.ets else 0
         self._period_ms = 1000 // phase["frequency_hz"]
         self._pw_us = phase["pulse_width_us"]
         self._ramp_up = self._slope(phase["ramp_up_ms"])
         self._ramp_down = self._slope(phase["ramp_down_ms"])
-        if self.limit_ua <= 0 or (self._ets and self._threshold_dv <= 0):
+        if self.limit_ua <= 0 or (self.ets and self._threshold_dv <= 0):
             return  # nothing may be delivered (no policy, or no MVC to trigger from): stay off
         self._hal.stim_configure(phase["frequency_hz"], phase["pulse_width_us"], phase["interphase_gap_us"])
         if not self._safety.request_output(True):
@@ -195,7 +195,7 @@ class Stimulator:
                 self._set(m.STIM_READY, now)
             return
         if st == m.STIM_READY:
-            if not self._ets:
+            if not self.ets:
                 self._set(m.STIM_RAMP_UP, now)
             elif trusted and self.level_ua and env_dv >= self._threshold_dv:
                 if self._above_ms < 0:
@@ -225,7 +225,7 @@ class Stimulator:
             if self.cmd_ua == 0:
                 self._set(m.STIM_REST, now)
         elif st == m.STIM_REST:
-            rest = ph["rest_ms"] if self._ets else ph["off_ms"]
+            rest = ph["rest_ms"] if self.ets else ph["off_ms"]
             if in_state >= rest:
                 self._set(m.STIM_READY, now)  # re-armed: from zero again
 

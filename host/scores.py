@@ -72,6 +72,9 @@ def to_json(summary):
         "practised_s": round(summary.run_ms / 1000, 1),
         "mvc_uv": round(summary.mvc_dv / 10, 1) if summary.mvc_dv else None,
         "baseline_uv": round(summary.baseline_dv / 10, 1) if summary.baseline_dv else None,
+        "ets_triggers": summary.triggers,
+        "stim_charge_uc": summary.charge_uc,
+        "stim_max_ma": summary.max_ua / 1000,
         "phases": [phase_scores(p) for p in summary.phases],
     }
 
@@ -82,6 +85,11 @@ def lines(summary):
     out = ["score: practised %.1f s, ended %s" % (d["practised_s"], d["ended"].lower())]
     if d["advice"]:
         out.append("  the device advised ending early: %s" % _ADVICE_TEXT.get(d["advice"], d["advice"]))
+    if d["stim_max_ma"]:
+        out.append(
+            "  stimulation: up to %.1f mA, %d µC delivered, %d ETS triggers"
+            % (d["stim_max_ma"], d["stim_charge_uc"], d["ets_triggers"])
+        )
     for ph in d["phases"]:
         head = "  phase %d, %s: %.1f of %.1f s" % (ph["phase"], ph["type"], ph["practised_s"], ph["planned_s"])
         if ph["untrusted_s"]:

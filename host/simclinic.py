@@ -4,14 +4,16 @@ On a real board a protocol runs only after a clinician signed it with her
 own key and the board was provisioned to trust that key. A simulator has no
 clinician, so for demonstrations and tests this module plays one: it makes
 an Ed25519 key for this run only (never written anywhere), provisions the
-simulated board to trust it, sets the file's device line to the simulator's
-serial, signs, and uploads through the ordinary verified path. It refuses
+simulated board to trust it (and, on a board with no device policy yet,
+a policy up to the protocol's own limit), sets the file's device line to
+the simulator's serial, signs, and uploads through the ordinary verified
+path. It refuses
 anything that is not a simulator.
 """
 
 from host import signing, therapy_file
 from host.errors import TonusError
-from host.provisioning import KEYS, updated_keys
+from host.provisioning import KEYS, POLICY, policy, updated_keys
 from host.upload import upload
 from protocol import record
 
@@ -55,6 +57,9 @@ def approve(client, path):
     current = flash.read(KEYS)
     keys = record.unpack(current) if current is not None else {}
     flash.write(KEYS, record.pack(updated_keys(keys, add=[signing.public_raw(key.public_key())])))
+    if flash.read(POLICY) is None:
+        # an unprovisioned device stimulates at nothing; the clinic provisions up to the protocol's limit
+        flash.write(POLICY, record.pack(policy(doc["limits"]["amplitude_max_ua"])))
     sim.power_cycle()  # the device reads its trusted keys at boot, as after provisioning
     client.hello().unwrap()
     signed = signing.sign_document(doc, key)

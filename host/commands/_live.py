@@ -80,6 +80,8 @@ class Tracker:
         if isinstance(item, Cue):
             self.cue = item.cue
             self.cues.append(item)
+            if not item.duration_ms:
+                return "cue %s" % item.cue  # until the next: ETS waits for the patient
             return "cue %s for %.1f s" % (item.cue, item.duration_ms / 1000)
         if isinstance(item, StimEvent):
             self.stim = item
