@@ -450,7 +450,10 @@ class Controller:
         self.link.greeted = True
         self.link.version = version
         self.streaming = False  # a new host subscribes for itself
-        self.stim.level_ua = 0  # a (re)connected host starts from zero
+        if self.session.heartbeat_ms:
+            # the host driving the session came back: its level starts from zero again
+            # (a host that only watches a stand-alone session changes nothing)
+            self.stim.level_ua = 0
         reply = {
             "version": version,
             "firmware_version": FIRMWARE_VERSION,

@@ -245,7 +245,19 @@ class JsonView:
             json_line(dict(type="progress", **t.status()))
 
     def note(self, text, item):
-        json_line(dict(type=type(item).__name__, **asdict(item)))
+        if item is None:
+            json_line({"type": "note", "text": text})
+        elif isinstance(item, EmgFrame):  # an ETS trigger: the frame, without its samples
+            json_line(
+                {
+                    "type": "EtsTrigger",
+                    "first_index": item.first_index,
+                    "envelope_uv": item.envelope_dv / 10,
+                    "stim_ma": item.stim_ua / 1000,
+                }
+            )
+        else:
+            json_line(dict(type=type(item).__name__, **asdict(item)))
 
     def close(self, t, summary):
         json_line(dict(type="end", frames=t.frames, **t.status(), message=summary))

@@ -217,9 +217,9 @@ def _level_setter(c, args, view):
         if isinstance(item, StimEvent) and item.state == "READY" and item.level_ua == 0:
             r = c.stim_level(min(args.level, item.limit_ua))
             if r.ok:
-                view.note("level set to %.1f mA" % (r.level_ua / 1000), item)
+                view.note("level set to %.1f mA" % (r.level_ua / 1000), None)
             else:
-                view.note("level refused: %s" % r.detail, item)
+                view.note("level refused: %s" % r.detail, None)
 
     return on_item
 
