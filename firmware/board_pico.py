@@ -116,7 +116,14 @@ _ADC_SHIFT = 4  # read_u16 carries 12 bits
 _MAX_SCALE = 1 << 18  # a 12-bit reading times a full scale stays under 2**30
 _DEBOUNCE_MS = 40
 _WATCHDOG_REASON = 0x40058008  # RP2040 WATCHDOG.REASON: bit 0 TIMER, bit 1 FORCE
-_BLINK_MS = {H.LED_IDLE: 1000, H.LED_PAUSED: 300, H.LED_FAULT: 100, H.LED_DONE: 2000}
+_BLINK_MS = {
+    H.LED_IDLE: 1000,
+    H.LED_PAUSED: 300,
+    H.LED_FAULT: 100,
+    H.LED_DONE: 2000,
+    H.LED_ABOVE_TARGET: 200,
+    H.LED_ADVICE: 700,
+}
 
 
 def _int(d, key, low, high):

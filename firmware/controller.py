@@ -409,6 +409,11 @@ class Controller:
             except ProtocolError:
                 pass  # refused and logged by the session; the LED shows why
         led = _LED_FOR_STATE[self.session.state]
+        if self.session.state == m.RUNNING:
+            if self.bio.advice:
+                led = H.LED_ADVICE
+            elif self.bio.feedback_hz(TONE_FEEDBACK_MIN_HZ, TONE_FEEDBACK_MAX_HZ):
+                led = H.LED_ABOVE_TARGET  # steady again once at or below the target
         if led != self._led:
             hal.led(led)
             self._led = led

@@ -40,6 +40,8 @@ LED_RUNNING = 2  # steady
 LED_PAUSED = 3  # double blink
 LED_FAULT = 4  # fast blink
 LED_DONE = 5
+LED_ABOVE_TARGET = 6  # biofeedback: the envelope is above the relaxation target (quick blink)
+LED_ADVICE = 7  # the device advises ending the session (long pulses)
 
 # Output stage: the dynamic enable drops this long after the last
 # out_keepalive() (a charge pump on the board, a timer in the simulator)

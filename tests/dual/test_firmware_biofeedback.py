@@ -71,6 +71,7 @@ def test_pausing_twice_advises_ending_with_a_tone_and_an_event():
         assert ctrl.session.state == m.RUNNING
     advice = host.of_type(m.EVENT, m.ADVICE)
     assert [a[3][0] for a in advice] == [m.ADVICE_PAUSED_TWICE]
+    assert hal.led_mode == H.LED_ADVICE  # the LED says so too, for a patient without a computer
     hal.pressed = H.BTN_START
     run(hal, ctrl, 100)
     request(hal, ctrl, host, m.SESSION_STOP)
