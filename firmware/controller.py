@@ -22,10 +22,11 @@ from firmware.version import FIRMWARE_VERSION
 from protocol import codec, faults, framing
 from protocol import messages as m
 from protocol.errors import BAD_FIELD, BUSY, ILLEGAL_STATE, ProtocolError
-from protocol.therapy import STIM_KINDS
+from protocol.therapy import STIM_KINDS, uses_stimulation
 
 WDT_TIMEOUT_MS = 2000
 MAX_SESSION_S = 3600  # the longest session this firmware runs, whatever a protocol says
+STIM_HEARTBEAT_MAX_MS = 1000  # a host driving stimulation that falls silent stops it within 1 s
 _ALL_CHECKED_IN = 0x1F
 _LED_FOR_STATE = (H.LED_IDLE, H.LED_RUNNING, H.LED_RUNNING, H.LED_PAUSED, H.LED_DONE, H.LED_FAULT, H.LED_OFF)
 # What the patient hears: a tone at every cue, another when the session is
@@ -338,6 +339,10 @@ class Controller:
             if demo_s:
                 raise ProtocolError(BAD_FIELD, "the approved protocol decides the session")
             self.session.check(START, now)  # a refused start says why before the budget does
+            if heartbeat_ms > STIM_HEARTBEAT_MAX_MS and uses_stimulation(doc):
+                raise ProtocolError(
+                    BAD_FIELD, "a host driving stimulation needs a heartbeat of at most %d ms" % STIM_HEARTBEAT_MAX_MS
+                )
             self.therapy.check_start(now)
             self._start_ms = self.therapy.total_ms(now)
             plan = timeline.from_protocol(doc)

@@ -62,7 +62,7 @@ def run_demo(args):
     args.port = "sim://?seed=%d&patient=%s&speed=%g" % (args.seed, args.patient, args.speed)
     args.protocol = str(protocol)
     args.demo_seconds = None
-    args.heartbeat_ms = 2000
+    args.heartbeat_ms = 1000
     args.out = str(out / "scores.json")
     if not args.json:
         print("tonus demo: a simulated %s patient, protocol %s" % (args.patient, protocol.name), flush=True)

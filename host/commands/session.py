@@ -67,7 +67,7 @@ def register(sub):
     r.add_argument(
         "--heartbeat-ms",
         type=_heartbeat,
-        default=2000,
+        default=1000,
         help="the device ends the session if this computer is silent this long (default %(default)s)",
     )
     r.add_argument(

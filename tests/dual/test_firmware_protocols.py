@@ -171,3 +171,14 @@ def test_a_damaged_protocol_record_boots_safe_not_unlimited():
     assert ctrl2.safety.fault == faults.STORAGE
     r = request(hal2, ctrl2, host2, m.SESSION_START)
     assert r[0] == m.ERROR and r[3][0] == errors.FAULT_LATCHED
+
+
+@req("SAF-HEARTBEAT-1")
+def test_a_host_driving_stimulation_must_keep_a_heartbeat_of_at_most_one_second():
+    hal, ctrl, host = greeted(files=provisioned())
+    assert upload(hal, ctrl, host, cose("v1"))[0] == m.RESPONSE
+    r = request(hal, ctrl, host, m.SESSION_START, heartbeat_ms=2000)
+    assert r[0] == m.ERROR and r[3][0] == errors.BAD_FIELD and "1000 ms" in r[3][1]
+    assert ctrl.session.state == m.IDLE and ctrl.therapy.used == 0  # refused before counting
+    r = request(hal, ctrl, host, m.SESSION_START, heartbeat_ms=1000)
+    assert r[0] == m.RESPONSE and ctrl.session.state == m.ARMED
