@@ -174,7 +174,10 @@ class Stimulator:
         if st == m.STIM_OFF:
             return
         if not self._safety.output_on():
-            # safety tripped (e-stop, fault): it disabled the output; tidy up here
+            if not self._safety.fault:
+                # nobody turned it off: the dynamic enable lapsed, the loop ran late
+                self._safety.enter_safe_state(faults.OUTPUT_LOST)
+            # safety disabled the output (e-stop, fault): tidy up here
             self.end(now)
             return
         self._safety.keepalive()

@@ -19,6 +19,7 @@ OPEN_ELECTRODE = 12  # impedance too high or electrode voltage near compliance
 CHARGE_IMBALANCE = 13  # the two phases of a pulse carried different currents
 PULSE_STALLED = 14  # the pulse generator stopped producing pulses
 ELECTRODE_SHORT = 15  # impedance too low: the electrodes touch, or the lead is shorted
+OUTPUT_LOST = 16  # the output dropped by itself (dynamic enable lapsed: the loop ran late)
 
 NAMES = {
     ESTOP: "ESTOP",
@@ -36,6 +37,7 @@ NAMES = {
     CHARGE_IMBALANCE: "CHARGE_IMBALANCE",
     PULSE_STALLED: "PULSE_STALLED",
     ELECTRODE_SHORT: "ELECTRODE_SHORT",
+    OUTPUT_LOST: "OUTPUT_LOST",
 }
 
 # causes that need an explicit clear; the others end the session but leave
@@ -54,6 +56,7 @@ LATCHED = (
     CHARGE_IMBALANCE,
     PULSE_STALLED,
     ELECTRODE_SHORT,
+    OUTPUT_LOST,
 )
 
 

@@ -281,3 +281,12 @@ def test_a_safety_trip_elsewhere_ends_the_phase_and_nothing_restarts_it():
     assert r.stim.state == m.STIM_OFF and r.hal.stim_cmd == 0 and not r.hal.stim_running
     r.run(1000)
     assert not r.hal.enabled
+
+
+@req("SAF-ENABLE-1")
+def test_an_output_that_drops_by_itself_latches_output_lost():
+    r = Rig()
+    r.ready()
+    r.hal.enabled = False  # the dynamic enable lapsed: nobody in the firmware turned it off
+    r.run(TICK)
+    assert r.safety.fault == faults.OUTPUT_LOST and r.stim.state == m.STIM_OFF and r.hal.stim_cmd == 0
