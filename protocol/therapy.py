@@ -42,6 +42,9 @@ _PULSE = {
     "ramp_down_ms": (0, 5000, "ramp down", "ms"),
 }
 AMPLITUDE_STEP_UA = 500  # the patient adjusts in 0.5 mA steps
+# the smallest setting (0.1 mA, the device's resolution) must be at most 2 %
+# of the maximum (IEC 60601-2-10 201.12.1.101): a maximum of at least 5 mA
+AMPLITUDE_MIN_MAX_UA = 5000
 
 # phase type -> {key: (low, high, clinical name, unit, required)}
 PHASES = {
@@ -215,6 +218,11 @@ def _check_pulse(p, path, ph, area, cap_ua):
     amp = ph["amplitude_max_ua"]
     if amp % AMPLITUDE_STEP_UA:
         p.add(path + ("amplitude_max_ua",), "maximum amplitude must be a multiple of 0.5 mA")
+    elif 0 < amp < AMPLITUDE_MIN_MAX_UA:
+        p.add(
+            path + ("amplitude_max_ua",),
+            "maximum amplitude below 5 mA: the smallest step (0.1 mA) would exceed 2 % of it",
+        )
     if 2 * pw + gap >= 1000000 // f:
         p.add(
             path + ("pulse_width_us",),

@@ -78,5 +78,5 @@ def test_delivery_figures():
     assert ets["rms_density_ma_cm2"] == pytest.approx(ets["rms_ma"] / 6.75, abs=0.002)
     assert ets["stimulation_s"] is None  # depends on the patient's triggers
     assert d["session_s"] == 60 + 99 + 900 + 180
-    lf, _ = tf.load(Path(EXAMPLES[2]))
+    lf, _ = tf.load(EXAMPLES[0].with_name("low-frequency-stimulation.toml"))
     assert tf.delivery(lf)["stimulation_s"] == 1200

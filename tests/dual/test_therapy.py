@@ -174,3 +174,12 @@ def test_shares_of_mvc_need_an_mvc_phase_first():
         doc["phases"][1], doc["phases"][2] = doc["phases"][2], doc["phases"][1]
 
     assert _paths(_broken(mvc_after)) == [("phases", 1, "type")]
+
+
+@req("SAF-AMPLITUDE-1", "PROT-SCHEMA-1")
+def test_a_maximum_too_small_for_the_2_percent_minimum_step_is_refused():
+    probs = _broken(lambda d: d["phases"][2].update({"amplitude_max_ua": 4500}))
+    assert probs == [
+        (("phases", 2, "amplitude_max_ua"), "maximum amplitude below 5 mA: the smallest step (0.1 mA) would exceed 2 % of it")
+    ]
+    assert _broken(lambda d: d["phases"][2].update({"amplitude_max_ua": 5000})) == []
