@@ -42,7 +42,7 @@ PIN_TH_I2 = 8
 PIN_TH_V = 9
 PIN_LEG_A = 10  # H-bridge legs, consecutive for the PIO side-set
 PIN_LEG_B = 11
-PIN_DAC_RX = 12  # SPI1 RX: claimed by the bus, not connected
+PIN_DUMMY_LOAD = 12  # dummy-load relay driver, active high, pulled down: the electrodes at reset
 PIN_DAC_CS = 13
 PIN_DAC_SCK = 14
 PIN_DAC_SDI = 15
@@ -53,6 +53,9 @@ PIN_BTN_UP = 19
 PIN_BTN_DOWN = 20
 PIN_BUZZER = 21
 PIN_OUT_SENSE = 22  # the enable as the output stage sees it (static AND charge pump)
+# SPI1 RX, which the bus claims though the DAC answers nothing: the Pico's own
+# VBUS-sense input, so no header pin is lost to it (not on a Pico W: its radio uses GPIO 24)
+PIN_DAC_RX = 24
 PIN_LED = 25
 PIN_SENSE_I1 = 26  # ADC0: first-phase current, held
 PIN_SENSE_I2 = 27  # ADC1: second-phase current, held
@@ -70,7 +73,7 @@ PINS = {
     "th_v": PIN_TH_V,
     "leg_a": PIN_LEG_A,
     "leg_b": PIN_LEG_B,
-    "dac_rx": PIN_DAC_RX,
+    "dummy_load": PIN_DUMMY_LOAD,
     "dac_cs": PIN_DAC_CS,
     "dac_sck": PIN_DAC_SCK,
     "dac_sdi": PIN_DAC_SDI,
@@ -81,6 +84,7 @@ PINS = {
     "btn_down": PIN_BTN_DOWN,
     "buzzer": PIN_BUZZER,
     "out_sense": PIN_OUT_SENSE,
+    "dac_rx": PIN_DAC_RX,
     "led": PIN_LED,
     "sense_i1": PIN_SENSE_I1,
     "sense_i2": PIN_SENSE_I2,
@@ -115,6 +119,8 @@ _DAC_CMD = 0x30  # MCP4822 channel A, gain 1x, output on
 _ADC_SHIFT = 4  # read_u16 carries 12 bits
 _MAX_SCALE = 1 << 18  # a 12-bit reading times a full scale stays under 2**30
 _DEBOUNCE_MS = 40
+_WATCHDOG_CTRL = 0x40058000  # RP2040 WATCHDOG.CTRL: bit 30 ENABLE; bits 0-23 TIME, 2 counts per µs (erratum E1)
+_WDT_ENABLE = 1 << 30
 _WATCHDOG_REASON = 0x40058008  # RP2040 WATCHDOG.REASON: bit 0 TIMER, bit 1 FORCE
 _BLINK_MS = {
     H.LED_IDLE: 1000,
@@ -170,6 +176,7 @@ class PicoHal(H.Hal):
         self._out = machine.Pin(PIN_OUT_ENABLE, machine.Pin.OUT, value=0)
         self._ka = machine.Pin(PIN_OUT_KEEPALIVE, machine.Pin.OUT, value=0)
         self._out_sense = machine.Pin(PIN_OUT_SENSE, machine.Pin.IN)
+        self._dummy = machine.Pin(PIN_DUMMY_LOAD, machine.Pin.OUT, value=0)
         self.serial = "".join("%02X" % b for b in machine.unique_id())
         reason = machine.mem32[_WATCHDOG_REASON]  # read before a WDT rewrites it
         self._cause = self._classify_reset(machine.reset_cause(), reason)
@@ -210,6 +217,8 @@ class PicoHal(H.Hal):
         self._psm = None
         self._dac = None
         self._configured = False
+        self._stim_hz = 1
+        self._train_index = 0  # EMG sample index at which the running train started
         self._running = False  # the train runs (or finishes its pulse after a stop)
         self._counting = False  # the pulse counter was armed by stim_start
         self._load_profile()
@@ -446,6 +455,7 @@ class PicoHal(H.Hal):
         self._desc[0] = w0
         self._desc[1] = w1
         self._configured = True
+        self._stim_hz = frequency_hz
 
     def stim_start(self):
         if not self._configured or self._psm is None:
@@ -464,6 +474,8 @@ class PicoHal(H.Hal):
         self._feed.config(read=self._desc, write=_PIO1 + _TXF0, count=_ARM, ctrl=self._feed_ctrl, trigger=True)
         self._counting = True
         self._running = True
+        # both clocks are the crystal's: pulse k starts at this sample + k periods (to a sample)
+        self._train_index = self._written() if self._afe_sm is not None else 0
         sm.active(1)
 
     def stim_stop(self):
@@ -495,6 +507,16 @@ class PicoHal(H.Hal):
         out[H.SENSE_UA] = _scale(self._adc_i1.read_u16(), self._sense_ua_fs)
         out[H.SENSE_UA_2] = _scale(self._adc_i2.read_u16(), self._sense_ua_fs)
         out[H.SENSE_MV] = _scale(self._adc_v.read_u16(), self._sense_mv_fs)
+        n = out[H.SENSE_PULSES]
+        if len(out) > H.SENSE_INDEX:
+            # (n - 1) * rate stays a small int for the longest session (3600 s at 100 Hz)
+            out[H.SENSE_INDEX] = self._train_index + (n - 1) * self.emg_rate_hz // self._stim_hz if n else 0
+
+    def dummy_load(self, on):
+        self._dummy(1 if on else 0)
+
+    def dummy_load_on(self):
+        return self._dummy() == 1
 
     # -- e-stop
     def estop_open(self):
@@ -537,6 +559,13 @@ class PicoHal(H.Hal):
     def wdt_feed(self):
         if self._wdt is not None:
             self._wdt.feed()
+
+    def wdt_left_ms(self):
+        # the hardware's own count, not self._wdt: it also shows a watchdog this boot did not start
+        ctrl = machine.mem32[_WATCHDOG_CTRL]
+        if not ctrl & _WDT_ENABLE:
+            return -1
+        return (ctrl & 0xFFFFFF) // 2000
 
     def reset_cause(self):
         return self._cause

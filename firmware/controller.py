@@ -13,6 +13,7 @@ from firmware.eventlog import EventLog
 from firmware.link import Link
 from firmware.maintenance import Maintenance, firmware_hash
 from firmware.safety import Safety
+from firmware.selftest import Selftest
 from firmware.sessionlog import SessionLog
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
 from firmware.stim import Stimulator
@@ -71,6 +72,9 @@ class Controller:
         self.stim = Stimulator(hal, self.safety, self._stim_changed)
         self._part = -1  # the protocol phase running, -1 between sessions
         self.emg = EmgInput(hal, now, on_envelope=self._envelope)
+        self.selftest = Selftest(
+            hal, self.safety, self.session, self.emg, self.store, WDT_TIMEOUT_MS, self._selftest_done
+        )
         self.link = Link(hal, self._handlers(), self.log)
         self.streaming = False
         self._estop_was_open = False
@@ -128,6 +132,7 @@ class Controller:
             self.emg.pump(now, self._emit_block)
             checked |= 4
             self._tick_session(now)
+            self.selftest.step(now)
             checked |= 8
             self._patient_io(now)
             self.maintenance.poll(now)
@@ -204,8 +209,11 @@ class Controller:
             else:
                 self.link.push(m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=left)
             self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
+        st = self.stim
         if self.session.state == m.RUNNING:
-            self.stim.tick(now, self.bio.last_dv, self.bio.last_trusted)
+            st.tick(now, self.bio.last_dv, self.bio.last_trusted)
+        # EMG recorded during stimulation: each pulse's artefact is blanked (firmware/emg.py)
+        self.emg.blank(st.phase["frequency_hz"] if st.state != m.STIM_OFF and st.cmd_ua else 0)
         advice = self.bio.advice_pending
         if advice:
             self.bio.advice_pending = 0
@@ -254,6 +262,9 @@ class Controller:
                 m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=0, protocol_phase=self._part
             )
             self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
+
+    def _selftest_done(self, passed, checks, now):
+        self.link.push(m.EVENT, m.SELFTEST_RESULT, time_ms=now, passed=passed, checks=checks)
 
     def _envelope(self, dv, flags):
         if self.session.state == m.RUNNING:
@@ -332,6 +343,8 @@ class Controller:
         """Start the approved protocol's session, or the demonstration without one."""
         if self.maintenance.pending():
             raise ProtocolError(BUSY, "the device is resetting for maintenance")
+        if self.selftest.running():
+            raise ProtocolError(BUSY, "a self-test is running")
         self._host_time_s = host_time_s
         self._session_faults = []
         doc = self.therapy.doc
@@ -448,6 +461,7 @@ class Controller:
             m.LOG_READ: self._log_read,
             m.SESSION_RATE: self._rate,
             m.MAINTENANCE_ENTER: self.maintenance.enter,
+            m.SELFTEST: self.selftest.request,
             m.PROTOCOL_BEGIN: self._upload_begin,
             m.PROTOCOL_CHUNK: self._upload_chunk,
             m.PROTOCOL_COMMIT: self._upload_commit,
@@ -600,6 +614,8 @@ class Controller:
             raise ProtocolError(BUSY, "stop the session first")
         if self.maintenance.pending():
             raise ProtocolError(BUSY, "the device is resetting for maintenance")
+        if self.selftest.running():
+            raise ProtocolError(BUSY, "a self-test is running")
 
     def _upload_begin(self, body, now):
         self._quiet()

@@ -20,6 +20,9 @@ machine, rp2 or time. The contract is what a Pico can honour
   all interrupts on an RP2040).
 - Link I/O never blocks: a host that stops reading costs dropped frames,
   not a stalled device.
+- The board's internal dummy load can take the output stage's place for
+  the bring-up self-test (firmware/selftest.py): a changeover relay that
+  disconnects the electrodes while it is switched in, off at reset.
 """
 
 # buttons(): presses since the last call, as a bit mask
@@ -69,6 +72,7 @@ class Hal:
     emg_rate_hz = 2000
     hw_max_ua = 0  # hardware current ceiling of the output stage, µA
     compliance_mv = 0  # the output stage's compliance voltage, mV
+    dummy_load_ohm = 0  # the internal self-test load dummy_load() switches in; 0: the board has none
     profile_ok = True  # the board profile (pins, ceilings, calibration) loaded and passed its checks
 
     # -- clock --
@@ -122,6 +126,17 @@ class Hal:
         """Fill out[SENSE_*] (a preallocated list or array of 5 ints) for the last pulse; no allocation."""
         raise NotImplementedError
 
+    def dummy_load(self, on):
+        """Switch the output from the electrodes to the internal dummy load (True) or back (False).
+
+        Only with the output disabled: a relay switched under current arcs.
+        """
+        raise NotImplementedError
+
+    def dummy_load_on(self):
+        """True while the output is switched to the dummy load (read back from the relay drive)."""
+        raise NotImplementedError
+
     # -- emergency stop --
     def estop_open(self):
         """True when the e-stop loop reads "stop" (pressed, or a broken wire)."""
@@ -148,6 +163,10 @@ class Hal:
         raise NotImplementedError
 
     def wdt_feed(self):
+        raise NotImplementedError
+
+    def wdt_left_ms(self):
+        """Milliseconds before the watchdog resets the board, as the hardware counts them; -1 if it is not running."""
         raise NotImplementedError
 
     def reset(self):

@@ -83,6 +83,20 @@ class Safety:
         self._hal.out_enable(True)
         return True
 
+    def request_dummy_output(self):
+        """Enable the output into the board's internal dummy load, for the self-test; True if enabled.
+
+        No patient is on the output (the relay has taken the electrodes
+        away), so no verified protocol is needed; a latched fault, the
+        e-stop or a relay that did not switch still refuse.
+        """
+        hal = self._hal
+        if self.fault or hal.estop_open() or not hal.dummy_load_on():
+            hal.out_enable(False)
+            return False
+        hal.out_enable(True)
+        return True
+
     def release_output(self):
         """The phase no longer needs the output: disable it (no fault)."""
         self._hal.out_enable(False)

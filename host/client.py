@@ -521,6 +521,7 @@ _REPLY_PARSERS = {
     m.STIM_LEVEL: _level,
     m.LOG_READ: _log_page,
     m.SESSION_RATE: _rated,
+    m.SELFTEST: _ack,
 }
 
 
@@ -565,6 +566,8 @@ def _unsolicited(kind, seq, mtype, b):
         )
     if mtype == m.ADVICE:
         return Advice(seq, _name(m.ADVICE_NAMES, b["reason"]), b["time_ms"], b["rest_dv"], b["reference_dv"])
+    if mtype == m.SELFTEST_RESULT:
+        return _selftest_result(seq, b)
     return EmgFrame(
         seq,
         b["first_index"],
@@ -991,3 +994,98 @@ class Client:
         r = _state_reply(mtype, m.named(kind, rtype, body), 0.0)
         self._saw_state(r.state)
         return r
+
+    def selftest(self, probe_attached=False, timeout=10.0):
+        """Run the board's bring-up checks: a SelftestResult, or a Refusal.
+
+        The device answers at once and reports when its checks are done,
+        about half a second later; events that arrive meanwhile stay queued
+        for poll(). Never resent: the checks drive the output stage.
+        """
+        r = self._request(m.SELFTEST, {"probe_attached": bool(probe_attached)})
+        if not r.ok:
+            return r
+        deadline = time.monotonic() + timeout
+        while True:
+            for item in self._queue:
+                if isinstance(item, SelftestResult):
+                    self._queue.remove(item)
+                    return item
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LinkError(
+                    "the self-test started but sent no result within %g s: the device may have reset; "
+                    "check it with 'tonus info'" % timeout
+                )
+            self._pump(min(left, _TICK))
+
+
+# -- the self-test's result --------------------------------------------------------
+
+# the unit of each check's measured value and range
+_CHECK_UNITS = {
+    m.CHECK_FRONT_END: "samples",
+    m.CHECK_LEAD_OFF: "%",
+    m.CHECK_CURRENT: "µA",
+    m.CHECK_WATCHDOG: "ms",
+    m.CHECK_STORAGE: "damaged records",
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One bring-up check: what was measured, the passing range, and why it failed."""
+
+    check: str  # CHECK_NAMES, e.g. "FRONT_END"
+    passed: bool
+    value: int
+    low: int  # passing range, inclusive
+    high: int
+    unit: str
+    why: str | None  # WHY_NAMES of a failure, e.g. "NO_SAMPLES"
+    ua_2: int | None = None  # CURRENT: second-phase current
+    mv: int | None = None  # CURRENT: voltage across the dummy load
+    mv_low: int | None = None
+    mv_high: int | None = None
+
+
+@dataclass(frozen=True)
+class SelftestResult(Reply):
+    """SELFTEST_RESULT: every check, in the device's order."""
+
+    seq: int
+    time_ms: int
+    passed: bool
+    checks: tuple  # CheckResult
+
+    @property
+    def failed(self):
+        return tuple(c for c in self.checks if not c.passed)
+
+    def to_json(self):
+        from dataclasses import asdict
+
+        return {"passed": self.passed, "time_ms": self.time_ms, "checks": [asdict(c) for c in self.checks]}
+
+
+def _selftest_result(seq, b):
+    checks = []
+    for d in b["checks"]:
+        code = d.get(m.ST_CHECK, 0)
+        why = d.get(m.ST_WHY, m.WHY_NONE)
+        checks.append(
+            CheckResult(
+                _name(m.CHECK_NAMES, code),
+                d.get(m.ST_PASSED) == 1,
+                d.get(m.ST_VALUE, 0),
+                d.get(m.ST_LOW, 0),
+                d.get(m.ST_HIGH, 0),
+                _CHECK_UNITS.get(code, ""),
+                _name(m.WHY_NAMES, why) if why else None,
+                d.get(m.ST_UA_2),
+                d.get(m.ST_MV),
+                d.get(m.ST_MV_LOW),
+                d.get(m.ST_MV_HIGH),
+            )
+        )
+    return SelftestResult(seq, b["time_ms"], b["passed"], tuple(checks))

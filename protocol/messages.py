@@ -46,6 +46,7 @@ STREAM_CONTROL = 10
 STIM_LEVEL = 11  # set the stimulation level within the approved range
 LOG_READ = 12  # entries of the compliance log
 SESSION_RATE = 13  # the patient's pain/comfort score for a logged session
+SELFTEST = 14  # run the board's bring-up checks; SELFTEST_RESULT follows
 PROTOCOL_BEGIN = 16  # start or resume an upload of a signed protocol
 PROTOCOL_CHUNK = 17
 PROTOCOL_COMMIT = 18  # verify, re-validate and store it
@@ -59,6 +60,7 @@ CUE = 66
 SUMMARY = 67  # a session ended: its scores (also kept in the device's log)
 ADVICE = 68  # the device advises ending the session, and why
 STIM = 69  # the stimulator changed state (check passed, burst, rest, level)
+SELFTEST_RESULT = 70  # the bring-up checks are done: one result per check
 # streams
 EMG = 96
 
@@ -207,6 +209,50 @@ PAIN_MAX = 10
 
 UPLOAD_CHUNK = 384
 UPLOAD_MAX = 8192
+# self-test checks (SELFTEST_RESULT "checks": one UMAP per check, ST_* keys)
+CHECK_FRONT_END = 1  # EMG samples over the window, against the nominal rate
+CHECK_LEAD_OFF = 2  # % of blocks flagged lead-off: 100 with no probe, 0 with one
+CHECK_CURRENT = 3  # first-phase current into the dummy load, µA
+CHECK_WATCHDOG = 4  # least time left before the watchdog bites, ms
+CHECK_STORAGE = 5  # records found damaged since boot, after a write/read/remove round trip
+CHECK_NAMES = ("NONE", "FRONT_END", "LEAD_OFF", "CURRENT", "WATCHDOG", "STORAGE")
+ST_CHECK = 0  # CHECK_*
+ST_PASSED = 1  # 1 passed, 0 failed
+ST_VALUE = 2  # what was measured, in the check's unit
+ST_LOW = 3  # the passing range, inclusive
+ST_HIGH = 4
+ST_WHY = 5  # WHY_*: why it failed, or 0
+ST_UA_2 = 6  # CURRENT: second-phase current, µA
+ST_MV = 7  # CURRENT: voltage across the dummy load, mV
+ST_MV_LOW = 8  # CURRENT: its passing range, from the first-phase current and the load
+ST_MV_HIGH = 9
+WHY_NONE = 0
+WHY_OUT_OF_RANGE = 1  # the value is outside its range
+WHY_NO_SAMPLES = 2  # the front end delivered no block to judge
+WHY_UNEQUAL_PHASES = 3  # the two phases' currents differ beyond the tolerance
+WHY_VOLTAGE = 4  # the load voltage does not match current x dummy load
+WHY_NO_PULSES = 5  # the pulse engine produced too few pulses in time
+WHY_NO_OUTPUT = 6  # the output could not be enabled, or dropped during the check
+WHY_NO_DUMMY_LOAD = 7  # the board has no dummy load
+WHY_NOT_ARMED = 8  # the watchdog is not running
+WHY_WRITE = 9  # a storage write or remove failed
+WHY_READ_BACK = 10  # the record read back differs, or survived its removal
+WHY_EXCEPTION = 11  # the check raised: the device is now in its safe state
+WHY_NAMES = (
+    "",
+    "OUT_OF_RANGE",
+    "NO_SAMPLES",
+    "UNEQUAL_PHASES",
+    "VOLTAGE",
+    "NO_PULSES",
+    "NO_OUTPUT",
+    "NO_DUMMY_LOAD",
+    "NOT_ARMED",
+    "WRITE",
+    "READ_BACK",
+    "EXCEPTION",
+)
+
 # INFO "fault" keys
 FAULT_CODE = 0
 FAULT_LATCHED = 1
@@ -310,6 +356,12 @@ CATALOGUE = {
         ((0, "session", U32, True), (1, "pain", U8, True)),
         ((0, "session", U32, True),),
     ),
+    SELFTEST: (
+        "SELFTEST",
+        REQUEST,
+        ((0, "probe_attached", BOOL, False),),  # what lead-off detection should see; default none
+        ((0, "started", BOOL, True),),
+    ),
     PROTOCOL_BEGIN: (
         "PROTOCOL_BEGIN",
         REQUEST,
@@ -394,6 +446,12 @@ CATALOGUE = {
             (4, "impedance_ohm", U32, False),  # measured by the check
             (5, "triggers", U32, False),  # ETS triggers so far in this phase
         ),
+        None,
+    ),
+    SELFTEST_RESULT: (
+        "SELFTEST_RESULT",
+        EVENT,
+        ((0, "time_ms", U64, True), (1, "passed", BOOL, True), (2, "checks", UMAPS, True)),
         None,
     ),
     EMG: (

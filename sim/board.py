@@ -14,6 +14,7 @@ import hashlib
 from collections import deque
 
 from firmware import hal as H
+from sim.emg_model import StimArtefact
 from sim.output import COMPLIANCE_V
 
 WDT_MAX_MS = 8388  # the RP2040 watchdog's longest timeout (hardware erratum)
@@ -39,6 +40,7 @@ class SimBoard(H.Hal):
     emg_rate_hz = 2000
     hw_max_ua = 100000
     compliance_mv = round(COMPLIANCE_V * 1000)
+    dummy_load_ohm = 500  # as the Pico carrier's profile
 
     def __init__(self, clock, frontend, flash, output, serial):
         self.clock = clock
@@ -66,6 +68,8 @@ class SimBoard(H.Hal):
         self._rx = bytearray()  # host -> device
         self._tx = bytearray()  # device -> host, not yet read by the host
         self._written = []  # chunks the device wrote since the simulator last looked
+        # the EMG electrodes share the patient with the stimulator: every pulse reaches the front end
+        frontend.couple(output, StimArtefact(self.emg_rate_hz))
 
     # -- what a reset does to the hardware ---------------------------------
 
@@ -134,7 +138,16 @@ class SimBoard(H.Hal):
         self.output.set_amplitude(ua, self.clock.us)
 
     def stim_sense(self, out):
-        self.output.sense(out, self.clock.us)
+        stage = self.output
+        stage.sense(out, self.clock.us)
+        if len(out) > H.SENSE_INDEX:  # callers written before SENSE_INDEX pass 4 ints
+            out[H.SENSE_INDEX] = self.frontend.index_at(stage.sensed_us) if out[H.SENSE_PULSES] else 0
+
+    def dummy_load(self, on):
+        self.output.set_dummy(self.dummy_load_ohm if on else None, self.clock.us)
+
+    def dummy_load_on(self):
+        return self.output.dummy_ohms is not None
 
     # -- emergency stop: a normally-closed loop; open (pressed or broken) = stop
 
@@ -195,6 +208,11 @@ class SimBoard(H.Hal):
     def wdt_feed(self):
         if self.wdt_deadline_us is not None:
             self.wdt_deadline_us = self.clock.us + self._wdt_timeout_us
+
+    def wdt_left_ms(self):
+        if self.wdt_deadline_us is None:
+            return -1
+        return max(self.wdt_deadline_us - self.clock.us, 0) // 1000
 
     def reset(self):
         # the simulator catches this and boots the board anew (RESET_REQUESTED)

@@ -21,6 +21,11 @@ time (300 ms or more), so no cue heard while it plays could have changed it,
 and the patient never alters samples already made. Electrode and front-end
 faults (lead-off, saturation) and injected motion are applied when samples
 are taken, so they start at the instant they are injected.
+
+StimArtefact draws what one stimulation pulse adds at the front end's
+input (the front end, sim/frontend.py, adds it and clips): the electrode
+voltage coupled in during both phases, the input's recovery after the last
+one, and the muscle's evoked M-wave when the pulse is above motor threshold.
 """
 
 import numpy as np
@@ -39,6 +44,16 @@ MOTION_MS = (200, 800)  # duration of a motion transient
 MOTION_UV = (100.0, 1500.0)  # peak of a spontaneous one (log-uniform)
 _WARMUP_S = 0.5
 _TABLE = 101  # mixing weights tabulated against median frequency
+
+# Stimulation artefact (docs/simulator.md, "Stimulation artefact")
+COUPLING = 0.1  # share of the electrode voltage seen between the EMG inputs
+RECOVERY_US = 200  # input recovery after a pulse: from the rail to 1 µV in ~2.6 ms
+RHEOBASE_UA = 12000  # motor threshold I = rheobase * (1 + chronaxie / phase width)
+CHRONAXIE_US = 200
+MWAVE_UV = 40.0  # M-wave peak with every motor unit recruited (at twice the threshold)
+MWAVE_LATENCY_US = 6000
+MWAVE_US = 8000  # one biphasic period: over by 14 ms after the pulse
+_QUIET = 0.1  # 0.01 µV: the recovery tail is drawn until it is below this (0.1 µV units)
 
 
 class EmgModel:
@@ -201,3 +216,87 @@ def _mixing(shapes, band, rate_hz):
     for i, w in enumerate(weight):
         mdf[i] = np.interp(0.5, np.cumsum((1 - w) * psd[0] + w * psd[1]), f)
     return gains, mdf[::-1] / mdf[0], weight[::-1], float(mdf[0])  # ratio increasing, for np.interp
+
+
+class StimArtefact:
+    """What a stimulation pulse adds at the front end's input, sample by sample (0.1 µV).
+
+    The EMG electrodes share the patient with the stimulator: during each
+    phase a share `coupling` of the electrode voltage appears between them
+    (+ in the first phase, - in the second). After the pulse the input
+    filter and amplifier return to baseline from the last phase's level,
+    clamped at the input range, with time constant recovery_us. A sample
+    is the mean of its interval (the converter's decimation filter as a
+    boxcar); a sample during which the input went beyond full scale reads
+    the rail (the delta-sigma modulator overloads). Above the motor
+    threshold (strength-duration: rheobase * (1 + chronaxie / phase)) the
+    muscle answers with an M-wave, MWAVE_LATENCY_US after the pulse, whose
+    peak grows linearly from 0 at threshold to mwave_uv at twice it.
+    """
+
+    def __init__(
+        self,
+        rate_hz,
+        coupling=COUPLING,
+        recovery_us=RECOVERY_US,
+        mwave_uv=MWAVE_UV,
+        rheobase_ua=RHEOBASE_UA,
+        chronaxie_us=CHRONAXIE_US,
+    ):
+        self.rate_hz = rate_hz
+        self.coupling = coupling
+        self.recovery_us = recovery_us
+        self.mwave_uv = mwave_uv
+        self.rheobase_ua = rheobase_ua
+        self.chronaxie_us = chronaxie_us
+
+    def threshold_ua(self, phase_us):
+        """Motor threshold of a pulse of this phase width (µA)."""
+        return self.rheobase_ua * (1.0 + self.chronaxie_us / phase_us)
+
+    def wave(self, pulse):
+        """(first sample, added values, overloaded) for pulse (a sim.output.Pulse).
+
+        Sample k covers [k, k + 1) / rate_hz s of simulated time. Values are
+        float 0.1 µV; overloaded[i] marks samples that read the rail (with
+        the sign of their value).
+        """
+        rate = self.rate_hz
+        t0, ph, gap, end = pulse.t_us, pulse.phase_us, pulse.gap_us, pulse.end_us
+        a = self.coupling * pulse.mv * 10_000  # mV -> 0.1 µV
+        e1 = min(t0 + ph, end)
+        s2 = t0 + ph + gap
+        level = -a if end > s2 else a  # where the input stands when the pulse ends
+        level = float(np.clip(level, -FULL_SCALE_DV, FULL_SCALE_DV))
+        tau = float(self.recovery_us)
+        stop = end + tau * np.log(max(abs(level), _QUIET) / _QUIET)
+        mwave = 0.0
+        if self.mwave_uv and pulse.ua1 > 0:
+            th = self.threshold_ua(ph)
+            mwave = self.mwave_uv * 10 * float(np.clip(pulse.ua1 / th - 1.0, 0.0, 1.0))
+        if mwave:
+            stop = max(stop, t0 + MWAVE_LATENCY_US + MWAVE_US)
+        k0 = t0 * rate // 1_000_000
+        k1 = int(np.ceil(stop * rate / 1e6)) + 1
+        lo = np.arange(k0, k1, dtype=np.float64) * 1e6 / rate  # each sample's interval, µs
+        hi = lo + 1e6 / rate
+        area = a * (_overlap(lo, hi, t0, e1) - _overlap(lo, hi, s2, end))
+        # the recovery: level * exp(-(t - end) / tau) from end on, integrated over each interval
+        x0 = np.maximum(lo, end)
+        after = hi > end
+        area[after] += level * tau * (np.exp(-(x0[after] - end) / tau) - np.exp(-(hi[after] - end) / tau))
+        values = area * rate / 1e6
+        peak = np.where(after, abs(level) * np.exp(-(x0 - end) / tau), 0.0)
+        during = (_overlap(lo, hi, t0, e1) + _overlap(lo, hi, s2, end)) > 0
+        peak[during] = a
+        overloaded = (peak > FULL_SCALE_DV) & (values != 0)
+        if mwave:
+            mid = (lo + hi) / 2 - t0 - MWAVE_LATENCY_US
+            inside = (mid >= 0) & (mid < MWAVE_US)
+            values[inside] += mwave * np.sin(2 * np.pi * mid[inside] / MWAVE_US)
+        return k0, values, overloaded
+
+
+def _overlap(lo, hi, a, b):
+    """Length (µs) of [lo, hi) within [a, b), element-wise."""
+    return np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None)

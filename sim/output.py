@@ -21,6 +21,10 @@ simulated time, so an interlock test can measure what reached the patient:
   both legs are grounded, so Cdl discharges through Rs || Rct.
 - Each pulse is solved in closed form (the circuit is linear per segment),
   so a 30-minute train costs ~100 k small evaluations, not µs steps.
+- The board's dummy load (a plain resistor behind a changeover relay) can
+  take the electrodes' place: its pulses are sensed like any other but
+  reach no patient, so they go to dummy_trace, not trace. A reset releases
+  the relay.
 
 Time only moves forward through sync(t_us); every method that changes the
 stage takes the current instant and syncs first, so the state is the same
@@ -64,6 +68,9 @@ class Pulse(NamedTuple):
     q2_nc: float  # charge of the second phase, nC
     net_nc: float  # q1 - q2: what stays in the tissue
     cut: bool  # the enable dropped during the pulse
+    phase_us: int  # timing as latched; the EMG front end draws the pulse's artefact from it
+    gap_us: int
+    end_us: int  # end of the second phase, or the cut
 
 
 def _number(name, v, above=None):
@@ -89,6 +96,9 @@ class OutputStage:
         self.lapses = deque(maxlen=HISTORY)  # t_us of drops because keepalive() stopped
         self.trace = deque(maxlen=HISTORY)  # Pulse, oldest first
         self.emitted = 0  # pulses that reached the load, cut ones included, ever
+        self.dummy_trace = deque(maxlen=HISTORY)  # Pulse into the dummy load, oldest first
+        self.dummy_changes = deque(maxlen=HISTORY)  # (t_us, ohms or None), every switch of the relay
+        self._dummy_ohms = None  # the dummy load's resistance while it is switched in
         self._hold_until = 0
         # timing: (frequency_hz, phase_us, gap_us) or None before stim_configure
         self._timing = None
@@ -100,6 +110,7 @@ class OutputStage:
         self._pending = None  # (t_us, set_ua, phase_us, gap_us): latched, not yet complete
         self._count = 0  # pulses completed since start()
         self._sense = [0, 0, 0, 0]  # SENSE_* of the last completed pulse, as the ADCs read it
+        self.sensed_us = 0  # start of that pulse (the board turns it into SENSE_INDEX)
         # load: Randles cell; cdl 0 means a plain resistor Rs
         self._rs = DEFAULT_RS_OHMS
         self._cdl = DEFAULT_CDL_UF * 1e-6
@@ -194,6 +205,10 @@ class OutputStage:
         for i in range(4):
             out[i] = self._sense[i]
 
+    def in_progress_us(self):
+        """Start of the pulse under way (latched, not complete), or None: its effect is not known yet."""
+        return None if self._pending is None else self._pending[0]
+
     def reset(self, t_us):
         """Chip reset: enable pulled down, PIO program gone, amplitude register cleared."""
         self.sync(t_us)
@@ -205,6 +220,21 @@ class OutputStage:
         self._amp_ua = 0
         self._count = 0
         self._sense[:] = (0, 0, 0, 0)
+        self.set_dummy(None, t_us)
+
+    @property
+    def dummy_ohms(self):
+        """The dummy load switched in place of the electrodes, or None."""
+        return self._dummy_ohms
+
+    def set_dummy(self, ohms, t_us):
+        """Switch the dummy load of `ohms` in place of the electrodes, or back (None)."""
+        self.sync(t_us)
+        if ohms is not None:
+            ohms = _number("dummy load", ohms, 0)
+        if ohms != self._dummy_ohms:
+            self._dummy_ohms = ohms
+            self.dummy_changes.append((t_us, ohms))
 
     def _t(self, k):
         return self._start_us + k * 1_000_000 // self._timing[0]
@@ -249,6 +279,33 @@ class OutputStage:
         dg = min(max(end - ts - ph, 0), gap)
         d2 = min(max(end - ts - ph - gap, 0), ph)
         amps = min(set_ua * self._gain, self.hw_max_ua) * 1e-6
+        dummy = self._dummy_ohms
+        if dummy is not None:
+            # the source into a resistor: its current, capped by compliance, both phases alike
+            i = min(amps, COMPLIANCE_V / dummy)
+            q1, q2, volts = i * d1 * 1e-6, i * d2 * 1e-6, i * dummy
+        else:
+            q1, q2, volts = self._into_electrode(amps, ts, d1, dg, d2)
+        ua1 = q1 / (d1 * 1e-6) * 1e6
+        ua2 = q2 / (d2 * 1e-6) * 1e6 if d2 else 0.0
+        mv = abs(volts) * 1000
+        pulse = Pulse(ts, set_ua, ua1, ua2, mv, q1 * 1e9, q2 * 1e9, (q1 - q2) * 1e9, cut_us is not None, ph, gap, end)
+        if dummy is not None:
+            self.dummy_trace.append(pulse)
+        else:
+            self.trace.append(pulse)
+            self.emitted += 1
+        if cut_us is None:
+            self._count += 1
+            self.sensed_us = ts
+            s = self._sense
+            s[H.SENSE_PULSES] = self._count
+            s[H.SENSE_UA] = self._read_ua(ua1, ts)
+            s[H.SENSE_UA_2] = self._read_ua(ua2, ts)
+            s[H.SENSE_MV] = round(mv)
+
+    def _into_electrode(self, amps, ts, d1, dg, d2):
+        """One pulse into the electrode-tissue load: (charge of each phase C, voltage at the first's end V)."""
         self._idle(ts)
         q1, x, i_end = self._phase(amps, self._x, d1 * 1e-6)
         volts = i_end * self._rs + x
@@ -260,20 +317,7 @@ class OutputStage:
             q2, x, _i = self._phase(amps, -self._x, d2 * 1e-6)
             self._x = -x
         self._x_us = ts + d1 + dg + d2
-        ua1 = q1 / (d1 * 1e-6) * 1e6
-        ua2 = q2 / (d2 * 1e-6) * 1e6 if d2 else 0.0
-        mv = abs(volts) * 1000
-        self.trace.append(
-            Pulse(ts, set_ua, ua1, ua2, mv, q1 * 1e9, q2 * 1e9, (q1 - q2) * 1e9, cut_us is not None)
-        )
-        self.emitted += 1
-        if cut_us is None:
-            self._count += 1
-            s = self._sense
-            s[H.SENSE_PULSES] = self._count
-            s[H.SENSE_UA] = self._read_ua(ua1, ts)
-            s[H.SENSE_UA_2] = self._read_ua(ua2, ts)
-            s[H.SENSE_MV] = round(mv)
+        return q1, q2, volts
 
     def _idle(self, t_us):
         """Cdl discharges through Rs || Rct while both legs are grounded, up to t_us."""

@@ -16,6 +16,7 @@ class FakeHal(H.Hal):
     emg_rate_hz = 2000
     hw_max_ua = 100000
     compliance_mv = 60000
+    dummy_load_ohm = 500
 
     def __init__(self, files=None, reset_cause=H.RESET_POWER_ON, seed=1):
         self.t_ms = 0
@@ -50,6 +51,11 @@ class FakeHal(H.Hal):
         self.sense_gain_percent = 100  # the current the stage really delivers, % of the command
         self.phase2_percent = 100  # the second phase's current, % of the first
         self.stim_stalled = False
+        self.dummy_on = False
+        self.dummy_log = []  # (t_ms, on, output enabled at the switch)
+        self._electrode_ohm = self.load_ohm
+        self._wdt_seen = 0  # wdt_fed when wdt_left_ms() last looked
+        self._wdt_seen_ms = 0
         self.resets = []  # t_ms of each reset the firmware asked for
         self.tx = []
         self.host_reading = True
@@ -123,6 +129,19 @@ class FakeHal(H.Hal):
             k = out[0] - 1
             out[4] = (self.stim_started_ms * 1000 + k * 1000000 // self.stim_hz) * self.emg_rate_hz // 1000000
 
+    def dummy_load(self, on):
+        # the relay puts the dummy resistor in the electrodes' place
+        if on and not self.dummy_on:
+            self._electrode_ohm = self.load_ohm
+            self.load_ohm = self.dummy_load_ohm
+        elif not on and self.dummy_on:
+            self.load_ohm = self._electrode_ohm
+        self.dummy_on = on
+        self.dummy_log.append((self.t_ms, on, self.enabled))
+
+    def dummy_load_on(self):
+        return self.dummy_on
+
     def estop_open(self):
         return self.estop
 
@@ -150,6 +169,14 @@ class FakeHal(H.Hal):
 
     def wdt_feed(self):
         self.wdt_fed += 1
+
+    def wdt_left_ms(self):
+        if not self.wdt_timeout:
+            return -1
+        if self.wdt_fed != self._wdt_seen:  # fed since the last look: count from now
+            self._wdt_seen = self.wdt_fed
+            self._wdt_seen_ms = self.t_ms
+        return max(self.wdt_timeout - (self.t_ms - self._wdt_seen_ms), 0)
 
     def reset(self):
         self.resets.append(self.t_ms)

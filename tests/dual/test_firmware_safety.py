@@ -185,3 +185,19 @@ def test_lead_off_keeps_the_session_from_starting():
     hal.emg_flags = 0
     run(hal, ctrl, 100)
     assert ctrl.session.state == m.RUNNING
+
+
+@req("SAF-SELFTEST-1", "SAF-OWNER-1")
+def test_the_dummy_load_output_needs_the_relay_switched_and_nothing_latched():
+    from firmware.safety import Safety
+
+    hal = FakeHal()
+    s = Safety(hal)
+    assert not s.request_dummy_output() and not hal.enabled  # the electrodes are still connected
+    hal.dummy_load(True)
+    assert s.request_dummy_output() and hal.enabled
+    hal.estop = True
+    assert not s.request_dummy_output() and not hal.enabled
+    hal.estop = False
+    s.enter_safe_state(faults.OVERCURRENT)
+    assert not s.request_dummy_output() and not hal.enabled
