@@ -17,7 +17,7 @@ from firmware.selftest import Selftest
 from firmware.sessionlog import SessionLog
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
 from firmware.stim import Stimulator
-from firmware.storage import FAULT_RECORD, POLICY_RECORD, Store
+from firmware.storage import FAULT_RECORD, OPEN_RECORD, POLICY_RECORD, Store
 from firmware.therapy_store import TherapyStore
 from firmware.version import FIRMWARE_VERSION
 from protocol import codec, faults, framing
@@ -118,6 +118,7 @@ class Controller:
             self.safety.enter_safe_state(faults.WATCHDOG)
         elif cause == H.RESET_BROWNOUT:
             self.safety.enter_safe_state(faults.BROWNOUT)
+        self._log_interrupted(cause)
         hal.estop_irq(self.safety.estop_irq)
         hal.wdt_start(WDT_TIMEOUT_MS)
 
@@ -276,12 +277,46 @@ class Controller:
         summary[m.SUM_TRIGGERS] = st.triggers_total
         summary[m.SUM_CHARGE_UC] = st.charge_nc // 1000
         summary[m.SUM_MAX_UA] = st.max_ua
-        if prev == m.ARMED:
-            return  # the checks never passed: nothing was practised
-        self.last_summary = summary
-        self.link.push(m.EVENT, m.SUMMARY, **m.named(m.EVENT, m.SUMMARY, summary))
         try:
-            self.sessionlog.add(self._log_entry(summary))
+            if prev != m.ARMED:  # else the checks never passed: nothing was practised
+                self.last_summary = summary
+                self.link.push(m.EVENT, m.SUMMARY, **m.named(m.EVENT, m.SUMMARY, summary))
+                self.sessionlog.add(self._log_entry(summary))
+            # after the entry: a power cut in between logs the session twice, never not at all
+            self.store.remove(OPEN_RECORD)
+        except OSError:
+            self.safety.enter_safe_state(faults.STORAGE)
+
+    def _mark_open(self, doc):
+        # the output is still off (ARMED): storage may be written
+        rec = {m.LOG_START_MS: self._start_ms, m.LOG_PLANNED_MS: self.session.duration_ms}
+        if doc is not None:
+            rec[m.LOG_PROTOCOL] = doc["id"]
+        if self._host_time_s:
+            rec[m.LOG_HOST_TIME_S] = self._host_time_s
+        try:
+            self.store.save(OPEN_RECORD, rec)
+        except OSError:
+            self.safety.enter_safe_state(faults.STORAGE)
+
+    def _log_interrupted(self, cause):
+        """A session under way when the board last stopped goes into the log as interrupted."""
+        try:
+            rec = self.store.load(OPEN_RECORD)
+            if not isinstance(rec, dict):
+                return
+            e = {
+                m.LOG_START_MS: rec.get(m.LOG_START_MS, 0),
+                m.LOG_END_REASON: m.REASON_INTERRUPTED,
+                m.LOG_FAULTS: [faults.WATCHDOG] if cause == H.RESET_WATCHDOG else (
+                    [faults.BROWNOUT] if cause == H.RESET_BROWNOUT else []
+                ),
+            }
+            for key in (m.LOG_PROTOCOL, m.LOG_HOST_TIME_S, m.LOG_PLANNED_MS):
+                if key in rec:
+                    e[key] = rec[key]
+            self.sessionlog.add(e)
+            self.store.remove(OPEN_RECORD)
         except OSError:
             self.safety.enter_safe_state(faults.STORAGE)
 
@@ -328,6 +363,8 @@ class Controller:
             # pause, stop, finish, fault: the output goes first; resuming starts the phase afresh, from zero
             self.stim.end(now)
             self._part = -1
+        elif prev == m.PAUSED and nxt == m.RUNNING:
+            self._phase_changed(now)
         self.link.push(m.EVENT, m.STATE_CHANGED, from_state=prev, to_state=nxt, reason=reason, time_ms=now)
         if self.bio.running and (nxt == m.DONE or nxt == m.FAULT_STATE or nxt == m.IDLE):
             self._session_over(prev, reason, now)
@@ -364,6 +401,7 @@ class Controller:
             self.bio.start(doc, plan)
             self.stim.new_session()
             self.therapy.count_start(now)
+            self._mark_open(doc)
             return
         demo_s = demo_s or timeline.DEMO_DEFAULT_S
         if demo_s < timeline.DEMO_MIN_S or demo_s > timeline.DEMO_MAX_S:
@@ -374,6 +412,7 @@ class Controller:
         self.safety.protocol_verified = False
         self.bio.start(None, plan)
         self.stim.new_session()
+        self._mark_open(None)
 
     def _emit_block(self, first_index, payload, flags):
         st = self.stim

@@ -14,6 +14,7 @@ THERAPY_RECORD = "therapy"  # protocol, anti-rollback counter and session counte
 KEYS_RECORD = "keys"  # trusted clinician public keys: {kid: public key}, written by provisioning
 AUDIT_RECORD = "audit"
 POLICY_RECORD = "policy"  # device policy limits, written by provisioning
+OPEN_RECORD = "open"  # a session is under way: found at boot, it was cut short
 
 
 class Store:

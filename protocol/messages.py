@@ -85,6 +85,7 @@ REASON_CLEARED = 6
 REASON_PAUSE_TIMEOUT = 7  # paused too long: the session ends
 REASON_HEARTBEAT_LOST = 8  # host-driven session, host silent
 REASON_CHECKS_FAILED = 9  # pre-session checks did not pass in time
+REASON_INTERRUPTED = 10  # a reset or a power loss cut the session (found at the next boot)
 REASON_NAMES = (
     "BOOT",
     "REQUEST",
@@ -96,6 +97,7 @@ REASON_NAMES = (
     "PAUSE_TIMEOUT",
     "HEARTBEAT_LOST",
     "CHECKS_FAILED",
+    "INTERRUPTED",
 )
 
 # patient cues (CUE "cue"): what the patient is asked to do now
