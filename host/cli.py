@@ -33,6 +33,10 @@ COMMAND_MODULES = (
     "protocol",
     "provision",
     "flash",
+    "selftest",
+    "record",
+    "export",
+    "report",
 )
 
 EXIT_OK = 0

@@ -2,7 +2,8 @@
 
 A simulated board and patient, a protocol approved on the spot (the
 simulator's clinic, host/simclinic.py), a session run like `tonus session
-run`, its score printed and saved in --out. Nothing to plug in.
+run`, its score printed and saved in --out with its recording, and the
+HTML practice journal of that folder (`tonus report`). Nothing to plug in.
 """
 
 from pathlib import Path
@@ -64,6 +65,20 @@ def run_demo(args):
     args.demo_seconds = None
     args.heartbeat_ms = 1000
     args.out = str(out / "scores.json")
+    args.record = out / "session.tonus"
+    args.record.unlink(missing_ok=True)  # a recording is never overwritten; the demo's is made afresh
     if not args.json:
         print("tonus demo: a simulated %s patient, protocol %s" % (args.patient, protocol.name), flush=True)
     run_session(args)
+    _report(args, out)
+
+
+def _report(args, out):
+    from host.commands._connect import json_line
+    from host.report import build
+
+    r = build(out, out / "report.html")
+    if args.json:  # the session's output is JSON lines: one more
+        json_line({"type": "report", "report": r.path, "sessions": r.sessions})
+    else:
+        print("the practice journal: %s" % r.path, flush=True)

@@ -89,6 +89,11 @@ def register(sub):
         help="save the session's scores (and a Glazer assessment's measures) as JSON "
         "(default: tonus-session-SERIAL-TIME.json here)",
     )
+    r.add_argument(
+        "--record",
+        metavar="FILE",
+        help="also save the live stream and every event to this recording (.tonus; for tonus export/report)",
+    )
     r.set_defaults(run=run_session)
 
 
@@ -155,15 +160,20 @@ def run_session(args):
     with connected(args) as c:
         if args.protocol:
             _approve(c, args)
-        c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms).unwrap()
+        recorder = _recorder(c, args)  # before the start: a bad path must not leave a session running
+        started = c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms)
+        if recorder is not None and not started.ok:
+            recorder.close("the device refused the session")
+        started.unwrap()
         info = c.info().unwrap()
         tracker = Tracker(info, keep=True)
         c.stream(True).unwrap()
         view = open_view(args)
         summary = "session interrupted"
+        on_item = _record_too(recorder, _level_setter(c, args, view))
         try:
-            follow(c, tracker, view, lambda: tracker.end is not None, _level_setter(c, args, view))
-            _await_scores(c, tracker, view)
+            follow(c, tracker, view, lambda: tracker.end is not None, on_item)
+            _await_scores(c, tracker, view, on_item)
             summary = _summary(c, tracker)
         except KeyboardInterrupt:
             r = c.session_stop()
@@ -173,6 +183,10 @@ def run_session(args):
             raise
         finally:
             view.close(tracker, summary)
+            if recorder is not None:
+                recorder.close(summary)
+                if not args.json:
+                    print("recording saved to %s" % recorder.path, flush=True)
         c.stream(False)
         if tracker.summary is not None:
             _report_scores(args, info, tracker)
@@ -224,7 +238,26 @@ def _level_setter(c, args, view):
     return on_item
 
 
-def _await_scores(c, tracker, view):
+def _recorder(c, args):
+    """A host.recording.Recorder for --record, or None."""
+    from host.recording import Recorder
+
+    return Recorder(args.record, c.info().unwrap()) if getattr(args, "record", None) else None
+
+
+def _record_too(recorder, on_item):
+    """on_item for follow(): the recorder's and another's (either may be None)."""
+    if recorder is None or on_item is None:
+        return recorder or on_item
+
+    def both(item):
+        recorder(item)
+        on_item(item)
+
+    return both
+
+
+def _await_scores(c, tracker, view, on_item=None):
     """The device scores a session that ran right after it ends; wait briefly for it."""
     import time
 
@@ -233,7 +266,7 @@ def _await_scores(c, tracker, view):
     if tracker.end.from_state not in ("RUNNING", "PAUSED"):
         return
     deadline = time.monotonic() + _SCORE_WAIT_S
-    follow(c, tracker, view, lambda: tracker.summary is not None or time.monotonic() > deadline)
+    follow(c, tracker, view, lambda: tracker.summary is not None or time.monotonic() > deadline, on_item)
 
 
 def _report_scores(args, info, tracker):

@@ -48,6 +48,8 @@ def test_the_demo_runs_a_relaxation_session_and_prints_its_score(capsys, tmp_pat
     relax = saved["scores"]["phases"][1]
     assert relax["type"] == "relaxation" and 0 < relax["below_target_percent"] < 100
     assert saved["protocol"] == "relax-downtrain"
+    assert (tmp_path / "demo" / "session.tonus").stat().st_size > 0
+    assert (tmp_path / "demo" / "report.html").exists() and "the practice journal:" in out
 
 
 @pytest.mark.req("EMG-GLAZER-1", "UX-CLI-1")

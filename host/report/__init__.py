@@ -1,0 +1,42 @@
+"""The practice journal a therapist reviews: one self-contained HTML page from a folder.
+
+build(folder, out) reads the folder (see collect.py), draws the plots
+(plots.py) and writes one HTML file with the plots embedded as PNG data
+URIs and no other resources, so it opens offline and can be mailed as it
+is. Per protocol: the trend across sessions, then each session's envelope
+with its cues, phases and stimulation, the device's scores and a Glazer
+assessment against the norms. A small inline script checks on opening
+that every plot decoded and says so on the page if one did not.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Built:
+    path: str
+    sessions: int
+    protocols: list
+    skipped: list  # (file name, reason)
+    damaged: list  # (file name, what was lost): read in part
+    images: int
+
+
+def build(folder, out):
+    """Write the report of `folder` to `out`; a Built saying what went in."""
+    from pathlib import Path
+
+    from host.errors import TonusError
+    from host.report import collect, page
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TonusError("%s is not a folder" % folder)
+    found = collect.collect(folder)
+    text, images = page.render(folder, found)
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise TonusError("cannot write the report to %s: %s" % (out, e.strerror)) from e
+    damaged = [(", ".join(s.files), p) for s in found.sessions for p in s.problems]
+    return Built(str(out), len(found.sessions), list(found.groups()), found.skipped, damaged, images)

@@ -1,0 +1,163 @@
+"""The HTML practice journal: what goes in, what is skipped, and that a browser shows every plot."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import cbor2
+import pytest
+
+from host import glazer, recording
+from host.cli import main
+
+SIM = "sim://?seed=0&patient=healthy&speed=0"
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """The Debian chromium binary, installed with apt-get when missing (a one-time cost)."""
+    exe = shutil.which("chromium")
+    if exe is None:
+        cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:  # a stale package list: fetch it, then try once more
+            subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        exe = shutil.which("chromium")
+        if exe is None:
+            pytest.skip("chromium is not installed and apt-get could not install it: %s" % done.stderr[-300:])
+    profile = tmp_path_factory.mktemp("chromium-profile")
+
+    def dump_dom(path):
+        done = subprocess.run(
+            [exe, "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=%s" % profile,
+             "--dump-dom", path.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    return dump_dom
+
+
+def _check(dom):
+    """The render check's verdict in the page the browser built: (images, broken)."""
+    tag = re.search(r'<p id="render-check"[^>]*>', dom).group(0)
+    return int(re.search(r'data-images="(\d+)"', tag).group(1)), int(re.search(r'data-broken="(\d+)"', tag).group(1))
+
+
+def _glazer_scores():
+    """A scores file as `session run --out` writes it for a Glazer assessment (the norms' own rows)."""
+    summary = {"pre_baseline_uv": 7.0, "phasic_mean_uv": 30.0, "tonic_mean_uv": 25.0, "endurance_mean_uv": 12.0,
+               "post_baseline_uv": 14.0}
+    phase = {"phase": 1, "type": "glazer", "planned_s": 600.0, "practised_s": 600.0, "untrusted_s": 0.0,
+             "pre_baseline_uv": 7.0, "tonic_uv": 25.0}
+    return {
+        "device": "A9265168D7A5AFA7",
+        "protocol": "glazer-assess",
+        "scores": {"ended": "FINISHED", "advice": None, "practised_s": 600.0, "mvc_uv": None,
+                   "baseline_uv": None, "phases": [phase]},
+        "glazer": {"normative": glazer.compare(summary)},
+    }
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A clinic folder: a recorded session of protocol relax-a (with its scores file), a Glazer
+    assessment's scores, a cut-off recording, and two files that are not what they claim."""
+    d = tmp_path_factory.mktemp("journal")
+    raw = d / "raw.tonus"
+    assert main(["--port", SIM, "--json", "session", "run", "--demo-seconds", "20",
+                 "--record", str(raw), "--out", str(d / "tonus-session-A926-20261121-090000.json")]) == 0
+    # as a device with an approved protocol would have written it
+    rec = recording.read(raw)
+    head = dict(rec.header, patient="P-0042", protocol_id="relax-a")
+    body = raw.read_bytes()[len(cbor2.dumps(rec.header)):]
+    (d / "s1.tonus").write_bytes(cbor2.dumps(head) + body)
+    raw.unlink()
+    scores = json.loads((d / "tonus-session-A926-20261121-090000.json").read_text())
+    scores["protocol"] = "relax-a"
+    (d / "tonus-session-A926-20261121-090000.json").write_text(json.dumps(scores))
+    (d / "tonus-session-A926-20261122-090000.json").write_text(json.dumps(_glazer_scores()))
+    whole = (d / "s1.tonus").read_bytes()
+    (d / "s2-cut.tonus").write_bytes(whole[: len(whole) * 2 // 3])
+    (d / "notes.tonus").write_text("not a recording\n")
+    (d / "broken.json").write_text("{\"scores\": ")
+    return d
+
+
+@pytest.mark.req("UX-REPORT-1", "UX-CLI-1")
+def test_the_report_holds_each_session_groups_protocols_and_lists_what_it_skipped(folder, capsys):
+    out = folder / "report.html"
+    code, text, err = _run(capsys, "--json", "report", str(folder), "--out", str(out))
+    assert code == 0, err
+    r = json.loads(text)
+    # s1.tonus and its scores file are one session; the cut recording is kept in part
+    assert r["sessions"] == 3 and r["protocols"] == ["relax-a", "glazer-assess"]
+    assert {s["file"] for s in r["skipped"]} == {"notes.tonus", "broken.json"}
+    assert [d["files"] for d in r["damaged"]] == ["s2-cut.tonus"]
+    html = out.read_text()
+    assert "Patient (pseudonym): <b>P-0042</b>" in html
+    assert "2 protocols (relax-a, glazer-assess)" in html
+    assert "From s1.tonus, tonus-session-A926-20261121-090000.json" in html
+    assert "notes.tonus</code>: " in html and "not a tonus recording" in html
+    assert "broken.json</code>: not readable JSON" in html
+    assert "Read in part: the last" in html
+    # self-contained: every image inline, nothing fetched
+    assert not re.search(r"""(src|href)=["'](?!data:)""", html) and "<link" not in html and "@import" not in html
+    assert html.count("<img ") == r["images"] == 2 + 2 + 1  # trends, session plots (whole, cut), Glazer
+    # the Glazer assessment against the norms, with the source named
+    assert "Glazer assessment against the norms" in html and "Oleksy" in html
+    assert "post baseline</td><td>14.0 µV</td><td>6.9 ± 4.0 µV</td><td>+1.8</td><td>above" in html
+    # the trend comes from the scores (no compliance log): no pain score
+    assert "no sessions.json" in html and "<td>–</td>" in html
+
+
+@pytest.mark.req("UX-REPORT-1")
+def test_the_trend_reads_the_devices_compliance_log_when_there_is_one(folder, tmp_path, capsys):
+    d = tmp_path / "with-log"
+    shutil.copytree(folder, d)
+    entry = {"protocol_id": "relax-a", "start_uptime_ms": 10, "duration_s": 600.0, "phases_completed": 3,
+             "mvc_uv": None, "ets_triggers": 0, "charge_uc": 0, "max_ma": 0.0, "faults": [],
+             "end_reason": "FINISHED", "advice": None}
+    log = [dict(entry, seq=n, host_time_s=1795000000 + 86400 * n, rest_uv=rest, below_target_s=b,
+                below_target_percent=p, pain=pain)
+           for n, (rest, b, p, pain) in enumerate([(14.2, 120.0, 20.0, 6), (12.5, 240.0, 40.0, 4),
+                                                   (11.1, 300.0, 50.0, None)])]
+    (d / "sessions.json").write_text(json.dumps(log))
+    code, _text, err = _run(capsys, "report", str(d), "--out", str(d / "r.html"))
+    assert code == 0, err
+    html = (d / "r.html").read_text()
+    assert "From the device&#x27;s compliance log (sessions.json)." in html
+    rows = re.findall(r"<tr><td>(#\d)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", html)
+    assert rows == [("#0", "14.2 µV", "20.0 %", "6/10"), ("#1", "12.5 µV", "40.0 %", "4/10"), ("#2", "11.1 µV", "50.0 %", "–")]
+
+
+@pytest.mark.req("UX-REPORT-1")
+def test_a_folder_that_is_not_one_is_refused(tmp_path, capsys):
+    code, _, err = _run(capsys, "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html"))
+    assert code == 1 and "is not a folder" in err
+
+
+@pytest.mark.req("UX-REPORT-1")
+def test_a_browser_decodes_every_plot_and_the_page_says_when_one_does_not(folder, chromium, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(folder), "--out", str(out)]) == 0
+    html = out.read_text()
+    n = html.count("<img ")
+    assert n == 5 and _check(chromium(out)) == (n, 0)
+    # the check can fail: one plot's PNG damaged
+    first = html.index("data:image/png;base64,") + len("data:image/png;base64,")
+    broken = tmp_path / "broken.html"
+    broken.write_text(html[:first] + "AAAA" + html[first + 4 :])
+    dom = chromium(broken)
+    assert _check(dom) == (n, 1) and "1 of 5 plots could not be shown" in dom
