@@ -422,27 +422,18 @@ class Controller:
         if st.block_trigger:
             flags |= m.FLAG_TRIGGER
             st.block_trigger = False
-        if self.streaming and st.state != m.STIM_OFF:
-            self.link.push(
-                m.STREAM,
-                m.EMG,
-                first_index=first_index,
-                samples=bytes(payload),
-                envelope_dv=self.emg.envelope_dv,
-                state=self.session.state,
-                flags=flags,
-                stim_ua=st.cmd_ua,
-            )
-        elif self.streaming:
-            self.link.push(
-                m.STREAM,
-                m.EMG,
-                first_index=first_index,
-                samples=bytes(payload),
-                envelope_dv=self.emg.envelope_dv,
-                state=self.session.state,
-                flags=flags,
-            )
+        if not self.streaming:
+            return
+        frame = {
+            "first_index": first_index,
+            "samples": bytes(payload),
+            "envelope_dv": self.emg.envelope_dv,
+            "state": self.session.state,
+            "flags": flags,
+        }
+        if st.state != m.STIM_OFF:
+            frame["stim_ua"] = st.cmd_ua
+        self.link.push(m.STREAM, m.EMG, **frame)
 
     # -- the patient's buttons, LED and buzzer --------------------------
 

@@ -51,6 +51,13 @@ class Rig:
             self.hal.advance(TICK)
             self.stim.tick(self.hal.t_ms, self.env, self.trusted)
 
+    def at_level(self, ua, settle_ms):
+        """Past the check, at the patient's level ua, after settle_ms of ramping."""
+        self.ready()
+        self.run(50)
+        self.stim.set_level(ua)
+        self.run(settle_ms)
+
     def run_until(self, cond, max_ms):
         for _ in range(max_ms // TICK):
             if cond():
@@ -96,10 +103,7 @@ def test_a_shorted_electrode_trips_at_the_check_and_during_stimulation():
     r.run(S.CHECK_MS + 50)
     assert r.safety.fault == faults.ELECTRODE_SHORT and not r.hal.enabled
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(10000)
-    r.run(2000)
+    r.at_level(10000, 2000)
     r.hal.load_ohm = 30
     r.run(100)
     assert r.safety.fault == faults.ELECTRODE_SHORT
@@ -150,10 +154,7 @@ def test_levels_stay_within_the_smallest_limit_and_the_first_step_is_at_most_2_p
 @req("SAF-AMPLITUDE-1")
 def test_every_transition_starts_again_from_zero():
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(10000)
-    r.run(2000)
+    r.at_level(10000, 2000)
     assert r.hal.stim_cmd == 10000
     r.stim.end(r.hal.t_ms)  # pause, stop, fault: the controller ends the phase
     assert r.hal.stim_cmd == 0 and not r.hal.enabled and r.stim.level_ua == 0
@@ -164,10 +165,7 @@ def test_every_transition_starts_again_from_zero():
 @req("SAF-CURRENT-1")
 def test_over_current_trips_within_one_pulse():
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(20000)
-    r.run(3000)
+    r.at_level(20000, 3000)
     r.hal.sense_gain_percent = 112  # 2.4 mA over: beyond 10 %
     t0 = r.hal.t_ms
     r.run(100)
@@ -178,10 +176,7 @@ def test_over_current_trips_within_one_pulse():
 @req("SAF-CURRENT-1")
 def test_a_current_within_tolerance_does_not_trip():
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(20000)
-    r.run(3000)
+    r.at_level(20000, 3000)
     r.hal.sense_gain_percent = 109
     r.run(500)
     assert r.safety.fault == 0 and r.hal.enabled
@@ -190,18 +185,12 @@ def test_a_current_within_tolerance_does_not_trip():
 @req("SAF-CURRENT-1", "SAF-IMPEDANCE-1")
 def test_under_current_is_a_mismatch_or_near_compliance_an_open_electrode():
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(20000)
-    r.run(3000)
+    r.at_level(20000, 3000)
     r.hal.sense_gain_percent = 85
     r.run(100)
     assert r.safety.fault == faults.CURRENT_MISMATCH
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(20000)
-    r.run(3000)
+    r.at_level(20000, 3000)
     r.hal.load_ohm = 4000  # 20 mA would need 80 V: the stage saturates at compliance
     r.run(100)
     assert r.safety.fault == faults.OPEN_ELECTRODE
@@ -210,10 +199,7 @@ def test_under_current_is_a_mismatch_or_near_compliance_an_open_electrode():
 @req("SAF-CHARGE-1")
 def test_unequal_phases_trip_as_a_charge_imbalance():
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(20000)
-    r.run(3000)
+    r.at_level(20000, 3000)
     r.hal.phase2_percent = 85
     r.run(100)
     assert r.safety.fault == faults.CHARGE_IMBALANCE
@@ -272,10 +258,7 @@ def test_ets_never_triggers_on_an_untrusted_signal_or_without_a_level():
 @req("SAF-OWNER-1")
 def test_a_safety_trip_elsewhere_ends_the_phase_and_nothing_restarts_it():
     r = Rig()
-    r.ready()
-    r.run(50)
-    r.stim.set_level(10000)
-    r.run(1000)
+    r.at_level(10000, 1000)
     r.safety.enter_safe_state(faults.ESTOP)
     r.run(TICK)
     assert r.stim.state == m.STIM_OFF and r.hal.stim_cmd == 0 and not r.hal.stim_running

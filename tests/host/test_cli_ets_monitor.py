@@ -1,45 +1,21 @@
 """ETS through the command line on a served simulator, watched with tonus monitor."""
 
 import json
-import selectors
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from cliutil import served_sim
 
 from host.cli import main
 from host.client import Client, StimEvent
-
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 30
 
 
 @pytest.fixture
 def ets_sim(tmp_path):
     """`tonus sim` with a weak patient and the short ETS protocol approved, 8x real time."""
-    log = tmp_path / "sim.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "host.cli", "sim", "--listen", "127.0.0.1:0", "--patient", "weak",
-                "--speed", "8", "--approve", "examples/protocols/ets-trial-short.toml",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            if not sel.select(START_TIMEOUT_S):
-                pytest.fail("tonus sim printed no URL:\n" + log.read_text())
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    args = ("--patient", "weak", "--speed", "8", "--approve", "examples/protocols/ets-trial-short.toml")
+    with served_sim(tmp_path / "sim.log", *args) as url:
+        yield url
 
 
 @pytest.mark.req("ETS-TRIGGER-1", "UX-CLI-1")

@@ -3,20 +3,14 @@
 import json
 
 import pytest
+from cliutil import run_cli
 from fakedevice import FakeSerial
 
-from host.cli import main
 from host.client import Client, SelftestResult, StateChanged
 from host.transport import LinkError, Port
 from protocol import messages as m
 
 HEALTHY = "sim://?seed=0&speed=0"
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _scenario(tmp_path, action, **fields):
@@ -29,7 +23,7 @@ def _scenario(tmp_path, action, **fields):
 @pytest.mark.req("UX-SELFTEST-1", "DEV-SELFTEST-1")
 def test_a_healthy_simulated_board_passes_every_check(capsys):
     # the simulated patient has her probe in place
-    code, out, err = _run(capsys, "--port", HEALTHY, "selftest", "--probe", "attached")
+    code, out, err = run_cli(capsys, "--port", HEALTHY, "selftest", "--probe", "attached")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["check", "result", "measured", "limit"]
@@ -46,7 +40,7 @@ def test_a_healthy_simulated_board_passes_every_check(capsys):
 
 @pytest.mark.req("UX-SELFTEST-1")
 def test_json_gives_every_measurement(capsys):
-    code, out, err = _run(capsys, "--port", HEALTHY, "--json", "selftest", "--probe", "attached")
+    code, out, err = run_cli(capsys, "--port", HEALTHY, "--json", "selftest", "--probe", "attached")
     assert code == 0, err
     data = json.loads(out)
     assert data["passed"] is True and data["probe"] == "attached" and data["port"] == HEALTHY
@@ -64,7 +58,7 @@ def test_json_gives_every_measurement(capsys):
 @pytest.mark.req("UX-SELFTEST-1", "DEV-SELFTEST-1")
 def test_lead_off_that_contradicts_the_operator_fails_with_exit_1(capsys):
     # the operator says nothing is plugged in, yet the simulated probe is in place
-    code, out, _err = _run(capsys, "--port", HEALTHY, "selftest")
+    code, out, _err = run_cli(capsys, "--port", HEALTHY, "selftest")
     assert code == 1
     row = next(ln for ln in out.splitlines() if ln.startswith("lead-off"))
     assert " FAIL " in row and "100 % (no probe)" in row and "disagrees with --probe" in row
@@ -74,7 +68,7 @@ def test_lead_off_that_contradicts_the_operator_fails_with_exit_1(capsys):
 @pytest.mark.req("UX-SELFTEST-1", "SAF-SELFTEST-1")
 def test_a_stuck_current_sense_fails_the_current_check(capsys, tmp_path):
     port = _scenario(tmp_path, "sense_stuck", ua=3000)
-    code, out, _err = _run(capsys, "--port", port, "selftest", "--probe", "attached")
+    code, out, _err = run_cli(capsys, "--port", port, "selftest", "--probe", "attached")
     assert code == 1
     row = next(ln for ln in out.splitlines() if ln.startswith("current sense"))
     assert " FAIL " in row and "3.0 / 3.0 mA" in row and "the current source or its sense" in row
@@ -84,7 +78,7 @@ def test_a_stuck_current_sense_fails_the_current_check(capsys, tmp_path):
 @pytest.mark.req("UX-SELFTEST-1")
 def test_a_stalled_front_end_fails_and_says_where_to_look(capsys, tmp_path):
     port = _scenario(tmp_path, "stall_emg")
-    code, out, _err = _run(capsys, "--port", port, "--json", "selftest", "--probe", "attached")
+    code, out, _err = run_cli(capsys, "--port", port, "--json", "selftest", "--probe", "attached")
     assert code == 1
     checks = {c["check"]: c for c in json.loads(out)["checks"]}
     assert checks["FRONT_END"]["why"] == "NO_SAMPLES" and checks["FRONT_END"]["value"] == 0
@@ -93,7 +87,7 @@ def test_a_stalled_front_end_fails_and_says_where_to_look(capsys, tmp_path):
 
 @pytest.mark.req("UX-SELFTEST-1", "SAF-SELFTEST-1")
 def test_refused_with_the_estop_open(capsys, tmp_path):
-    code, out, err = _run(capsys, "--port", _scenario(tmp_path, "estop_press"), "selftest")
+    code, out, err = run_cli(capsys, "--port", _scenario(tmp_path, "estop_press"), "selftest")
     assert code == 4 and out == ""
     assert "device refused SELFTEST: ESTOP_ACTIVE" in err and "release the emergency stop" in err
 

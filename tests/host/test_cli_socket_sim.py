@@ -2,7 +2,6 @@
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -10,41 +9,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cliutil import served_sim
 
 from hil_tests.watch import Watch
 from host.cli import main
 from host.client import Client
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
 def sim_url(tmp_path_factory):
-    log = tmp_path_factory.mktemp("sim") / "sim.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "host.cli", "sim", "--listen", "127.0.0.1:0"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            if not sel.select(START_TIMEOUT_S):
-                pytest.fail("tonus sim printed no URL within %d s:\n%s" % (START_TIMEOUT_S, log.read_text()))
-        url = proc.stdout.readline().strip()
-        assert url.startswith("socket://127.0.0.1:"), (url, log.read_text())
+    with served_sim(tmp_path_factory.mktemp("sim") / "sim.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def tonus(capsys, *argv):

@@ -9,6 +9,7 @@ import cbor2
 import numpy as np
 import pyedflib
 import pytest
+from cliutil import run_cli
 
 from host import export, recording
 from host.cli import main
@@ -17,12 +18,6 @@ from protocol import messages as m
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
 EXAMPLE = "examples/protocols/low-frequency-stimulation.toml"
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def _resolution(r, ch):
 @pytest.mark.req("UX-EXPORT-1", "UX-CLI-1")
 def test_edf_reads_back_with_labels_units_rates_values_and_annotations(stim_recording, tmp_path, capsys):
     out = tmp_path / "s.edf"
-    code, text, err = _run(capsys, "export", str(stim_recording), "--format", "edf", "--out", str(out))
+    code, text, err = run_cli(capsys, "export", str(stim_recording), "--format", "edf", "--out", str(out))
     assert code == 0, err
     assert text.startswith("EDF: 7") and str(out) in text
     rec = recording.read(stim_recording)
@@ -166,7 +161,7 @@ def test_an_artefact_on_the_rail_is_clipped_to_the_emgs_range_and_annotated(stim
 @pytest.mark.req("UX-EXPORT-1")
 def test_csv_round_trips_samples_and_events(stim_recording, tmp_path, capsys):
     out = tmp_path / "s.csv"
-    code, text, err = _run(capsys, "--json", "export", str(stim_recording), "--format", "csv", "--out", str(out))
+    code, text, err = run_cli(capsys, "--json", "export", str(stim_recording), "--format", "csv", "--out", str(out))
     assert code == 0, err
     report = json.loads(text)
     assert report["paths"] == [str(out), str(tmp_path / "s-events.csv")] and report["problems"] == []
@@ -199,7 +194,7 @@ def test_a_cut_off_recording_is_exported_as_far_as_it_reads_and_the_command_says
     path = tmp_path / "cut.tonus"
     path.write_bytes(data[: len(data) // 2 + 3])
     out = tmp_path / "cut.edf"
-    code, _text, err = _run(capsys, "export", str(path), "--format", "edf", "--out", str(out))
+    code, _text, err = run_cli(capsys, "export", str(path), "--format", "edf", "--out", str(out))
     assert code == 1 and "Traceback" not in err
     assert "cut.tonus is damaged; exported what could be read" in err and "cut off or damaged" in err
     with pyedflib.EdfReader(str(out)) as r:  # the partial result is kept, and reads

@@ -3,26 +3,19 @@
 import json
 
 import pytest
-
-from host.cli import main
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from cliutil import run_cli
 
 
 @pytest.mark.req("UX-LOG-1", "UX-CLI-1")
 def test_sessions_are_logged_rated_and_pulled(capsys, tmp_path):
     port = "sim://?seed=2&speed=0&flash_dir=%s" % (tmp_path / "flash")
     for n in (12, 11):
-        assert _run(capsys, "--port", port, "session", "run", "--demo-seconds", str(n), "--out", str(tmp_path / "s.json"))[0] == 0
-    code, out, _ = _run(capsys, "--port", port, "session", "rate", "6")
+        assert run_cli(capsys, "--port", port, "session", "run", "--demo-seconds", str(n), "--out", str(tmp_path / "s.json"))[0] == 0
+    code, out, _ = run_cli(capsys, "--port", port, "session", "rate", "6")
     assert code == 0 and out.strip() == "session 1 rated 6/10"
-    code, out, _ = _run(capsys, "--port", port, "session", "rate", "11")
+    code, out, _ = run_cli(capsys, "--port", port, "session", "rate", "11")
     assert code == 2  # refused by the command line before the device sees it
-    code, out, _ = _run(capsys, "--port", port, "--json", "logs", "pull", "--out", str(tmp_path / "logs"))
+    code, out, _ = run_cli(capsys, "--port", port, "--json", "logs", "pull", "--out", str(tmp_path / "logs"))
     assert code == 0 and json.loads(out)["sessions"] == 2 and json.loads(out)["missing"] == []
     data = json.loads((tmp_path / "logs" / "sessions.json").read_text())
     assert [d["seq"] for d in data] == [0, 1]
@@ -34,13 +27,13 @@ def test_sessions_are_logged_rated_and_pulled(capsys, tmp_path):
 
 @pytest.mark.req("UX-LOG-1")
 def test_rating_with_an_empty_log_says_so(capsys, tmp_path):
-    code, _out, err = _run(capsys, "--port", "sim://?seed=3&speed=0", "session", "rate", "2")
+    code, _out, err = run_cli(capsys, "--port", "sim://?seed=3&speed=0", "session", "rate", "2")
     assert code == 1 and "no session yet" in err
 
 
 @pytest.mark.req("EMG-SCORE-2", "EMG-PACED-1", "UX-CLI-1")
 def test_the_demo_runs_a_relaxation_session_and_prints_its_score(capsys, tmp_path):
-    code, out, err = _run(capsys, "demo", "--out", str(tmp_path / "demo"))
+    code, out, err = run_cli(capsys, "demo", "--out", str(tmp_path / "demo"))
     assert code == 0, err
     assert "approved protocol relax-downtrain" in out
     assert "phase 2, relaxation: 600.0 of 600.0 s" in out and "time at or below target" in out
@@ -55,7 +48,7 @@ def test_the_demo_runs_a_relaxation_session_and_prints_its_score(capsys, tmp_pat
 @pytest.mark.req("EMG-GLAZER-1", "UX-CLI-1")
 def test_a_glazer_assessment_on_the_simulator_prints_and_saves_the_norm_comparison(capsys, tmp_path):
     out_file = tmp_path / "glazer.json"
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "--port",
         "sim://?seed=0&patient=healthy&speed=0",

@@ -5,18 +5,13 @@ import json
 import cbor2
 import numpy as np
 import pytest
+from cliutil import run_cli
 
 from host import recording
 from host.cli import main
 from host.client import Cue, EmgFrame, SessionSummary, StateChanged
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +139,14 @@ def test_what_is_not_a_recording_is_refused_with_a_reason(tmp_path, capsys, cont
     path.write_bytes(content)
     with pytest.raises(recording.RecordingError, match=message):
         recording.read(path)
-    code, _out, err = _run(capsys, "export", str(path), "--format", "csv", "--out", str(tmp_path / "x.csv"))
+    code, _out, err = run_cli(capsys, "export", str(path), "--format", "csv", "--out", str(tmp_path / "x.csv"))
     assert code == 1 and message in err and "Traceback" not in err
 
 
 @pytest.mark.req("UX-RECORD-1", "UX-CLI-1")
 def test_tonus_record_saves_the_live_stream_for_the_seconds_asked(tmp_path, capsys):
     path = tmp_path / "live.tonus"
-    code, out, err = _run(capsys, "--port", SIM, "record", "--out", str(path), "--seconds", "2")
+    code, out, err = run_cli(capsys, "--port", SIM, "record", "--out", str(path), "--seconds", "2")
     assert code == 0, err
     assert "recorded 2.0 s of device time" in out and str(path) in out
     rec = recording.read(path)
@@ -159,7 +154,7 @@ def test_tonus_record_saves_the_live_stream_for_the_seconds_asked(tmp_path, caps
     assert 2.0 <= len(rec.signals().emg_uv) / 2000 < 2.1
     assert all(f.state == "IDLE" for f in rec.frames)
     # never overwritten
-    code, _, err = _run(capsys, "--port", SIM, "record", "--out", str(path), "--seconds", "1")
+    code, _, err = run_cli(capsys, "--port", SIM, "record", "--out", str(path), "--seconds", "1")
     assert code == 1 and "exists already" in err
     assert recording.read(path).items == rec.items
 

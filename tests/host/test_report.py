@@ -8,17 +8,12 @@ import subprocess
 
 import cbor2
 import pytest
+from cliutil import run_cli
 
 from host import glazer, recording
 from host.cli import main
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +93,7 @@ def folder(tmp_path_factory):
 @pytest.mark.req("UX-REPORT-1", "UX-CLI-1")
 def test_the_report_holds_each_session_groups_protocols_and_lists_what_it_skipped(folder, capsys):
     out = folder / "report.html"
-    code, text, err = _run(capsys, "--json", "report", str(folder), "--out", str(out))
+    code, text, err = run_cli(capsys, "--json", "report", str(folder), "--out", str(out))
     assert code == 0, err
     r = json.loads(text)
     # s1.tonus and its scores file are one session; the cut recording is kept in part
@@ -134,7 +129,7 @@ def test_the_trend_reads_the_devices_compliance_log_when_there_is_one(folder, tm
            for n, (rest, b, p, pain) in enumerate([(14.2, 120.0, 20.0, 6), (12.5, 240.0, 40.0, 4),
                                                    (11.1, 300.0, 50.0, None)])]
     (d / "sessions.json").write_text(json.dumps(log))
-    code, _text, err = _run(capsys, "report", str(d), "--out", str(d / "r.html"))
+    code, _text, err = run_cli(capsys, "report", str(d), "--out", str(d / "r.html"))
     assert code == 0, err
     html = (d / "r.html").read_text()
     assert "From the device&#x27;s compliance log (sessions.json)." in html
@@ -144,7 +139,7 @@ def test_the_trend_reads_the_devices_compliance_log_when_there_is_one(folder, tm
 
 @pytest.mark.req("UX-REPORT-1")
 def test_a_folder_that_is_not_one_is_refused(tmp_path, capsys):
-    code, _, err = _run(capsys, "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html"))
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html"))
     assert code == 1 and "is not a folder" in err
 
 
