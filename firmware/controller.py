@@ -14,8 +14,8 @@ from firmware.link import Link
 from firmware.maintenance import Maintenance, firmware_hash
 from firmware.safety import Safety
 from firmware.selftest import Selftest
-from firmware.sessionlog import SessionLog
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
+from firmware.sessionlog import SessionLog
 from firmware.stim import Stimulator
 from firmware.storage import FAULT_RECORD, OPEN_RECORD, POLICY_RECORD, Store
 from firmware.therapy_store import TherapyStore
@@ -599,7 +599,7 @@ class Controller:
 
     def _log_read(self, body, now):
         lg = self.sessionlog
-        n = body[1] if body[1] < m.MAX_LOG_READ else m.MAX_LOG_READ
+        n = min(m.MAX_LOG_READ, body[1])
         entries = []
         size = 0
         nxt = body[0]

@@ -13,13 +13,13 @@ import micropython
 
 micropython.alloc_emergency_exception_buf(100)
 
-import os  # noqa: E402
+import os
 
-import machine  # noqa: E402
+import machine
 
-from firmware import maintenance  # noqa: E402
-from firmware.board_pico import DATA_DIR, PIN_BTN_START, PIN_OUT_ENABLE, PicoHal  # noqa: E402
-from firmware.controller import Controller  # noqa: E402
+from firmware import maintenance
+from firmware.board_pico import DATA_DIR, PIN_BTN_START, PIN_OUT_ENABLE, PicoHal
+from firmware.controller import Controller
 
 
 class _Records:

@@ -12,7 +12,16 @@ import sys
 import time
 from dataclasses import asdict
 
-from host.client import ACTIVE_STATES, Advice, Cue, EmgFrame, FaultEvent, SessionSummary, StateChanged, StimEvent
+from host.client import (
+    ACTIVE_STATES,
+    Advice,
+    Cue,
+    EmgFrame,
+    FaultEvent,
+    SessionSummary,
+    StateChanged,
+    StimEvent,
+)
 from host.commands._connect import json_line
 
 _ENVELOPE_FULL_DV = 1000  # 100 µV fills the bar: above a maximal pelvic-floor contraction

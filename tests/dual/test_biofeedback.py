@@ -68,7 +68,7 @@ def test_accumulator_matches_exact_mean_and_cv_without_big_sums():
 def test_baseline_mean_and_instability():
     # 10 s alternating 40 and 80 (4.0 / 8.0 µV): mean 60, SD 20, CV 333 permille
     doc = _doc({"type": "baseline", "duration_s": 10})
-    bio, summary = _run(doc, lambda seg, cue, t: 40 if (t // UPDATE_MS) % 2 else 80)
+    _bio, summary = _run(doc, lambda seg, cue, t: 40 if (t // UPDATE_MS) % 2 else 80)
     p = _phase(summary, 0)
     assert p[m.SC_REST_DV] == 60
     assert p[m.SC_REST_CV] == 333
@@ -94,7 +94,7 @@ def test_relaxation_relative_target_time_below_and_holds():
             return 120
         return 70
 
-    bio, summary = _run(doc, env)
+    _bio, summary = _run(doc, env)
     p = _phase(summary, 1)
     assert p[m.SC_TARGET_DV] == 80
     assert p[m.SC_BELOW_MS] == 55000
@@ -123,7 +123,7 @@ def test_feedback_tone_follows_the_envelope_above_target_and_is_silent_below():
 def test_untrusted_updates_count_as_untrusted_time_only():
     doc = _doc({"type": "baseline", "duration_s": 10})
     # the first 2 s read lead-off at full scale: they must not move the mean
-    bio, summary = _run(
+    _bio, summary = _run(
         doc,
         lambda seg, cue, t: 4000000 if t < 2000 else 50,
         lambda seg, t: m.FLAG_LEAD_OFF | m.FLAG_SATURATED if t < 2000 else 0,
@@ -154,7 +154,7 @@ def test_mvc_is_the_best_peak_and_work_rest_targets_a_share_of_it():
             return 300 if t < 800 else 200  # under 1 s at target: not reached
         return 300 if t < 2000 else 250
 
-    bio, summary = _run(doc, env)
+    _bio, summary = _run(doc, env)
     assert summary[m.SUM_MVC_DV] == 520
     mvc = _phase(summary, 0)
     assert mvc[m.SC_BEST_PEAK_DV] == 520 and mvc[m.SC_PEAK_DV] == 467
@@ -181,7 +181,7 @@ def test_glazer_segments_are_scored_separately():
             return 370  # tonic
         return 55
 
-    bio, summary = _run(doc, env)
+    _bio, summary = _run(doc, env)
     g = _phase(summary, 0)
     assert g[m.SC_G_PRE_DV] == 60 and g[m.SC_G_PRE_CV] == 0
     assert g[m.SC_PEAK_DV] == 500 and g[m.SC_BEST_PEAK_DV] == 500
@@ -236,7 +236,7 @@ def test_rising_rest_tone_advises_stopping_once_and_early_stop_is_not_penalised(
 def test_a_steady_rest_tone_gives_no_advice_and_two_pauses_do():
     doc = _doc({"type": "relaxation", "duration_s": 120, "target_dv": 100, "hold_s": 5, "tone_margin_percent": 20})
     rnd = Lcg(3)
-    bio, summary = _run(doc, lambda seg, cue, t: 95 + rnd.below(21))
+    _bio, summary = _run(doc, lambda seg, cue, t: 95 + rnd.below(21))
     assert summary[m.SUM_ADVICE] == 0
     plan = timeline.from_protocol(doc)
     bio = Biofeedback()
@@ -251,6 +251,6 @@ def test_a_steady_rest_tone_gives_no_advice_and_two_pauses_do():
 @req("EMG-SCORE-1")
 def test_summary_is_a_valid_event_body():
     doc = _doc({"type": "baseline", "duration_s": 10}, {"type": "mvc", "attempts": 2, "contraction_s": 3, "rest_s": 10})
-    bio, summary = _run(doc, lambda seg, cue, t: 300 if cue == m.CUE_CONTRACT else 50)
+    _bio, summary = _run(doc, lambda seg, cue, t: 300 if cue == m.CUE_CONTRACT else 50)
     m.check_body(m.EVENT, m.SUMMARY, summary)
     assert [p[m.SC_KIND] for p in summary[m.SUM_PHASES]] == [1, 4]
