@@ -27,6 +27,7 @@ from protocol.therapy import STIM_KINDS, uses_stimulation
 
 WDT_TIMEOUT_MS = 2000
 MAX_SESSION_S = 3600  # the longest session this firmware runs, whatever a protocol says
+DEFAULT_WINDOW_MS = 250  # the envelope's RMS window unless the protocol says otherwise
 STIM_HEARTBEAT_MAX_MS = 1000  # a host driving stimulation that falls silent stops it within 1 s
 _ALL_CHECKED_IN = 0x1F
 _LED_FOR_STATE = (H.LED_IDLE, H.LED_RUNNING, H.LED_RUNNING, H.LED_PAUSED, H.LED_DONE, H.LED_FAULT, H.LED_OFF)
@@ -114,6 +115,8 @@ class Controller:
             self.safety.enter_safe_state(faults.STORAGE)
         if isinstance(policy, dict) and isinstance(policy.get("amplitude_max_ua"), int):
             self.policy_max_ua = min(max(policy["amplitude_max_ua"], 0), hal.hw_max_ua)
+        if isinstance(policy, dict) and policy.get("mains_hz") in (50, 60):
+            self.emg.reconfigure(mains_hz=policy["mains_hz"])
         if cause == H.RESET_WATCHDOG:
             self.safety.enter_safe_state(faults.WATCHDOG)
         elif cause == H.RESET_BROWNOUT:
@@ -396,6 +399,7 @@ class Controller:
             self.therapy.check_start(now)
             self._start_ms = self.therapy.total_ms(now)
             plan = timeline.from_protocol(doc)
+            self.emg.reconfigure(window_ms=doc.get("emg", {}).get("window_ms", DEFAULT_WINDOW_MS))
             self.session.start(plan, heartbeat_ms, reason, now)
             self.safety.protocol_verified = True  # stimulation only ever comes from a verified protocol
             self.bio.start(doc, plan)
@@ -407,6 +411,7 @@ class Controller:
         if demo_s < timeline.DEMO_MIN_S or demo_s > timeline.DEMO_MAX_S:
             raise ProtocolError(BAD_FIELD, "demo length %d..%d s" % (timeline.DEMO_MIN_S, timeline.DEMO_MAX_S))
         plan = timeline.demo(demo_s)
+        self.emg.reconfigure(window_ms=DEFAULT_WINDOW_MS)
         self._start_ms = self.therapy.total_ms(now)
         self.session.start(plan, heartbeat_ms, reason, now)
         self.safety.protocol_verified = False

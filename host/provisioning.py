@@ -35,10 +35,15 @@ def updated_keys(current, add=(), revoke=()):
     return keys
 
 
-def policy(amplitude_max_ua):
+def policy(amplitude_max_ua, mains_hz=None):
     if not 0 <= amplitude_max_ua <= 100000:
         raise TonusError("the policy's maximum amplitude must be 0 to 100 mA")
-    return {"amplitude_max_ua": amplitude_max_ua}
+    pol = {"amplitude_max_ua": amplitude_max_ua}
+    if mains_hz is not None:
+        if mains_hz not in (50, 60):
+            raise TonusError("the mains frequency where the device is used is 50 or 60 Hz")
+        pol["mains_hz"] = mains_hz  # the display path's notch
+    return pol
 
 
 class FlashDir:

@@ -50,7 +50,7 @@ _HINTS = {
     "duration_min": "duration_s",
     "duration_minutes": "duration_s",
 }
-_SECTIONS = ("protocol", "screening", "budget", "limits", "phase")
+_SECTIONS = ("protocol", "screening", "budget", "limits", "emg", "phase")
 
 
 class ProtocolFileError(TonusError):
@@ -175,7 +175,7 @@ def loads(text):
         raise ProtocolFileError("[protocol] must be a table")
     doc = _convert_table(meta, ("protocol",), problems, lines, failed)
     doc.setdefault("format", therapy.FORMAT)
-    for section in ("budget", "limits", "screening"):
+    for section in ("budget", "limits", "screening", "emg"):
         value = data.get(section)
         doc[section] = _convert_table(value, (section,), problems, lines, failed) if isinstance(value, dict) else value
     phases = data.get("phase", [])
@@ -197,7 +197,7 @@ def loads(text):
     return doc, problems
 
 
-_SECTION_OF = {"budget": "budget", "limits": "limits", "screening": "screening", "phases": "phase"}
+_SECTION_OF = {"budget": "budget", "limits": "limits", "screening": "screening", "emg": "emg", "phases": "phase"}
 
 
 def _doc_in_file_terms(dpath):

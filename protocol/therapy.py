@@ -115,7 +115,16 @@ _TOP = {
     "screening": "contraindication screening",
     "phases": "phases",
 }
-_OPTIONAL_TOP = {"valid_from": "valid from", "valid_until": "valid until", "title": "title", "notes": "notes"}
+_OPTIONAL_TOP = {
+    "valid_from": "valid from",
+    "valid_until": "valid until",
+    "title": "title",
+    "notes": "notes",
+    "emg": "EMG settings",
+}
+# the envelope the scores and feedback use: RMS over this window (whole 50 ms steps)
+_EMG = {"window_ms": (50, 1000, "envelope window", "ms", False)}
+EMG_WINDOW_STEP_MS = 50
 _BUDGET = {
     "sessions": (1, 1000, "number of sessions", ""),
     "min_interval_s": (0, 7 * 86400, "minimum time between sessions", "s"),
@@ -322,6 +331,10 @@ def validate(doc, device_limits=None):
         cap_ua = min(cap_ua, device_limits.get("amplitude_max_ua", cap_ua))
         max_s = min(max_s, device_limits.get("max_session_s", max_s))
     _check_screening(p, doc)
+    if "emg" in doc and p.table(("emg",), doc["emg"], _EMG, "EMG settings"):
+        w = doc["emg"].get("window_ms", EMG_WINDOW_STEP_MS)
+        if w % EMG_WINDOW_STEP_MS:
+            p.add(("emg", "window_ms"), "envelope window must be a multiple of 50 ms")
     phases = doc["phases"]
     if not isinstance(phases, list) or not phases:
         p.add(("phases",), "a protocol needs at least one phase")

@@ -9,6 +9,9 @@ def register(sub):
     p.add_argument("--trust", action="append", default=[], metavar="KEY.pub", help="trust this clinician key")
     p.add_argument("--revoke", action="append", default=[], metavar="KID", help="stop trusting this key id")
     p.add_argument("--max-amplitude-ma", type=float, help="device policy: the most any protocol may use")
+    p.add_argument(
+        "--mains-hz", type=int, choices=(50, 60), help="device policy: the mains frequency where it is used (notch)"
+    )
     p.set_defaults(run=run)
 
 
@@ -25,11 +28,14 @@ def run(args):
         args.revoke,
     )
     new_policy = None
-    if args.max_amplitude_ma is not None:
-        ua = Decimal(str(args.max_amplitude_ma)) * 1000
-        if ua != ua.to_integral_value():
-            raise TonusError("give the maximum amplitude to the µA")
-        new_policy = provisioning.policy(int(ua))
+    if args.max_amplitude_ma is not None or args.mains_hz is not None:
+        old = target.read(provisioning.POLICY) or {}
+        ua = old.get("amplitude_max_ua", 0)
+        if args.max_amplitude_ma is not None:
+            ua = Decimal(str(args.max_amplitude_ma)) * 1000
+            if ua != ua.to_integral_value():
+                raise TonusError("give the maximum amplitude to the µA")
+        new_policy = provisioning.policy(int(ua), args.mains_hz or old.get("mains_hz"))
     # everything checked: only now touch the device
     target.write(provisioning.KEYS, keys)
     if new_policy is not None:

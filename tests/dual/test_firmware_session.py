@@ -151,3 +151,14 @@ def test_patient_button_starts_pauses_and_resumes():
     hal.pressed = H.BTN_START
     run(hal, ctrl, 5)
     assert ctrl.session.state == m.RUNNING
+
+
+@req("EMG-CHAIN-1")
+def test_the_mains_notch_follows_the_device_policy():
+    from firmware.storage import POLICY_RECORD
+    from protocol import record
+
+    _hal, ctrl = booted(files={POLICY_RECORD: record.pack({"amplitude_max_ua": 0, "mains_hz": 60})})
+    assert ctrl.emg.chain.mains_hz == 60
+    _hal, ctrl = booted()
+    assert ctrl.emg.chain.mains_hz == 50

@@ -183,3 +183,14 @@ def test_a_maximum_too_small_for_the_2_percent_minimum_step_is_refused():
         (("phases", 2, "amplitude_max_ua"), "maximum amplitude below 5 mA: the smallest step (0.1 mA) would exceed 2 % of it")
     ]
     assert _broken(lambda d: d["phases"][2].update({"amplitude_max_ua": 5000})) == []
+
+
+@req("EMG-CHAIN-1", "PROT-SCHEMA-1")
+def test_the_envelope_window_is_a_protocol_setting_in_50_ms_steps():
+    assert _broken(lambda d: d.update({"emg": {"window_ms": 500}})) == []
+    assert _broken(lambda d: d.update({"emg": {}})) == []
+    assert _broken(lambda d: d.update({"emg": {"window_ms": 275}})) == [
+        (("emg", "window_ms"), "envelope window must be a multiple of 50 ms")
+    ]
+    assert _paths(_broken(lambda d: d.update({"emg": {"window_ms": 2000}}))) == [("emg", "window_ms")]
+    assert _paths(_broken(lambda d: d.update({"emg": {"notch": 50}}))) == [("emg", "notch")]
