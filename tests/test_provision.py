@@ -70,3 +70,17 @@ def test_a_small_order_key_is_never_trusted(tmp_path, capsys):
     assert main(["provision", "--flash-dir", str(tmp_path / "flash"), "--trust", str(tmp_path / "evil.pub")]) == 1
     assert "full order" in capsys.readouterr().err
     assert not (tmp_path / "flash" / "keys").exists()
+
+
+@pytest.mark.req("EMG-CHAIN-1", "PROT-KEYS-1")
+def test_the_mains_frequency_is_provisioned_without_touching_the_amplitude(tmp_path, keys, capsys):
+    flash = tmp_path / "flash"
+    assert main(["provision", "--flash-dir", str(flash), "--max-amplitude-ma", "30"]) == 0
+    assert main(["--json", "provision", "--flash-dir", str(flash), "--mains-hz", "60"]) == 0
+    pol = json.loads(capsys.readouterr().out.splitlines()[-1])["policy"]
+    assert pol == {"amplitude_max_ua": 30000, "mains_hz": 60}
+    with Simulator(flash_dir=flash) as sim:
+        sim.run_for(50)
+        assert sim.ctrl.emg.chain.mains_hz == 60 and sim.ctrl.policy_max_ua == 30000
+    with pytest.raises(SystemExit):
+        main(["provision", "--flash-dir", str(flash), "--mains-hz", "55"])
