@@ -31,7 +31,15 @@ REFERENCE_UPDATES = 600  # without a baseline phase: the first 30 s of relaxatio
 PAUSES_ADVISE = 2  # the patient pausing this often is the same signal
 HIT_UPDATES = 20  # work/rest: 1 s at or above target counts the repetition as reached
 
-KIND_CODES = {"baseline": 1, "relaxation": 2, "work_rest": 3, "mvc": 4, "glazer": 5, "ets": 6, "stimulation": 7}
+KIND_CODES = {
+    "baseline": 1,
+    "relaxation": 2,
+    "work_rest": 3,
+    "mvc": 4,
+    "glazer": 5,
+    "ets": 6,
+    "stimulation": 7,
+}
 KIND_DEMO = 0
 
 
@@ -107,7 +115,12 @@ class PhaseScore:
         self.g_post = Acc()
 
     def result(self):
-        r = {m.SC_PHASE: self.index, m.SC_KIND: self.kind, m.SC_PLANNED_MS: self.planned_ms, m.SC_RUN_MS: self.run_ms}
+        r = {
+            m.SC_PHASE: self.index,
+            m.SC_KIND: self.kind,
+            m.SC_PLANNED_MS: self.planned_ms,
+            m.SC_RUN_MS: self.run_ms,
+        }
         r[m.SC_UNTRUSTED_MS] = self.untrusted_ms
         if self.rest.n:
             r[m.SC_REST_DV] = self.rest.mean()

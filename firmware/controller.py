@@ -208,7 +208,13 @@ class Controller:
             if self.therapy.doc is not None:
                 part = self.session.timeline.phase_of[seg]
                 self.link.push(
-                    m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=left, protocol_phase=part
+                    m.EVENT,
+                    m.CUE,
+                    phase=seg & 0xFFFF,
+                    cue=cue,
+                    time_ms=now,
+                    duration_ms=left,
+                    protocol_phase=part,
                 )
             else:
                 self.link.push(m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=left)
@@ -223,7 +229,12 @@ class Controller:
             self.bio.advice_pending = 0
             self.log.add(now, EventLog.ADVICE, advice, 0)
             self.link.push(
-                m.EVENT, m.ADVICE, reason=advice, time_ms=now, rest_dv=self.bio.trend_dv(), reference_dv=self.bio.reference_dv()
+                m.EVENT,
+                m.ADVICE,
+                reason=advice,
+                time_ms=now,
+                rest_dv=self.bio.trend_dv(),
+                reference_dv=self.bio.reference_dv(),
             )
             self._beep(TONE_ADVICE_HZ, now, _ADVICE_MS)
 
@@ -263,7 +274,13 @@ class Controller:
             self.bio.cue(cue)
             seg = self.session.phase
             self.link.push(
-                m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=0, protocol_phase=self._part
+                m.EVENT,
+                m.CUE,
+                phase=seg & 0xFFFF,
+                cue=cue,
+                time_ms=now,
+                duration_ms=0,
+                protocol_phase=self._part,
             )
             self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
 
@@ -311,9 +328,9 @@ class Controller:
             e = {
                 m.LOG_START_MS: rec.get(m.LOG_START_MS, 0),
                 m.LOG_END_REASON: m.REASON_INTERRUPTED,
-                m.LOG_FAULTS: [faults.WATCHDOG] if cause == H.RESET_WATCHDOG else (
-                    [faults.BROWNOUT] if cause == H.RESET_BROWNOUT else []
-                ),
+                m.LOG_FAULTS: [faults.WATCHDOG]
+                if cause == H.RESET_WATCHDOG
+                else ([faults.BROWNOUT] if cause == H.RESET_BROWNOUT else []),
             }
             for key in (m.LOG_PROTOCOL, m.LOG_HOST_TIME_S, m.LOG_PLANNED_MS):
                 if key in rec:
@@ -394,7 +411,8 @@ class Controller:
             self.session.check(START, now)  # a refused start says why before the budget does
             if heartbeat_ms > STIM_HEARTBEAT_MAX_MS and uses_stimulation(doc):
                 raise ProtocolError(
-                    BAD_FIELD, "a host driving stimulation needs a heartbeat of at most %d ms" % STIM_HEARTBEAT_MAX_MS
+                    BAD_FIELD,
+                    "a host driving stimulation needs a heartbeat of at most %d ms" % STIM_HEARTBEAT_MAX_MS,
                 )
             self.therapy.check_start(now)
             self._start_ms = self.therapy.total_ms(now)
@@ -409,7 +427,9 @@ class Controller:
             return
         demo_s = demo_s or timeline.DEMO_DEFAULT_S
         if demo_s < timeline.DEMO_MIN_S or demo_s > timeline.DEMO_MAX_S:
-            raise ProtocolError(BAD_FIELD, "demo length %d..%d s" % (timeline.DEMO_MIN_S, timeline.DEMO_MAX_S))
+            raise ProtocolError(
+                BAD_FIELD, "demo length %d..%d s" % (timeline.DEMO_MIN_S, timeline.DEMO_MAX_S)
+            )
         plan = timeline.demo(demo_s)
         self.emg.reconfigure(window_ms=DEFAULT_WINDOW_MS)
         self._start_ms = self.therapy.total_ms(now)
@@ -528,7 +548,12 @@ class Controller:
         s = self.safety
         fault = None
         if s.fault:
-            fault = {m.FAULT_CODE: s.fault, m.FAULT_LATCHED: True, m.FAULT_TIME_MS: s.fault_ms, m.FAULT_COUNT: s.fault_count}
+            fault = {
+                m.FAULT_CODE: s.fault,
+                m.FAULT_LATCHED: True,
+                m.FAULT_TIME_MS: s.fault_ms,
+                m.FAULT_COUNT: s.fault_count,
+            }
         ses = self.session
         session = None
         if ses.duration_ms:

@@ -164,7 +164,9 @@ def analyse(rec):
         below = re_ <= recovered_level
         recovery = _first_sustained(rt, below, 0.5)
         mean = float(e[tt < PHASIC_S].mean())
-        phasic.append({"mean_uv": mean, "peak_uv": float(e[i]), "time_to_peak_s": float(tt[i]), "recovery_s": recovery})
+        phasic.append(
+            {"mean_uv": mean, "peak_uv": float(e[i]), "time_to_peak_s": float(tt[i]), "recovery_s": recovery}
+        )
 
     tonic = []
     for k in range(11, 21, 2):
@@ -244,7 +246,9 @@ def compare(summary):
         v = summary[key]
         z = (v - mean) / sd
         where = "within 1 SD" if abs(z) <= 1 else ("above" if z > 0 else "below")
-        rows.append({"measure": key, "value_uv": v, "norm_mean_uv": mean, "norm_sd_uv": sd, "z": z, "verdict": where})
+        rows.append(
+            {"measure": key, "value_uv": v, "norm_mean_uv": mean, "norm_sd_uv": sd, "z": z, "verdict": where}
+        )
     return {"source": NORMS_SOURCE, "reliability": RELIABILITY, "rows": rows}
 
 
@@ -294,7 +298,10 @@ def lines(result):
     """The assessment as a clinician reads it."""
     r = result
     out = ["Glazer assessment"]
-    out.append("  pre-baseline rest   %6.1f µV  CV %.0f %%" % (r["pre_baseline"]["mean_uv"], r["pre_baseline"]["cv_percent"]))
+    out.append(
+        "  pre-baseline rest   %6.1f µV  CV %.0f %%"
+        % (r["pre_baseline"]["mean_uv"], r["pre_baseline"]["cv_percent"])
+    )
     ph = r["phasic"]
     rec = "%.1f s" % ph["recovery_s"] if ph["recovery_s"] is not None else "not reached"
     out.append(
@@ -304,18 +311,36 @@ def lines(result):
     to = r["tonic"]
     rise = "%.2f s" % to["rise_time_s"] if to["rise_time_s"] is not None else "-"
     fall = "%.2f s" % to["fall_time_s"] if to["fall_time_s"] is not None else "-"
-    out.append("  tonic mean          %6.1f µV  peak %.1f µV, rise %s, fall %s" % (to["mean_uv"], to["peak_uv"], rise, fall))
+    out.append(
+        "  tonic mean          %6.1f µV  peak %.1f µV, rise %s, fall %s"
+        % (to["mean_uv"], to["peak_uv"], rise, fall)
+    )
     en = r["endurance"]
     out.append(
         "  endurance mean      %6.1f µV  median frequency %.0f Hz, slope %+.2f Hz/s (%+.2f %%/s)"
-        % (en["mean_uv"], en["median_frequency_start_hz"], en["median_frequency_slope_hz_per_s"], en["median_frequency_slope_percent_per_s"])
+        % (
+            en["mean_uv"],
+            en["median_frequency_start_hz"],
+            en["median_frequency_slope_hz_per_s"],
+            en["median_frequency_slope_percent_per_s"],
+        )
     )
-    out.append("  post-baseline rest  %6.1f µV  CV %.0f %%" % (r["post_baseline"]["mean_uv"], r["post_baseline"]["cv_percent"]))
+    out.append(
+        "  post-baseline rest  %6.1f µV  CV %.0f %%"
+        % (r["post_baseline"]["mean_uv"], r["post_baseline"]["cv_percent"])
+    )
     out.append("  against norms (mean amplitude, mean ± SD of healthy nulliparous women):")
     for row in r["normative"]["rows"]:
         out.append(
             "    %-20s %6.1f µV  norm %5.2f ± %5.2f  z %+5.2f  %s"
-            % (_LABELS[row["measure"]], row["value_uv"], row["norm_mean_uv"], row["norm_sd_uv"], row["z"], row["verdict"])
+            % (
+                _LABELS[row["measure"]],
+                row["value_uv"],
+                row["norm_mean_uv"],
+                row["norm_sd_uv"],
+                row["z"],
+                row["verdict"],
+            )
         )
     out.append("  source: " + r["normative"]["source"])
     out.append("  note: " + r["normative"]["reliability"])

@@ -91,7 +91,12 @@ def lines(summary):
             % (d["stim_max_ma"], d["stim_charge_uc"], d["ets_triggers"])
         )
     for ph in d["phases"]:
-        head = "  phase %d, %s: %.1f of %.1f s" % (ph["phase"], ph["type"], ph["practised_s"], ph["planned_s"])
+        head = "  phase %d, %s: %.1f of %.1f s" % (
+            ph["phase"],
+            ph["type"],
+            ph["practised_s"],
+            ph["planned_s"],
+        )
         if ph["untrusted_s"]:
             head += " (%.1f s without a trustworthy signal)" % ph["untrusted_s"]
         out.append(head)

@@ -434,7 +434,12 @@ CATALOGUE = {
     ADVICE: (
         "ADVICE",
         EVENT,
-        ((0, "reason", U8, True), (1, "time_ms", U64, True), (2, "rest_dv", U32, True), (3, "reference_dv", U32, True)),
+        (
+            (0, "reason", U8, True),
+            (1, "time_ms", U64, True),
+            (2, "rest_dv", U32, True),
+            (3, "reference_dv", U32, True),
+        ),
         None,
     ),
     STIM: (

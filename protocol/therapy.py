@@ -167,7 +167,9 @@ class _Problems:
             self.add(path, "%s must be a whole number%s" % (name, (" of " + unit) if unit else ""))
             return False
         if v < lo or v > hi:
-            self.add(path, "%s %s is outside %s to %s" % (name, _fmt(v, unit), _fmt(lo, unit), _fmt(hi, unit)))
+            self.add(
+                path, "%s %s is outside %s to %s" % (name, _fmt(v, unit), _fmt(lo, unit), _fmt(hi, unit))
+            )
             return False
         return True
 
@@ -238,13 +240,20 @@ def _check_pulse(p, path, ph, area, cap_ua):
             "two phases of %d µs plus a %d µs gap do not fit in one period at %d Hz" % (pw, gap, f),
         )
     if amp > cap_ua:
-        p.add(path + ("amplitude_max_ua",), "maximum amplitude %d µA exceeds the protocol limit of %d µA" % (amp, cap_ua))
+        p.add(
+            path + ("amplitude_max_ua",),
+            "maximum amplitude %d µA exceeds the protocol limit of %d µA" % (amp, cap_ua),
+        )
     if area and amp:
         if not electrode.density_ok(amp, pw, f, area):
             p.add(
                 path + ("amplitude_max_ua",),
                 "RMS current density %d µA/cm² at %d µA exceeds 2 mA/cm² for this probe (at most %d µA here)"
-                % (electrode.density_ua_per_cm2(amp, pw, f, area), amp, electrode.max_amplitude_ua(pw, f, area)),
+                % (
+                    electrode.density_ua_per_cm2(amp, pw, f, area),
+                    amp,
+                    electrode.max_amplitude_ua(pw, f, area),
+                ),
             )
         if not electrode.shannon_ok(amp, pw, area):
             p.add(
@@ -255,7 +264,10 @@ def _check_pulse(p, path, ph, area, cap_ua):
     on_ms = ph.get("on_ms", 0)
     ramps = ph["ramp_up_ms"] + ph["ramp_down_ms"]
     if on_ms and ramps > on_ms:
-        p.add(path + ("ramp_up_ms",), "ramp up plus ramp down (%d ms) is longer than the on time (%d ms)" % (ramps, on_ms))
+        p.add(
+            path + ("ramp_up_ms",),
+            "ramp up plus ramp down (%d ms) is longer than the on time (%d ms)" % (ramps, on_ms),
+        )
 
 
 def _check_phase(p, i, ph, area, cap_ua):
@@ -266,7 +278,10 @@ def _check_phase(p, i, ph, area, cap_ua):
         return False
     kind = ph.get("type")
     if not isinstance(kind, str) or kind not in PHASES:
-        p.add(path + ("type",), "phase %d has an unknown type %r; use one of %s" % (i + 1, kind, ", ".join(sorted(PHASES))))
+        p.add(
+            path + ("type",),
+            "phase %d has an unknown type %r; use one of %s" % (i + 1, kind, ", ".join(sorted(PHASES))),
+        )
         return False
     body = {}
     for k in ph:
@@ -275,9 +290,15 @@ def _check_phase(p, i, ph, area, cap_ua):
     if not p.table(path, body, PHASES[kind], "phase %d (%s)" % (i + 1, kind)):
         return False
     if kind == "relaxation" and (("target_dv" in ph) == ("target_percent" in ph)):
-        p.add(path + ("target_dv",), "phase %d: give exactly one target, absolute (µV) or relative to baseline (%%)" % (i + 1))
+        p.add(
+            path + ("target_dv",),
+            "phase %d: give exactly one target, absolute (µV) or relative to baseline (%%)" % (i + 1),
+        )
     if kind == "stimulation" and ph["on_ms"] == 0 and ph["off_ms"] != 0:
-        p.add(path + ("off_ms",), "phase %d: continuous stimulation (on time 0) cannot have an off time" % (i + 1))
+        p.add(
+            path + ("off_ms",),
+            "phase %d: continuous stimulation (on time 0) cannot have an off time" % (i + 1),
+        )
     if kind == "stimulation" and ph["on_ms"] and not ph["off_ms"]:
         p.add(path + ("off_ms",), "phase %d: work/rest stimulation needs an off time" % (i + 1))
     if kind in STIM_KINDS:
@@ -304,7 +325,9 @@ def validate(doc, device_limits=None):
     if p.items:
         return p.items
     if doc["format"] != FORMAT:
-        p.add(("format",), "format %r is not understood; this version reads format %d" % (doc["format"], FORMAT))
+        p.add(
+            ("format",), "format %r is not understood; this version reads format %d" % (doc["format"], FORMAT)
+        )
         return p.items
     if not _text(doc["id"], 1, 40):
         p.add(("id",), "protocol id must be text of 1 to 40 characters")
@@ -322,7 +345,11 @@ def validate(doc, device_limits=None):
     if isinstance(doc["probe"], str) and doc["probe"] in electrode.PROBES:
         area = electrode.PROBES[doc["probe"]][0]
     else:
-        p.add(("probe",), "unknown probe type %r; this device knows %s" % (doc["probe"], ", ".join(sorted(electrode.PROBES))))
+        p.add(
+            ("probe",),
+            "unknown probe type %r; this device knows %s"
+            % (doc["probe"], ", ".join(sorted(electrode.PROBES))),
+        )
     budget_ok = p.table(("budget",), doc["budget"], _BUDGET, "session budget")
     limits_ok = p.table(("limits",), doc["limits"], _LIMITS, "limits")
     cap_ua = doc["limits"]["amplitude_max_ua"] if limits_ok else 0
@@ -350,12 +377,20 @@ def validate(doc, device_limits=None):
         if kind == "mvc":
             seen_mvc = True
         elif kind in ("work_rest", "ets") and not seen_mvc:
-            p.add(("phases", i, "type"), "phase %d (%s) aims at a share of the MVC: put an MVC phase before it" % (i + 1, kind))
+            p.add(
+                ("phases", i, "type"),
+                "phase %d (%s) aims at a share of the MVC: put an MVC phase before it" % (i + 1, kind),
+            )
     total = session_seconds(doc) if phases_ok else 0
     if budget_ok and total > max_s:
-        p.add(("budget", "max_session_s"), "the phases last %d s, longer than the allowed session of %d s" % (total, max_s))
+        p.add(
+            ("budget", "max_session_s"),
+            "the phases last %d s, longer than the allowed session of %d s" % (total, max_s),
+        )
     if _screening_blocks_stim(doc) and uses_stimulation(doc):
-        p.add(("screening",), "screening found a contraindication to stimulation; remove the stimulation phases")
+        p.add(
+            ("screening",), "screening found a contraindication to stimulation; remove the stimulation phases"
+        )
     return p.items
 
 

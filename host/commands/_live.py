@@ -98,7 +98,11 @@ class Tracker:
             if item.state == "READY" and item.impedance_ohm:
                 extra = ", electrode %d Ω" % item.impedance_ohm
             return "stimulation %s (level %.1f mA of %.1f mA%s)" % (
-                item.state, item.level_ua / 1000, item.limit_ua / 1000, extra)
+                item.state,
+                item.level_ua / 1000,
+                item.limit_ua / 1000,
+                extra,
+            )
         if isinstance(item, SessionSummary):
             self.summary = item
             return "session scored by the device"

@@ -39,7 +39,9 @@ def register(sub):
         metavar="MA",
         help="stimulation level for a protocol with stimulation or ETS phases (the simulated patient has no hands)",
     )
-    p.add_argument("--out", metavar="DIR", default="tonus-demo", help="where to save the results (default %(default)s)")
+    p.add_argument(
+        "--out", metavar="DIR", default="tonus-demo", help="where to save the results (default %(default)s)"
+    )
     p.set_defaults(run=run_demo)
 
 

@@ -93,8 +93,12 @@ def run_pull(args):
 
     def progress(done, total):
         if interactive and total:
-            print("\rreading the log [%-24s] %d/%d" % ("#" * (24 * done // total), done, total),
-                  end="", file=sys.stderr, flush=True)
+            print(
+                "\rreading the log [%-24s] %d/%d" % ("#" * (24 * done // total), done, total),
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     with connected(args) as c:
         serial = c.hello().unwrap().serial
@@ -107,8 +111,14 @@ def run_pull(args):
     text = "%d sessions from device %s -> %s" % (len(data), serial, out / "sessions.json")
     if missing:
         text += "\n%d entries could not be read (damaged log segments: %d); the others are kept" % (
-            len(missing), damaged)
-    emit(args, {"serial": serial, "sessions": len(data), "missing": missing, "out": str(out / "sessions.json")}, text)
+            len(missing),
+            damaged,
+        )
+    emit(
+        args,
+        {"serial": serial, "sessions": len(data), "missing": missing, "out": str(out / "sessions.json")},
+        text,
+    )
 
 
 def _write(path, data):

@@ -55,7 +55,9 @@ def register(sub):
     lv.set_defaults(run=run_level)
     rt = ss.add_parser("rate", help="record the patient's pain/comfort score (0-10) for the last session")
     rt.add_argument("score", type=_score, help="0 = no pain, fully comfortable ... 10 = worst imaginable")
-    rt.add_argument("--session", type=int, metavar="N", help="the logged session's number (default: the last)")
+    rt.add_argument(
+        "--session", type=int, metavar="N", help="the logged session's number (default: the last)"
+    )
     rt.set_defaults(run=run_rate)
     for name, method in (("pause", "session_pause"), ("resume", "session_resume"), ("stop", "session_stop")):
         q = ss.add_parser(name, help="%s the running session" % name)
@@ -216,8 +218,11 @@ def _approve(c, args):
         else:
             stored = upload(lambda: contextlib.nullcontext(c), signed)
     if not args.json:
-        print("approved protocol %s v%d for %s: %d of %d sessions left" % (
-            stored.id, stored.sequence, stored.patient, stored.remaining, stored.sessions), flush=True)
+        print(
+            "approved protocol %s v%d for %s: %d of %d sessions left"
+            % (stored.id, stored.sequence, stored.patient, stored.remaining, stored.sessions),
+            flush=True,
+        )
 
 
 def _level_setter(c, args, view):
@@ -294,7 +299,9 @@ def _report_scores(args, info, tracker):
     try:
         out.write_text(json.dumps(result, indent=2) + "\n")
     except OSError as e:
-        raise TonusError("cannot save the scores to %s: %s; choose another place with --out" % (out, e.strerror))
+        raise TonusError(
+            "cannot save the scores to %s: %s; choose another place with --out" % (out, e.strerror)
+        )
     text.append("saved to %s" % out)
     if args.json:
         json_line(dict(type="scores", saved=str(out), **result))

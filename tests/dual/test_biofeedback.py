@@ -82,7 +82,13 @@ def test_relaxation_relative_target_time_below_and_holds():
     # stays at 60 for 15 s, rises to 120 for 5 s, then 70 for the last 40 s.
     doc = _doc(
         {"type": "baseline", "duration_s": 10},
-        {"type": "relaxation", "duration_s": 60, "target_percent": 80, "hold_s": 10, "tone_margin_percent": 30},
+        {
+            "type": "relaxation",
+            "duration_s": 60,
+            "target_percent": 80,
+            "hold_s": 10,
+            "tone_margin_percent": 30,
+        },
     )
 
     def env(seg, cue, t):
@@ -105,7 +111,9 @@ def test_relaxation_relative_target_time_below_and_holds():
 
 @req("EMG-SCORE-2")
 def test_feedback_tone_follows_the_envelope_above_target_and_is_silent_below():
-    doc = _doc({"type": "relaxation", "duration_s": 60, "target_dv": 100, "hold_s": 5, "tone_margin_percent": 30})
+    doc = _doc(
+        {"type": "relaxation", "duration_s": 60, "target_dv": 100, "hold_s": 5, "tone_margin_percent": 30}
+    )
     plan = timeline.from_protocol(doc)
     bio = Biofeedback()
     bio.start(doc, plan)
@@ -195,7 +203,13 @@ def test_rising_rest_tone_advises_stopping_once_and_early_stop_is_not_penalised(
     # baseline 100; the rest tone then climbs steadily from 90 to 240 over 5 minutes
     doc = _doc(
         {"type": "baseline", "duration_s": 10},
-        {"type": "relaxation", "duration_s": 300, "target_percent": 100, "hold_s": 5, "tone_margin_percent": 30},
+        {
+            "type": "relaxation",
+            "duration_s": 300,
+            "target_percent": 100,
+            "hold_s": 5,
+            "tone_margin_percent": 30,
+        },
     )
     plan = timeline.from_protocol(doc)
     bio = Biofeedback()
@@ -234,7 +248,9 @@ def test_rising_rest_tone_advises_stopping_once_and_early_stop_is_not_penalised(
 
 @req("EMG-PACED-1")
 def test_a_steady_rest_tone_gives_no_advice_and_two_pauses_do():
-    doc = _doc({"type": "relaxation", "duration_s": 120, "target_dv": 100, "hold_s": 5, "tone_margin_percent": 20})
+    doc = _doc(
+        {"type": "relaxation", "duration_s": 120, "target_dv": 100, "hold_s": 5, "tone_margin_percent": 20}
+    )
     rnd = Lcg(3)
     _bio, summary = _run(doc, lambda seg, cue, t: 95 + rnd.below(21))
     assert summary[m.SUM_ADVICE] == 0
@@ -250,7 +266,10 @@ def test_a_steady_rest_tone_gives_no_advice_and_two_pauses_do():
 
 @req("EMG-SCORE-1")
 def test_summary_is_a_valid_event_body():
-    doc = _doc({"type": "baseline", "duration_s": 10}, {"type": "mvc", "attempts": 2, "contraction_s": 3, "rest_s": 10})
+    doc = _doc(
+        {"type": "baseline", "duration_s": 10},
+        {"type": "mvc", "attempts": 2, "contraction_s": 3, "rest_s": 10},
+    )
     _bio, summary = _run(doc, lambda seg, cue, t: 300 if cue == m.CUE_CONTRACT else 50)
     m.check_body(m.EVENT, m.SUMMARY, summary)
     assert [p[m.SC_KIND] for p in summary[m.SUM_PHASES]] == [1, 4]

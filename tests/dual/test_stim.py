@@ -235,7 +235,15 @@ def test_ets_triggers_after_the_hold_and_bursts_from_zero():
     assert r.hal.stim_cmd == 0
     assert r.run_until(lambda: r.stim.state == m.STIM_READY, 5100)
     seen = [st for _t, st in r.states]
-    assert seen[:7] == [m.STIM_CHECK, m.STIM_READY, m.STIM_RAMP_UP, m.STIM_ON, m.STIM_RAMP_DOWN, m.STIM_REST, m.STIM_READY]
+    assert seen[:7] == [
+        m.STIM_CHECK,
+        m.STIM_READY,
+        m.STIM_RAMP_UP,
+        m.STIM_ON,
+        m.STIM_RAMP_DOWN,
+        m.STIM_REST,
+        m.STIM_READY,
+    ]
     assert r.stim.charge_nc > 0
 
 

@@ -54,7 +54,11 @@ def test_out_of_range_values_explain_the_range():
 
 @req("PROT-SCHEMA-1", "SAF-ELECTRODE-1")
 def test_inconsistent_stimulation_is_refused_not_clamped():
-    probs = _broken(lambda d: d["phases"][2].update({"frequency_hz": 100, "pulse_width_us": 450, "interphase_gap_us": 100, "amplitude_max_ua": 10000}))
+    probs = _broken(
+        lambda d: d["phases"][2].update(
+            {"frequency_hz": 100, "pulse_width_us": 450, "interphase_gap_us": 100, "amplitude_max_ua": 10000}
+        )
+    )
     assert probs == []
     # 2 x 450 + 100 fits 10 ms at 100 Hz; a 5 kHz-like request cannot exist (range), but ramps can
     probs = _broken(lambda d: d["phases"][2].update({"ramp_up_ms": 4000, "ramp_down_ms": 3000}))
@@ -79,7 +83,9 @@ def test_electrode_limits_refuse_an_anal_probe_at_vaginal_currents():
 @req("PROT-SCHEMA-1")
 def test_session_length_must_fit_the_budget_and_the_device():
     probs = _broken(lambda d: d["budget"].update({"max_session_s": 900}))
-    assert probs == [(("budget", "max_session_s"), "the phases last 1059 s, longer than the allowed session of 900 s")]
+    assert probs == [
+        (("budget", "max_session_s"), "the phases last 1059 s, longer than the allowed session of 900 s")
+    ]
     probs = therapy.validate(valid(), {"max_session_s": 600, "amplitude_max_ua": 20000})
     msgs = [m for _p, m in probs]
     assert any("longer than the allowed session of 600 s" in m for m in msgs)
@@ -89,7 +95,9 @@ def test_session_length_must_fit_the_budget_and_the_device():
 @req("PROT-SCREEN-1")
 def test_screening_must_be_complete_and_clear():
     probs = _broken(lambda d: d["screening"].pop("pregnancy"))
-    assert probs == [(("screening", "pregnancy"), "screening is incomplete: answer pregnancy with true or false")]
+    assert probs == [
+        (("screening", "pregnancy"), "screening is incomplete: answer pregnancy with true or false")
+    ]
     probs = _broken(lambda d: d["screening"].pop("attested_by"))
     assert _paths(probs) == [("screening", "attested_by")]
     probs = _broken(lambda d: d["screening"].update({"active_infection": True}))
@@ -99,7 +107,9 @@ def test_screening_must_be_complete_and_clear():
 @req("PROT-SCREEN-1")
 def test_implants_rule_out_stimulation_but_not_biofeedback():
     probs = _broken(lambda d: d["screening"].update({"implanted_electronics": True}))
-    assert probs == [(("screening",), "screening found a contraindication to stimulation; remove the stimulation phases")]
+    assert probs == [
+        (("screening",), "screening found a contraindication to stimulation; remove the stimulation phases")
+    ]
 
     def biofeedback_only(doc):
         doc["screening"]["implanted_electronics"] = True
@@ -168,7 +178,9 @@ def test_shares_of_mvc_need_an_mvc_phase_first():
         del doc["phases"][1]
 
     probs = _broken(no_mvc)
-    assert probs == [(("phases", 1, "type"), "phase 2 (ets) aims at a share of the MVC: put an MVC phase before it")]
+    assert probs == [
+        (("phases", 1, "type"), "phase 2 (ets) aims at a share of the MVC: put an MVC phase before it")
+    ]
 
     def mvc_after(doc):
         doc["phases"][1], doc["phases"][2] = doc["phases"][2], doc["phases"][1]
@@ -180,7 +192,10 @@ def test_shares_of_mvc_need_an_mvc_phase_first():
 def test_a_maximum_too_small_for_the_2_percent_minimum_step_is_refused():
     probs = _broken(lambda d: d["phases"][2].update({"amplitude_max_ua": 4500}))
     assert probs == [
-        (("phases", 2, "amplitude_max_ua"), "maximum amplitude below 5 mA: the smallest step (0.1 mA) would exceed 2 % of it")
+        (
+            ("phases", 2, "amplitude_max_ua"),
+            "maximum amplitude below 5 mA: the smallest step (0.1 mA) would exceed 2 % of it",
+        )
     ]
     assert _broken(lambda d: d["phases"][2].update({"amplitude_max_ua": 5000})) == []
 

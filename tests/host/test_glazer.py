@@ -24,7 +24,9 @@ def _cues(phasic_rest_s=10, t0_ms=5000, phase=0):
 
 
 def _noise(rng, n, lo=20.0, hi=450.0):
-    x = sosfilt(butter(4, (lo, hi), btype="bandpass", fs=RATE, output="sos"), rng.standard_normal(n + RATE))[RATE:]
+    x = sosfilt(butter(4, (lo, hi), btype="bandpass", fs=RATE, output="sos"), rng.standard_normal(n + RATE))[
+        RATE:
+    ]
     return x / np.sqrt(np.mean(x * x))
 
 
@@ -74,7 +76,9 @@ def test_amplitudes_come_out_as_built():
     r = glazer.analyse(_recording(x, cues))
     assert r["pre_baseline"]["mean_uv"] == pytest.approx(6.0, rel=0.08)
     assert r["post_baseline"]["mean_uv"] == pytest.approx(7.0, rel=0.1)
-    assert r["phasic"]["peak_uv"] == pytest.approx(50.0, rel=0.15)  # the peak of a noisy envelope sits above its mean
+    assert r["phasic"]["peak_uv"] == pytest.approx(
+        50.0, rel=0.15
+    )  # the peak of a noisy envelope sits above its mean
     # the 2 s mean: the 0.3 s ramp and the window's edges take a little off
     assert 40 < r["phasic"]["mean_uv"] < 50
     assert r["tonic"]["mean_uv"] == pytest.approx(37.0 * 0.98, rel=0.06)  # 0.3 s ramp inside 10 s
@@ -130,6 +134,13 @@ def test_lines_name_every_measure_and_the_norms():
     cues, end = _cues()
     r = glazer.analyse(_recording(_synth(_levels(cues), cues, end + 1000), cues))
     text = "\n".join(glazer.lines(r))
-    for word in ("pre-baseline", "phasic mean", "tonic mean", "endurance mean", "post-baseline", "median frequency"):
+    for word in (
+        "pre-baseline",
+        "phasic mean",
+        "tonic mean",
+        "endurance mean",
+        "post-baseline",
+        "median frequency",
+    ):
         assert word in text
     assert "49.76" in text and "Oleksy" in text

@@ -10,7 +10,20 @@ from cliutil import run_cli
 def test_sessions_are_logged_rated_and_pulled(capsys, tmp_path):
     port = "sim://?seed=2&speed=0&flash_dir=%s" % (tmp_path / "flash")
     for n in (12, 11):
-        assert run_cli(capsys, "--port", port, "session", "run", "--demo-seconds", str(n), "--out", str(tmp_path / "s.json"))[0] == 0
+        assert (
+            run_cli(
+                capsys,
+                "--port",
+                port,
+                "session",
+                "run",
+                "--demo-seconds",
+                str(n),
+                "--out",
+                str(tmp_path / "s.json"),
+            )[0]
+            == 0
+        )
     code, out, _ = run_cli(capsys, "--port", port, "session", "rate", "6")
     assert code == 0 and out.strip() == "session 1 rated 6/10"
     code, out, _ = run_cli(capsys, "--port", port, "session", "rate", "11")
@@ -63,7 +76,13 @@ def test_a_glazer_assessment_on_the_simulator_prints_and_saves_the_norm_comparis
     assert "Glazer assessment" in out and "Oleksy" in out and "against norms" in out
     g = json.loads(out_file.read_text())["glazer"]
     rows = {r["measure"]: r for r in g["normative"]["rows"]}
-    assert set(rows) == {"pre_baseline_uv", "phasic_mean_uv", "tonic_mean_uv", "endurance_mean_uv", "post_baseline_uv"}
+    assert set(rows) == {
+        "pre_baseline_uv",
+        "phasic_mean_uv",
+        "tonic_mean_uv",
+        "endurance_mean_uv",
+        "post_baseline_uv",
+    }
     # a healthy simulated woman rests near the norm
     assert abs(rows["pre_baseline_uv"]["z"]) < 1.5 and abs(rows["post_baseline_uv"]["z"]) < 1.5
     assert g["phasic"]["peak_uv"] > 3 * g["pre_baseline"]["mean_uv"]
