@@ -317,11 +317,8 @@ class Bench:
         start = self._attempts_from_us
         if start is None or self.us < start:
             return
-        from firmware.controller import TONE_CONTRACT_HZ, TONE_RELAX_HZ
-
-        # she tries as she was taught to when cued: the device's own cue tones are her vocabulary
-        self.sim.patient.hear(TONE_CONTRACT_HZ, self.us)
-        self.sim.patient.hear(TONE_RELAX_HZ, self.us + _ATTEMPT_HOLD_MS * 1000)
+        # the therapist beside her asks for a squeeze and a let-go
+        self.rig.patient_contract(_ATTEMPT_HOLD_MS / 1000)
         self._attempts_from_us = self.us + _ATTEMPT_EVERY_MS * 1000
 
     def set_level(self, ua):
@@ -505,6 +502,7 @@ PER_PULSE = (
     "short_load",
     "charge_imbalance",
 )
+# after these a pulse may leave net charge: the balance invariant holds up to the injection
 _LOAD_CHANGING = ("open_load", "short_load", "charge_imbalance")
 
 
@@ -528,15 +526,11 @@ def _inject(bench, case):
     elif k == "short_load":
         rig.short_load()
     elif k == "charge_imbalance":
-        # a drying contact: high series resistance, little double layer; the first
-        # phase reaches compliance, the second is helped by the charge the first left
-        rig.set_electrode(case.param, 0.1, 5000.0)
+        rig.unbalance_phases(case.param)
     elif k == "stall_pulses":
         rig.stall_pulses(True)
-    elif k == "exception":
-        rig.inject_exception(LOOP_METHODS[int(case.param)])
-    elif k == "memory":
-        bench.sim.board.inject_failure(LOOP_METHODS[int(case.param)], MemoryError("injected"))
+    elif k in ("exception", "memory"):
+        rig.inject_exception(LOOP_METHODS[int(case.param)], "memory" if k == "memory" else "runtime")
     elif k == "hang":
         rig.hang_firmware()
     elif k == "power_loss":
@@ -655,6 +649,11 @@ def _per_pulse(bench, case, t_inj, problems):
             "tripped %s; the pulse called for %s"
             % (faults.name(code), "/".join(faults.name(c) for c in want))
         )
+    expected = FAULTS[case.fault].codes
+    if code not in expected:
+        problems.append("tripped %s, expected %s" % (faults.name(code), faults.name(expected[0])))
+    if case.fault == "charge_imbalance" and abs(p.net_nc) <= 0.01 * abs(p.q1_nc) + 0.1:
+        problems.append("the unbalanced pulse at %.3f s left no net charge" % (p.t_us / 1e6))
     if off is None or off >= p.t_us + bench.period_us:
         problems.append("the output was still on when the next pulse was due")
     late = [q for q in bench.pulses(p.t_us + 1) if off is None or q.t_us >= off]
@@ -834,7 +833,10 @@ def _case(rnd, i, seed, kind):
     elif kind == "sense_drift":
         param = rnd.choice((-1, 1)) * rnd.uniform(20, 300)
     elif kind == "charge_imbalance":
-        param = 0.97 * 60.0 / (level * 1e-6)  # ohms: the patient's level just inside compliance
+        # the second phase short of the first by more than the tolerance at her level
+        # (short, not over: an over-current second phase is OVERCURRENT first)
+        least = 100 * tolerance_ua(level) / level + 5
+        param = -rnd.uniform(least, 90)
     elif kind in ("exception", "memory"):
         param = float(rnd.randrange(len(LOOP_METHODS)))
     return Case(

@@ -9,9 +9,10 @@ simulated time, so an interlock test can measure what reached the patient:
   explicit enable. Off stops the pulse train and cuts a pulse in progress:
   a stale amplitude never resumes on its own.
 - The pulse engine emits symmetric biphasic constant-current pulses while
-  started and enabled; pulse k starts exactly at start + k * 1e6 / f µs
-  (floored to the µs, never drifting). Amplitude and timing latch at a
-  pulse's start, like a PIO descriptor.
+  started and enabled (a second-phase fault makes them asymmetric); pulse k
+  starts exactly at start + k * 1e6 / f µs (floored to the µs, never
+  drifting). Amplitude and timing latch at a pulse's start, like a PIO
+  descriptor.
 - The load is the electrode-tissue interface as a Randles cell: series
   (spreading) resistance Rs, then the double-layer capacitance Cdl in
   parallel with the charge-transfer resistance Rct. The source holds its
@@ -119,6 +120,7 @@ class OutputStage:
         self._x_us = 0  # when _x was last brought up to date
         # faults
         self._gain = 1.0  # delivered / commanded current
+        self._gain2 = 1.0  # second phase / first phase, as delivered
         self.stalled = False
         self._stuck_ua = None
         self._drift = 0.0  # sense gain error growth, per µs
@@ -279,13 +281,14 @@ class OutputStage:
         dg = min(max(end - ts - ph, 0), gap)
         d2 = min(max(end - ts - ph - gap, 0), ph)
         amps = min(set_ua * self._gain, self.hw_max_ua) * 1e-6
+        amps2 = min(set_ua * self._gain * self._gain2, self.hw_max_ua) * 1e-6
         dummy = self._dummy_ohms
         if dummy is not None:
-            # the source into a resistor: its current, capped by compliance, both phases alike
+            # the source into a resistor: its current, capped by compliance
             i = min(amps, COMPLIANCE_V / dummy)
-            q1, q2, volts = i * d1 * 1e-6, i * d2 * 1e-6, i * dummy
+            q1, q2, volts = i * d1 * 1e-6, min(amps2, COMPLIANCE_V / dummy) * d2 * 1e-6, i * dummy
         else:
-            q1, q2, volts = self._into_electrode(amps, ts, d1, dg, d2)
+            q1, q2, volts = self._into_electrode(amps, amps2, ts, d1, dg, d2)
         ua1 = q1 / (d1 * 1e-6) * 1e6
         ua2 = q2 / (d2 * 1e-6) * 1e6 if d2 else 0.0
         mv = abs(volts) * 1000
@@ -304,7 +307,7 @@ class OutputStage:
             s[H.SENSE_UA_2] = self._read_ua(ua2, ts)
             s[H.SENSE_MV] = round(mv)
 
-    def _into_electrode(self, amps, ts, d1, dg, d2):
+    def _into_electrode(self, amps, amps2, ts, d1, dg, d2):
         """One pulse into the electrode-tissue load: (charge of each phase C, voltage at the first's end V)."""
         self._idle(ts)
         q1, x, i_end = self._phase(amps, self._x, d1 * 1e-6)
@@ -314,7 +317,7 @@ class OutputStage:
         self._idle(ts + d1 + dg)
         q2 = 0.0
         if d2:
-            q2, x, _i = self._phase(amps, -self._x, d2 * 1e-6)
+            q2, x, _i = self._phase(amps2, -self._x, d2 * 1e-6)
             self._x = -x
         self._x_us = ts + d1 + dg + d2
         return q1, q2, volts
@@ -409,6 +412,14 @@ class OutputStage:
     def set_current_error(self, percent):
         """The source delivers `percent` more than commanded (negative: less); 0 heals it."""
         self._gain = 1.0 + _number("percent", percent, -100) / 100
+
+    def set_phase2_error(self, percent):
+        """The second phase delivers `percent` more than the first (negative: less); 0 heals it.
+
+        The first phase stays as the source delivers it, so the pulse leaves a
+        net charge in the tissue: an H-bridge leg or a recharge path gone bad.
+        """
+        self._gain2 = 1.0 + _number("percent", percent, -100) / 100
 
     def set_sense_stuck(self, ua):
         """Both current readings return ua whatever flows; None heals it."""

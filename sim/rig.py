@@ -5,9 +5,12 @@ Each action takes effect at the current simulated instant. Scenario events
 subset its hardware can do.
 """
 
+import math
+
 from firmware import hal as H
+from firmware.controller import TONE_CONTRACT_HZ, TONE_RELAX_HZ
 from sim.output import DEFAULT_CDL_UF, DEFAULT_RCT_OHMS, DEFAULT_RS_OHMS, OPEN_OHMS, SHORT_OHMS
-from sim.scenario import ACTIONS
+from sim.scenario import ACTIONS, ERRORS
 
 
 class Rig:
@@ -91,6 +94,10 @@ class Rig:
         out = self._output()
         out.set_sense_drift(percent_per_min, self._sim.clock.us)
 
+    def unbalance_phases(self, percent):
+        """The second phase of each pulse delivers percent more than the first (negative: less; 0 heals it)."""
+        self._output().set_phase2_error(percent)
+
     def heal_sense(self):
         out = self._output()
         out.set_sense_stuck(None)
@@ -104,6 +111,29 @@ class Rig:
 
     # -- the patient ---
 
+    def patient_contract(self, seconds=None):
+        """Someone in the room tells her to squeeze (and, after `seconds`, to let go).
+
+        She follows the words as she follows the device's cue tones, after
+        her reaction time. The relax is queued with her at once: a buzzer
+        change during the hold reaches her after it.
+        """
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+            or seconds <= 0
+        ):
+            raise ValueError(f"seconds must be a positive number or None, not {seconds!r}")
+        now = self._sim.clock.us
+        self._sim.patient.hear(TONE_CONTRACT_HZ, now)
+        if seconds is not None:
+            self._sim.patient.hear(TONE_RELAX_HZ, now + round(seconds * 1_000_000))
+
+    def patient_relax(self):
+        """Someone in the room tells her to let go; she does after her reaction time."""
+        self._sim.patient.hear(TONE_RELAX_HZ, self._sim.clock.us)
+
     def tense_up(self, percent_per_minute):
         """From now the patient's resting tone rises by this % per minute (0 stops it), until the session ends."""
         self._sim.patient.tense_up(percent_per_minute, self._sim.clock.us)
@@ -116,9 +146,15 @@ class Rig:
         """Lose power during storage write number n (from 1, since the simulator started)."""
         self._board.flash.cut_power_at_write(n)
 
-    def inject_exception(self, method="emg_read"):
-        """The next call of HAL `method` raises inside the firmware's task that made it."""
-        self._board.inject_failure(method, RuntimeError(f"injected failure in hal.{method}"))
+    def inject_exception(self, method="emg_read", error="runtime"):
+        """The next call of HAL `method` raises inside the firmware's task that made it.
+
+        error "runtime" raises a RuntimeError, "memory" a MemoryError (a heap
+        exhausted or fragmented mid-call).
+        """
+        if not isinstance(error, str) or error not in ERRORS:
+            raise ValueError(f"error must be one of {', '.join(ERRORS)}, not {error!r}")
+        self._board.inject_failure(method, ERRORS[error](f"injected failure in hal.{method}"))
 
     def hang_firmware(self):
         """The firmware's loop stops (stuck in a call): nothing steps or feeds the watchdog until a reset."""

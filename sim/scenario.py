@@ -25,6 +25,8 @@ from sim.output import DEFAULT_CDL_UF, DEFAULT_RCT_OHMS, DEFAULT_RS_OHMS
 
 _REQUIRED = object()
 _BUTTONS = {"start": H.BTN_START, "up": H.BTN_UP, "down": H.BTN_DOWN}
+# what an injected HAL failure raises: the firmware tells a MemoryError apart (SAF-EXC-1)
+ERRORS = {"runtime": RuntimeError, "memory": MemoryError}
 
 
 class ScenarioError(ValueError):
@@ -85,6 +87,18 @@ def _hal_method(v):
     return v
 
 
+def _error(v):
+    if not isinstance(v, str) or v not in ERRORS:
+        raise ValueError("must be one of " + ", ".join(ERRORS))
+    return v
+
+
+def _seconds(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return float(v)
+
+
 def _percent_per_minute(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not -100 < v <= 1000:
         raise ValueError("must be a number of % per minute, above -100 and at most 1000")
@@ -120,15 +134,23 @@ ACTIONS = {
     "sense_stuck": ("stick_sense", {"ua": ("ua", _microamps, _REQUIRED)}),
     "sense_drift": ("drift_sense", {"percent_per_min": ("percent_per_min", _number, _REQUIRED)}),
     "sense_ok": ("heal_sense", {}),
+    # the second phase percent more than the first (negative: less), 0 heals it
+    "phases_unbalanced": ("unbalance_phases", {"percent": ("percent", _percent, _REQUIRED)}),
     "stall_pulses": ("stall_pulses", {"on": ("on", _bool, True)}),
     "power_cut_at_write": ("cut_power_at_write", {"write": ("n", _write_number, _REQUIRED)}),
-    "exception": ("inject_exception", {"method": ("method", _hal_method, "emg_read")}),
+    "exception": (
+        "inject_exception",
+        {"method": ("method", _hal_method, "emg_read"), "error": ("error", _error, "runtime")},
+    ),
     "hang": ("hang_firmware", {}),
     "disconnect": ("disconnect_host", {}),
     "reconnect": ("reconnect_host", {}),
     "power_cycle": ("power_cycle", {}),
     "brownout": ("brownout", {}),
-    # the patient: tension that creeps up (0 stops it), a movement of the probe
+    # the patient: told to squeeze (and let go after `seconds`, else until told to relax),
+    # tension that creeps up (0 stops it), a movement of the probe
+    "patient_contract": ("patient_contract", {"seconds": ("seconds", _seconds, None)}),
+    "patient_relax": ("patient_relax", {}),
     "tense_up": ("tense_up", {"percent_per_minute": ("percent_per_minute", _percent_per_minute, _REQUIRED)}),
     "motion": ("motion_artefact", {"peak_uv": ("peak_uv", _peak_uv, 2000.0)}),
 }

@@ -6,6 +6,8 @@ which cover every kind, and shows that the campaign's checks fail when an
 interlock is weakened.
 """
 
+from types import SimpleNamespace
+
 import pytest
 
 from firmware import stim
@@ -66,6 +68,19 @@ def test_a_weakened_current_check_fails_the_campaign(monkeypatch):
     monkeypatch.setattr(stim, "TOLERANCE_PERCENT", 50)  # 35 % too much would pass unseen
     problems = C.run_case(case).problems
     assert any("did not trip" in p for p in problems), problems
+
+
+@pytest.mark.req("SAF-CHARGE-1", "SIM-OUT-6")
+def test_an_imbalance_reported_under_another_name_fails_the_campaign(monkeypatch):
+    case = next(c for c in C.plan(1, len(C.FAULTS)) if c.fault == "charge_imbalance")
+    case = case._replace(protocol="stimulation-trial-1min.toml", param=-40.0, level_ua=8000)
+    r = C.run_case(case)
+    assert r.problems == () and r.code == faults.CHARGE_IMBALANCE and r.reaction_us <= r.deadline_us
+    # a firmware that checks under-current first: the same pulse, named CURRENT_MISMATCH
+    renamed = dict(vars(faults), CHARGE_IMBALANCE=faults.CURRENT_MISMATCH)
+    monkeypatch.setattr(stim, "faults", SimpleNamespace(**renamed))
+    problems = C.run_case(case).problems
+    assert any("expected CHARGE_IMBALANCE" in p for p in problems), problems
 
 
 def test_a_late_trip_is_reported(monkeypatch):

@@ -376,6 +376,49 @@ def test_a_stalled_generator_emits_nothing_until_it_recovers(bench):
     assert bench.pulses()[-5].t_us == t  # back on the original grid
 
 
+@pytest.mark.req("SIM-OUT-6")
+@pytest.mark.parametrize("load", ["probe", "dummy"])
+def test_an_unbalanced_second_phase_leaves_net_charge_while_the_first_stays_right(bench, load):
+    if load == "dummy":
+        bench.board.dummy_load(True)
+    trace = bench.out.dummy_trace if load == "dummy" else bench.out.trace
+    bench.train(50, 200, 50, 20000)
+    bench.loop(100_000)
+    assert max(abs(p.net_nc) for p in trace) < 1e-6
+    bench.rig.unbalance_phases(-30)
+    s = _sensed_after(bench, 100)
+    assert s[1:3] == [20000, 14000]
+    p = trace[-1]
+    assert p.ua1 == pytest.approx(20000) and p.ua2 == pytest.approx(14000)
+    assert p.net_nc == pytest.approx(0.3 * 20000e-6 * 200e-6 * 1e9)  # 1.2 µC per pulse stays in
+    bench.rig.over_current(10)  # the second phase follows the first: 30 % short of what flows
+    assert _sensed_after(bench, 100)[1:3] == [22000, 15400]
+    bench.rig.over_current(0)
+    bench.rig.unbalance_phases(25)
+    assert _sensed_after(bench, 100)[1:3] == [20000, 25000]
+    bench.rig.unbalance_phases(0)
+    assert _sensed_after(bench, 100)[1:3] == [20000, 20000]
+    assert abs(trace[-1].net_nc) < 1e-6
+
+
+@pytest.mark.req("SIM-OUT-6")
+def test_the_phase_fault_comes_from_scenarios_and_bad_sizes_are_refused(bench):
+    bench.rig.apply(scn.event(0, "phases_unbalanced", percent=-50))
+    bench.train(50, 200, 50, 10000)
+    assert _sensed_after(bench, 100)[1:3] == [10000, 5000]
+    for fields, message in (
+        ({"percent": -100}, "percent must be a number > -100"),
+        ({"percent": "half"}, "percent must be a finite number"),
+        ({}, "needs field 'percent'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            scn.event(0, "phases_unbalanced", **fields)
+    for bad in (-100, math.nan, True):
+        with pytest.raises(ValueError, match="percent must be"):
+            bench.rig.unbalance_phases(bad)
+    assert _sensed_after(bench, 100)[1:3] == [10000, 5000]  # a refused change leaves the fault as it was
+
+
 @pytest.mark.req("SIM-OUT-4")
 def test_fault_actions_from_scenarios_reach_the_stage_and_bad_arguments_are_refused(bench):
     events = scn.loads(
