@@ -203,22 +203,7 @@ class Controller:
         if cue >= 0:
             self.bio.segment(self.session.phase, cue)
             self._phase_changed(now)
-            left = self.session.phase_left_ms(now)
-            seg = self.session.phase
-            if self.therapy.doc is not None:
-                part = self.session.timeline.phase_of[seg]
-                self.link.push(
-                    m.EVENT,
-                    m.CUE,
-                    phase=seg & 0xFFFF,
-                    cue=cue,
-                    time_ms=now,
-                    duration_ms=left,
-                    protocol_phase=part,
-                )
-            else:
-                self.link.push(m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=left)
-            self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
+            self._announce_cue(cue, self.session.phase_left_ms(now), now)
         st = self.stim
         if self.session.state == m.RUNNING:
             st.tick(now, self.bio.last_dv, self.bio.last_trusted)
@@ -272,17 +257,19 @@ class Controller:
             cue = m.CUE_CONTRACT if state == m.STIM_READY else m.CUE_REST
             self.session.cue = cue
             self.bio.cue(cue)
-            seg = self.session.phase
+            self._announce_cue(cue, 0, now)  # 0: until the next cue
+
+    def _announce_cue(self, cue, duration_ms, now):
+        """The CUE event to the host and the cue tone to the patient."""
+        seg = self.session.phase
+        if self.therapy.doc is not None:
+            part = self.session.timeline.phase_of[seg]
             self.link.push(
-                m.EVENT,
-                m.CUE,
-                phase=seg & 0xFFFF,
-                cue=cue,
-                time_ms=now,
-                duration_ms=0,
-                protocol_phase=self._part,
+                m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=duration_ms, protocol_phase=part
             )
-            self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
+        else:
+            self.link.push(m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=duration_ms)
+        self._beep(TONE_CONTRACT_HZ if cue == m.CUE_CONTRACT else TONE_RELAX_HZ, now, _BEEP_MS)
 
     def _selftest_done(self, passed, checks, now):
         self.link.push(m.EVENT, m.SELFTEST_RESULT, time_ms=now, passed=passed, checks=checks)
