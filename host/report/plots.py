@@ -36,7 +36,7 @@ def session(rec, sig):
     t = (sig.time_s[::k] - t0) / 60
     fig = _figure(10, 3.4)
     ax = fig.add_subplot()
-    notes = rec.annotations(sig)
+    notes = rec.annotations()
     for a in notes:
         x0, x1 = (a.onset_s - t0) / 60, (a.onset_s + a.duration_s - t0) / 60
         if a.kind == "cue":

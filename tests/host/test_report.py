@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 
 import cbor2
 import pytest
@@ -75,7 +76,10 @@ def folder(tmp_path_factory):
                  "--record", str(raw), "--out", str(d / "tonus-session-A926-20261121-090000.json")]) == 0
     # as a device with an approved protocol would have written it
     rec = recording.read(raw)
-    head = dict(rec.header, patient="P-0042", protocol_id="relax-a")
+    # dated like its scores file (the day before the Glazer assessment), never "today"
+    start = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    head = dict(rec.header, patient="P-0042", protocol_id="relax-a", started_unix_s=start.timestamp(),
+                started_utc=start.isoformat(timespec="milliseconds"))
     body = raw.read_bytes()[len(cbor2.dumps(rec.header)):]
     (d / "s1.tonus").write_bytes(cbor2.dumps(head) + body)
     raw.unlink()
