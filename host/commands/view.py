@@ -38,7 +38,9 @@ def _positive(text):
 def register(sub):
     from host.commands.session import _heartbeat, _seconds
 
-    p = sub.add_parser("view", help="live biofeedback in the browser: clinician and patient screens (Ctrl-C ends)")
+    p = sub.add_parser(
+        "view", help="live biofeedback in the browser: clinician and patient screens (Ctrl-C ends)"
+    )
     p.add_argument(
         "--bind",
         type=_bind,
@@ -58,7 +60,9 @@ def register(sub):
         help="the recording to write (.tonus; default tonus-view-SERIAL-TIME.tonus here)",
     )
     p.add_argument(
-        "--demo-seconds", type=_seconds, help="length of a demonstration session (when no protocol is approved)"
+        "--demo-seconds",
+        type=_seconds,
+        help="length of a demonstration session (when no protocol is approved)",
     )
     p.add_argument(
         "--heartbeat-ms",
@@ -74,7 +78,7 @@ def register(sub):
 def run(args):
     import time
 
-    from host.commands._connect import connected, emit
+    from host.commands._connect import connected
     from host.commands.session import _approve
     from host.recording import Recorder
     from host.view.hub import Hub
@@ -94,7 +98,7 @@ def run(args):
             server = ViewServer(feed, hub, *args.bind)
             url = server.start()
             feed.start()
-            emit(
+            _say(
                 args,
                 {"clinician": url, "patient": url + "patient", "recording": path},
                 "clinician: %s\npatient:   %spatient\nrecording to %s (Ctrl-C ends)" % (url, url, path),
@@ -114,11 +118,22 @@ def run(args):
                 server.stop()
             if feed.error is not None:
                 raise feed.error
-            emit(
+            _say(
                 args,
                 {"recording": path, "frames": recorder.frames, "seconds": recorder.seconds},
-                "recorded %.1f s of device time (%d frames) to %s" % (recorder.seconds, recorder.frames, path),
+                "recorded %.1f s of device time (%d frames) to %s"
+                % (recorder.seconds, recorder.frames, path),
             )
+
+
+def _say(args, data, text):
+    """A JSON line with --json (the command reports as it goes), else text."""
+    from host.commands._connect import json_line
+
+    if args.json:
+        json_line(data)
+    else:
+        print(text, flush=True)
 
 
 def _plan(path):

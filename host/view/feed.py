@@ -12,6 +12,7 @@ import threading
 import time
 
 from firmware.controller import TONE_FEEDBACK_MAX_HZ, TONE_FEEDBACK_MIN_HZ
+from firmware.stim import next_level
 from host.client import ACTIVE_STATES, DeviceRefused, EmgFrame
 from host.errors import TonusError
 from host.recording import Marker
@@ -19,7 +20,6 @@ from host.transport import LinkError
 from host.view.state import ViewState, dumps
 
 TICK_S = 0.02  # longest wait for the device before queued commands run
-LEVEL_STEP_UA = 500  # one press of level up/down: 0.5 mA, the usual step of clinic units
 MARKER_MAX = 200  # characters in a marker's note
 _END_WAIT_S = 3.0
 
@@ -86,7 +86,9 @@ class Feed:
             self.error = e
             self._say("the link to the device failed: %s" % e)
         finally:
-            self._close_recording("the live view closed" if self.error is None else "link failed: %s" % self.error)
+            self._close_recording(
+                "the live view closed" if self.error is None else "link failed: %s" % self.error
+            )
 
     def _take(self, item):
         if self.recorder is not None:
@@ -143,8 +145,8 @@ class Feed:
             step = cmd.get("step")
             if step not in (-1, 1):
                 return False, "a level change is one step up (1) or down (-1)"
-            level = max(0, self.view.level_ua + step * LEVEL_STEP_UA)
-            r = c.stim_level(level)
+            # as the device's own buttons step, but not stopped at the limit: the device refuses beyond it
+            r = c.stim_level(next_level(self.view.level_ua, self.view.limit_ua, step > 0))
             if r.ok:
                 self.view.level_ua = r.level_ua
                 return True, "stimulation level %.1f mA" % (r.level_ua / 1000)

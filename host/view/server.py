@@ -123,6 +123,7 @@ class ViewServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host, port))
+            self._sock.listen(64)  # pages that come before the server runs wait in the backlog
         except OSError as e:
             self._sock.close()
             raise TonusError("cannot serve on %s:%d: %s" % (host, port, e.strerror)) from e
@@ -131,7 +132,11 @@ class ViewServer:
         self.url = "http://%s:%d/%s/" % (shown, bound[1], self.token)
         self._hub = hub
         config = uvicorn.Config(
-            create_app(feed, hub, self.token), log_level="warning", lifespan="off", ws="websockets-sansio"
+            create_app(feed, hub, self.token),
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=1,  # open pages do not hold up leaving
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="tonus-view-http", daemon=True)

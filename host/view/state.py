@@ -90,6 +90,7 @@ class ViewState:
         self.scores = None
         self.markers = 0
         self.device_ms = info.uptime_ms  # newest device time seen
+        self.last_index = None  # the end of the newest EMG frame
         self.recording = None  # path, and what went wrong with it
         self.recording_error = None
 
@@ -111,6 +112,7 @@ class ViewState:
         note = t.feed(item)
         if isinstance(item, EmgFrame):
             self.device_ms = max(self.device_ms, item.end_index * 1000 // self.rate_hz)
+            self.last_index = item.end_index
             self.target_dv = item.target_dv
             return self.frame_message(item)
         self.device_ms = max(self.device_ms, item.time_ms)
@@ -176,7 +178,11 @@ class ViewState:
             "session_start_ms": self.session_start_ms,
             "duration_ms": t.duration_ms,
             "target_uv": self.target_dv / 10 if self.target_dv else None,
-            "stim": {"state": self.stim_state, "level_ma": self.level_ua / 1000, "limit_ma": self.limit_ua / 1000},
+            "stim": {
+                "state": self.stim_state,
+                "level_ma": self.level_ua / 1000,
+                "limit_ma": self.limit_ua / 1000,
+            },
             "triggers": t.triggers,
             "fault": self.fault,
             "advice": self.advice,
