@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "record",
     "export",
     "report",
+    "view",
 )
 
 EXIT_OK = 0

@@ -4,7 +4,10 @@ EDF+: written by pyEDFlib (EDFlib), which writes continuous files only, so
 the file is EDF+C in every case: a stretch where no sample arrived is
 filled with zeros and carries a "gap" annotation as long as the stretch,
 which every EDF+ viewer shows. Three signals: the raw EMG in µV at the EMG
-rate, its envelope (µV) and the stimulation current (mA) at LOW_RATE_HZ.
+rate, its envelope (µV) and the stimulation current (mA) at the device's
+frame rate, one value per frame as the device sent it (frame_rate() says
+when that cannot be, and the prefilter field then says "mean"). Each
+signal's prefilter field states what the device did to it.
 
 Each signal's physical range is a round number above its largest value,
 so nothing clips, except stimulation artefacts: the EMG range covers the
@@ -14,7 +17,9 @@ in frames flagged STIM, BLANKED or SATURATED) are clipped to it, and each
 stretch is annotated "EMG clipped".
 
 Events (cues, protocol phases, state, stimulation, ETS triggers, faults,
-advice) are EDF+ annotations in seconds from the first sample. Header: the
+advice) are EDF+ annotations in seconds from the first sample; EDFlib
+keeps 40 characters of each, so a longer text is split at spaces into
+parts "[1/2] ...", "[2/2] ..." at the same onset, never cut (fit_annotation). Header: the
 patient field holds the pseudonym only (as the EDF+ patient code; sex,
 birth date and name are "X"); the recording field the start date and the
 equipment (tonus, serial, firmware). The protocol id is an annotation at
@@ -26,6 +31,10 @@ field is unreliable).
 CSV: one row per sample that arrived (index, device time, EMG, the frame's
 envelope and stimulation current, its FLAG_* bits), and the events in a
 second file beside it (NAME-events.csv).
+
+Both read the recording a minute at a time (Recording.blocks) and write
+into a temporary file that replaces the target only when complete, so
+memory does not grow with the recording and no half file is left.
 """
 
 import csv
@@ -35,16 +44,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host import atomic
 from host.errors import TonusError
 from host.recording import runs
 from protocol import messages as m
 
-LOW_RATE_HZ = 50  # envelope and current: the device updates them 20-40 times a second
 _MAX_ANNOTATION_SIGNALS = 64  # EDFlib's limit; each holds one annotation per data record
-_ANNOTATION_CHARS = 40  # EDFlib cuts annotation texts here
+ANNOTATION_CHARS = 40  # EDFlib writes at most this many characters of an annotation
+_PART = "[%d/%d] "  # the prefix of each part of a text split to fit
 _DIGITAL = (-32768, 32767)
+_CHUNK_RECORDS = 60  # data records (seconds) written at a time: memory stays flat in the recording's length
 CSV_COLUMNS = ("index", "time_s", "emg_uv", "envelope_uv", "stim_ma", "flags")
 EVENT_COLUMNS = ("time_s", "duration_s", "kind", "text")
+# EDF+ prefilter fields (80 characters): what the device did to each signal before it was recorded
+EMG_FILTER = "HP:20Hz (2nd-order Butterworth) no notch"
+ENVELOPE_FILTER = "HP:20Hz N:mains RMS over the protocol window; one value per %s"
+STIM_FILTER = "none; commanded current at the end of each %s"
 
 
 class ExportError(TonusError):
@@ -72,9 +87,16 @@ def nice_ceiling(value, floor):
     return 10 * e
 
 
-def _low_rate(rate_hz):
-    """The largest divisor of the EMG rate up to LOW_RATE_HZ, so one data record holds whole samples of both."""
-    return next(d for d in range(min(LOW_RATE_HZ, rate_hz), 0, -1) if rate_hz % d == 0)
+def frame_rate(rec):
+    """The rate of the envelope and current channels: one value per device frame when the frames have
+    one length that divides the EMG rate (every device so far: 50 samples, 40 Hz at 2 kHz), so the
+    values are the device's own, not resampled. Else the largest divisor of the EMG rate up to 50 Hz,
+    each value the mean of its samples (and the header says so)."""
+    rate = rec.rate_hz
+    counts = np.unique(rec.table.count)
+    if len(counts) == 1 and counts[0] and rate % int(counts[0]) == 0:
+        return rate // int(counts[0]), True
+    return next(d for d in range(min(50, rate), 0, -1) if rate % d == 0), False
 
 
 def _decimate(x, k):
@@ -95,82 +117,113 @@ def _field(text):
     return text or "X"
 
 
-def _signals(rec):
-    sig = rec.signals()
-    if sig is None:
+def _span(rec):
+    span = rec.span
+    if span is None:
         raise ExportError("%s holds no EMG frames: there is no signal to export" % rec.path)
-    return sig
+    return span
+
+
+def fit_annotation(text, limit=ANNOTATION_CHARS):
+    """The text as parts of at most `limit` characters, never cut: whole when it fits, else split at
+    spaces into parts "[1/2] ...", "[2/2] ..." (at the same onset; a word longer than a part is split)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return [text]
+    room = limit - len(_PART % (9, 9))
+    words = []
+    for w in text.split(" "):
+        words += [w[i : i + room] for i in range(0, len(w), room)]
+    parts, line = [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > room:
+            parts.append(line)
+            line = w
+        else:
+            line = w if not line else line + " " + w
+    parts.append(line)
+    return [_PART % (k + 1, len(parts)) + p for k, p in enumerate(parts)]
+
+
+def _edf_scan(rec, first, end, chunk):
+    """One streamed pass: the EMG's round range over clean samples, the envelope and current maxima,
+    and the stretches whose samples lie beyond a given range (found in a second, cheap pass)."""
+    peak, env_max, stim_max = 0.0, 0.0, 0.0
+    for s in rec.blocks(chunk):
+        clean = s.present & ((s.flags & (m.FLAG_SATURATED | m.FLAG_STIM | m.FLAG_BLANKED)) == 0)
+        if clean.any():
+            peak = max(peak, float(np.abs(s.emg_uv[clean]).max()))
+        env_max = max(env_max, float(np.nanmax(s.envelope_uv, initial=0)))
+        stim_max = max(stim_max, float(np.nanmax(s.stim_ma, initial=0)))
+    if peak == 0.0:  # nothing clean: the range covers everything
+        for s in rec.blocks(chunk):
+            peak = max(peak, float(np.nanmax(np.abs(s.emg_uv), initial=0)))
+    return nice_ceiling(peak, 10), env_max, stim_max
 
 
 def write_edf(rec, path):
-    """Write the recording `rec` (host.recording.Recording) as EDF+ to path; check it reads back."""
+    """Write the recording `rec` (host.recording.Recording) as EDF+ to path, streamed a minute at a time
+    into a temporary file that replaces path once it reads back."""
     import warnings
 
     import pyedflib
 
-    sig = _signals(rec)
-    rate = sig.rate_hz
-    low = _low_rate(rate)
+    first, end = _span(rec)
+    rate = rec.rate_hz
+    low, per_frame = frame_rate(rec)
     k = rate // low
-    present = sig.present
-    emg = np.where(present, sig.emg_uv, 0.0)
-    env = _decimate(sig.envelope_uv, k)
-    stim = _decimate(sig.stim_ma, k)
-    emg_max = _emg_range(emg, sig.flags)
-    clipped = np.abs(emg) > emg_max
-    emg = np.clip(emg, -emg_max, emg_max)
+    chunk = rate * _CHUNK_RECORDS
+    emg_max, env_max, stim_max = _edf_scan(rec, first, end, chunk)
+    per = ("%d ms frame" % (1000 * k // rate)) if per_frame else ("%d ms (mean)" % (1000 * k // rate))
     headers = [
-        _signal_header("EMG", "uV", rate, -emg_max, emg_max, "HP:20Hz"),
-        _signal_header("EMG envelope", "uV", low, 0, nice_ceiling(env.max(), 10), "RMS 250ms"),
-        _signal_header("Stim current", "mA", low, 0, nice_ceiling(stim.max(), 1), ""),
+        _signal_header("EMG", "uV", rate, -emg_max, emg_max, EMG_FILTER),
+        _signal_header("EMG envelope", "uV", low, 0, nice_ceiling(env_max, 10), ENVELOPE_FILTER % per),
+        _signal_header("Stim current", "mA", low, 0, nice_ceiling(stim_max, 1), STIM_FILTER % per),
     ]
-    t0 = sig.first_index / rate
-    records = -(-len(emg) // rate)
-    notes = _edf_annotations(rec, sig, t0) + _clip_annotations(clipped, rate, emg_max)
-    if len(notes) > records * _MAX_ANNOTATION_SIGNALS:
-        raise ExportError(
-            "%d events do not fit an EDF+ file of %d s (at most %d per second)"
-            % (len(notes), records, _MAX_ANNOTATION_SIGNALS)
-        )
+    t0 = first / rate
+    records = -(-(end - first) // rate)
     start = rec.wall_time(t0).astimezone().replace(tzinfo=None)
-    try:
-        w = pyedflib.EdfWriter(str(path), len(headers), pyedflib.FILETYPE_EDFPLUS)
-    except OSError as e:
-        raise ExportError("cannot create %s: %s" % (path, e)) from e
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # our subfields are checked ASCII already
-            w.setSignalHeaders(headers)
-            w.setPatientCode(_field(rec.pseudonym))
-            w.setEquipment(_field("tonus_%s_fw%s" % (rec.serial, rec.header.get("firmware_version"))))
-            w.setStartdatetime(start.replace(microsecond=0))
-            w.set_number_of_annotation_signals(max(1, -(-len(notes) // records)))
-            w.writeSamples([emg, env, stim])
-            for onset, duration, text in notes:
-                w.writeAnnotation(onset, duration, text)
-    finally:
-        w.close()
-    check_edf(path, records)
-    n = int(present.sum())
-    return Exported([str(path)], len(emg) / rate, n, len(emg) - n, len(notes))
+    clip_runs, present = [], 0
+    with atomic.replacing(path) as tmp:
+        try:
+            w = pyedflib.EdfWriter(tmp, len(headers), pyedflib.FILETYPE_EDFPLUS)
+        except OSError as e:
+            raise ExportError("cannot create %s: %s" % (path, e)) from e
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # our subfields are checked ASCII already
+                w.setSignalHeaders(headers)
+                w.setPatientCode(_field(rec.pseudonym))
+                w.setEquipment(_field("tonus_%s_fw%s" % (rec.serial, rec.header.get("firmware_version"))))
+                w.setStartdatetime(start.replace(microsecond=0))
+                for s in rec.blocks(chunk):
+                    have = s.present
+                    present += int(have.sum())
+                    emg = np.where(have, s.emg_uv, 0.0)
+                    beyond = np.abs(emg) > emg_max
+                    clip_runs += [(s.first_index - first + a, s.first_index - first + b) for a, b in runs(beyond)]
+                    w.writeSamples([np.clip(emg, -emg_max, emg_max), _decimate(s.envelope_uv, k),
+                                    _decimate(s.stim_ma, k)])
+                notes = _edf_annotations(rec, t0, end - first) + _clip_annotations(clip_runs, rate, emg_max)
+                if len(notes) > records * _MAX_ANNOTATION_SIGNALS:
+                    raise ExportError(
+                        "%d annotations do not fit an EDF+ file of %d s (at most %d per second)"
+                        % (len(notes), records, _MAX_ANNOTATION_SIGNALS)
+                    )
+                w.set_number_of_annotation_signals(max(1, -(-len(notes) // records)))
+                for onset, duration, text in notes:
+                    w.writeAnnotation(onset, duration, text)
+        finally:
+            w.close()
+        check_edf(tmp, records, name=path)
+    n = end - first
+    return Exported([str(path)], n / rate, present, n - present, len(notes))
 
 
-def _emg_range(emg, flags):
-    """A round range above every sample of the frames without stimulation or saturation.
-
-    16 bits over the rail (about ±52 mV, where stimulation artefacts put a
-    fifth of the samples) would resolve 1.6 µV: coarser than resting EMG.
-    Artefact samples beyond the range are clipped, and annotated.
-    """
-    clean = (flags & (m.FLAG_SATURATED | m.FLAG_STIM | m.FLAG_BLANKED)) == 0
-    x = np.abs(emg[clean]) if clean.any() else np.abs(emg)
-    return nice_ceiling(x.max(), 10)
-
-
-def _clip_annotations(clipped, rate, limit):
+def _clip_annotations(stretches, rate, limit):
     """One annotation per stretch of clipped samples, stretches less than a second apart merged."""
     out = []
-    for a, b in runs(clipped):
+    for a, b in stretches:
         if out and a / rate - (out[-1][0] + out[-1][1]) < 1.0:
             out[-1] = (out[-1][0], b / rate - out[-1][0], out[-1][2])
         else:
@@ -192,35 +245,37 @@ def _signal_header(label, unit, rate, lo, hi, prefilter):
     }
 
 
-def _edf_annotations(rec, sig, t0):
-    """(onset from the first sample, duration, text) for every annotation; earlier events at 0, marked so."""
+def _edf_annotations(rec, t0, samples):
+    """(onset from the first sample, duration, text) for every annotation, each split to fit; earlier
+    events at 0, marked "pre:"."""
     out = []
-    for a in rec.annotations(sig):
+    if rec.protocol_id:
+        out.append((0.0, 0.0, "protocol %s" % rec.protocol_id))
+    for a in rec.annotations():
         onset = a.onset_s - t0
         text = a.text
         if onset < 0:
-            onset, text = 0.0, "(before) " + text
-        out.append((onset, a.duration_s, text[:_ANNOTATION_CHARS]))
-    if rec.protocol_id:
-        out.insert(0, (0.0, 0.0, ("protocol %s" % rec.protocol_id)[:_ANNOTATION_CHARS]))
-    end = len(sig.emg_uv) / sig.rate_hz
+            onset, text = 0.0, "pre: " + text
+        out.append((onset, a.duration_s, text))
+    end = samples / rec.rate_hz
     if end % 1:
         out.append((end, 0.0, "end of signal (zeros follow)"))
-    return out
+    return [(onset, duration, part) for onset, duration, text in out for part in fit_annotation(text)]
 
 
-def check_edf(path, records=None):
+def check_edf(path, records=None, name=None):
     """Open an EDF+ file with pyEDFlib; ExportError with the reason when it does not read (or is short)."""
     import pyedflib
 
+    name = name or path
     try:
         size = os.path.getsize(path)
         with pyedflib.EdfReader(str(path)) as r:
             got = r.datarecords_in_file
     except OSError as e:
-        raise ExportError("%s is not a readable EDF+ file: %s" % (path, e)) from e
+        raise ExportError("%s is not a readable EDF+ file: %s" % (name, e)) from e
     if records is not None and got != records:
-        raise ExportError("%s holds %d of %d data records (%d bytes): it was cut short" % (path, got, records, size))
+        raise ExportError("%s holds %d of %d data records (%d bytes): it was cut short" % (name, got, records, size))
     return got
 
 
@@ -230,14 +285,10 @@ def events_path(path):
 
 
 def write_csv(rec, path):
-    """Write the samples to path and the events to events_path(path)."""
-    sig = _signals(rec)
-    rate = sig.rate_hz
-    keep = np.flatnonzero(sig.present)
-    index = sig.first_index + keep
-    table = np.column_stack(
-        (index, index / rate, sig.emg_uv[keep], sig.envelope_uv[keep], sig.stim_ma[keep], sig.flags[keep])
-    )
+    """Write the samples to path and the events to events_path(path), streamed a minute at a time,
+    each through a temporary file that replaces it when complete."""
+    first, end = _span(rec)
+    rate = rec.rate_hz
     # '#' lines first (pandas: comment="#"), then the column names
     head = "# tonus recording: pseudonym %s, protocol %s, device %s, EMG %d Hz, started %s\n" % (
         rec.pseudonym or "-",
@@ -247,21 +298,30 @@ def write_csv(rec, path):
         rec.header.get("started_utc"),
     )
     head += "# time_s is device time (sample index / rate); emg_uv is raw, high-passed at 20 Hz; "
-    head += "a missing sample has no row\n" + ",".join(CSV_COLUMNS) + "\n"
+    head += "envelope_uv and stim_ma are each frame's, held over its samples; a missing sample has no row\n"
+    head += ",".join(CSV_COLUMNS) + "\n"
     ev = events_path(path)
-    notes = rec.annotations(sig)
+    notes = rec.annotations()
+    present = 0
     try:
-        with open(path, "w", newline="") as f:
+        with atomic.open_replacing(path, "w", newline="") as f:
             f.write(head)
-            np.savetxt(f, table, fmt=["%d", "%.4f", "%.1f", "%.1f", "%.3f", "%d"], delimiter=",")
-        with open(ev, "w", newline="") as f:
+            for s in rec.blocks(rate * _CHUNK_RECORDS):
+                keep = np.flatnonzero(s.present)
+                present += len(keep)
+                index = s.first_index + keep
+                table = np.column_stack((index, index / rate, s.emg_uv[keep], s.envelope_uv[keep], s.stim_ma[keep],
+                                         s.flags[keep]))
+                np.savetxt(f, table, fmt=["%d", "%.4f", "%.1f", "%.1f", "%.3f", "%d"], delimiter=",")
+        with atomic.open_replacing(ev, "w", newline="") as f:
             out = csv.writer(f)
             out.writerow(EVENT_COLUMNS)
             for a in notes:
                 out.writerow(["%.3f" % a.onset_s, "%.3f" % a.duration_s, a.kind, a.text])
     except OSError as e:
         raise ExportError("cannot write %s: %s" % (e.filename or path, e.strerror)) from e
-    return Exported([str(path), ev], len(sig.emg_uv) / rate, len(keep), len(sig.emg_uv) - len(keep), len(notes))
+    n = end - first
+    return Exported([str(path), ev], n / rate, present, n - present, len(notes))
 
 
 FORMATS = {"edf": write_edf, "csv": write_csv}

@@ -15,8 +15,11 @@ rate (the front end starts with the device), the clock events' time_ms
 counts in too.
 """
 
+import array
 import dataclasses
 import io
+import mmap
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +38,17 @@ PRIVACY_NOTE = (
     "holds the patient's pseudonym only: no name, birth date or other identifying data; "
     "keep it with the clinical record all the same"
 )
-TYPES = {c.__name__: c for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice)}
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A note the clinician added while watching, at a device time (`tonus view`)."""
+
+    time_ms: int
+    text: str
+
+
+TYPES = {c.__name__: c for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice, Marker)}
 _FIELDS = {c: tuple(f.name for f in dataclasses.fields(c)) for c in TYPES.values()}
 _END = "end"
 _TYPE_KEY = b"dtype"  # "type" as a CBOR text string: every item map starts with it
@@ -86,9 +99,10 @@ class Recorder:
     The file is created at once (an existing one is never overwritten), so
     a bad path fails before a session starts. Flushed every second of
     host time and on every event, so a crash loses at most that much.
+    `clock` times the items (monotonic), `wall` dates the header.
     """
 
-    def __init__(self, path, info, clock=time.monotonic):
+    def __init__(self, path, info, clock=time.monotonic, wall=time.time):
         self.path = str(path)
         try:
             self._fp = open(self.path, "xb")
@@ -103,7 +117,7 @@ class Recorder:
         self.frames = 0
         self.samples = 0
         self.rate_hz = info.limits.emg_rate_hz
-        self._write(cbor2.dumps(header(info)))
+        self._write(cbor2.dumps(header(info, wall())))
         self._fp.flush()
 
     def __call__(self, item):
@@ -147,6 +161,13 @@ class Recorder:
 
 
 # -- reading -------------------------------------------------------------------
+#
+# A recording is read in one streaming pass that keeps the events and, per
+# EMG frame, a row of small integers (FrameTable); the samples stay in the
+# file and are read again, a stretch at a time, only by what needs them
+# (signals(), blocks(), iter_items()). A 30-minute recording is 45,000
+# frames: its table is about 1 MB, its samples 14 MB on disk and 29 MB as
+# float64.
 
 
 @dataclass(frozen=True)
@@ -155,7 +176,7 @@ class Annotation:
 
     onset_s: float
     duration_s: float
-    kind: str  # cue, phase, state, stim, trigger, fault, advice, summary, gap, lead_off, saturated
+    kind: str  # cue, phase, state, stim, trigger, fault, advice, summary, marker, gap, lead_off, saturated, ...
     text: str
 
 
@@ -184,18 +205,51 @@ class Signals:
         return [(self.first_index + int(a), int(b - a)) for a, b in runs(~self.present)]
 
 
-class Recording:
-    """A recording read back: header, (host_s, item) pairs, and what could not be read."""
+_TABLE_COLUMNS = (("first_index", "q"), ("count", "l"), ("envelope_dv", "l"), ("flags", "B"), ("stim_ua", "l"),
+                  ("triggered", "B"))
 
-    def __init__(self, path, header, items, problems, end):
+
+class FrameTable:
+    """Every EMG frame kept for the signals, without its samples: one numpy array per field."""
+
+    def __init__(self, columns):
+        for name, _code in _TABLE_COLUMNS:
+            setattr(self, name, np.asarray(columns[name]))
+
+    def __len__(self):
+        return len(self.first_index)
+
+    @property
+    def end_index(self):
+        return self.first_index + self.count
+
+
+class Recording:
+    """A recording read back: header, events, the frame table, and what could not be read.
+
+    `problems` are sentences saying what was lost (empty when all was read);
+    `end` is the end marker, or None when the recording was cut off.
+    """
+
+    def __init__(self, path, header, events, table, problems, end, source):
         self.path = str(path)
         self.header = header
-        self.items = items
-        self.problems = problems  # sentences saying what was lost; empty when all was read
-        self.end = end  # the end marker, or None when the recording was cut off
+        self._events = events  # [(host_s, item)] of everything but EMG frames
+        self.table = table
+        self.problems = problems
+        self.end = end
+        self._source = source  # () -> a fresh _Scanner over the same bytes
+
+    def iter_items(self):
+        """(host_s, item) of every item, in file order, read from the file again."""
+        return self._source().items()
+
+    @property
+    def items(self):
+        return list(self.iter_items())
 
     def __iter__(self):
-        return (item for _t, item in self.items)
+        return (item for _t, item in self.iter_items())
 
     @property
     def complete(self):
@@ -226,57 +280,78 @@ class Recording:
         """The host's UTC time at device time device_s (exact to the link's latency)."""
         return self.started + timedelta(seconds=device_s - self.header["device_uptime_ms"] / 1000)
 
+    def iter_frames(self):
+        """The EMG frames kept for the signals, with their samples, read from the file again."""
+        n = len(self.table)
+        for _t, it in self.iter_items():
+            if n == 0:
+                return
+            if isinstance(it, EmgFrame):
+                n -= 1
+                yield it
+
     @property
     def frames(self):
-        return [it for it in self if isinstance(it, EmgFrame)]
+        return list(self.iter_frames())
 
     @property
     def events(self):
-        return [it for it in self if not isinstance(it, EmgFrame)]
+        return [it for _t, it in self._events]
 
     @property
     def cues(self):
-        return [it for it in self if isinstance(it, Cue)]
+        return [it for _t, it in self._events if isinstance(it, Cue)]
 
     @property
     def summary(self):
         """The device's SessionSummary, or None if the recording holds none."""
-        s = [it for it in self if isinstance(it, SessionSummary)]
+        s = [it for _t, it in self._events if isinstance(it, SessionSummary)]
         return s[-1] if s else None
 
-    def signals(self):
-        """The frames as Signals; None without frames. Frames out of order are left out, with a problem noted."""
-        frames = self.frames
-        if not frames:
+    @property
+    def span(self):
+        """(first sample index, end index) of the signals; None without frames."""
+        if not len(self.table):
             return None
-        rate = self.rate_hz
-        kept = [frames[0]]
-        for f in frames[1:]:
-            end = kept[-1].end_index
-            if f.first_index < end or f.first_index - end > _MAX_JUMP_S * rate:
-                self._note_left_out(len(frames) - len(kept), f, end)
-                break
-            kept.append(f)
-        first = kept[0].first_index
-        n = kept[-1].end_index - first
-        s = Signals(
-            rate, first, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.uint8)
-        )
-        for f in kept:
-            a, b = f.first_index - first, f.end_index - first
-            s.emg_uv[a:b] = np.frombuffer(f.data, dtype="<i4") / 10.0
-            s.envelope_uv[a:b] = f.envelope_dv / 10.0
-            s.stim_ma[a:b] = f.stim_ua / 1000.0
-            s.flags[a:b] = f.flags
-        return s
+        return int(self.table.first_index[0]), int(self.table.end_index[-1])
 
-    def _note_left_out(self, n, f, end):
-        text = "%d EMG frames from sample %d on are not in the signals: the sample index went from %d to %d " \
-            "(the device restarted?)" % (n, f.first_index, end, f.first_index)
-        if text not in self.problems:
-            self.problems.append(text)
+    def blocks(self, samples):
+        """Signals for consecutive stretches of `samples` samples (the last may be shorter), streamed."""
+        span = self.span
+        if span is None:
+            return
+        first, end = span
+        frames = self.iter_frames()
+        carry = None
+        for a in range(first, end, samples):
+            b = min(a + samples, end)
+            s = Signals(self.rate_hz, a, np.full(b - a, np.nan), np.full(b - a, np.nan), np.full(b - a, np.nan),
+                        np.zeros(b - a, np.uint8))
+            while True:
+                f = carry if carry is not None else next(frames, None)
+                carry = None
+                if f is None or f.first_index >= b:
+                    carry = f
+                    break
+                lo, hi = max(f.first_index, a), min(f.end_index, b)
+                x = np.frombuffer(f.data, dtype="<i4")[lo - f.first_index : hi - f.first_index]
+                s.emg_uv[lo - a : hi - a] = x / 10.0
+                s.envelope_uv[lo - a : hi - a] = f.envelope_dv / 10.0
+                s.stim_ma[lo - a : hi - a] = f.stim_ua / 1000.0
+                s.flags[lo - a : hi - a] = f.flags
+                if f.end_index > b:
+                    carry = f
+                    break
+            yield s
 
-    def annotations(self, signals=None):
+    def signals(self):
+        """All the frames as one Signals; None without frames. For long recordings use blocks()."""
+        span = self.span
+        if span is None:
+            return None
+        return next(self.blocks(span[1] - span[0]))
+
+    def annotations(self):
         """Every event, and the stream's triggers, gaps, lead-off and saturation, in device time order."""
         out = []
         for it in self.events:
@@ -285,10 +360,9 @@ class Recording:
                 out.append(a)
         out += _phase_annotations(self.cues, self.summary)
         rate = self.rate_hz
-        out += [Annotation(f.first_index / rate, 0.0, "trigger", "ETS trigger") for f in self.frames if f.triggered]
-        sig = self.signals() if signals is None else signals
-        if sig is not None:
-            out += _stream_annotations(sig)
+        t = self.table
+        out += [Annotation(float(i / rate), 0.0, "trigger", "ETS trigger") for i in t.first_index[t.triggered != 0]]
+        out += _stream_annotations(t, rate)
         out.sort(key=lambda a: (a.onset_s, a.kind))
         return out
 
@@ -310,6 +384,8 @@ def _event_annotation(it):
         return Annotation(t, 0.0, "advice", "advice %s" % it.reason)
     if isinstance(it, SessionSummary):
         return Annotation(t, 0.0, "summary", "scored: ended %s" % it.end_reason)
+    if isinstance(it, Marker):
+        return Annotation(t, 0.0, "marker", "marker: %s" % it.text)
     return None
 
 
@@ -341,16 +417,24 @@ def runs(mask):
     return zip(edges[::2], edges[1::2])
 
 
-def _stream_annotations(sig):
-    rate = sig.rate_hz
-    t0 = sig.first_index / rate
-    out = [Annotation(i / rate, n / rate, "gap", "gap: %d samples lost" % n) for i, n in sig.gaps()]
+def _stream_annotations(t, rate):
+    """Gaps between frames, and lead-off and saturation over runs of adjacent flagged frames."""
+    if not len(t):
+        return []
+    end = t.end_index
+    missing = t.first_index[1:] - end[:-1]
+    out = [Annotation(float(end[k] / rate), float(missing[k] / rate), "gap", "gap: %d samples lost" % missing[k])
+           for k in np.flatnonzero(missing)]
+    joined = np.concatenate(([False], missing == 0, [False]))  # frame k follows frame k-1 without a gap
     for bit, kind, text in (
         (m.FLAG_LEAD_OFF, "lead_off", "lead off"),
         (m.FLAG_SATURATED, "saturated", "EMG saturated"),
     ):
-        for a, b in runs((sig.flags & bit) != 0):
-            out.append(Annotation(t0 + a / rate, (b - a) / rate, kind, text))
+        on = np.concatenate(([False], (t.flags & bit) != 0, [False]))
+        starts = np.flatnonzero(on[1:-1] & ~(on[:-2] & joined[:-1]))
+        ends = np.flatnonzero(on[1:-1] & ~(on[2:] & joined[1:]))
+        out += [Annotation(float(t.first_index[a] / rate), float((end[b] - t.first_index[a]) / rate), kind, text)
+                for a, b in zip(starts, ends)]
     return out
 
 
@@ -365,67 +449,148 @@ def _decode_item(d):
     return float(d["host_s"]), cls(**fields)
 
 
-_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, IndexError, OverflowError)
+_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+                  AttributeError)
+
+
+class _Unknown(Exception):
+    """An item of a type this reader does not know: a newer writer's, or a damaged type key."""
+
+
+def _check_header(head, path):
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise RecordingError("%s is not a tonus recording (no recording header at its start)" % path)
+    if not isinstance(head.get("version"), int) or not 1 <= head["version"] <= VERSION:
+        raise RecordingError(
+            "%s is a version %r recording; this tonus reads versions 1 to %d: update tonus"
+            % (path, head.get("version"), VERSION)
+        )
+    for key, kind in (("emg_rate_hz", int), ("started_unix_s", (int, float)), ("device_uptime_ms", int)):
+        v = head.get(key)
+        if not isinstance(v, kind) or isinstance(v, bool) or (key == "emg_rate_hz" and v <= 0):
+            raise RecordingError("%s has no valid %s in its header" % (path, key))
+
+
+class _Scanner:
+    """One pass over a recording's bytes (bytes or an mmap): items, problems, end marker."""
+
+    def __init__(self, data, path):
+        self.data = data  # for resync's search: the bytes, or the file mapped
+        self.path = path
+        # cbor2 decodes from a file object (not from an mmap)
+        self.fp = io.BytesIO(data) if isinstance(data, bytes) else open(path, "rb")  # noqa: SIM115
+        try:
+            self.header = cbor2.CBORDecoder(self.fp).decode()
+        except _DECODE_ERRORS:
+            self.header = None
+        try:
+            _check_header(self.header, path)
+        except RecordingError:
+            self.fp.close()
+            raise
+        self.start = self.fp.tell()
+        self.problems = []
+        self.unknown = {}
+        self.end = None
+
+    def items(self):
+        try:
+            yield from self._items()
+        finally:
+            self.fp.close()
+
+    def _items(self):
+        data, fp = self.data, self.fp
+        pos, last_s, size = self.start, 0.0, len(data)
+        while pos < size and self.end is None:
+            fp.seek(pos)
+            try:
+                d = cbor2.CBORDecoder(fp).decode()
+                if d.get("type") == _END:
+                    self.end = d
+                elif d.get("type") in TYPES:
+                    last_s, item = _decode_item(d)
+                    yield last_s, item
+                elif isinstance(d.get("type"), str) and isinstance(d.get("host_s"), (int, float)):
+                    self.unknown[d["type"]] = self.unknown.get(d["type"], 0) + 1
+                else:
+                    raise ValueError("not an item")
+                pos = fp.tell()
+                continue
+            except _DECODE_ERRORS:
+                pass
+            nxt = _resync(data, fp, pos + 1)
+            if nxt is None:
+                self.problems.append(
+                    "the last %d bytes (after %.1f s of host time) are cut off or damaged and were not read"
+                    % (size - pos, last_s)
+                )
+                break
+            self.problems.append(
+                "%d damaged bytes after %.1f s of host time were skipped; the items in them are lost"
+                % (nxt - pos, last_s)
+            )
+            pos = nxt
+        for name, n in sorted(self.unknown.items()):
+            self.problems.append(
+                "%d items of type %r are not understood by this tonus and were left out: update tonus" % (n, name)
+            )
+        if self.end is None and not self.problems:
+            self.problems.append(
+                "the recording stops after %.1f s of host time without its end mark: it was cut off" % last_s
+            )
+        elif self.end is not None and pos < size:
+            self.problems.append("%d bytes after the end mark were ignored" % (size - pos))
+
+
+def _load(source, path):
+    """A Recording from one streaming pass of source() (a _Scanner factory)."""
+    scan = source()
+    events = []
+    cols = {name: array.array(code) for name, code in _TABLE_COLUMNS}
+    end = None  # the index after the last frame kept
+    dropped = 0
+    rate = scan.header["emg_rate_hz"]
+    for t, it in scan.items():
+        if not isinstance(it, EmgFrame):
+            events.append((t, it))
+            continue
+        if dropped or (end is not None and (it.first_index < end or it.first_index - end > _MAX_JUMP_S * rate)):
+            if not dropped:
+                jump = (it.first_index, end)
+            dropped += 1
+            continue
+        end = it.end_index
+        for name, _code in _TABLE_COLUMNS:
+            cols[name].append(getattr(it, name))
+    problems = scan.problems
+    if dropped:
+        problems.append("%d EMG frames from sample %d on are not in the signals: the sample index went from %d "
+                        "to %d (the device restarted?)" % (dropped, jump[0], jump[1], jump[0]))
+    return Recording(path, scan.header, events, FrameTable(cols), problems, scan.end, source)
 
 
 def read(path):
-    """A Recording from `path`. Raises RecordingError if it cannot be one;
-    what was lost from a damaged or cut-off one is in .problems."""
+    """A Recording from `path`, read in one streaming pass (the file is mapped, not loaded).
+    Raises RecordingError if it cannot be one; what was lost from a damaged or cut-off one is in .problems."""
+    path = str(path)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            empty = os.fstat(f.fileno()).st_size == 0
+            data = b"" if empty else mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
         raise RecordingError("cannot read %s: %s" % (path, e.strerror)) from e
-    return parse(data, path)
+
+    def source():
+        return _Scanner(data, path)
+
+    return _load(source, path)
 
 
 def parse(data, path="<bytes>"):
     """A Recording from the bytes of one (see read)."""
-    fp = io.BytesIO(data)
-    try:
-        head = cbor2.CBORDecoder(fp).decode()
-    except _DECODE_ERRORS:
-        head = None
-    if not isinstance(head, dict) or head.get("format") != FORMAT:
-        raise RecordingError("%s is not a tonus recording (no recording header at its start)" % path)
-    if not isinstance(head.get("version"), int) or head["version"] > VERSION:
-        raise RecordingError(
-            "%s is a version %r recording; this tonus reads up to version %d: update tonus" % (path, head.get("version"), VERSION)
-        )
-    if not isinstance(head.get("emg_rate_hz"), int) or head["emg_rate_hz"] <= 0:
-        raise RecordingError("%s has no valid EMG rate in its header" % path)
-    items, problems, end = [], [], None
-    pos = fp.tell()
-    last_s = 0.0
-    while pos < len(data) and end is None:
-        fp.seek(pos)
-        try:
-            d = cbor2.CBORDecoder(fp).decode()
-            if d.get("type") == _END:
-                end = d
-            else:
-                last_s, item = _decode_item(d)
-                items.append((last_s, item))
-            pos = fp.tell()
-            continue
-        except _DECODE_ERRORS + (AttributeError,):
-            pass
-        nxt = _resync(data, fp, pos + 1)
-        if nxt is None:
-            problems.append(
-                "the last %d bytes (after %.1f s of host time) are cut off or damaged and were not read"
-                % (len(data) - pos, last_s)
-            )
-            break
-        problems.append(
-            "%d damaged bytes after %.1f s of host time were skipped; the items in them are lost" % (nxt - pos, last_s)
-        )
-        pos = nxt
-    if end is None and not problems:
-        problems.append("the recording stops after %.1f s of host time without its end mark: it was cut off" % last_s)
-    elif end is not None and pos < len(data):
-        problems.append("%d bytes after the end mark were ignored" % (len(data) - pos))
-    return Recording(path, head, items, problems, end)
+    data = bytes(data)
+    return _load(lambda: _Scanner(data, path), path)
 
 
 def _resync(data, fp, start):
@@ -443,5 +608,5 @@ def _resync(data, fp, start):
             d = cbor2.CBORDecoder(fp).decode()
             if d.get("type") == _END or _decode_item(d):
                 return cand
-        except _DECODE_ERRORS + (AttributeError,):
+        except _DECODE_ERRORS:
             continue

@@ -1,7 +1,7 @@
 """The traceability plugin and `tonus-trace`, run over small fake suites with pytester.
 
 Each test builds a project with its own requirements file and tests, runs
-pytest on it in-process with host.trace.plugin, and reads what the plugin
+pytest on it in-process with qa.trace_plugin, and reads what the plugin
 wrote (results.json, matrix.md, matrix.html, junit.xml) or what it said.
 """
 
@@ -128,7 +128,7 @@ def project(pytester, monkeypatch):
     # --trace-dir: these runs are inside a test, where the plugin writes only when told where
     pytester.makeini(
         "[pytest]\ntestpaths = tests\n"
-        "addopts = -p host.trace.plugin --strict-markers --trace-dir build/trace\n"
+        "addopts = -p qa.trace_plugin --strict-markers --trace-dir build/trace\n"
     )
     return pytester
 
@@ -403,7 +403,7 @@ def test_unknown_requirement_ids_are_refused_and_keep_the_last_results(project):
 
 @pytest.mark.req("DEV-TRACE-1", "DEV-TRACE-2")
 def test_pytest_run_by_a_test_leaves_the_report_alone_but_still_gates(project):
-    project.makeini("[pytest]\ntestpaths = tests\naddopts = -p host.trace.plugin\n")
+    project.makeini("[pytest]\ntestpaths = tests\naddopts = -p qa.trace_plugin\n")
     write(
         project, {"tests/test_a.py": "import pytest\n\n@pytest.mark.req('S-OK')\ndef test_a():\n    pass\n"}
     )

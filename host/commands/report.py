@@ -20,11 +20,13 @@ def run(args):
     r = build(args.folder, args.out)
     lines = ["%d sessions of %d protocols -> %s" % (r.sessions, len(r.protocols), r.path)]
     lines += ["skipped %s: %s" % s for s in r.skipped]
+    lines += ["not a session %s: %s" % s for s in r.stubs]
     lines += ["read in part %s: %s" % d for d in r.damaged]
     emit(
         args,
         {"out": r.path, "sessions": r.sessions, "protocols": r.protocols, "images": r.images,
          "skipped": [{"file": n, "reason": why} for n, why in r.skipped],
+         "stubs": [{"file": n, "reason": why} for n, why in r.stubs],
          "damaged": [{"files": n, "lost": what} for n, what in r.damaged]},
         "\n".join(lines),
     )

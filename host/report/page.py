@@ -1,21 +1,45 @@
-"""The report's HTML: every value escaped, every plot inline, no external resource."""
+"""The report's HTML: every value escaped, every plot inline, no external resource.
 
-from datetime import datetime
+The page is made for three widths: a phone (one column, tables scroll
+inside their box, never cut), a tablet, and a desktop or A4 print (session
+cards two abreast on screen, one per block in print). Each figure is
+defined once, in "How to read this report", and every label says what it
+covers (the whole session or one phase).
+"""
+
 from html import escape
 
 from host import scores
 from host.report import plots
+from host.report.collect import OUTCOMES
 
 _CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}
-h1{margin-bottom:.2em}h2{border-bottom:2px solid #1f4e79;padding-bottom:.2em;margin-top:2em}
-article{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;margin:1em 0}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left;
-vertical-align:top}th{background:#f2f5f9}img{max-width:100%;display:block}
-.note{color:#555;font-size:12px}.warning{background:#fff3cd;border:1px solid #e0c36b;padding:.5em 1em}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:76em;padding:0 .8em 2em;color:#222}
+h1{margin:.6em 0 .2em}h2{border-bottom:2px solid #1f4e79;padding-bottom:.2em;margin-top:1.6em}
+h3{margin:1.2em 0 .4em}h4{margin:.2em 0 .4em}
+article{border:1px solid #ccc;border-radius:6px;padding:.6em .8em;margin:0;min-width:0}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,32em),1fr));gap:1em}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:.4em 0;font-size:14px}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f2f5f9}
+img{display:block;width:100%;max-width:42em;height:auto}
+dl{margin:.4em 0}dt{font-weight:600;margin-top:.4em}dd{margin:0 0 0 1em}
+.note{color:#555;font-size:13px}.warning{background:#fff3cd;border:1px solid #e0c36b;padding:.5em 1em}
+.badge{display:inline-block;padding:0 .5em;border-radius:3px;font-size:13px;font-weight:600;color:#fff}
+.finished{background:#1f4e79}.stopped{background:#7f7f7f}.advised{background:#b86e00}
+.faulted{background:#c62828}.aborted{background:#6a1b9a}
+@media (max-width:600px){body{font-size:14px}table{font-size:12.5px}td,th{padding:.2em .35em}}
+@media print{
+  @page{size:A4;margin:14mm}
+  body{max-width:none;padding:0;font-size:11pt}
+  .cards{display:block}article{break-inside:avoid;margin:0 0 1em}
+  .scroll{overflow:visible}img{max-width:100%}h2{break-after:avoid}
+}
 """
 
-# On opening: did every plot decode? The page says so if one did not (tests read the attributes).
+# On opening: did every plot decode, and does the page fit the width? (tests read the attributes)
 _CHECK = """
 window.addEventListener("load", function () {
   var imgs = document.images, broken = 0;
@@ -25,12 +49,36 @@ window.addEventListener("load", function () {
   var s = document.getElementById("render-check");
   s.setAttribute("data-images", imgs.length);
   s.setAttribute("data-broken", broken);
+  s.setAttribute("data-page-width", document.documentElement.scrollWidth);
+  s.setAttribute("data-view-width", document.documentElement.clientWidth);
   if (broken) {
     s.textContent = broken + " of " + imgs.length + " plots could not be shown: build the report again";
     s.hidden = false;
   }
 });
 """
+
+# each figure defined once; labels elsewhere link here
+DEFINITIONS = (
+    ("rest-tone", "Rest tone",
+     "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation phase's, "
+     "else the first phase that measured one. Lower is more relaxed."),
+    ("target", "Target",
+     "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every plot that "
+     "has one. The device sounds its feedback tone while the envelope is above it."),
+    ("below-session", "At or below target, % of the session",
+     "Time the envelope was at or below the target, as a share of the whole session practised (all phases). "
+     "The trend uses this figure, as the device's log does."),
+    ("below-phase", "At or below target, % of the phase",
+     "The same time as a share of the relaxation phase alone, counting only time with a trustworthy signal. "
+     "The session cards use this figure; it is higher than the session's share when other phases ran."),
+    ("pain", "Pain/comfort",
+     "The patient's own score after the session, 0 no pain ... 10 worst (tonus session rate); from the "
+     "device's log."),
+    ("outcome", "How a session ended",
+     "; ".join("%s: %s" % (plots.OUTCOME_STYLE[k][2], v) for k, v in OUTCOMES.items())
+     + ". Only finished sessions ran their whole plan; the others are marked in the trend and on their card."),
+)
 
 
 def _when(dt):
@@ -47,20 +95,36 @@ def _img(uri, alt):
     return '<img src="%s" alt="%s">' % (uri, escape(alt))
 
 
-def render(folder, found):
-    """(HTML text, number of plots) of the collected folder."""
+def _badge(outcome):
+    return '<span class="badge %s">%s</span>' % (outcome, escape(plots.OUTCOME_STYLE[outcome][2]))
+
+
+def _ref(anchor, text):
+    return '<a href="#%s">%s</a>' % (anchor, escape(text))
+
+
+def render(folder, found, made):
+    """(HTML text, number of plots) of the collected folder; `made` is the report's date (aware)."""
     images = 0
     who = ", ".join(found.pseudonyms) or "not recorded"
+    n = len(found.sessions)
+    counts = {}
+    for s in found.sessions:
+        counts[s.outcome] = counts.get(s.outcome, 0) + 1
+    dated = [s.when for s in found.sessions if s.when]
+    span = " from %s to %s" % (_when(min(dated))[:10], _when(max(dated))[:10]) if dated else ""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>tonus practice journal: %s</title>" % escape(who),
         "<style>%s</style></head><body>" % _CSS,
         "<header><h1>Practice journal</h1>",
         "<p>Patient (pseudonym): <b>%s</b></p>" % escape(who),
-        "<p>%d session%s from the folder <code>%s</code>; made %s.</p>"
-        % (len(found.sessions), "" if len(found.sessions) == 1 else "s", escape(folder.name),
-           datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")),
+        "<p>%d session%s%s: %s. From the folder <code>%s</code>; made %s.</p>"
+        % (n, "" if n == 1 else "s", span,
+           ", ".join("%d %s" % (counts[k], plots.OUTCOME_STYLE[k][2]) for k in OUTCOMES if k in counts) or "none",
+           escape(folder.name), made.astimezone().strftime("%Y-%m-%d %H:%M")),
         '<p class="note">The report holds the pseudonym only. Times are this computer\'s local time.</p>',
         "</header>",
         '<p id="render-check" class="warning" hidden></p>',
@@ -72,33 +136,41 @@ def render(folder, found):
     if len(groups) > 1:
         out.append('<p class="warning">This folder holds sessions of %d protocols (%s): each is shown on its '
                    "own, with its own trend.</p>" % (len(groups), escape(", ".join(_protocol(p) for p in groups))))
-    if found.skipped:
-        out.append("<h2>Files skipped</h2><ul>")
-        out += ["<li><code>%s</code>: %s</li>" % (escape(n), escape(r)) for n, r in found.skipped]
-        out.append("</ul>")
     glazer_source = None
     for pid, (sessions, trend) in groups.items():
         out.append("<section><h2>Protocol %s</h2>" % escape(_protocol(pid)))
-        out.append("<h3>Trend</h3><p class=\"note\">From %s.</p>" % escape(found.trend_from))
+        out.append('<h3>Trend</h3><p class="note">From %s.</p>' % escape(found.trend_from))
         if trend:
-            out.append(_img(plots.trend(trend), "trend of rest tone, time below target and pain"))
+            out.append(_img(plots.trend(trend), "trend over the session dates: rest tone against the target, "
+                            "time at or below target, pain/comfort, each session marked by how it ended"))
             images += 1
             out.append(_trend_table(trend))
         else:
-            out.append("<p>No scored session.</p>")
-        out.append("<h3>Sessions</h3>")
+            out.append("<p>No session.</p>")
+        out.append("<h3>Sessions</h3><div class=\"cards\">")
         for s in sessions:
             try:
-                html, n = _session(s)
+                html, k = _session(s)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 # a scores file edited by hand or from another version: say so, keep the rest
-                html, n = '<p class="warning">%s could not be shown: %s %s</p>' % (
+                html, k = '<article><p class="warning">%s could not be shown: %s %s</p></article>' % (
                     escape(", ".join(s.files)), type(e).__name__, escape(str(e))), 0
             out.append(html)
-            images += n
+            images += k
             if s.glazer:
                 glazer_source = s.glazer.get("normative", {})
-        out.append("</section>")
+        out.append("</div></section>")
+    if found.stubs:
+        out.append("<h2>Not sessions (not counted)</h2><ul>")
+        out += ["<li><code>%s</code>: %s</li>" % (escape(n), escape(r)) for n, r in found.stubs]
+        out.append("</ul>")
+    if found.skipped:
+        out.append("<h2>Files that could not be read (not counted)</h2><ul>")
+        out += ["<li><code>%s</code>: %s</li>" % (escape(n), escape(r)) for n, r in found.skipped]
+        out.append("</ul>")
+    out.append('<h2 id="how-to-read">How to read this report</h2><dl>')
+    out += ['<dt id="%s">%s</dt><dd>%s</dd>' % (a, escape(t), escape(d)) for a, t, d in DEFINITIONS]
+    out.append("</dl>")
     if glazer_source:
         out.append('<footer class="note"><p>Glazer norms: %s</p><p>%s</p></footer>'
                    % (escape(glazer_source.get("source", "")), escape(glazer_source.get("reliability", ""))))
@@ -111,28 +183,34 @@ def _protocol(pid):
 
 
 def _trend_table(points):
-    rows = ["<table><tr><th>session</th><th>date</th><th>rest tone</th><th>time below target</th>"
-            "<th>pain/comfort</th></tr>"]
+    rows = ['<div class="scroll"><table><tr><th>session</th><th>date</th><th>ended</th>'
+            "<th>%s</th><th>%s</th><th>%s</th><th>notes</th></tr>"
+            % (_ref("rest-tone", "rest tone"), _ref("below-session", "at or below target, % of session"),
+               _ref("pain", "pain / comfort"))]
     for p in points:
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-            escape(p.label), _when(p.when), _fmt(p.rest_uv, " µV"), _fmt(p.below_target_percent, " %"),
-            _fmt(p.pain, "/10")))
-    rows.append("</table>")
+        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+            escape(p.label), _when(p.when), _badge(p.outcome), _fmt(p.rest_uv, " µV"),
+            _fmt(p.below_target_percent, " %"), _fmt(p.pain, "/10"), escape("; ".join(p.notes))))
+    rows.append("</table></div>")
     return "".join(rows)
 
 
 def _session(s):
-    out = ['<article><h4>%s · device %s</h4>' % (_when(s.when), escape(s.serial or "?"))]
+    out = ["<article><h4>%s · %s · device %s</h4>" % (_when(s.when), _badge(s.outcome), escape(s.serial or "?"))]
     out.append('<p class="note">From %s (time from the %s).</p>' % (escape(", ".join(s.files)), s.when_from))
     for p in s.problems:
         out.append('<p class="warning">Read in part: %s</p>' % escape(p))
     n = 0
-    sig = s.recording.signals() if s.recording is not None else None
-    if sig is not None:
-        out.append(_img(plots.session(s.recording, sig), "EMG envelope over the session"))
+    if s.trace is not None:
+        target = s.target_uv
+        out.append(_img(plots.session(s.trace, target), "EMG envelope over the session%s" % (
+            " against the target of %.1f µV" % target if target is not None else "")))
         n += 1
-    elif s.recording is not None:
+    elif s.files and s.files[0].endswith(".tonus"):
         out.append("<p>The recording holds no EMG.</p>")
+    if s.notes:
+        out.append("<p>Notes: %s</p>" % "; ".join(
+            "%s %s" % (w.astimezone().strftime("%H:%M"), escape(t)) for w, t in s.notes))
     out.append(_scores(s.scores) if s.scores else "<p>No scores: the session did not end while recorded.</p>")
     if s.glazer:
         rows = s.glazer.get("normative", {}).get("rows", [])
@@ -147,6 +225,9 @@ def _session(s):
     return "\n".join(out), n
 
 
+_UNITS = {"uv": " µV", "s": " s", "pct": " %", "n": ""}
+
+
 def _scores(d):
     head = "practised %s s, ended %s" % (_fmt(d.get("practised_s")), escape(str(d.get("ended", "?")).lower()))
     if d.get("advice"):
@@ -156,27 +237,30 @@ def _scores(d):
             head += "; %s %s µV" % (label, _fmt(d[key]))
     rows = [
         "<p>Device scores: %s.</p>" % head,
-        "<table><tr><th>phase</th><th>type</th><th>practised / planned</th><th>figures</th></tr>",
+        '<div class="scroll"><table><tr><th>phase</th><th>practised / planned</th><th>figures of this phase</th>'
+        "</tr>",
     ]
     for ph in d.get("phases", []):
         figures = []
         for _key, name, label, unit in scores.FIELDS:
             if name in ph:
-                figures.append("%s %s" % (label, _fmt(ph[name], {"uv": " µV", "s": " s", "pct": " %", "n": ""}[unit])))
+                figures.append("%s %s" % (escape(label), _fmt(ph[name], _UNITS[unit])))
         if "below_target_percent" in ph:
-            figures.append("below target %s of the time" % _fmt(ph["below_target_percent"], " %"))
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s / %s s</td><td>%s</td></tr>" % (
+            figures.append("%s: %s" % (_ref("below-phase", "at or below target, % of the phase"),
+                                       _fmt(ph["below_target_percent"], " %")))
+        rows.append("<tr><td>%s %s</td><td>%s / %s s</td><td>%s</td></tr>" % (
             escape(str(ph.get("phase", "?"))), escape(str(ph.get("type", "?"))), _fmt(ph.get("practised_s")),
-            _fmt(ph.get("planned_s")), escape("; ".join(figures))))
-    rows.append("</table>")
+            _fmt(ph.get("planned_s")), "; ".join(figures)))
+    rows.append("</table></div>")
     return "".join(rows)
 
 
 def _glazer_table(rows):
-    out = ["<table><tr><th>measure</th><th>value</th><th>norm (mean ± SD)</th><th>z</th><th></th></tr>"]
+    out = ['<div class="scroll"><table><tr><th>measure</th><th>value</th><th>norm (mean ± SD)</th><th>z</th>'
+           "<th></th></tr>"]
     for r in rows:
         out.append("<tr><td>%s</td><td>%.1f µV</td><td>%.1f ± %.1f µV</td><td>%+.1f</td><td>%s</td></tr>" % (
             escape(r["measure"].removesuffix("_uv").replace("_", " ")), r["value_uv"], r["norm_mean_uv"],
             r["norm_sd_uv"], r["z"], escape(r["verdict"])))
-    out.append("</table>")
+    out.append("</table></div>")
     return "".join(out)

@@ -2,8 +2,10 @@
 
     matrix   requirements, recorded test results and the gate (stdlib only)
     render   the matrix as Markdown, HTML and JUnit XML
-    plugin   the pytest plugin the root conftest.py registers
     cli      `tonus-trace`: render or check the last recorded results
+
+The pytest plugin that records the results is qa/trace_plugin.py, beside
+the tests: it needs pytest, which an installed tonus does not have.
 
 docs/qa.md says how QA uses it.
 """

@@ -4,7 +4,7 @@
     tonus-trace --format html --out matrix.html
     tonus-trace --check               exit 1 when a safety requirement has no passing test
 
-pytest (with the plugin in host/trace/plugin.py) records the results; a
+pytest (with the plugin in qa/trace_plugin.py, outside the installed package) records the results; a
 suite run in pieces adds up in one directory, and --check is the gate for
 CI scripts that run it that way. Exit codes: 0 ok, 1 the gate fails or the
 results cannot be read, 2 usage.

@@ -50,7 +50,8 @@ def test_edf_reads_back_with_labels_units_rates_values_and_annotations(stim_reco
         assert r.filetype == pyedflib.FILETYPE_EDFPLUS and "EDF+C" in out.read_bytes()[:256].decode("ascii")
         assert r.getSignalLabels() == ["EMG", "EMG envelope", "Stim current"]
         assert [r.getPhysicalDimension(i) for i in range(3)] == ["uV", "uV", "mA"]
-        assert list(r.getSampleFrequencies()) == [2000, 50, 50]
+        assert list(r.getSampleFrequencies()) == [2000, 40, 40]  # envelope and current: one value per frame
+        assert r.getPrefilter(0) == export.EMG_FILTER and "one value per 25 ms frame" in r.getPrefilter(1)
         n = len(sig.emg_uv)
         emg = r.readSignal(0)
         assert len(emg) == -(-n // 2000) * 2000  # whole data records of 1 s
@@ -60,12 +61,12 @@ def test_edf_reads_back_with_labels_units_rates_values_and_annotations(stim_reco
         assert (sig.flags[beyond] & (m.FLAG_STIM | m.FLAG_SATURATED | m.FLAG_BLANKED)).all()
         np.testing.assert_allclose(emg[:n], np.clip(sig.emg_uv, -limit, limit), atol=_resolution(r, 0))
         assert _resolution(r, 0) < 0.1  # the EMG itself finer than the device's 0.1 µV
-        env = r.readSignal(1)[: n // 40]
-        np.testing.assert_allclose(env, sig.envelope_uv[: n // 40 * 40].reshape(-1, 40).mean(axis=1),
-                                   atol=_resolution(r, 1))
-        stim = r.readSignal(2)[: n // 40]
+        env = r.readSignal(1)[: n // 50]  # the device's own values, not resampled
+        np.testing.assert_allclose(env, sig.envelope_uv[::50], atol=_resolution(r, 1))
+        stim = r.readSignal(2)[: n // 50]
+        np.testing.assert_allclose(stim, sig.stim_ma[::50], atol=_resolution(r, 2))
         assert stim.max() == pytest.approx(10.0, abs=_resolution(r, 2)) and r.getPhysicalMaximum(2) >= 10
-        assert stim[: 5 * 50].max() == 0  # nothing in the baseline
+        assert stim[: 5 * 40].max() == 0  # nothing in the baseline
         # the patient field holds the pseudonym only; the equipment names the device
         head = out.read_bytes()[:168].decode("ascii")
         assert head[8:88].split() == ["P-0042", "X", "X", "X"]
@@ -229,3 +230,67 @@ def test_a_recording_without_emg_cannot_be_exported(tmp_path, stim_recording):
 @pytest.mark.req("UX-EXPORT-1")
 def test_physical_ranges_are_round_and_above_the_largest_value(value, floor, want):
     assert export.nice_ceiling(value, floor) == want
+
+
+def _joined(texts):
+    """Annotation texts with the parts of each split one ("[k/n] ...") joined again."""
+    out, parts = [], []
+    for t in texts:
+        if t.startswith("[") and "/" in t.split("]")[0]:
+            k, n = (int(x) for x in t[1:].split("]")[0].split("/"))
+            parts.append(t.split("] ", 1)[1])
+            if k == n:
+                out.append(" ".join(parts))
+                parts = []
+        else:
+            out.append(t)
+    return out
+
+
+@pytest.mark.req("UX-EXPORT-2")
+def test_two_independent_strict_readers_read_the_edf_whole(stim_recording, tmp_path):
+    mne = pytest.importorskip("mne")
+    edfio = pytest.importorskip("edfio")
+    import dataclasses
+
+    from host.client import StateChanged
+
+    def tweak(it):  # a state change with a reason longer than EDFlib keeps
+        if isinstance(it, StateChanged) and it.to_state == "RUNNING":
+            return dataclasses.replace(it, reason="CHECKS_PASSED after the electrode and impedance check")
+        return it
+
+    _, data = _rewrite(stim_recording, lambda k, it: True, tweak)
+    (tmp_path / "long.tonus").write_bytes(data)
+    rec = recording.read(tmp_path / "long.tonus")
+    out = tmp_path / "s.edf"
+    done = export.write_edf(rec, out)
+    sig = rec.signals()
+    t0 = sig.first_index / 2000
+    want = ["protocol lf-stim-short"] + [("pre: " if a.onset_s < t0 else "") + a.text for a in rec.annotations()]
+    assert any(len(t) > export.ANNOTATION_CHARS for t in want)  # the rule is exercised
+    edf = edfio.read_edf(out)
+    assert [s.label for s in edf.signals] == ["EMG", "EMG envelope", "Stim current"]
+    assert [s.sampling_frequency for s in edf.signals] == [2000, 40, 40]
+    assert [s.prefiltering for s in edf.signals][0] == export.EMG_FILTER
+    assert all(s.prefiltering and s.physical_dimension for s in edf.signals)
+    texts = [a.text for a in edf.annotations]
+    assert all(len(t) <= export.ANNOTATION_CHARS for t in texts) and len(texts) == done.annotations
+    assert sorted(_joined(texts)) == sorted(want + ["end of signal (zeros follow)"] * (len(sig.emg_uv) % 2000 > 0))
+    np.testing.assert_allclose(edf.signals[0].data[: len(sig.emg_uv)][sig.flags == 0], sig.emg_uv[sig.flags == 0],
+                               atol=0.01)
+    raw = mne.io.read_raw_edf(out, preload=False, verbose="error")
+    assert raw.ch_names == ["EMG", "EMG envelope", "Stim current"] and raw.info["sfreq"] == 2000
+    assert sorted(_joined(list(raw.annotations.description))) == sorted(_joined(texts))
+    emg = raw.get_data(picks=["EMG"], start=0, stop=2000)[0] * 1e6  # MNE reads volts
+    np.testing.assert_allclose(emg, edf.signals[0].data[:2000], atol=0.01)
+
+
+@pytest.mark.parametrize("text", ["short", "pre: ARMED -> RUNNING (CHECKS_PASSED) and then some more words",
+                                  "x" * 100])
+@pytest.mark.req("UX-EXPORT-2")
+def test_a_long_annotation_is_split_at_spaces_never_cut(text):
+    parts = export.fit_annotation(text)
+    assert all(len(p) <= export.ANNOTATION_CHARS for p in parts)
+    assert _joined(parts) == [text] if " " in text or len(text) <= 40 else "".join(
+        p.split("] ", 1)[1] for p in parts) == text

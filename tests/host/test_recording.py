@@ -122,7 +122,7 @@ def test_a_damaged_stretch_costs_only_the_items_it_hits(session):
     assert len(rec.problems) == 1 and "damaged bytes" in rec.problems[0]
     sig = rec.signals()  # the lost frame is a gap in the arrays
     assert sig.gaps() == [(whole.items[100][1].first_index, 50)]
-    assert any(a.kind == "gap" and a.text == "gap: 50 samples lost" for a in rec.annotations(sig))
+    assert any(a.kind == "gap" and a.text == "gap: 50 samples lost" for a in rec.annotations())
 
 
 @pytest.mark.req("UX-RECORD-1")

@@ -1,10 +1,11 @@
 """The HTML practice journal: what goes in, what is skipped, and that a browser shows every plot."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
+from html import escape
+from datetime import UTC, datetime
 
 import cbor2
 import pytest
@@ -12,36 +13,28 @@ from cliutil import run_cli
 
 from host import glazer, recording
 from host.cli import main
+from host.report import build
+from qa import synthetic
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
 
 
 @pytest.fixture(scope="session")
-def chromium(tmp_path_factory):
-    """The Debian chromium binary, installed with apt-get when missing (a one-time cost)."""
-    exe = shutil.which("chromium")
-    if exe is None:
-        cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:  # a stale package list: fetch it, then try once more
-            subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        exe = shutil.which("chromium")
-        if exe is None:
-            pytest.skip("chromium is not installed and apt-get could not install it: %s" % done.stderr[-300:])
+def chromium(chromium_exe, tmp_path_factory):
+    """dump_dom(path): the DOM chromium builds from a local HTML file."""
+    exe = chromium_exe
     profile = tmp_path_factory.mktemp("chromium-profile")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", "--user-data-dir=%s" % profile]
 
-    def dump_dom(path):
-        done = subprocess.run(
-            [exe, "--headless", "--disable-gpu", "--no-sandbox", "--user-data-dir=%s" % profile,
-             "--dump-dom", path.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
+    def run(path, *args, width=1280, height=2000):
+        done = subprocess.run([exe, *flags, "--window-size=%d,%d" % (width, height), *args, path.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
-    return dump_dom
+    return run
 
 
 def _check(dom):
@@ -75,7 +68,10 @@ def folder(tmp_path_factory):
                  "--record", str(raw), "--out", str(d / "tonus-session-A926-20261121-090000.json")]) == 0
     # as a device with an approved protocol would have written it
     rec = recording.read(raw)
-    head = dict(rec.header, patient="P-0042", protocol_id="relax-a")
+    # dated like its scores file (the day before the Glazer assessment), never "today"
+    start = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    head = dict(rec.header, patient="P-0042", protocol_id="relax-a", started_unix_s=start.timestamp(),
+                started_utc=start.isoformat(timespec="milliseconds"))
     body = raw.read_bytes()[len(cbor2.dumps(rec.header)):]
     (d / "s1.tonus").write_bytes(cbor2.dumps(head) + body)
     raw.unlink()
@@ -108,7 +104,7 @@ def test_the_report_holds_each_session_groups_protocols_and_lists_what_it_skippe
     assert "broken.json</code>: not readable JSON" in html
     assert "Read in part: the last" in html
     # self-contained: every image inline, nothing fetched
-    assert not re.search(r"""(src|href)=["'](?!data:)""", html) and "<link" not in html and "@import" not in html
+    assert not re.search(r"""(src|href)=["'](?!data:|#)""", html) and "<link" not in html and "@import" not in html
     assert html.count("<img ") == r["images"] == 2 + 2 + 1  # trends, session plots (whole, cut), Glazer
     # the Glazer assessment against the norms, with the source named
     assert "Glazer assessment against the norms" in html and "Oleksy" in html
@@ -133,7 +129,8 @@ def test_the_trend_reads_the_devices_compliance_log_when_there_is_one(folder, tm
     assert code == 0, err
     html = (d / "r.html").read_text()
     assert "From the device&#x27;s compliance log (sessions.json)." in html
-    rows = re.findall(r"<tr><td>(#\d)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", html)
+    rows = re.findall(r"<tr><td>(#\d)</td><td>[^<]*</td><td><span[^>]*>finished</span></td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td><td>([^<]*)</td><td></td></tr>", html)
     assert rows == [("#0", "14.2 µV", "20.0 %", "6/10"), ("#1", "12.5 µV", "40.0 %", "4/10"), ("#2", "11.1 µV", "50.0 %", "–")]
 
 
@@ -149,10 +146,74 @@ def test_a_browser_decodes_every_plot_and_the_page_says_when_one_does_not(folder
     assert main(["report", str(folder), "--out", str(out)]) == 0
     html = out.read_text()
     n = html.count("<img ")
-    assert n == 5 and _check(chromium(out)) == (n, 0)
+    assert n == 5 and _check(chromium(out, "--dump-dom")) == (n, 0)
     # the check can fail: one plot's PNG damaged
     first = html.index("data:image/png;base64,") + len("data:image/png;base64,")
     broken = tmp_path / "broken.html"
     broken.write_text(html[:first] + "AAAA" + html[first + 4 :])
-    dom = chromium(broken)
+    dom = chromium(broken, "--dump-dom")
     assert _check(dom) == (n, 1) and "1 of 5 plots could not be shown" in dom
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory):
+    """A fortnight of relaxation practice, every way a session can end, two notes, the device's log with
+    pain/comfort scores, and a stub from a refused start; the report dated, never "today"."""
+    d = synthetic.journal(tmp_path_factory.mktemp("fortnight"), minutes=1.5)
+    out = d.parent / "journal.html"
+    built = build(d, out, made=datetime(2026, 11, 16, 8, 0, tzinfo=UTC))
+    return d, out, built
+
+
+@pytest.mark.req("UX-REPORT-2")
+def test_sessions_are_marked_by_how_they_ended_and_stubs_are_never_counted(journal):
+    from host.report import collect, page
+
+    _d, out, built = journal
+    html = out.read_text()
+    assert built.sessions == 9 and [n for n, _why in built.stubs] == ["2026-11-02-refused.tonus"]
+    assert "9 sessions from 2026-11-02 to 2026-11-15: 5 finished, 1 stopped early, 1 advised stop, 1 fault, " \
+           "1 cut off" in html
+    assert "made 2026-11-16" in html
+    # the stub is listed apart, under its own heading, and nowhere among the sessions
+    stubs = html.index("Not sessions (not counted)")
+    assert html.index("2026-11-02-refused.tonus") > stubs and html.count("refused.tonus") == 1
+    # the trend: every session on its date with its outcome, the cut-off one from its recording
+    table = html[html.index("<h3>Trend</h3>") : html.index("<h3>Sessions</h3>")]
+    ended = re.findall(r'<td><span class="badge (\w+)">', table)
+    assert ended == [o for _day, o, *_ in synthetic.FORTNIGHT]
+    assert "recording only" in table and "tense after a long day at work" in table
+    assert re.search(r"2026-11-0\d \d\d:\d\d", table)  # dates, not log numbers, say when
+    # a session card per session, each with its outcome badge and its plot against the target
+    cards = html[html.index("<h3>Sessions</h3>") :]
+    assert cards.count("<article>") == 9
+    assert cards.count('alt="EMG envelope over the session against the target of 8.0 µV"') == 8  # not the cut one
+    # each figure defined once; every use links to its definition
+    for anchor, _title, _text in page.DEFINITIONS:
+        assert html.count('id="%s"' % anchor) == 1
+    assert 'href="#below-session"' in table and 'href="#below-phase"' in cards
+    assert all(escape(o) in html for o in collect.OUTCOMES.values())
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+
+
+@pytest.mark.req("UX-REPORT-2")
+def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal, chromium, tmp_path):
+    _d, out, _built = journal
+    for width in (390, 768, 1280):
+        dom = chromium(out, "--dump-dom", width=width)
+        tag = re.search(r'<p id="render-check"[^>]*>', dom).group(0)
+        page_w = int(re.search(r'data-page-width="(\d+)"', tag).group(1))
+        view_w = int(re.search(r'data-view-width="(\d+)"', tag).group(1))
+        assert view_w == width and page_w <= view_w, "the page scrolls sideways at %d px" % width
+        assert _check(dom) == (10, 0)
+        shot = tmp_path / ("report-%d.png" % width)
+        chromium(out, "--screenshot=%s" % shot, width=width, height=1400)
+        head = shot.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") == width
+    pdf = tmp_path / "report.pdf"
+    chromium(out, "--print-to-pdf=%s" % pdf, "--no-pdf-header-footer")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    pages = re.findall(rb"/Type\s*/Page[^s]", data)
+    boxes = {tuple(round(float(v)) for v in b.split()) for b in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", data)}
+    assert 2 <= len(pages) <= 30 and boxes == {(0, 0, 595, 842)}  # A4 portrait, in points
