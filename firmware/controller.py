@@ -115,6 +115,10 @@ class Controller:
             self.safety.enter_safe_state(faults.STORAGE)
         if isinstance(policy, dict) and isinstance(policy.get("amplitude_max_ua"), int):
             self.policy_max_ua = min(max(policy["amplitude_max_ua"], 0), hal.hw_max_ua)
+        try:
+            self.therapy.recheck(self._limits())
+        except OSError:
+            self.safety.enter_safe_state(faults.STORAGE)
         if isinstance(policy, dict) and policy.get("mains_hz") in (50, 60):
             self.emg.reconfigure(mains_hz=policy["mains_hz"])
         if cause == H.RESET_WATCHDOG:
@@ -674,10 +678,13 @@ class Controller:
 
     def _upload_commit(self, body, now):
         self._quiet()
-        limits = {"amplitude_max_ua": self.policy_max_ua, "max_session_s": MAX_SESSION_S}
+        limits = self._limits()
         # seconds of big-integer work on the board: feed the watchdog as it goes
         summary = self.therapy.commit(now, self.hal.serial, limits, self.hal.wdt_feed)
         return {"protocol": summary}
+
+    def _limits(self):
+        return {"amplitude_max_ua": self.policy_max_ua, "max_session_s": MAX_SESSION_S}
 
     def _protocol_show(self, body, now):
         return {"protocol": self.therapy.summary(), "max_sequence": self.therapy.max_seq}

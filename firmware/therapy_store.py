@@ -25,16 +25,21 @@ from protocol.errors import (
     ROLLBACK,
     UPLOAD_HASH,
     UPLOAD_OFFSET,
+    UNKNOWN_KID,
     UPLOAD_TOO_LARGE,
     WRONG_DEVICE,
     ProtocolError,
 )
 
 AUDIT_SIZE = 32
+# the encoded summary's ceiling: with it, INFO (the largest reply that
+# carries it) fits one frame whatever else it reports (tests/dual prove it)
+SUMMARY_MAX_BYTES = 250
 AUDIT_ACCEPTED = 1  # code 0, sequence of the new protocol
 AUDIT_REFUSED = 2  # code = the refusal
 AUDIT_REMOVED = 3
 AUDIT_KEYS_CHANGED = 4  # code = number of trusted keys now
+AUDIT_WITHDRAWN = 5  # code = why (UNKNOWN_KID: signer no longer trusted; PROTOCOL_INVALID: outside the limits now)
 
 
 class TherapyStore:
@@ -51,6 +56,7 @@ class TherapyStore:
         self.keys = {}
         self.audit = []
         self._keys_digest = b""
+        self._keys_changed = False
         self._up = None
         self._up_size = 0
         self._up_digest = b""
@@ -81,6 +87,29 @@ class TherapyStore:
                 return False
         return self._load_keys(keys)
 
+    def recheck(self, limits):
+        """Trust decided again at boot, after provisioning may have changed keys or policy.
+
+        A protocol whose signer is no longer trusted, or that the device's
+        limits no longer allow, is not installed: it stays on flash (trusting
+        its key again restores it) but runs nothing. Audited when the key set
+        changed, so a reboot loop does not write flash.
+        """
+        if self.doc is None:
+            return
+        why = 0
+        if self.kid not in self.keys:
+            why = UNKNOWN_KID
+        elif therapy.validate(self.doc, limits):
+            why = PROTOCOL_INVALID
+        if why:
+            self._audit(self.base_ms, AUDIT_WITHDRAWN, why, self.doc["sequence"])
+            if self._keys_changed:
+                self._save_audit()
+            self.doc = None
+            self.kid = b""
+            self.digest = b""
+
     def _load_keys(self, keys):
         """Trust the provisioned keys; a changed key set is audited once."""
         trusted = {}
@@ -94,7 +123,8 @@ class TherapyStore:
                     trusted[kid] = pub
         self.keys = trusted
         digest = hashlib.sha256(codec.dumps(trusted)).digest()
-        if digest != self._keys_digest:
+        self._keys_changed = digest != self._keys_digest
+        if self._keys_changed:
             self._keys_digest = digest
             self._save(0)
             self._audit(self.base_ms, AUDIT_KEYS_CHANGED, len(trusted), 0)
@@ -148,7 +178,7 @@ class TherapyStore:
             # during sessions matters more than a few ms on an upload
             from protocol import cose
 
-            _kid, payload = cose.verify_sign1(signed, self.keys, checkpoint=checkpoint)
+            kid, payload = cose.verify_sign1(signed, self.keys, checkpoint=checkpoint)
             doc = codec.loads(payload)
             problems = therapy.validate(doc, limits)
             if problems:
@@ -158,6 +188,15 @@ class TherapyStore:
                 raise ProtocolError(WRONG_DEVICE, "signed for device %s" % doc["device"])
             if seq <= self.max_seq:
                 raise ProtocolError(ROLLBACK, "sequence %d is not above %d" % (seq, self.max_seq))
+            summary = _summary(doc, 0, hashlib.sha256(signed).digest(), kid)
+            if len(codec.dumps(summary)) > SUMMARY_MAX_BYTES:
+                # never store what the device could not report in one frame
+                raise ProtocolError(PROTOCOL_INVALID, "its texts are too long to report")
+            if seq > self.max_seq + therapy.SEQUENCE_STEP_MAX:
+                raise ProtocolError(
+                    ROLLBACK,
+                    "sequence %d is more than %d above %d" % (seq, therapy.SEQUENCE_STEP_MAX, self.max_seq),
+                )
         except ProtocolError as e:
             self._audit(self.total_ms(now_ms), AUDIT_REFUSED, e.code, seq)
             self._save_audit()
@@ -213,23 +252,9 @@ class TherapyStore:
         self._save(now_ms)
 
     def summary(self):
-        d = self.doc
-        if d is None:
+        if self.doc is None:
             return None
-        return {
-            m.PINFO_ID: d["id"],
-            m.PINFO_SEQUENCE: d["sequence"],
-            m.PINFO_APPROVED_BY: d["approved_by"],
-            m.PINFO_PATIENT: d["patient"],
-            m.PINFO_PROBE: d["probe"],
-            m.PINFO_SESSIONS: d["budget"]["sessions"],
-            m.PINFO_USED: self.used,
-            m.PINFO_HASH: self.digest,
-            m.PINFO_APPROVED_ON: d["approved_on"],
-            m.PINFO_MAX_SESSION_S: d["budget"]["max_session_s"],
-            m.PINFO_MIN_INTERVAL_S: d["budget"]["min_interval_s"],
-            m.PINFO_KID: self.kid,
-        }
+        return _summary(self.doc, self.used, self.digest, self.kid)
 
     # -- persistence ----------------------------------------------------
 
@@ -253,3 +278,21 @@ class TherapyStore:
 
     def _save_audit(self):
         self._store.save(AUDIT_RECORD, self.audit)
+
+
+def _summary(d, used, digest, kid):
+    """What INFO, PROTOCOL_SHOW and the commit reply say about a protocol."""
+    return {
+        m.PINFO_ID: d["id"],
+        m.PINFO_SEQUENCE: d["sequence"],
+        m.PINFO_APPROVED_BY: d["approved_by"],
+        m.PINFO_PATIENT: d["patient"],
+        m.PINFO_PROBE: d["probe"],
+        m.PINFO_SESSIONS: d["budget"]["sessions"],
+        m.PINFO_USED: used,
+        m.PINFO_HASH: digest,
+        m.PINFO_APPROVED_ON: d["approved_on"],
+        m.PINFO_MAX_SESSION_S: d["budget"]["max_session_s"],
+        m.PINFO_MIN_INTERVAL_S: d["budget"]["min_interval_s"],
+        m.PINFO_KID: kid,
+    }

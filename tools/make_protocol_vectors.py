@@ -49,6 +49,11 @@ def build():
         "tampered": (bytes(tampered), "BAD_SIGNATURE"),
         "unsafe": (sign_document(unsafe, TRUSTED), "PROTOCOL_INVALID"),
         "stranger": (sign_document(_doc(6), STRANGER), "UNKNOWN_KID"),
+        # 40 characters but 120 bytes: stored, it would not fit the device's replies
+        "wide": (sign_document(_doc(7, id="\u6cbb" * 40), TRUSTED), "PROTOCOL_INVALID"),
+        "bidi": (sign_document(_doc(8, approved_by="A. \u202eTP"), TRUSTED), "PROTOCOL_INVALID"),
+        # the last sequence number: accepted, no protocol could ever follow it
+        "leap": (sign_document(_doc(0xFFFFFFFF), TRUSTED), "ROLLBACK"),
     }
     pub = public_raw(TRUSTED.public_key())
     return {
