@@ -32,6 +32,10 @@ from protocol.errors import (
 )
 
 AUDIT_SIZE = 32
+# Refusals are what a hostile host can cause at will: they are audited in
+# RAM at once (identical ones in a row coalesce into one entry with a count
+# as its fifth item) and reach the flash at most once per AUDIT_FLUSH_MS.
+AUDIT_FLUSH_MS = 60000
 # the encoded summary's ceiling: with it, INFO (the largest reply that
 # carries it) fits one frame whatever else it reports (tests/dual prove it)
 SUMMARY_MAX_BYTES = 250
@@ -53,10 +57,12 @@ class TherapyStore:
         self.used = 0  # sessions started under the current protocol
         self.base_ms = 0  # uptime of earlier boots
         self.last_start_ms = -1  # total uptime at the last session start
+        self.open = None  # the marker of a session under way (a map of LOG_* keys), or None
         self.keys = {}
         self.audit = []
         self._keys_digest = b""
         self._keys_changed = False
+        self._audit_saved_ms = -1  # total uptime of the last audit write of a refusal, -1: none yet
         self._up = None
         self._up_size = 0
         self._up_digest = b""
@@ -81,6 +87,7 @@ class TherapyStore:
                 self.base_ms = rec["base_ms"]
                 self.last_start_ms = rec["last_ms"]
                 self._keys_digest = rec["keys"]
+                self.open = rec.get("open")
                 if rec["cose"] is not None:
                     self._install(rec["cose"])
             except (KeyError, TypeError, IndexError, AttributeError, ProtocolError):
@@ -198,8 +205,10 @@ class TherapyStore:
                     "sequence %d is more than %d above %d" % (seq, therapy.SEQUENCE_STEP_MAX, self.max_seq),
                 )
         except ProtocolError as e:
-            self._audit(self.total_ms(now_ms), AUDIT_REFUSED, e.code, seq)
-            self._save_audit()
+            t = self.total_ms(now_ms)
+            self._audit(t, AUDIT_REFUSED, e.code, seq)
+            if self._audit_saved_ms < 0 or t - self._audit_saved_ms >= AUDIT_FLUSH_MS:
+                self._save_audit(t)
             raise
         prev = (self.cose, self.max_seq, self.used, self.last_start_ms)
         self.cose, self.max_seq, self.used, self.last_start_ms = signed, seq, 0, -1
@@ -211,7 +220,7 @@ class TherapyStore:
             raise
         self._install(signed)
         self._audit(self.total_ms(now_ms), AUDIT_ACCEPTED, 0, seq)
-        self._save_audit()
+        self._save_audit(self.total_ms(now_ms))
         return self.summary()
 
     def remove(self, now_ms):
@@ -224,7 +233,7 @@ class TherapyStore:
         self.used = 0
         self._save(now_ms)
         self._audit(self.total_ms(now_ms), AUDIT_REMOVED, 0, self.max_seq)
-        self._save_audit()
+        self._save_audit(self.total_ms(now_ms))
 
     # -- sessions -------------------------------------------------------
 
@@ -241,10 +250,33 @@ class TherapyStore:
             if wait > 0:
                 raise ProtocolError(INTERVAL_NOT_ELAPSED, "next session in %d min" % ((wait + 59999) // 60000))
 
-    def count_start(self, now_ms):
-        """Record a session start (the output is off: the device is ARMED)."""
-        self.used += 1
-        self.last_start_ms = self.total_ms(now_ms)
+    def mark_open(self, now_ms, marker, counted):
+        """Record a session start (the output is off: the device is ARMED).
+
+        The session count and the marker a power cut leaves for the
+        compliance log are one record, written once: charged and logged, or
+        neither. counted: the session uses the approved protocol's budget.
+        """
+        prev = (self.used, self.last_start_ms)
+        if counted:
+            self.used += 1
+            self.last_start_ms = self.total_ms(now_ms)
+        self.open = marker
+        try:
+            self._save(now_ms)
+        except Exception:
+            self.used, self.last_start_ms = prev
+            self.open = None
+            raise
+
+    def close_open(self, now_ms, refund=False):
+        """The session's log entry is stored: drop the marker (and carry the uptime over).
+
+        refund: the session gives its count back (docs/interlocks.md says when).
+        """
+        self.open = None
+        if refund and self.used > 0:
+            self.used -= 1
         self._save(now_ms)
 
     def checkpoint_uptime(self, now_ms):
@@ -259,6 +291,12 @@ class TherapyStore:
     # -- persistence ----------------------------------------------------
 
     def _audit(self, t_ms, event, code, seq):
+        last = self.audit[-1] if self.audit else None
+        if event == AUDIT_REFUSED and last is not None and last[1:4] == [event, code, seq]:
+            if len(last) == 4:
+                last.append(1)
+            last[4] += 1
+            return
         self.audit.append([t_ms, event, code, seq])
         if len(self.audit) > AUDIT_SIZE:
             self.audit = self.audit[-AUDIT_SIZE:]
@@ -273,11 +311,13 @@ class TherapyStore:
             "base_ms": self.base_ms + now_ms,
             "last_ms": self.last_start_ms,
             "keys": self._keys_digest,
+            "open": self.open,
         }
         self._store.save(THERAPY_RECORD, rec)
 
-    def _save_audit(self):
+    def _save_audit(self, t_ms=-1):
         self._store.save(AUDIT_RECORD, self.audit)
+        self._audit_saved_ms = t_ms
 
 
 def _summary(d, used, digest, kid):

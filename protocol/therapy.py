@@ -12,6 +12,7 @@ host can point at the file line. Messages speak the clinician's language.
 """
 
 from protocol import electrode
+from protocol.codec import is_int
 
 FORMAT = 1
 MAX_PHASES = 16
@@ -139,10 +140,6 @@ _BUDGET = {
 _LIMITS = {"amplitude_max_ua": (0, 100000, "maximum amplitude", "µA")}
 
 
-def _is_int(v):
-    return isinstance(v, int) and v is not True and v is not False
-
-
 # Text limits are in encoded UTF-8 bytes, not characters: the device's
 # replies (INFO, PROTOCOL_SHOW, the commit reply) must fit one frame whatever
 # script a clinician writes in. field -> (min bytes, max bytes)
@@ -206,7 +203,7 @@ class _Problems:
         self.items.append((path, msg))
 
     def ranged(self, path, v, lo, hi, name, unit):
-        if not _is_int(v):
+        if not is_int(v):
             self.add(path, "%s must be a whole number%s" % (name, (" of " + unit) if unit else ""))
             return False
         if v < lo or v > hi:
