@@ -50,6 +50,8 @@ _DONE_MS = 600
 _ALARM_MS = 1000
 _ADVICE_MS = 1500
 MAX_LOGGED_FAULTS = 4
+# a session the host's failure ended before this share of its planned time gives its count back
+HOST_FAIL_REFUND_PERCENT = 25
 # fault clears: a burst of CLEAR_BURST, then one per CLEAR_REFILL_MS
 CLEAR_BURST = 3
 CLEAR_REFILL_MS = 20000
@@ -170,11 +172,19 @@ class Controller:
         if self.session.heartbeat_ms and self.session.active():
             if now - self.link.last_rx_ms > self.session.heartbeat_ms:
                 s.enter_safe_state(faults.HEARTBEAT_LOST)
+        # a level a host set lasts while that host keeps talking, in any session
+        if self.stim.level_by_host and now - self.link.last_rx_ms > STIM_HEARTBEAT_MAX_MS:
+            self._host_level_gone(now)
         if self.session.active() and self.emg.stalled(now):
             s.enter_safe_state(faults.EMG_STALLED)
         cause = s.take_unreported()
         if cause:
             self._report_fault(cause, now)
+
+    def _host_level_gone(self, now):
+        if self.stim.host_gone():
+            self.log.add(now, EventLog.LEVEL_DROPPED, self.stim.state, 0)
+            self._stim_changed(self.stim.state, now)
 
     def _report_fault(self, cause, now):
         s = self.safety
@@ -298,13 +308,19 @@ class Controller:
         summary[m.SUM_TRIGGERS] = st.triggers_total
         summary[m.SUM_CHARGE_UC] = st.charge_nc // 1000
         summary[m.SUM_MAX_UA] = st.max_ua
+        run_ms = summary[m.SUM_RUN_MS]
+        # the budget rule for sessions the patient did not get (docs/security.md)
+        refund = prev == m.ARMED or (
+            reason == m.REASON_HEARTBEAT_LOST
+            and run_ms * 100 < self.session.duration_ms * HOST_FAIL_REFUND_PERCENT
+        )
         try:
             if prev != m.ARMED:  # else the checks never passed: nothing was practised
                 self.last_summary = summary
                 self.link.push(m.EVENT, m.SUMMARY, **m.named(m.EVENT, m.SUMMARY, summary))
                 self.sessionlog.add(self._log_entry(summary))
             # after the entry: a power cut in between finds the entry at boot, never no entry
-            self.therapy.close_open(now)
+            self.therapy.close_open(now, refund and self.safety.protocol_verified)
         except OSError:
             self.safety.enter_safe_state(faults.STORAGE)
 
@@ -538,6 +554,7 @@ class Controller:
             # the host driving the session came back: its level starts from zero again
             # (a host that only watches a stand-alone session changes nothing)
             self.stim.level_ua = 0
+        self._host_level_gone(now)  # a level set by the host before this one is not this host's
         reply = {
             "version": version,
             "firmware_version": FIRMWARE_VERSION,

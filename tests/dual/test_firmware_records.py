@@ -77,3 +77,38 @@ def test_a_hostile_host_cannot_make_the_device_write_flash_at_will():
     audit = record.unpack(hal.files[AUDIT_RECORD])
     refused = [a for a in audit if a[1] == 2]
     assert sum(a[4] if len(a) > 4 else 1 for a in refused) == 31, audit
+
+
+def _host_driven(hal, ctrl, host, silent_after_ms):
+    assert request(hal, ctrl, host, m.SESSION_START, heartbeat_ms=1000)[0] == m.RESPONSE
+    for _ in range(silent_after_ms // 500):
+        run(hal, ctrl, 500)
+        request(hal, ctrl, host, m.PING)
+    run(hal, ctrl, 1100)  # the host is gone
+    assert ctrl.session.state == m.DONE
+
+
+@req("REC-HOSTFAIL-1")
+def test_a_session_the_host_failed_early_is_logged_as_such_and_not_charged():
+    hal, ctrl, host = greeted(files=provisioned())
+    assert upload(hal, ctrl, host, cose("v1"))[0] == m.RESPONSE
+    _host_driven(hal, ctrl, host, 3000)
+    e = ctrl.sessionlog.get(0)
+    assert e[m.LOG_END_REASON] == m.REASON_HEARTBEAT_LOST and e[m.LOG_RUN_MS] > 0
+    used, logged, _ = _practised(hal.files)
+    assert (used, logged) == (0, 1)  # logged, and the session given back
+    # the interval still counts from its start
+    r = request(hal, ctrl, host, m.SESSION_START, heartbeat_ms=1000)
+    assert r[0] == m.ERROR and r[3][0] == errors.INTERVAL_NOT_ELAPSED
+
+
+@req("REC-HOSTFAIL-1")
+def test_a_session_the_host_failed_late_is_charged():
+    from firmware import controller
+
+    hal, ctrl, host = greeted(files=provisioned())
+    assert upload(hal, ctrl, host, cose("v1"))[0] == m.RESPONSE
+    ctrl.therapy.doc["phases"] = ctrl.therapy.doc["phases"][:1]  # a 60 s session keeps this test short
+    _host_driven(hal, ctrl, host, 60000 * controller.HOST_FAIL_REFUND_PERCENT // 100 + 500)
+    assert ctrl.sessionlog.get(0)[m.LOG_END_REASON] == m.REASON_HEARTBEAT_LOST
+    assert _practised(hal.files)[:2] == (1, 1)
