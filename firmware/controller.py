@@ -52,7 +52,7 @@ _ADVICE_MS = 1500
 MAX_LOGGED_FAULTS = 4
 # a session the host's failure ended before this share of its planned time gives its count back
 HOST_FAIL_REFUND_PERCENT = 25
-# fault clears: a burst of CLEAR_BURST, then one per CLEAR_REFILL_MS
+# clears of host e-stops: a burst of CLEAR_BURST, then one per CLEAR_REFILL_MS
 CLEAR_BURST = 3
 CLEAR_REFILL_MS = 20000
 _LOG_REPLY_BYTES = 380  # log entries per reply, leaving room for the envelope in one frame
@@ -633,13 +633,16 @@ class Controller:
         refusal = self.safety.may_clear()
         if refusal:
             raise ProtocolError(refusal, "release the emergency stop first")
-        # each clear removes the fault record: a host clearing in a loop would wear the flash
+        # each host e-stop writes the fault record and each clear removes it: a
+        # host looping the two would wear the flash (a person's presses cannot)
         credit = self._clear_credit + (now - self._clear_ms) // CLEAR_REFILL_MS
         credit = credit if credit < CLEAR_BURST else CLEAR_BURST
-        if credit < 1:
-            wait_s = (CLEAR_REFILL_MS - (now - self._clear_ms)) // 1000 + 1
-            raise ProtocolError(BUSY, "too many clears: wait %d s" % wait_s)
-        self._clear_credit = credit - 1
+        if self.safety.fault == faults.HOST_ESTOP:
+            if credit < 1:
+                wait_s = (CLEAR_REFILL_MS - (now - self._clear_ms)) // 1000 + 1
+                raise ProtocolError(BUSY, "too many clears of host e-stops: wait %d s" % wait_s)
+            credit -= 1
+        self._clear_credit = credit
         self._clear_ms = now
         cleared = self.safety.fault
         self.store.remove(FAULT_RECORD)

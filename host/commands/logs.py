@@ -81,14 +81,14 @@ def run_pull(args):
     from pathlib import Path
 
     from host.commands._connect import connected, emit
-    from host.errors import TonusError
+    from host.atomic import file_error
     from protocol import codec
 
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TonusError("cannot create %s: %s" % (out, e.strerror)) from e
+        raise file_error(out, e, "create the folder") from e
     interactive = sys.stderr.isatty() and not args.json
 
     def progress(done, total):
@@ -122,8 +122,6 @@ def run_pull(args):
 
 
 def _write(path, data):
-    import os
+    from host import atomic
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic.write_bytes(path, data)
