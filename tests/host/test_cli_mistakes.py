@@ -340,3 +340,26 @@ def test_a_level_above_the_phase_maximum_is_said_not_silently_clamped(capsys):
     _level_setter(c, SimpleNamespace(level=None, json=False), view)(ready)
     out, err = capsys.readouterr()
     assert asked == [25000] and "ready at 0 mA" in err and "--level" in err and out == ""
+
+
+@pytest.mark.req("UX-CLI-4", "SAF-LEVEL-1")
+def test_session_level_keeps_the_link_alive_while_it_holds_the_level(monkeypatch, capsys):
+    import contextlib
+    from types import SimpleNamespace
+
+    states = ["RUNNING", "RUNNING", "RUNNING", "DONE"]
+    polled = []
+
+    def info():
+        polled.append(1)
+        return SimpleNamespace(unwrap=lambda: SimpleNamespace(state=states[len(polled) - 1]))
+
+    c = SimpleNamespace(
+        stim_level=lambda ua: SimpleNamespace(unwrap=lambda: SimpleNamespace(level_ua=ua)), info=info
+    )
+    monkeypatch.setattr("host.commands._connect.connected", lambda args: contextlib.nullcontext(c))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    assert main(["--port", SIM, "session", "level", "12.5"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "stimulation level 12.5 mA\n" and len(polled) == 4
+    assert "holds while this command runs; Ctrl-C lets go" in err and "back to 0 mA" in err
