@@ -10,11 +10,11 @@ from protocol import record
 from protocol.errors import BUSY, ProtocolError
 
 FAULT_RECORD = "fault"
-THERAPY_RECORD = "therapy"  # protocol, anti-rollback counter and session counter, together
+# protocol, anti-rollback counter, session counter and the open-session marker, together
+THERAPY_RECORD = "therapy"
 KEYS_RECORD = "keys"  # trusted clinician public keys: {kid: public key}, written by provisioning
 AUDIT_RECORD = "audit"
 POLICY_RECORD = "policy"  # device policy limits, written by provisioning
-OPEN_RECORD = "open"  # a session is under way: found at boot, it was cut short
 
 
 class Store:

@@ -6,17 +6,7 @@ Ctrl-C or --seconds of device time. Controls nothing. To record a session
 this computer runs, use `tonus session run --record FILE`.
 """
 
-import argparse
-
-
-def _seconds(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a number of seconds") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return v
+from host.cliargs import positive_seconds as _seconds
 
 
 def register(sub):
