@@ -6,7 +6,7 @@ rig and checks what the patient would get: the output off (rig.output_on),
 no pulse after the trip (rig.pulses), the fault reported and latched, a
 start refused until a clear, and the record kept over a power cycle.
 Timing to the microsecond is the simulator's job (tests/sim/test_interlocks.py,
-sim/campaign.py); here the device's own reports must agree with the bench.
+qa/campaign/); here the device's own reports must agree with the bench.
 
 On the in-process simulator the fixture provisions a device policy and
 approves the protocol, as a clinician and `tonus provision` would; a board

@@ -17,7 +17,7 @@ from firmware import hal as H
 from host.client import Refusal
 from protocol import faults, record
 from protocol import messages as m
-from sim import campaign as C
+from qa import campaign as C
 from sim.runner import TICK_MS
 
 TICK_US = TICK_MS * 1000

@@ -1,6 +1,6 @@
 """A fixed sample of the fault-injection campaign, one session per fault kind, inside the suite's budget.
 
-The full campaign is `python -m sim.campaign --sessions 500 --seed 1`
+The full campaign is `python -m qa.campaign --sessions 500 --seed 1`
 (docs/interlocks.md); this runs the first len(FAULTS) sessions of seed 1,
 which cover every kind, and shows that the campaign's checks fail when an
 interlock is weakened.
@@ -12,7 +12,7 @@ import pytest
 
 from firmware import stim
 from protocol import faults
-from sim import campaign as C
+from qa import campaign as C
 
 pytestmark = pytest.mark.req("SAF-CAMPAIGN-1")
 

@@ -1,0 +1,5 @@
+import sys
+
+from qa.campaign.cli import main
+
+sys.exit(main())
