@@ -1,4 +1,4 @@
-"""The HAL on a Raspberry Pi Pico (RP2040): the only module that imports machine.
+"""The HAL on a Raspberry Pi Pico (RP2040): the one Hal that touches machine, rp2 and time.
 
 Clock, output enable with its dynamic keepalive, hard-IRQ e-stop, buttons,
 LED, buzzer, watchdog with a true reset cause, storage on littlefs, the USB

@@ -258,7 +258,8 @@ class Controller:
         self.stim.end(now)
         ph = doc["phases"][part]
         if ph["type"] in STIM_KINDS:
-            self.stim.begin(ph, self._stim_limit_ua(doc), self.bio.mvc_dv, now)
+            running = self.session.state == m.RUNNING
+            self.stim.begin(ph, self._stim_limit_ua(doc), self.bio.mvc_dv, now, running)
 
     def _stim_limit_ua(self, doc):
         # limits in layers: board, device policy, protocol (the phase's own maximum applies in stim.begin)

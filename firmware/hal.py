@@ -1,9 +1,11 @@
 """The hardware boundary: the only way firmware reaches time and hardware.
 
 `firmware/board_pico.py` implements it with machine/rp2; `sim/board.py`
-implements it with simulated peripherals. Nothing else in firmware/ imports
-machine, rp2 or time. The contract is what a Pico can honour
-(shared/MICROPYTHON.md):
+implements it with simulated peripherals. Only the Pico's own modules import
+machine or rp2 (board_pico.py; pico_pio.py, the PIO programs it loads;
+pico_main.py, which boots the board), and only board_pico.py imports time;
+tests/test_layering.py holds the rest of firmware/ to that. The contract is
+what a Pico can honour (shared/MICROPYTHON.md):
 
 - EMG arrives in blocks from a ring that hardware fills (PIO + DMA on the
   board), each sample with an absolute index; the firmware drains it from its

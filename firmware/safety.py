@@ -1,10 +1,13 @@
 """The single owner of the output-enable line.
 
 Nothing else in the firmware calls hal.out_enable(). Any doubt ends in
-enter_safe_state(): output disabled, amplitude zero, and for safety-class
-causes a fault latched until an explicit clear. enter_safe_state() may run in
-hard-interrupt context (the e-stop), so it only assigns integers and calls
-the HAL: no allocation, no time reads, nothing that can raise.
+enter_safe_state(): output disabled, the pulse engine stopped with both legs
+grounded, and for safety-class causes a fault latched until an explicit
+clear. The controller's next pass ends the session's stimulation, which
+commands amplitude zero (Stimulator.end), so the next train ramps from zero.
+enter_safe_state() may run in hard-interrupt context (the e-stop), so it
+only assigns integers and calls the HAL: no allocation, no time reads,
+nothing that can raise.
 """
 
 from protocol import faults
@@ -15,7 +18,6 @@ class Safety:
     def __init__(self, hal):
         self._hal = hal
         hal.out_enable(False)  # before anything else, whatever the reset left behind
-        self.amplitude_ua = 0
         self.fault = 0  # latched fault code; 0 = none
         self.fault_ms = 0
         self.fault_count = 0  # safe-state entries since the last clear
@@ -24,10 +26,9 @@ class Safety:
         self.protocol_verified = False  # set only by protocol verification (a later stage)
 
     def enter_safe_state(self, cause):
-        """Output off, amplitude zero, latch safety-class causes. Idempotent."""
+        """Output off, pulse engine stopped, latch safety-class causes. Idempotent."""
         self._hal.out_enable(False)
         self._hal.stim_stop()
-        self.amplitude_ua = 0
         self.last_cause = cause
         self.fault_count += 1
         if self.fault == 0 and cause in faults.LATCHED:

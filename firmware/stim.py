@@ -108,8 +108,12 @@ class Stimulator:
         self.charge_nc = 0
         self._charge_pc = 0
 
-    def begin(self, phase, limit_ua, mvc_dv, now):
-        """Start a stimulation or ETS phase: configure, then check the electrode."""
+    def begin(self, phase, limit_ua, mvc_dv, now, session_running):
+        """Start a stimulation or ETS phase: configure, then check the electrode.
+
+        session_running is the session's state as the caller sees it: Safety
+        refuses the output outside a running session.
+        """
         self.end(now)
         self.phase = phase
         self.ets = phase["type"] == "ets"
@@ -126,7 +130,7 @@ class Stimulator:
         if self.limit_ua <= 0 or (self.ets and self._threshold_dv <= 0):
             return  # nothing may be delivered (no policy, or no MVC to trigger from): stay off
         self._hal.stim_configure(phase["frequency_hz"], phase["pulse_width_us"], phase["interphase_gap_us"])
-        if not self._safety.request_output(True):
+        if not self._safety.request_output(session_running):
             return
         self._command(CHECK_UA if CHECK_UA < self.limit_ua else self.limit_ua)
         self._hal.stim_start()

@@ -44,7 +44,7 @@ class Rig:
         self.stim = S.Stimulator(self.hal, self.safety, lambda st, t: self.states.append((t, st)))
         self.env = 0
         self.trusted = True
-        self.stim.begin(phase or _phase(), limit_ua, mvc_dv, self.hal.t_ms)
+        self.stim.begin(phase or _phase(), limit_ua, mvc_dv, self.hal.t_ms, True)
 
     def run(self, ms):
         for _ in range(ms // TICK):
@@ -158,7 +158,7 @@ def test_every_transition_starts_again_from_zero():
     assert r.hal.stim_cmd == 10000
     r.stim.end(r.hal.t_ms)  # pause, stop, fault: the controller ends the phase
     assert r.hal.stim_cmd == 0 and not r.hal.enabled and r.stim.level_ua == 0
-    r.stim.begin(_phase(), 30000, 500, r.hal.t_ms)  # resume: checked again, level zero
+    r.stim.begin(_phase(), 30000, 500, r.hal.t_ms, True)  # resume: checked again, level zero
     assert r.stim.state == m.STIM_CHECK and r.stim.level_ua == 0
 
 
@@ -281,3 +281,14 @@ def test_an_output_that_drops_by_itself_latches_output_lost():
     r.hal.enabled = False  # the dynamic enable lapsed: nobody in the firmware turned it off
     r.run(TICK)
     assert r.safety.fault == faults.OUTPUT_LOST and r.stim.state == m.STIM_OFF and r.hal.stim_cmd == 0
+
+
+@req("SAF-NOSTIM-1")
+def test_a_phase_begun_outside_a_running_session_gets_no_output():
+    r = Rig()
+    r.stim.end(r.hal.t_ms)
+    r.hal.enable_log.clear()
+    r.stim.begin(_phase(), 30000, 500, r.hal.t_ms, False)  # a caller that got the session wrong
+    r.run(500)
+    assert r.stim.state == m.STIM_OFF and not r.hal.enabled and not r.hal.stim_running
+    assert not [e for e in r.hal.enable_log if e[1]]
