@@ -200,7 +200,16 @@ class Result(NamedTuple):
 class Bench:
     """One simulator with a stimulation protocol approved and a device policy provisioned."""
 
-    def __init__(self, protocol, seed=0, patient="healthy", policy_ua=40000, flash_dir=None, scenario=None):
+    def __init__(
+        self,
+        protocol,
+        seed=0,
+        patient="healthy",
+        policy_ua=40000,
+        flash_dir=None,
+        scenario=None,
+        pass_cost=None,
+    ):
         from host import therapy_file
         from host.simclinic import approve_on
 
@@ -217,7 +226,9 @@ class Bench:
         self.period_us = 1_000_000 // self.stim_phase["frequency_hz"]
         self.pulse_us = 2 * self.stim_phase["pulse_width_us"] + self.stim_phase["interphase_gap_us"]
         self.duration_ms = sum(_phase_ms(p) for p in doc["phases"])
-        self.sim = Simulator(seed=seed, patient=patient, flash_dir=flash_dir, scenario=scenario)
+        self.sim = Simulator(
+            seed=seed, patient=patient, flash_dir=flash_dir, scenario=scenario, pass_cost=pass_cost
+        )
         self.rig = self.sim.rig
         self.out = self.sim.board.output
         self.sim.board.flash.write("policy", record.pack({"amplitude_max_ua": policy_ua}))
