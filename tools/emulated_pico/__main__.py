@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from tools.emulated_pico import image
 from tools.emulated_pico.board import EmulatedPico
@@ -45,9 +44,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.emulated_pico", description=__doc__.split("\n")[0])
     ap.add_argument("--patient", default="healthy", help="sim/patient.py profile (default: healthy)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--board-s", type=float, help="stop after this much board time (default: run until Ctrl-C)")
-    ap.add_argument("--profile", type=int, metavar="N", help="sample the CPU's PC; print the N hottest functions")
-    ap.add_argument("--root", default=str(image.flashing.ROOT), help="source tree to deploy (default: this one)")
+    ap.add_argument(
+        "--board-s", type=float, help="stop after this much board time (default: run until Ctrl-C)"
+    )
+    ap.add_argument(
+        "--profile", type=int, metavar="N", help="sample the CPU's PC; print the N hottest functions"
+    )
+    ap.add_argument(
+        "--root", default=str(image.flashing.ROOT), help="source tree to deploy (default: this one)"
+    )
     args = ap.parse_args(argv)
     try:
         pico = EmulatedPico.start(patient=args.patient, seed=args.seed, root=args.root)

@@ -112,7 +112,7 @@ let stall = 0; // ns the CPU is held (flash busy)
 let pendingReset = null;
 const resets = [];
 let estopOpen = !!cfg.estop_open;
-const buttons = { start: false, up: false, down: false };
+const buttons = { start: !!cfg.hold_start, up: false, down: false }; // held at power-on: the maintenance boot
 let loadOhms = cfg.load_ohms; // electrodes on tissue; null = open
 let profiling = null;
 
@@ -410,6 +410,7 @@ const out = {
   dacBytes: [],
   pulses: 0,
   lastPulse: null,
+  history: [], // the latest pulses that reached the load, oldest first
   phase: null,
   lapses: 0,
   enables: 0,
@@ -493,7 +494,7 @@ function legs() {
   const a = chip.gpio[PIN.leg_a].value === 1;
   const b = chip.gpio[PIN.leg_b].value === 1;
   const t = now();
-  if (a && !out.phase) out.phase = { t0: t, ua1: deliveredUa(), ua2: 0, p1: 0, p2: 0, b: false };
+  if (a && !out.phase) out.phase = { t0: t, live: outLive(), set: dacUa(), ua1: deliveredUa(), ua2: 0, p1: 0, p2: 0, b: false };
   const p = out.phase;
   if (!p) return;
   if (!a && !p.p1 && !b) p.p1 = t - p.t0;
@@ -505,7 +506,11 @@ function legs() {
   if (!b && p.b) {
     p.p2 = t - p.tb;
     out.pulses++;
-    out.lastPulse = { t_ns: p.t0, ua1: p.ua1, ua2: p.ua2, phase1_ns: p.p1, phase2_ns: p.p2 };
+    out.lastPulse = { t_ns: p.t0, set_ua: p.set, ua1: p.ua1, ua2: p.ua2, phase1_ns: p.p1, phase2_ns: p.p2 };
+    if (p.live) {
+      out.history.push(out.lastPulse);
+      if (out.history.length > 4096) out.history.shift();
+    }
     out.phase = null;
   }
 }
@@ -697,6 +702,9 @@ const ops = {
     profiling = null;
     if (!p) return { samples: [] };
     return { samples: [...p.hist.entries()].sort((a, b) => b[1] - a[1]).slice(0, req.top || 200) };
+  },
+  pulses(req) {
+    return { pulses: out.history.slice(-(req.last || 4096)) };
   },
   read(req) {
     // a few words of RAM, for measurement scripts that leave figures in a buffer

@@ -61,7 +61,9 @@ def ring_words(samples_dv, status, afe):
     clipped to the converter's range.
     """
     scale = afe["gain"] * (1 << 23) / (10.0 * afe["vref_uv"])
-    codes = np.clip(np.rint(np.asarray(samples_dv, dtype=np.float64) * scale), -ads.FULL_SCALE, ads.FULL_SCALE)
+    codes = np.clip(
+        np.rint(np.asarray(samples_dv, dtype=np.float64) * scale), -ads.FULL_SCALE, ads.FULL_SCALE
+    )
     words = codes.astype(np.int64) & 0xFFFFFF
     if status & 1:  # H.EMG_LEAD_OFF
         words |= ads.EMG_LOFF << ads.WORD_LOFF_SHIFT
@@ -124,11 +126,13 @@ class EmulatedPico:
         workdir=None,
         extra_files=None,
         root=image.flashing.ROOT,
+        hold_start=False,
     ):
         """Build the image of this tree, boot it, return once the USB CDC listens.
 
         extra_files: more {path: bytes} for the board's filesystem (measurement scripts).
         root: the source tree whose firmware/ and protocol/ are deployed.
+        hold_start: START held at power-on, so the board boots to its maintenance REPL (mpremote).
         Raises image.Unavailable when the firmware, the bootrom or Node is missing.
         """
         uf2 = image.firmware_path()
@@ -147,6 +151,7 @@ class EmulatedPico:
             "hold_ms": prof["output"]["hold_ms"],
             "load_ohms": load_ohms,
             "estop_open": estop_open,
+            "hold_start": hold_start,
             "emg_low_water": prof["afe"]["rate_hz"] // 5,
             "host": "127.0.0.1",
             "port": 0,
@@ -250,6 +255,9 @@ class EmulatedPico:
         self.request("load", ohms=ohms)
 
     def power_cycle(self):
+        """Cut and restore the supply: a new chip around the same flash (waits for nothing)."""
+        while not self.events.empty():  # what happened before the cut
+            self.events.get_nowait()
         self.request("power_cycle")
 
     def profile(self, on, every=997, top=200):
