@@ -46,6 +46,7 @@ PROFILES = {
 # Interrupt sources on the board: these scenario actions may land inside a pass.
 INTERRUPTS = frozenset(("estop_press", "estop_release", "button", "lead_off", "saturation", "stall_emg"))
 _FLASH_CALLS = frozenset(("fs_write", "fs_remove"))
+GC_FREE_MIN = 24 * 1024  # board_pico.py's collect() runs the collector below this much free heap
 
 
 class PassCost:
@@ -105,7 +106,7 @@ class PassCost:
         spend = min(self._share_us, self._left_us)
         self._left_us -= spend
         if name == "collect":
-            if self._free < self.profile.heap_free // 4:
+            if self._free < GC_FREE_MIN:
                 spend += self._collect(now_us + spend, "collect")
         elif self._calls == self._gc_at:
             spend += self._collect(now_us + spend, name)
@@ -137,10 +138,6 @@ class CostedHal:
         self._cost = cost
         self._run_to = run_to  # run_to(t_us, interrupts_held): move time, deliver the interrupts due
 
-    def collect(self):
-        """The firmware's chosen point for garbage collection (board_pico calls gc.collect())."""
-        self._call("collect", None, ())
-
     def __getattr__(self, name):
         value = getattr(self._board, name)
         if not callable(value):
@@ -156,7 +153,7 @@ class CostedHal:
         spend = self._cost.before_call(name, clock.us)
         if spend:
             self._run_to(clock.us + spend, False)
-        result = fn(*args) if fn is not None else None
+        result = fn(*args)
         held = self._cost.after_call(name)
         if held:
             self._run_to(clock.us + held, True)

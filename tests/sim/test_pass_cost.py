@@ -15,8 +15,6 @@ from sim import scenario as scn
 from sim.passcost import PROFILES, PassCost, PassProfile
 
 SEEDS = (3, 4)
-# the firmware as of c47d534 shows each defect; the fixes that follow remove this mark
-DEFECT = pytest.mark.xfail(strict=True, reason="issue 12 defect, not yet fixed")
 
 
 def costed(profile, seed):
@@ -49,7 +47,6 @@ def benches():
         b.close()
 
 
-@DEFECT
 @pytest.mark.req("SIM-PASS-1", "SAF-AMPLITUDE-1")
 @pytest.mark.parametrize("pass_ms", [10, 13, 17, 20])
 def test_a_ramp_at_any_pass_length_commands_only_the_100ua_grid(benches, pass_ms):
@@ -63,7 +60,6 @@ def test_a_ramp_at_any_pass_length_commands_only_the_100ua_grid(benches, pass_ms
     assert C.ramp_problems(b) == []
 
 
-@DEFECT
 @pytest.mark.req("SIM-PASS-1", "SAF-ENABLE-1")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_20ms_passes_with_gc_pauses_keep_the_output_hold(benches, seed):
@@ -76,7 +72,6 @@ def test_20ms_passes_with_gc_pauses_keep_the_output_hold(benches, seed):
     assert b.sim.pass_cost.collections, "the profile must make the collector run"
 
 
-@DEFECT
 @pytest.mark.req("SIM-PASS-1", "SAF-ENABLE-1")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_emulated_boards_profile_stimulates_without_a_fault(benches, seed):
@@ -85,7 +80,6 @@ def test_the_emulated_boards_profile_stimulates_without_a_fault(benches, seed):
     assert got == [], [faults.NAMES.get(c, c) for c in got]
 
 
-@DEFECT
 @pytest.mark.req("SIM-PASS-1", "SAF-ESTOP-1")
 @pytest.mark.parametrize("press_after_ms", [2, 5, 12])
 def test_an_estop_during_the_fault_clears_flash_write_stays_latched(benches, press_after_ms):
