@@ -414,7 +414,11 @@ const out = {
   phase: null,
   lapses: 0,
   enables: 0,
-  lastEdge: null, // board ns at which the stage stopped delivering
+  lastEdge: null, // board ns at which the static enable last went low
+  lastKeepalive: null,
+  intervals: [], // ns between keepalive edges
+  estopAt: null, // board ns of the last e-stop press
+  estopToOffNs: null, // from that press to the enable going low
 };
 function now() {
   return timeBase + clock.nanos;
@@ -440,11 +444,19 @@ function setupOutput() {
   });
   g[PIN.out_enable].addListener((state, old) => {
     if (state === 1 && old !== 1) out.enables++;
-    if (state !== 1) out.lastEdge = now();
+    if (state !== 1) {
+      out.lastEdge = now();
+      out.lastKeepalive = null;
+      if (out.estopAt !== null && out.estopToOffNs === null) out.estopToOffNs = out.lastEdge - out.estopAt;
+    }
     updateSense();
   });
   g[PIN.out_keepalive].addListener(() => {
     if (!outEnable()) return;
+    const t = now();
+    // one edge per main-loop pass while the output is enabled: the pass period, seen from outside
+    if (out.lastKeepalive !== null && out.intervals.length < 100000) out.intervals.push(t - out.lastKeepalive);
+    out.lastKeepalive = t;
     out.pumpUntil = now() + HOLD_NS;
     out.pumpAlarm.schedule(HOLD_NS);
     updateSense();
@@ -655,6 +667,7 @@ function state() {
       lapses: out.lapses,
       enables: out.enables,
       off_since_ns: out.lastEdge,
+      estop_to_off_ns: out.estopToOffNs,
       dummy_load: chip.gpio[PIN.dummy_load].value === 1,
     },
     led: chip.gpio[PIN.led].value === 1,
@@ -667,8 +680,11 @@ const ops = {
   state: () => state(),
   estop(req) {
     estopOpen = !!req.open;
+    if (estopOpen) {
+      out.estopAt = now();
+      out.estopToOffNs = outEnable() ? null : 0;
+    }
     chip.gpio[PIN.estop].setInputValue(estopOpen);
-    if (estopOpen) out.lastEdge = out.lastEdge && !outEnable() ? out.lastEdge : null;
     updateSense();
     return { t_ns: now() };
   },
@@ -702,6 +718,11 @@ const ops = {
     profiling = null;
     if (!p) return { samples: [] };
     return { samples: [...p.hist.entries()].sort((a, b) => b[1] - a[1]).slice(0, req.top || 200) };
+  },
+  keepalive_intervals() {
+    const v = out.intervals;
+    out.intervals = [];
+    return { ns: v };
   },
   pulses(req) {
     return { pulses: out.history.slice(-(req.last || 4096)) };
