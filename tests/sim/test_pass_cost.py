@@ -7,6 +7,7 @@ an e-stop that lands between the fault-clear's check and its clear.
 """
 
 import pytest
+from simhost import LinkHost
 
 from protocol import faults
 from protocol import messages as m
@@ -101,3 +102,60 @@ def test_an_estop_during_the_fault_clears_flash_write_stays_latched(benches, pre
     assert info.state == "FAULT" and info.fault.name == "ESTOP" and info.fault.latched
     refused = c.session_start(keep_alive=False)
     assert getattr(refused, "name", None) == "FAULT_LATCHED"
+
+
+@pytest.mark.req("SIM-PASS-1", "SIM-RUN-1")
+def test_the_same_seed_gives_the_same_run(make_sim):
+    def run(seed):
+        sim = make_sim(seed=seed, pass_cost="emulated-pico", flash_dir=None)
+        sim.schedule(scn.event(700, "estop_press"))
+        sim.run_for(3000)
+        cost = sim.pass_cost
+        return cost.passes, cost.longest_pass_us, list(cost.collections), list(sim.board.estop_changes)
+
+    first = run(5)
+    assert first == run(5)
+    assert first != run(6)
+    passes, longest, collections, _ = first
+    assert 3000 // 9 < passes < 3000 // 5  # passes of 1.6-8.5 ms, never closer than the 5 ms tick
+    assert collections and all(600 <= pause <= 14000 for _t, pause, _at in collections)
+
+
+@pytest.mark.req("SIM-PASS-1", "SIM-ESTOP-1")
+def test_an_interrupt_lands_inside_a_pass_at_its_instant(make_sim):
+    sim = make_sim(seed=2, pass_cost=PassCost(PassProfile(pass_us=(4000, 4000)), 2))
+    sim.run_for(1000)
+    handled = []
+    irq = sim.board._estop_handler
+    sim.board.estop_irq(lambda pin: handled.append(sim.clock.us) or irq(pin))
+    start = sim.clock.us
+    sim.schedule(scn.event(start // 1000 + 7, "estop_press"))
+    sim.run_for(20)
+    passes = sim.pass_cost.passes
+    assert handled == [(start // 1000 + 7) * 1000]  # at its instant, not at a pass boundary
+    assert sim.ctrl.safety.fault == faults.ESTOP and passes > 0
+
+
+@pytest.mark.req("SIM-PASS-1")
+def test_a_flash_write_holds_interrupts_off_until_it_ends(make_sim):
+    sim = make_sim(seed=2, pass_cost=PassCost(PassProfile(pass_us=(2000, 2000), flash_us=45_000), 2))
+    sim.run_for(500)
+    handled = []
+    irq = sim.board._estop_handler
+    sim.board.estop_irq(lambda pin: handled.append(sim.clock.us) or irq(pin))
+    write = sim.board.fs_write
+    spans = []
+
+    def timed(name, data):
+        write(name, data)
+        spans.append(sim.clock.us)
+
+    sim.board.fs_write = timed
+    host = LinkHost(sim)
+    host.request(m.HELLO, min_version=1, max_version=m.PROTOCOL_VERSION)
+    t = sim.clock.us
+    host.send(m.ESTOP)  # latches HOST_ESTOP and writes the fault record
+    sim.schedule(scn.event(t // 1000 + 5 + 10, "estop_press"))  # inside the write of the next pass
+    sim.run_for(100)
+    assert spans, "the fault record was written"
+    assert handled and handled[0] >= spans[0] + 45_000 - 1000  # after the write, not inside it
