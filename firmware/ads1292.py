@@ -50,7 +50,16 @@ RATES = {125: 0, 250: 1, 500: 2, 1000: 3, 2000: 4, 4000: 5, 8000: 6}
 GAINS = {6: 0, 1: 1, 2: 2, 3: 3, 4: 4, 8: 5, 12: 6}
 VREFS = {2420000: 0x00, 4033000: 0x10}  # µV -> CONFIG2 VREF_4V
 LOFF_CURRENTS_NA = {6: 0, 22: 1, 6000: 2, 22000: 3}
-LOFF_THRESHOLDS = {950: 0, 925: 1, 900: 2, 875: 3, 850: 4, 800: 5, 750: 6, 700: 7}  # 0.1 % of the positive side
+LOFF_THRESHOLDS = {
+    950: 0,
+    925: 1,
+    900: 2,
+    875: 3,
+    850: 4,
+    800: 5,
+    750: 6,
+    700: 7,
+}  # 0.1 % of the positive side
 
 # LOFF_STAT bits, as they stand in the status word and in ring words (<< 24)
 IN1P_OFF = 0x01
@@ -93,7 +102,9 @@ def registers(rate_hz, gain, vref_uv, loff_current_na, loff_threshold_pct10):
         (
             RATES[rate_hz],  # CONFIG1: continuous conversion
             0x80 | 0x40 | 0x20 | VREFS[vref_uv],  # CONFIG2: lead-off comparators and reference buffer on
-            (LOFF_THRESHOLDS[loff_threshold_pct10] << 5) | 0x10 | (LOFF_CURRENTS_NA[loff_current_na] << 2),  # DC lead-off
+            (LOFF_THRESHOLDS[loff_threshold_pct10] << 5)
+            | 0x10
+            | (LOFF_CURRENTS_NA[loff_current_na] << 2),  # DC lead-off
             GAINS[gain] << 4,  # CH1SET: on, electrode input
             0x81,  # CH2SET: powered down, input shorted (the datasheet asks for both)
             0x20 | 0x10 | 0x02 | 0x01,  # RLD_SENS: RLD buffer on, RLD lead-off sense, driven from IN1P/IN1N
@@ -149,7 +160,10 @@ class Calibration:
     def __init__(self, vref_uv, gain, gain_ppm=0, offset_code=0):
         if gain not in GAINS or not 0 < vref_uv <= 5000000:
             raise ValueError("bad gain or reference")
-        if not -MAX_GAIN_PPM <= gain_ppm <= MAX_GAIN_PPM or not -MAX_OFFSET_CODE <= offset_code <= MAX_OFFSET_CODE:
+        if (
+            not -MAX_GAIN_PPM <= gain_ppm <= MAX_GAIN_PPM
+            or not -MAX_OFFSET_CODE <= offset_code <= MAX_OFFSET_CODE
+        ):
             raise ValueError("calibration trim out of range")
         num = vref_uv * 10 * (1000000 + gain_ppm)  # 0.1 µV per full scale, trimmed
         den = gain * (1 << 23) * 1000000
@@ -163,6 +177,13 @@ class Calibration:
         self.offset = offset_code
 
 
+try:
+    from firmware.ads_viper import convert as _convert_fast
+except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
+    _convert_fast = None
+FAST = _convert_fast is not None
+
+
 def _k(num, den, shift):
     return ((num << shift) + den // 2) // den
 
@@ -170,9 +191,18 @@ def _k(num, den, shift):
 def convert(ring, base, mask, start, n, out, at, cal):
     """Convert the n ring words from absolute index start into out[at:]; return EMG_* flags seen.
 
-    ring[base + (i & mask)] holds sample i (a power-of-two ring). Lead-off
-    and saturation come from the raw word, before calibration.
+    ring[base + (i & mask)] holds sample i (a power-of-two ring); ring and
+    out are arrays of 32-bit words ('I' and 'i'). Lead-off and saturation
+    come from the raw word, before calibration. In viper where the port has
+    native emitters (firmware/ads_viper.py), else convert_plain.
     """
+    if _convert_fast is not None:
+        return _convert_fast(ring, base, mask, start, n, out, at, cal.k, cal.offset, cal.shift - 18)
+    return convert_plain(ring, base, mask, start, n, out, at, cal)
+
+
+def convert_plain(ring, base, mask, start, n, out, at, cal):
+    """convert() in plain bytecode: the reference the viper kernel must match bit for bit."""
     k = cal.k
     off = cal.offset
     sh = cal.shift - 18

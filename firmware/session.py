@@ -149,11 +149,11 @@ class Session:
         if run >= self.duration_ms:
             self.fire(FINISH, m.REASON_FINISHED, now_ms)
             return -1
-        phase, cue, _left = self.timeline.at(run)
+        phase = self.timeline.index(run)
         if phase != self.phase:
             self.phase = phase
-            self.cue = cue
-            return cue
+            self.cue = self.timeline.cues[phase]
+            return self.cue
         return -1
 
     def phase_left_ms(self, now_ms):

@@ -32,12 +32,16 @@ class Timeline:
     def total_ms(self):
         return self.ends_ms[-1] if self.ends_ms else 0
 
-    def at(self, elapsed_ms):
-        """(segment index, cue, ms left in the segment) at a running time."""
+    def index(self, elapsed_ms):
+        """The segment index at a running time (every loop pass: no tuple to allocate)."""
         n = len(self.ends_ms)
         while self._i < n - 1 and elapsed_ms >= self.ends_ms[self._i]:
             self._i += 1
-        i = self._i
+        return self._i
+
+    def at(self, elapsed_ms):
+        """(segment index, cue, ms left in the segment) at a running time."""
+        i = self.index(elapsed_ms)
         return i, self.cues[i], self.ends_ms[i] - elapsed_ms
 
 

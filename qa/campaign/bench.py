@@ -21,7 +21,16 @@ _ATTEMPT_HOLD_MS = 2000
 class Bench:
     """One simulator with a stimulation protocol approved and a device policy provisioned."""
 
-    def __init__(self, protocol, seed=0, patient="healthy", policy_ua=40000, flash_dir=None, scenario=None):
+    def __init__(
+        self,
+        protocol,
+        seed=0,
+        patient="healthy",
+        policy_ua=40000,
+        flash_dir=None,
+        scenario=None,
+        pass_cost=None,
+    ):
         self.path = PROTOCOL_DIR / protocol if not Path(protocol).is_absolute() else Path(protocol)
         doc, problems = therapy_file.load(self.path)
         if problems:
@@ -35,13 +44,16 @@ class Bench:
         self.period_us = 1_000_000 // self.stim_phase["frequency_hz"]
         self.pulse_us = 2 * self.stim_phase["pulse_width_us"] + self.stim_phase["interphase_gap_us"]
         self.duration_ms = sum(phase_ms(p) for p in doc["phases"])
-        self.sim = Simulator(seed=seed, patient=patient, flash_dir=flash_dir, scenario=scenario)
+        self.sim = Simulator(
+            seed=seed, patient=patient, flash_dir=flash_dir, scenario=scenario, pass_cost=pass_cost
+        )
         self.rig = self.sim.rig
         self.out = self.sim.board.output
         self.sim.board.flash.write("policy", record.pack({"amplitude_max_ua": policy_ua}))
         approve_on(self.sim, self.path)  # power-cycles: the policy is read at that boot
         self.client = None
         self.heartbeat_ms = 0
+        self._ping_us = 0  # the host pings this often (0: it does not)
         self.link_up = True
         self._last_ping_us = 0
         self._pings = 0
@@ -60,11 +72,20 @@ class Bench:
         if heartbeat_ms:
             c = self.client or self.connect()
             r = c.session_start(heartbeat_ms=heartbeat_ms, keep_alive=False)
-            self._last_ping_us = self.sim.clock.us
+            self.keep_talking(heartbeat_ms / 3)
             return r
         self.rig.press_button(H.BTN_START)
         self.run_for(TICK_MS)
         return None
+
+    def keep_talking(self, every_ms):
+        """The host pings every every_ms from now, until stop_talking() or a cut link: a host-driven
+        session's heartbeat, or a host that set the level and keeps it (SAF-LEVEL-1)."""
+        self._ping_us = int(every_ms * 1000)
+        self._last_ping_us = self.sim.clock.us
+
+    def stop_talking(self):
+        self._ping_us = 0
 
     def cut_link(self):
         self.rig.disconnect_host()
@@ -84,16 +105,12 @@ class Bench:
         sim = self.sim
         while sim.clock.us < t_us:
             nxt = t_us
-            if self.heartbeat_ms and self.link_up:
-                nxt = min(nxt, self._last_ping_us + self.heartbeat_ms * 1000 // 3)
+            if self._ping_us and self.link_up:
+                nxt = min(nxt, self._last_ping_us + self._ping_us)
             sim.run_for((max(nxt, sim.clock.us + 1) - sim.clock.us) / 1000)
             self._drain()
             self._attempt()
-            if (
-                self.heartbeat_ms
-                and self.link_up
-                and sim.clock.us >= self._last_ping_us + self.heartbeat_ms * 1000 // 3
-            ):
+            if self._ping_us and self.link_up and sim.clock.us >= self._last_ping_us + self._ping_us:
                 self._ping()
 
     def _ping(self):

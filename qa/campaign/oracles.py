@@ -97,7 +97,11 @@ FAULTS = {
     "exception": Fault((faults.EXCEPTION,), True, ("SAF-EXC-1",), "1 loop pass (5 ms)", "injection"),
     "memory": Fault((faults.MEMORY,), True, ("SAF-EXC-1",), "1 loop pass (5 ms)", "injection"),
     "hang": Fault(
-        (faults.WATCHDOG,), True, ("SAF-ENABLE-1", "SAF-WDT-1"), "OUT_HOLD_MS (20 ms); reset 2 s", "hang"
+        (faults.WATCHDOG,),
+        True,
+        ("SAF-ENABLE-1", "SAF-WDT-1"),
+        "OUT_HOLD_MS (%d ms); reset 2 s" % H.OUT_HOLD_MS,
+        "hang",
     ),
     "power_loss": Fault((), False, ("SAF-POWER-1", "SAF-BOOT-1"), "at once (reset)", "power cut"),
     "brownout": Fault(

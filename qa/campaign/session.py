@@ -208,6 +208,7 @@ def _after(bench, case, code, problems):
         bench.rig.reconnect_host()
         bench.link_up = False  # no more heartbeats: the session is over
     bench.heartbeat_ms = 0
+    bench.stop_talking()
     bench.attempts(False)
     if case.fault == "estop":
         bench.rig.release_estop()

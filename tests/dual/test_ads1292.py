@@ -1,6 +1,8 @@
 """ADS1292R register values, frame decoding and calibration, on both runtimes."""
 
 import json
+import sys
+from array import array
 
 from dualtest import MICROPYTHON, Lcg, req, skip
 
@@ -86,8 +88,13 @@ def test_register_values_for_both_rates():
 
 @req("HW-AFE-1")
 def test_unsupported_settings_are_refused():
-    for args in ((3000, 6, 2420000, 22, 950), (2000, 5, 2420000, 22, 950), (2000, 6, 3300000, 22, 950),
-                 (2000, 6, 2420000, 10, 950), (2000, 6, 2420000, 22, 960)):
+    for args in (
+        (3000, 6, 2420000, 22, 950),
+        (2000, 5, 2420000, 22, 950),
+        (2000, 6, 3300000, 22, 950),
+        (2000, 6, 2420000, 10, 950),
+        (2000, 6, 2420000, 22, 960),
+    ):
         try:
             ads.registers(*args)
         except ValueError:
@@ -162,8 +169,10 @@ def _reference(cal_args, code):
 
 
 def _convert_one(cal, code, loff=0):
-    out = [0]
-    flags = ads.convert([loff << ads.WORD_LOFF_SHIFT | (code & 0xFFFFFF)], 0, 0, 0, 1, out, 0, cal)
+    out = array("i", [0])
+    flags = ads.convert(
+        array("I", [loff << ads.WORD_LOFF_SHIFT | (code & 0xFFFFFF)]), 0, 0, 0, 1, out, 0, cal
+    )
     return out[0], flags
 
 
@@ -185,8 +194,25 @@ def test_calibration_is_exact_to_rounding_against_a_float_reference():
         assert (1 << 23) <= cal.k < (1 << 24) and cal.shift >= 19
         lsb = args[0] * 10.0 * (1 + args[2] / 1e6) / (args[1] * 8388608.0)  # 0.1 µV per code
         bound = 0.5 + lsb / 2 + 1e-6
-        codes = [0, 1, -1, 63, 64, -64, 4095, 4096, -4097, 262143, 262144, -262145,
-                 8388607, -8388608, args[3], args[3] + 1, args[3] - 1]
+        codes = [
+            0,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            4095,
+            4096,
+            -4097,
+            262143,
+            262144,
+            -262145,
+            8388607,
+            -8388608,
+            args[3],
+            args[3] + 1,
+            args[3] - 1,
+        ]
         codes += [rnd.below(1 << 24) - (1 << 23) for _ in range(300)]
         for c in codes:
             got, _ = _convert_one(cal, c)
@@ -229,6 +255,26 @@ def test_convert_allocates_nothing_even_at_full_scale():
         assert out[i] == _convert_one(cal, ring[i] & 0xFFFFFF)[0]
 
 
+@req("HW-AFE-1", "DEV-PERF-1")
+def test_the_viper_conversion_matches_the_plain_one_bit_for_bit():
+    if not ads.FAST:
+        skip("no native emitters here (%s): firmware/ads_viper.py cannot load" % sys.implementation.name)
+    rnd = Lcg(11)
+    size = 64
+    words = [0x7FFFFF, 0x800000, 0x1FFFFFFF, 0x10800000, 0, 1, 0xFFFFFF, 0x13FC0000, 0x7C0000, 0x840000]
+    while len(words) < 5 * size:  # base size, then a ring of 4 * size words
+        words.append(rnd.below(0x20) << 24 | rnd.below(1 << 24))
+    ring = array("I", words)
+    for args in CALS:
+        cal = ads.Calibration(*args)
+        for start, n, at in ((0, size, 0), (3 * size - 5, size, 7), (17, 200, 1)):
+            fast = array("i", [0] * 256)
+            plain = array("i", [0] * 256)
+            f1 = ads.convert(ring, size, 4 * size - 1, start, n, fast, at, cal)
+            f2 = ads.convert_plain(ring, size, 4 * size - 1, start, n, plain, at, cal)
+            assert f1 == f2 and fast == plain, (args, start)
+
+
 @req("HW-AFE-1")
 def test_calibration_refuses_what_the_arithmetic_cannot_hold():
     for args in ((2420000, 7, 0, 0), (2420000, 6, 100001, 0), (2420000, 6, 0, 65537), (0, 6, 0, 0)):
@@ -258,8 +304,13 @@ def test_saturation_and_lead_off_flags():
     assert _convert_one(cal, -ads.SAT_CODE)[1] == H.EMG_SATURATED
     assert _convert_one(cal, ads.FULL_SCALE)[1] == H.EMG_SATURATED
     assert _convert_one(cal, -8388608)[1] == H.EMG_SATURATED
-    for bit, flagged in ((ads.IN1P_OFF, True), (ads.IN1N_OFF, True), (ads.RLD_OFF, True),
-                         (ads.IN2P_OFF, False), (ads.IN2N_OFF, False)):
+    for bit, flagged in (
+        (ads.IN1P_OFF, True),
+        (ads.IN1N_OFF, True),
+        (ads.RLD_OFF, True),
+        (ads.IN2P_OFF, False),
+        (ads.IN2N_OFF, False),
+    ):
         assert _convert_one(cal, 5, bit)[1] == (H.EMG_LEAD_OFF if flagged else 0), bit
     assert _convert_one(cal, ads.SAT_CODE, ads.IN1P_OFF)[1] == H.EMG_LEAD_OFF | H.EMG_SATURATED
 
@@ -284,7 +335,9 @@ def test_convert_walks_a_wrapping_ring():
 def test_the_board_profile_gives_a_working_front_end():
     p = _profile()
     afe = p["afe"]
-    regs = ads.registers(afe["rate_hz"], afe["gain"], afe["vref_uv"], afe["loff_current_na"], afe["loff_threshold_pct10"])
+    regs = ads.registers(
+        afe["rate_hz"], afe["gain"], afe["vref_uv"], afe["loff_current_na"], afe["loff_threshold_pct10"]
+    )
     assert regs[0] in (ads.RATES[1000], ads.RATES[2000])
     cal = ads.Calibration(afe["vref_uv"], afe["gain"], afe["cal_gain_ppm"], afe["cal_offset_code"])
     # a rest tone of 1-5 µV spans many codes: 100 codes are under 10 µV

@@ -1,0 +1,234 @@
+"""The firmware on an emulated Pico: the small set CI runs (tools/emulated_pico, docs/emulated-pico.md).
+
+MicroPython v1.28's RPI_PICO firmware boots in rp2040js with this tree
+deployed as `tonus flash` deploys it; the host talks to its USB CDC over
+socket:// exactly as to a board. Two boards per run: one boots the
+application (provisioned with a clinician key made for the run), one is
+held in its maintenance boot (START held) for checks through mpremote.
+Skipped, saying how to get it, when TONUS_PICO_FIRMWARE does not name the
+firmware. Slow by nature (the emulator runs 5-20x slower than real time):
+about 2-3 minutes of wall time in all; longer runs live in benchmarks/.
+"""
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hil_tests.watch import Watch
+from host.client import ACTIVE_STATES, Client, FaultEvent, StimEvent
+from host.transport import open_port
+
+image = pytest.importorskip("tools.emulated_pico.image")
+from tools.emulated_pico.board import EmulatedPico  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
+POLICY_UA = 40000
+LEVEL_UA = 3000
+SLOWDOWN = 25.0  # wall seconds per board second, at most (hil_tests/conftest.py)
+
+pytestmark = pytest.mark.req("HIL-EMU-1")
+
+
+def _start(**kw):
+    try:
+        return EmulatedPico.start(**kw)
+    except image.Unavailable as e:
+        if "TONUS_PICO_FIRMWARE" in str(e):
+            pytest.skip(str(e))
+        raise
+
+
+def _client(pico):
+    t = 2.0 * SLOWDOWN
+    return Client(open_port(pico.url, timeout=t), timeout=t)
+
+
+@pytest.fixture(scope="module")
+def clinician():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def app_board(clinician):
+    """The application board, trusting the run's clinician key, under a device policy."""
+    from host import signing
+    from host.provisioning import KEYS, POLICY, policy, updated_keys
+    from protocol import record
+
+    records = {
+        "data/" + KEYS: record.pack(updated_keys({}, add=[signing.public_raw(clinician.public_key())])),
+        "data/" + POLICY: record.pack(policy(POLICY_UA)),
+    }
+    with _start(extra_files=records) as pico:
+        assert pico.wait_event("usb", 120), "the board did not enumerate on USB"
+        yield pico
+
+
+@pytest.fixture
+def app(app_board, monkeypatch):
+    """A client on the application board, brought to rest."""
+    monkeypatch.setattr(Watch, "slowdown", SLOWDOWN)
+    with _client(app_board) as c:
+        info = c.info().unwrap()
+        if info.state in ACTIVE_STATES:
+            c.session_stop().unwrap()
+        if c.info().unwrap().state == "FAULT":
+            c.fault_clear().unwrap()
+        yield c
+    assert app_board.state()["resets"] == [], "the board reset: %r" % app_board.state()["resets"]
+
+
+@pytest.fixture(scope="module")
+def maintenance_board():
+    with _start(hold_start=True) as pico:
+        assert pico.wait_event("usb", 120), "the board did not enumerate on USB"
+        pico.wait_board_ms(200)
+        yield pico
+
+
+def _tool(name):
+    """A console script of this environment (beside the interpreter), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def _mpremote(pico, *args, timeout=300):
+    r = subprocess.run(
+        [_tool("mpremote"), "connect", pico.url, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert r.returncode == 0, r.stderr[-1500:]
+    return r.stdout
+
+
+@pytest.mark.req("HIL-EMU-1", "LINK-MSG-1")
+def test_the_board_boots_and_tonus_info_reads_it(app_board, app):
+    app.close()  # the CLI opens the port itself, as a person would
+    r = subprocess.run(
+        [_tool("tonus"), "--port", app_board.url, "--json", "info"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["board"] == "pico" and info["state"] == "IDLE" and info["fault"] is None
+    assert info["serial"] == "0000000000000000"  # rp2040js has no flash unique ID
+
+
+@pytest.mark.req("HIL-EMU-1", "LINK-MSG-6")
+def test_it_streams_at_2khz_without_dropping_a_sample(app_board, app):
+    w = Watch(app)
+    assert app.stream(True).ok
+    frames = w.stream_for(3000)
+    assert app.stream(False).ok
+    assert sum(f.count for f in frames) >= 6000
+    assert all(not f.gap for f in frames)
+    assert all(b.first_index == a.end_index for a, b in zip(frames, frames[1:]))
+    assert app.missed == {3: 0, 4: 0}
+    assert app_board.state()["emg"]["underruns"] == 0
+
+
+@pytest.mark.req("HIL-EMU-1", "SAF-ESTOP-1")
+def test_the_estop_button_latches_with_the_output_off(app_board, app):
+    w = Watch(app)
+    assert app.session_start(demo_s=60).ok
+    w.state("RUNNING")
+    app_board.press_estop()
+    assert w.event(FaultEvent, name="ESTOP").latched
+    assert not app_board.state()["out"]["live"]
+    info = app.info()
+    assert info.state == "FAULT" and info.fault.name == "ESTOP" and info.estop_open
+    assert app.fault_clear().name == "ESTOP_ACTIVE"
+    app_board.release_estop()
+    assert app.fault_clear().state == "IDLE"
+
+
+@pytest.mark.req("HIL-EMU-1", "SAF-AMPLITUDE-1")
+def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, app, clinician):
+    from host import signing, therapy_file
+    from host.upload import upload
+
+    doc, problems = therapy_file.load(STIM_PROTOCOL)
+    assert not problems
+    doc["device"] = app.hello().unwrap().serial
+    upload(lambda: contextlib.nullcontext(app), signing.sign_document(doc, clinician))
+    w = Watch(app)
+    assert app.session_start().ok
+    w.event(StimEvent, device_ms=3000, state="READY")
+    assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
+    deadline = time.monotonic() + 60 * SLOWDOWN / 10
+    while not [p for p in app_board.request("pulses")["pulses"] if p["set_ua"] == LEVEL_UA]:
+        assert time.monotonic() < deadline, "the level was never reached"
+        app.poll(0.05)
+    assert app.session_stop().ok
+    app_board.wait_board_ms(200)
+    pulses = app_board.request("pulses")["pulses"]
+    amps = [p["set_ua"] for p in pulses]
+    assert amps[0] < LEVEL_UA and amps == sorted(amps)  # up from low, never a jump down mid-ramp
+    assert all(a % 100 == 0 for a in amps)  # the HAL's 100 µA grid
+    assert all(p["ua1"] == p["set_ua"] == p["ua2"] for p in pulses)  # 1 kohm load: within compliance
+    s = app_board.state()
+    assert not s["out"]["live"]
+    app_board.wait_board_ms(200)
+    assert len(app_board.request("pulses")["pulses"]) == len(pulses)
+
+
+@pytest.mark.req("HIL-EMU-2")
+def test_the_front_end_delivers_the_codes_that_were_sent(maintenance_board):
+    """What the capture PIO program and DMA leave in the firmware's ring is the patient's signal, exactly."""
+    script = (
+        "import time\n"
+        "from firmware.board_pico import PicoHal\n"
+        "h = PicoHal()\n"
+        "time.sleep_ms(150)\n"
+        "n = h._written()\n"
+        "w = [h._ring[h._ring_base + ((n - 64 + i) & 2047)] for i in range(64)]\n"
+        "print('W', h.afe_ok, ' '.join('%x' % v for v in w))\n"
+    )
+    out = _mpremote(maintenance_board, "exec", script)
+    fields = out.split("W ", 1)[1].split()
+    assert fields[0] == "True"
+    got = np.array([int(x, 16) for x in fields[1:]], dtype=np.uint32)
+    sent = maintenance_board.feed.words()
+    assert len(got) == 64 and len(set(got.tolist())) > 32  # a signal, not a constant
+    at = [i for i in range(len(sent) - 63) if np.array_equal(sent[i : i + 64], got)]
+    assert len(at) == 1, "the ring holds words that were not sent in this order"
+
+
+@pytest.mark.req("HIL-EMU-2")
+def test_the_watchdog_resets_the_whole_chip_and_flash_survives(maintenance_board):
+    pico = maintenance_board
+    _mpremote(pico, "exec", "f = open('kept.txt', 'w'); f.write('written before the reset'); f.close()")
+    while not pico.events.empty():
+        pico.events.get_nowait()
+    # the watchdog starts and nobody feeds it: the chip resets, USB goes and comes back
+    subprocess.run(
+        [
+            _tool("mpremote"),
+            "connect",
+            pico.url,
+            "exec",
+            "import machine; machine.WDT(timeout=100)\nwhile True: pass",
+        ],
+        capture_output=True,
+        timeout=300,
+    )
+    reset = pico.wait_event("reset", 120)
+    assert reset is not None and reset["why"] == "watchdog"
+    assert pico.wait_event("usb", 120), "USB did not come back after the reset"
+    out = _mpremote(
+        pico,
+        "exec",
+        "import machine; print(machine.reset_cause() == machine.WDT_RESET); print(open('kept.txt').read())",
+    )
+    assert out.split() == ["True", "written", "before", "the", "reset"]
