@@ -40,7 +40,7 @@ import struct
 from array import array
 
 from protocol.intmath import isqrt
-from protocol.messages import FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
+from protocol.messages import FLAG_ARTEFACT, FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
 
 try:
     from micropython import const
@@ -63,6 +63,8 @@ X_MAX_DV = 4194303  # input clip, just above the front end's ±4,000,000
 LIMIT_DV = 524287  # streamed samples and filter outputs saturate here (±52.4 mV)
 ENV_CLIP_DV = 131071  # squared samples clip here: 6.5 sigma at the envelope cap
 ENVELOPE_MAX_DV = 32767  # 3.3 mV RMS: the envelope's ceiling (its square < 2**30)
+# a block above 500 µV RMS is no pelvic-floor muscle (docs/emg.md): flagged, never trusted
+ENVELOPE_TRUST_MAX_DV = 5000
 UNTRUSTED = FLAG_LEAD_OFF | FLAG_SATURATED | FLAG_GAP
 
 _X_MAX = const(4194303)
@@ -70,6 +72,7 @@ _D_MAX = const(524287)  # second difference clip, Q0
 _Y_MAX = const(67108736)  # LIMIT_DV << 7
 _E_MAX = const(131071)
 _MS_CAP = const(1073676289)  # ENVELOPE_MAX_DV ** 2
+_TRUST_MS = const(25000000)  # ENVELOPE_TRUST_MAX_DV ** 2
 _QH_CAP = const(1046528)  # 2**20 - 2**11: below it 1024 * (h // 50) + rest < 2**30
 
 # Coefficients (c, s): value c / 2**s. High-pass per rate: C1 = 1 + a1 + a2,
@@ -298,6 +301,7 @@ class Chain:
         self._head = 0
         self._count = 0  # blocks in the window since the restart
         self._bflags = 0
+        self._taint = 0  # blocks until the window is clear of the last artefact
 
     def process(self, x, n, out, flags=0):
         """Filter x[0:n]; high-passed samples to out (bytearray, int32 LE); returns envelope updates.
@@ -328,7 +332,6 @@ class Chain:
             st[_S_CLIPS] = 0
         self._bflags = 0
         self._fill = 0
-        self.block_flags = bf
         # block mean square, rounded: (1024*h + lo) / BLOCK without leaving small ints
         qh = h // BLOCK
         if qh >= _QH_CAP:
@@ -336,6 +339,17 @@ class Chain:
         else:
             ms = min(qh * 1024 + ((h - qh * BLOCK) * 1024 + lo + BLOCK // 2) // BLOCK, _MS_CAP)
         nb = self._nb
+        # an artefact keeps every update whose window holds its block untrusted; the arithmetic
+        # goes on undisturbed (no restart): the envelope stays exact, only its trust is withdrawn
+        if ms > _TRUST_MS:
+            bf |= FLAG_ARTEFACT
+        if bf & FLAG_ARTEFACT:
+            self._taint = nb
+        elif self._taint:
+            self._taint -= 1
+            if self._taint:
+                bf |= FLAG_ARTEFACT
+        self.block_flags = bf
         self._ring[self._head] = ms
         self._head = (self._head + 1) % nb
         if self._count < nb:

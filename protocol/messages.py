@@ -483,6 +483,7 @@ FLAG_GAP = 4
 FLAG_STIM = 8  # pulses were delivered during the block
 FLAG_TRIGGER = 16  # an ETS trigger fired during the block
 FLAG_BLANKED = 32  # samples around pulses were blanked (stimulation artefact)
+FLAG_ARTEFACT = 64  # a step, slope or amplitude no pelvic-floor muscle makes (firmware/emg_artefact.py)
 
 
 def type_name(mtype):

@@ -1,0 +1,75 @@
+"""Signals no pelvic-floor muscle makes, caught on the raw block before the chain.
+
+A clipped or railed input is flagged by the front end and the chain; what
+stays below the clip is trusted unless something says otherwise. This guard
+looks at each raw block (0.1 µV, electrode offset included, before any
+filtering or clipping) and flags FLAG_ARTEFACT when:
+
+- its mean moves faster than MEAN_SLOPE_UV_S from the last block's: muscle
+  adds no DC, so a shift of the block mean is an electrode or the probe
+  moving (an electrode step, a motion bump);
+- two neighbouring samples differ by more than SLEW_UV_MS: faster than any
+  surface motor-unit potential slopes (an electrode pop, a connector).
+
+A flagged block, and HOLD_MS after the last one, reach the chain flagged,
+and every envelope update whose window holds a flagged block is untrusted
+(firmware/emg_dsp.py), so neither edge of a contaminated stretch leaks a
+trusted value. The filters run on undisturbed: the envelope is exact, only
+trusted or not. The amplitude ceiling
+(emg_dsp.ENVELOPE_TRUST_MAX_DV) is checked on the filtered block by the
+chain. docs/emg.md gives the reasons for each figure.
+"""
+
+from protocol.messages import FLAG_ARTEFACT
+
+MEAN_SLOPE_UV_S = 20000  # 20 mV/s drift of the block mean
+SLEW_UV_MS = 5000  # 5 mV/ms between neighbouring samples
+HOLD_MS = 150  # flagged after the last artefact: the high-pass settling after a step, a bump's tail
+
+
+class ArtefactGuard:
+    def __init__(self, rate_hz, block):
+        self.block = block
+        # per block, in the sum of its samples (block * mean), 0.1 µV
+        self._step = MEAN_SLOPE_UV_S * 10 * block * block // rate_hz
+        self._slew = SLEW_UV_MS * 10000 // rate_hz  # per sample, 0.1 µV
+        self._hold_blocks = (HOLD_MS * rate_hz + 1000 * block - 1) // (1000 * block)
+        self.steps = 0  # blocks flagged by a step or slope since construction
+        self.restart()
+
+    def restart(self):
+        """Forget the signal (a gap): the next block is compared with nothing before it."""
+        self._primed = False
+        self._sum = 0
+        self._last = 0
+        self._hold = 0
+
+    def check(self, x, n):
+        """FLAG_ARTEFACT if x[0:n] (n == block) or the HOLD_MS before it held an artefact, else 0."""
+        prev = self._last if self._primed else x[0]
+        s = 0
+        top = 0
+        for i in range(n):
+            v = x[i]
+            s += v
+            d = v - prev
+            if d < 0:
+                d = -d
+            if d > top:
+                top = d
+            prev = v
+        self._last = prev
+        shift = s - self._sum
+        if shift < 0:
+            shift = -shift
+        bad = top > self._slew or (self._primed and shift > self._step)
+        self._sum = s
+        self._primed = True
+        if bad:
+            self.steps += 1
+            self._hold = self._hold_blocks
+            return FLAG_ARTEFACT
+        if self._hold:
+            self._hold -= 1
+            return FLAG_ARTEFACT
+        return 0
