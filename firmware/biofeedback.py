@@ -25,7 +25,7 @@ _LOW_MASK = _LOW - 1
 
 # patient-paced safety: the rest tone (a running median, firmware/tone_trend.py)
 # must stay above the margin this long before the device advises stopping
-TREND_HOLD_S = 5
+TREND_HOLD_S = 3
 REFERENCE_S = 30  # without a baseline phase: the first 30 s of relaxation
 HOLD_GRACE_MS = 1000  # a relaxation hold survives excursions above target this long (protocol default)
 PAUSES_ADVISE = 2  # the patient pausing this often is the same signal

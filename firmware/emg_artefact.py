@@ -11,18 +11,18 @@ filtering or clipping) and flags FLAG_ARTEFACT when:
 - two neighbouring samples differ by more than SLEW_UV_MS: faster than any
   surface motor-unit potential slopes (an electrode pop, a connector).
 
-A flagged block, and HOLD_MS after the last one, reach the chain flagged,
-and every envelope update whose window holds a flagged block is untrusted
-(firmware/emg_dsp.py), so neither edge of a contaminated stretch leaks a
-trusted value. The filters run on undisturbed: the envelope is exact, only
-trusted or not. The amplitude ceiling
+A flagged block, and HOLD_MS after the last one, reach the chain flagged:
+the chain restarts on each (the high-pass and the notch would ring for
+hundreds of ms after a step) and its envelope stays untrusted until a whole
+window of clean samples has passed (firmware/emg_dsp.py), so neither edge
+of a contaminated stretch leaks a trusted value. The amplitude ceiling
 (emg_dsp.ENVELOPE_TRUST_MAX_DV) is checked on the filtered block by the
 chain. docs/emg.md gives the reasons for each figure.
 """
 
 from protocol.messages import FLAG_ARTEFACT
 
-MEAN_SLOPE_UV_S = 20000  # 20 mV/s drift of the block mean
+MEAN_SLOPE_UV_S = 10000  # 10 mV/s drift of the block mean
 SLEW_UV_MS = 5000  # 5 mV/ms between neighbouring samples
 HOLD_MS = 150  # flagged after the last artefact: the high-pass settling after a step, a bump's tail
 

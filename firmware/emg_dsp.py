@@ -32,8 +32,9 @@ notch output in Q0 clipped to ±ENV_CLIP_DV: v = 1024a + b, v² = 1024*a*(v+b)
 A restart (start, gap, lead-off, saturation, clipping) primes the
 high-pass on the next sample (x1 = x2 = x: a DC offset gives no transient),
 zeroes the notch and empties the envelope window. Envelope updates carry
-FLAG_GAP until the window holds a full window of samples since the restart,
-so filter settling and the aftermath of a rail never reach a trusted update.
+FLAG_GAP until a whole window and SETTLE_MS more have passed since the
+restart, so filter settling and the aftermath of a rail never reach a
+trusted update.
 """
 
 import struct
@@ -58,6 +59,9 @@ WINDOW_MIN_MS = 50
 WINDOW_MAX_MS = 1000
 WINDOW_STEP_MS = 50  # a window is whole blocks at both rates
 HP_HZ = 20
+# after a restart the high-pass is primed flat; a signal that was still sloping (an electrode
+# recovering) leaves a transient that is gone in ~50 ms: updates wait this long beyond the window
+SETTLE_MS = 100
 NOTCH_Q = 10  # -3 dB over ±2.5 Hz (50 Hz): tolerates mains drift, settles in ~0.1 s
 X_MAX_DV = 4194303  # input clip, just above the front end's ±4,000,000
 LIMIT_DV = 524287  # streamed samples and filter outputs saturate here (±52.4 mV)
@@ -290,6 +294,7 @@ class Chain:
         self.mains_hz = mains_hz
         self._co = coefficients(self.rate_hz, mains_hz)
         self._nb = window_ms * self.rate_hz // 1000 // BLOCK
+        self._settle = SETTLE_MS * self.rate_hz // 1000 // BLOCK
         self.restart()
 
     def restart(self):
@@ -300,6 +305,7 @@ class Chain:
         self._fill = 0
         self._head = 0
         self._count = 0  # blocks in the window since the restart
+        self._since = 0  # blocks since the restart, up to the window plus the settling time
         self._bflags = 0
         self._taint = 0  # blocks until the window is clear of the last artefact
 
@@ -339,8 +345,10 @@ class Chain:
         else:
             ms = min(qh * 1024 + ((h - qh * BLOCK) * 1024 + lo + BLOCK // 2) // BLOCK, _MS_CAP)
         nb = self._nb
-        # an artefact keeps every update whose window holds its block untrusted; the arithmetic
-        # goes on undisturbed (no restart): the envelope stays exact, only its trust is withdrawn
+        # a step or slope (flagged before the chain) restarts it like a rail: the filters would ring
+        restart = bf & (UNTRUSTED | FLAG_ARTEFACT)
+        # too large to be muscle: every update whose window holds the block is untrusted, but the
+        # arithmetic goes on undisturbed, so the envelope stays exact and only its trust is withdrawn
         if ms > _TRUST_MS:
             bf |= FLAG_ARTEFACT
         if bf & FLAG_ARTEFACT:
@@ -354,13 +362,15 @@ class Chain:
         self._head = (self._head + 1) % nb
         if self._count < nb:
             self._count += 1
+        if self._since < nb + self._settle:
+            self._since += 1
         self._uflags |= bf
         self.blocks += 1
         updated = 0
         if self.blocks % self._per_update == 0:
             self._update()
             updated = 1
-        if bf & UNTRUSTED:
+        if restart:
             self.restart()
         return updated
 
@@ -383,7 +393,7 @@ class Chain:
             env += 1
         env = min(env, ENVELOPE_MAX_DV)
         flags = self._uflags
-        if c < nb:
+        if self._since < nb + self._settle:
             flags |= FLAG_GAP
         self._uflags = 0
         self.envelope_dv = env

@@ -18,7 +18,7 @@ trusted ones). Integers, preallocated arrays, no allocation per update.
 from array import array
 
 SECOND_UPDATES = 20  # envelope updates per second (20 Hz)
-WINDOW_S = 40  # seconds in the running median: ignores excursions up to 19 s
+WINDOW_S = 30  # seconds in the running median: ignores excursions up to 14 s
 
 
 def _insert(a, n, v):
