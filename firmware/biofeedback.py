@@ -125,14 +125,16 @@ class PhaseScore:
         if self.rest.n:
             r[m.SC_REST_DV] = self.rest.mean()
             r[m.SC_REST_CV] = self.rest.cv_permille()
-        if self.work.n:
+        kind = self.kind
+        # a Glazer phase mixes flicks, tonic holds and the endurance hold: one mean of them all
+        # would sit beside the host's measures as if it were one of them (EMG-GLAZER-2)
+        if self.work.n and kind != KIND_CODES["glazer"]:
             r[m.SC_WORK_DV] = self.work.mean()
         if self.peaks.n:
             r[m.SC_PEAK_DV] = self.peaks.mean()
             r[m.SC_BEST_PEAK_DV] = self.best_peak
         if self.target_dv:
             r[m.SC_TARGET_DV] = self.target_dv
-        kind = self.kind
         if kind == KIND_CODES["relaxation"]:
             r[m.SC_BELOW_MS] = self.below * UPDATE_MS
             r[m.SC_HOLDS] = self.holds

@@ -18,6 +18,8 @@ from firmware.controller import (
     TONE_FEEDBACK_MIN_HZ,
     TONE_RELAX_HZ,
 )
+from host import glazer
+from host.client import Cue
 from sim import scenario
 from sim.emg_model import EmgModel
 from sim.patient import PROFILES, Patient
@@ -62,8 +64,8 @@ def envelope(x, window_s=0.1):
     return np.sqrt((c[w:] - c[:-w]) / w)
 
 
-def glazer_figures(seed, profile="healthy"):
-    """The Glazer amplitudes (µV) of a simulated patient, measured as Oleksy et al. define them."""
+def glazer_signal(seed, profile="healthy"):
+    """(samples µV, host cues) of a simulated patient led through the Glazer timing."""
     holds, end, tones = glazer_tones()
     patient = Patient(profile, seed, RATE)
     model = EmgModel(patient, seed, RATE, motion_per_min=0)
@@ -74,21 +76,29 @@ def glazer_figures(seed, profile="healthy"):
             t, hz = tones.pop(0)
             patient.hear(hz, round(t * 1e6))
         x[k : k + BLOCK] = model.take(BLOCK)[0] / 10.0
-    env = envelope(x)
+    cues = [Cue(0, 0, "REST", 0, 60000, 0)]
+    for i, (_kind, on, off) in enumerate(holds):
+        rest_end = holds[i + 1][1] if i + 1 < len(holds) else end
+        cues.append(Cue(0, 0, "CONTRACT", round(on * 1000), round((off - on) * 1000), 0))
+        cues.append(Cue(0, 0, "REST", round(off * 1000), round((rest_end - off) * 1000), 0))
+    return x, cues
 
-    def at(s):
-        return int(s * RATE)
 
-    def of(kind):
-        return [(on, off) for k, on, off in holds if k == kind]
+def glazer_analysis(seed, profile="healthy"):
+    """The host's Glazer analysis (host/glazer.py: the quantities the norms were measured as)."""
+    x, cues = glazer_signal(seed, profile)
+    return glazer.analyse(glazer.Recording(RATE, 0, x, cues))
 
-    ((e_on, e_off),) = of("endurance")
+
+def glazer_figures(seed, profile="healthy"):
+    """The Glazer amplitudes (µV) of a simulated patient, as the host reports them against the norms."""
+    r = glazer_analysis(seed, profile)
     return {
-        "pre_rest": float(np.mean(env[: at(60)])),
-        "phasic_peak": float(np.mean([np.max(env[at(on) : at(off + 1)]) for on, off in of("phasic")])),
-        "tonic_mean": float(np.mean([np.mean(env[at(on) : at(off)]) for on, off in of("tonic")])),
-        "endurance_mean": float(np.mean(env[at(e_on) : at(e_off)])),
-        "post_rest": float(np.mean(env[at(e_off) :])),
+        "pre_rest": r["pre_baseline"]["mean_uv"],
+        "phasic_peak": r["phasic"]["peak_uv"],
+        "tonic_mean": r["tonic"]["mean_uv"],
+        "endurance_mean": r["endurance"]["mean_uv"],
+        "post_rest": r["post_baseline"]["mean_uv"],
     }
 
 
