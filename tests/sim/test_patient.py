@@ -6,8 +6,11 @@ TONE_FEEDBACK_MAX_HZ while the envelope is above target, higher the
 further above; silence at or below).
 """
 
+import functools
+
 import numpy as np
 import pytest
+from scipy.stats import kurtosis
 
 from firmware.controller import (
     TONE_ADVICE_HZ,
@@ -64,6 +67,7 @@ def envelope(x, window_s=0.1):
     return np.sqrt((c[w:] - c[:-w]) / w)
 
 
+@functools.lru_cache(maxsize=8)
 def glazer_signal(seed, profile="healthy"):
     """(samples µV, host cues) of a simulated patient led through the Glazer timing."""
     holds, end, tones = glazer_tones()
@@ -84,6 +88,7 @@ def glazer_signal(seed, profile="healthy"):
     return x, cues
 
 
+@functools.lru_cache(maxsize=8)
 def glazer_analysis(seed, profile="healthy"):
     """The host's Glazer analysis (host/glazer.py: the quantities the norms were measured as)."""
     x, cues = glazer_signal(seed, profile)
@@ -112,6 +117,69 @@ def test_healthy_glazer_assessment_lands_within_one_sd_of_the_norms(seed):
     for name in ("pre_rest", "phasic_peak", "tonic_mean", "endurance_mean"):
         assert abs(got[name] / NORMATIVE[name][0] - 1) < 0.15, (name, got[name])
     assert got["endurance_mean"] < 0.6 * got["tonic_mean"]  # a long hold cannot be kept up
+
+
+def _z(r, measure):
+    return {row["measure"]: row["z"] for row in r["normative"]["rows"]}[measure]
+
+
+def _tonic_holds(x, cues):
+    """The middle 6 s of each 10 s tonic hold (the onset and the let-go left out)."""
+    out = []
+    for c in cues:
+        if c.cue == "CONTRACT" and c.duration_ms == 10000:
+            a = c.time_ms * RATE // 1000
+            out.append(x[a + 2 * RATE : a + 8 * RATE])
+    return out
+
+
+@pytest.mark.req("SIM-PATIENT-6")
+def test_hypertonic_and_weak_land_where_the_literature_puts_them():
+    healthy = glazer_analysis(0)
+    hyper = glazer_analysis(0, "hypertonic")
+    weak = glazer_analysis(0, "weak")
+    # an overactive floor (vulvar vestibulitis: Glazer et al. 1995, White, Jantos & Glazer 1997):
+    # raised and unstable rest before and after, slow return to rest after a contraction
+    assert _z(hyper, "pre_baseline_uv") > 1 and _z(hyper, "post_baseline_uv") > 1
+    assert hyper["pre_baseline"]["cv_percent"] > healthy["pre_baseline"]["cv_percent"]
+    assert hyper["phasic"]["recovery_s"] > 2 * healthy["phasic"]["recovery_s"]
+    assert hyper["tonic"]["rise_time_s"] > 2 * healthy["tonic"]["rise_time_s"]
+    # a weak floor: contractions and endurance below the healthy norm, rest within it
+    for measure in ("phasic_peak_uv", "tonic_mean_uv", "endurance_mean_uv"):
+        assert _z(weak, measure) < -1, measure
+    assert abs(_z(weak, "pre_baseline_uv")) < 1
+
+
+@pytest.mark.req("SIM-PATIENT-6")
+def test_a_healthy_contraction_rises_as_fast_as_recorded_ones():
+    # 10-90 % rise of the envelope of voluntary bursts in recorded surface EMG: 0.11-0.23 s
+    # (measured here as the host measures it: the device's 250 ms RMS envelope, tonic holds)
+    r = glazer_analysis(0)
+    assert 0.11 <= r["tonic"]["rise_time_s"] <= 0.23, r["tonic"]["rise_time_s"]
+
+
+@pytest.mark.req("SIM-EMG-8")
+def test_contractions_are_super_gaussian_and_spectra_tell_the_patients_apart():
+    mdf = {}
+    for profile in ("healthy", "hypertonic", "weak"):
+        x, cues = glazer_signal(0, profile)
+        holds = _tonic_holds(x, cues)
+        k = np.mean([kurtosis(h, fisher=False) for h in holds])
+        # surface EMG is super-Gaussian, most at low and moderate force (Nazarpour et al. 2013);
+        # recorded bursts sit near 5-6, a Gaussian model at 3
+        assert 4.0 <= k <= 7.0, (profile, k)
+        if profile == "healthy":
+            assert 4.5 <= k <= 6.5, k
+        mdf[profile] = np.mean([glazer.median_frequency(h, RATE) for h in holds])
+        rest = x[5 * RATE : 55 * RATE]
+        mdf[profile + " rest"] = glazer.median_frequency(rest, RATE)
+    # healthy: ~87 Hz in a 10 s hold (limb muscles 85-116 Hz at 50 % MVC, Krivickas et al. 1998),
+    # the resting tone's small units lower (~80 Hz); a dysfunctional floor lower still
+    # (White, Jantos & Glazer 1997: a low median frequency marks dysfunction)
+    assert 80 <= mdf["healthy"] <= 100, mdf
+    assert mdf["healthy rest"] < mdf["healthy"] - 3, mdf
+    assert mdf["hypertonic"] < 0.85 * mdf["healthy"], mdf
+    assert mdf["weak"] < 0.9 * mdf["healthy"], mdf
 
 
 def activation_after(patient, seconds):
