@@ -14,6 +14,7 @@ in profile_error, the front end and pulse engine unstarted and hw_max_ua 0,
 for the controller to latch a STORAGE fault; no session can pass its checks.
 """
 
+import gc
 import json
 import os
 import select
@@ -29,6 +30,10 @@ import uctypes
 from firmware import ads1292 as ads
 from firmware import hal as H
 from firmware import pico_pio as pio
+
+# collect() runs the collector when less than this is free: ahead of an
+# allocation that would find the heap full in the middle of a pass
+_GC_FREE_MIN = 24 * 1024
 
 PIN_OUT_KEEPALIVE = 0  # drives the charge pump that holds the output enable
 PIN_AFE_RESET = 1  # ADS1292R PWDN/RESET, active low
@@ -119,7 +124,9 @@ _DAC_CMD = 0x30  # MCP4822 channel A, gain 1x, output on
 _ADC_SHIFT = 4  # read_u16 carries 12 bits
 _MAX_SCALE = 1 << 18  # a 12-bit reading times a full scale stays under 2**30
 _DEBOUNCE_MS = 40
-_WATCHDOG_CTRL = 0x40058000  # RP2040 WATCHDOG.CTRL: bit 30 ENABLE; bits 0-23 TIME, 2 counts per µs (erratum E1)
+_WATCHDOG_CTRL = (
+    0x40058000  # RP2040 WATCHDOG.CTRL: bit 30 ENABLE; bits 0-23 TIME, 2 counts per µs (erratum E1)
+)
 _WDT_ENABLE = 1 << 30
 _WATCHDOG_REASON = 0x40058008  # RP2040 WATCHDOG.REASON: bit 0 TIMER, bit 1 FORCE
 _BLINK_MS = {
@@ -157,7 +164,9 @@ def parse_profile(d):
     afe = d["afe"]
     if _int(afe, "rate_hz", 1000, 2000) not in (1000, 2000):
         raise ValueError("profile rate_hz must be 1000 or 2000")
-    ads.registers(afe["rate_hz"], afe["gain"], afe["vref_uv"], afe["loff_current_na"], afe["loff_threshold_pct10"])
+    ads.registers(
+        afe["rate_hz"], afe["gain"], afe["vref_uv"], afe["loff_current_na"], afe["loff_threshold_pct10"]
+    )
     ads.Calibration(afe["vref_uv"], afe["gain"], afe["cal_gain_ppm"], afe["cal_offset_code"])
     return out, afe
 
@@ -259,7 +268,9 @@ class PicoHal(H.Hal):
             miso=machine.Pin(PIN_AFE_DOUT),
         )
         chip = ads.Ads1292(spi, cs, time.sleep_us)
-        regs = ads.registers(afe["rate_hz"], afe["gain"], afe["vref_uv"], afe["loff_current_na"], afe["loff_threshold_pct10"])
+        regs = ads.registers(
+            afe["rate_hz"], afe["gain"], afe["vref_uv"], afe["loff_current_na"], afe["loff_threshold_pct10"]
+        )
         if not chip.start(regs):
             return  # no samples will come: the firmware's stall detection reports it
         machine.Pin(PIN_AFE_DIN, machine.Pin.OUT, value=0)  # DIN low: no command while frames stream
@@ -373,7 +384,9 @@ class PicoHal(H.Hal):
         if not dma.active():
             # the PIO's FIFO holds 4 ms: the main loop is usually back sooner, else this shows as a lap
             self._emg_base = n
-            dma.config(write=self._ring_addr + 4 * (n & _RING_MASK), count=_ARM, ctrl=self._emg_ctrl, trigger=True)
+            dma.config(
+                write=self._ring_addr + 4 * (n & _RING_MASK), count=_ARM, ctrl=self._emg_ctrl, trigger=True
+            )
         return n
 
     def _catch_up(self):
@@ -398,7 +411,9 @@ class PicoHal(H.Hal):
         ring = self._ring
         self._emg_status |= ads.convert(ring, self._ring_base, _RING_MASK, self._read, n, buf, 0, self._cal)
         self._read += n
-        self._loff_now = ring[self._ring_base + ((self._read - 1) & _RING_MASK)] >> ads.WORD_LOFF_SHIFT & ads.EMG_LOFF
+        self._loff_now = (
+            ring[self._ring_base + ((self._read - 1) & _RING_MASK)] >> ads.WORD_LOFF_SHIFT & ads.EMG_LOFF
+        )
         return n
 
     def emg_status(self):
@@ -470,8 +485,12 @@ class PicoHal(H.Hal):
             sm.get()
         machine.mem32[_PIO1 + _IRQ] = _STOP_FLAG
         sm.restart()
-        self._counter.config(read=_PIO1 + _RXF0, write=self._scratch, count=_ARM, ctrl=self._count_ctrl, trigger=True)
-        self._feed.config(read=self._desc, write=_PIO1 + _TXF0, count=_ARM, ctrl=self._feed_ctrl, trigger=True)
+        self._counter.config(
+            read=_PIO1 + _RXF0, write=self._scratch, count=_ARM, ctrl=self._count_ctrl, trigger=True
+        )
+        self._feed.config(
+            read=self._desc, write=_PIO1 + _TXF0, count=_ARM, ctrl=self._feed_ctrl, trigger=True
+        )
         self._counting = True
         self._running = True
         # both clocks are the crystal's: pulse k starts at this sample + k periods (to a sample)
@@ -606,6 +625,10 @@ class PicoHal(H.Hal):
             return False  # the host is not reading: drop rather than stall
         self._stdout.write(data)
         return True
+
+    def collect(self):
+        if gc.mem_free() < _GC_FREE_MIN:
+            gc.collect()
 
     def idle(self):
         machine.idle()

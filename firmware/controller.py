@@ -22,7 +22,7 @@ from firmware.therapy_store import TherapyStore
 from firmware.version import FIRMWARE_VERSION
 from protocol import codec, faults, framing
 from protocol import messages as m
-from protocol.errors import BAD_FIELD, BUSY, ILLEGAL_STATE, ProtocolError
+from protocol.errors import BAD_FIELD, BUSY, ESTOP_ACTIVE, FAULT_LATCHED, ILLEGAL_STATE, ProtocolError
 from protocol.therapy import STIM_KINDS, uses_stimulation
 
 WDT_TIMEOUT_MS = 2000
@@ -76,9 +76,9 @@ class Controller:
         self.selftest = Selftest(
             hal, self.safety, self.session, self.emg, self.store, WDT_TIMEOUT_MS, self._selftest_done
         )
-        self.link = Link(hal, self._handlers(), self.log)
+        self.link = Link(hal, self._handlers(), self.log, len(self.emg.payload))
+        self._emit = self._emit_block  # made once: a bound-method lookup in the loop allocates
         self.streaming = False
-        self._estop_was_open = False
         self._tone_until_ms = 0
         self._tone_hz = 0
         self._led = -1
@@ -133,7 +133,7 @@ class Controller:
             checked |= 1
             self.link.poll(now)
             checked |= 2
-            self.emg.pump(now, self._emit_block)
+            self.emg.pump(now, self._emit)
             checked |= 4
             self._tick_session(now)
             self.selftest.step(now)
@@ -141,6 +141,11 @@ class Controller:
             self._patient_io(now)
             self.maintenance.poll(now)
             checked |= 16
+            # the one point of the pass for the collector: between two keepalives,
+            # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
+            self.safety.keepalive()
+            self.hal.collect()
+            self.safety.keepalive()
         except MemoryError:
             self.safety.enter_safe_state(faults.MEMORY)
         except Exception:  # any task failing ends in the safe state
@@ -152,11 +157,10 @@ class Controller:
 
     def _poll_safety(self, now):
         s = self.safety
-        estop = self.hal.estop_open()
-        # the level, not just the IRQ edge: a broken wire at boot reads as stop
-        if estop and not self._estop_was_open and s.unreported != faults.ESTOP and s.fault != faults.ESTOP:
+        # the level, not just the IRQ edge: a broken wire at boot reads as stop, and an
+        # open e-stop whose interrupt was lost or whose latch was cleared latches again
+        if self.hal.estop_open() and not s.fault:
             s.enter_safe_state(faults.ESTOP)
-        self._estop_was_open = estop
         if self.session.heartbeat_ms and self.session.active():
             if now - self.link.last_rx_ms > self.session.heartbeat_ms:
                 s.enter_safe_state(faults.HEARTBEAT_LOST)
@@ -175,11 +179,7 @@ class Controller:
         if latched:
             if not s.fault_ms:
                 s.fault_ms = now
-            try:
-                self.store.save(FAULT_RECORD, {0: s.fault, 1: s.fault_ms, 2: s.fault_count})
-            except OSError:
-                s.enter_safe_state(faults.STORAGE)
-                s.take_unreported()
+            self._save_fault()
             self.session.fault(now)
             self._beep(TONE_ALARM_HZ, now, _ALARM_MS)
         elif cause == faults.HEARTBEAT_LOST:
@@ -187,6 +187,14 @@ class Controller:
         elif s.fault == 0:
             self.session.end(STOP, m.REASON_FAULT, now)
         self.link.push(m.EVENT, m.FAULT, code=cause, time_ms=now)
+
+    def _save_fault(self):
+        s = self.safety
+        try:
+            self.store.save(FAULT_RECORD, {0: s.fault, 1: s.fault_ms, 2: s.fault_count})
+        except OSError:
+            s.enter_safe_state(faults.STORAGE)
+            s.take_unreported()
 
     # -- session --------------------------------------------------------
 
@@ -265,7 +273,13 @@ class Controller:
         if self.therapy.doc is not None:
             part = self.session.timeline.phase_of[seg]
             self.link.push(
-                m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=duration_ms, protocol_phase=part
+                m.EVENT,
+                m.CUE,
+                phase=seg & 0xFFFF,
+                cue=cue,
+                time_ms=now,
+                duration_ms=duration_ms,
+                protocol_phase=part,
             )
         else:
             self.link.push(m.EVENT, m.CUE, phase=seg & 0xFFFF, cue=cue, time_ms=now, duration_ms=duration_ms)
@@ -436,16 +450,8 @@ class Controller:
             st.block_trigger = False
         if not self.streaming:
             return
-        frame = {
-            "first_index": first_index,
-            "samples": bytes(payload),
-            "envelope_dv": self.emg.envelope_dv,
-            "state": self.session.state,
-            "flags": flags,
-        }
-        if st.state != m.STIM_OFF:
-            frame["stim_ua"] = st.cmd_ua
-        self.link.push(m.STREAM, m.EMG, **frame)
+        stim_ua = st.cmd_ua if st.state != m.STIM_OFF else -1
+        self.link.push_emg(first_index, payload, self.emg.envelope_dv, self.session.state, flags, stim_ua)
 
     # -- the patient's buttons, LED and buzzer --------------------------
 
@@ -595,12 +601,21 @@ class Controller:
     def _clear(self, body, now):
         if self.session.state != m.FAULT_STATE:
             raise ProtocolError(ILLEGAL_STATE, "no fault to clear")
-        refusal = self.safety.may_clear()
+        s = self.safety
+        refusal = s.may_clear()
         if refusal:
             raise ProtocolError(refusal, "release the emergency stop first")
-        cleared = self.safety.fault
-        self.store.remove(FAULT_RECORD)
-        self.safety.clear()
+        cleared = s.fault
+        seen = s.fault_count
+        self.store.remove(FAULT_RECORD)  # a flash write: interrupts wait for its end
+        if not s.clear(seen):
+            # a fault arrived since the check (the e-stop during the write): it stays
+            # latched, in storage too, and is reported
+            self._save_fault()
+            self._poll_safety(now)
+            raise ProtocolError(
+                ESTOP_ACTIVE if self.hal.estop_open() else FAULT_LATCHED, "a new fault arrived"
+            )
         self.log.add(now, EventLog.CLEARED, cleared, 0)
         self.session.fire(CLEAR, m.REASON_CLEARED, now)
         return {"state": self.session.state}

@@ -29,6 +29,7 @@ from protocol.messages import FLAG_ARTEFACT, FLAG_BLANKED, FLAG_GAP, FLAG_SATURA
 
 FRAME_SAMPLES = BLOCK
 STALL_MS = 200
+MAX_BLOCKS_PER_PASS = 4  # 100 ms of samples at 2 kHz; the ring holds 1 s
 BLANK_BEFORE_US = 500  # a predicted start may be a sample late: hold the sample before it too
 BLANK_AFTER_US = 4000  # the longest pulse (2 x 450 + 100 µs), then ~3 ms of input recovery
 
@@ -185,10 +186,17 @@ class EmgInput:
             b.configure(frequency_hz, before_us, after_us)
 
     def pump(self, now_ms, emit):
-        """Drain pending samples; emit(first_index, payload, flags) per full block."""
+        """Drain pending samples; emit(first_index, payload, flags) per full block.
+
+        One read per block: a read that leaves the block short has emptied
+        the ring, and what arrives meanwhile waits for the next pass (read
+        after read at the arrival rate, a pass never ends on a board). At
+        most MAX_BLOCKS_PER_PASS blocks a pass; the ring holds the rest, and
+        a late pass is caught up over the next few.
+        """
         hal = self._hal
         got = False
-        while True:
+        for _ in range(MAX_BLOCKS_PER_PASS):
             idx = hal.emg_index()
             if idx != self._first + self._fill:
                 # the ring overran or the front end restarted: start afresh
@@ -197,15 +205,17 @@ class EmgInput:
                 self._fill = 0
                 self.chain.restart()
                 self.guard.restart()
+            want = FRAME_SAMPLES - self._fill
             n = hal.emg_read(self._views[self._fill])
-            if n <= 0:
+            if n > 0:
+                got = True
+                self._fill += n
+                self.total += n
+                if self._fill == FRAME_SAMPLES:
+                    self._finish(emit)
+                    self.block_ms = now_ms
+            if n < want:
                 break
-            got = True
-            self._fill += n
-            self.total += n
-            if self._fill == FRAME_SAMPLES:
-                self._finish(emit)
-                self.block_ms = now_ms
         if got:
             self.last_data_ms = now_ms
 

@@ -7,6 +7,12 @@ emg_dsp's bounds: every intermediate stays within ±2**30, so it neither
 wraps here nor becomes a big int there. `>>` on a viper int is arithmetic,
 as in Python. Any change here must be made in run_plain too; the dual test
 tests/dual/test_emg_chain.py compares the two wherever this module imports.
+
+A viper int is a machine word: 32 bits on the RP2040, 64 on a 64-bit port,
+where ptr32 loads are zero-extended (-1 reads as 4294967295). Every load of
+a value that can be negative is sign-extended explicitly, (w ^ m) - m with
+m = 1 << 31, which is the identity on 32-bit words; stores keep the low 32
+bits either way.
 """
 
 import micropython
@@ -21,36 +27,38 @@ _E_MAX = const(131071)
 # st and co are laid out as emg_dsp's state (_S_*) and coefficients() arrays
 @micropython.viper
 def run(st: ptr32, co: ptr32, x: ptr32, start: int, end: int, out: ptr8):  # noqa: F821 (viper's types)
-    c1 = int(co[0])
-    k1 = int(co[1])
-    r1 = int(co[2])
-    c2 = int(co[3])
-    k2 = int(co[4])
-    r2 = int(co[5])
-    cg = int(co[6])
-    kg = int(co[7])
-    rg = int(co[8])
-    cm = int(co[9])
-    km = int(co[10])
-    rm = int(co[11])
-    cp = int(co[12])
-    kp = int(co[13])
-    rp = int(co[14])
-    cn = int(co[15])
-    kn = int(co[16])
-    rn = int(co[17])
-    x1 = int(st[0])
-    x2 = int(st[1])
-    y1 = int(st[2])
-    dy = int(st[3])
-    o1 = int(st[4])
-    do = int(st[5])
-    h = int(st[6])
-    lo = int(st[7])
-    clips = int(st[8])
-    primed = int(st[9])
+    m = 1
+    m = m << 31  # the sign bit of a 32-bit word, on any word size (a folded 1 << 31 would be an object)
+    c1 = (int(co[0]) ^ m) - m
+    k1 = (int(co[1]) ^ m) - m
+    r1 = (int(co[2]) ^ m) - m
+    c2 = (int(co[3]) ^ m) - m
+    k2 = (int(co[4]) ^ m) - m
+    r2 = (int(co[5]) ^ m) - m
+    cg = (int(co[6]) ^ m) - m
+    kg = (int(co[7]) ^ m) - m
+    rg = (int(co[8]) ^ m) - m
+    cm = (int(co[9]) ^ m) - m
+    km = (int(co[10]) ^ m) - m
+    rm = (int(co[11]) ^ m) - m
+    cp = (int(co[12]) ^ m) - m
+    kp = (int(co[13]) ^ m) - m
+    rp = (int(co[14]) ^ m) - m
+    cn = (int(co[15]) ^ m) - m
+    kn = (int(co[16]) ^ m) - m
+    rn = (int(co[17]) ^ m) - m
+    x1 = (int(st[0]) ^ m) - m
+    x2 = (int(st[1]) ^ m) - m
+    y1 = (int(st[2]) ^ m) - m
+    dy = (int(st[3]) ^ m) - m
+    o1 = (int(st[4]) ^ m) - m
+    do = (int(st[5]) ^ m) - m
+    h = (int(st[6]) ^ m) - m
+    lo = (int(st[7]) ^ m) - m
+    clips = (int(st[8]) ^ m) - m
+    primed = (int(st[9]) ^ m) - m
     for i in range(start, end):
-        v = int(x[i])
+        v = (int(x[i]) ^ m) - m
         if v > _X_MAX:
             v = _X_MAX
         elif v < 0 - _X_MAX:

@@ -46,9 +46,19 @@ LED_DONE = 5
 LED_ABOVE_TARGET = 6  # biofeedback: the envelope is above the relaxation target (quick blink)
 LED_ADVICE = 7  # the device advises ending the session (long pulses)
 
+# The loop's budget, from the emulated RP2040 (docs/simulator.md, "Pass
+# cost"): a pass with the output on takes at most PASS_MAX_MS, and a garbage
+# collection pauses at most GC_MAX_MS (14 ms measured with 77 KB live). The
+# loop collects at one point, between two keepalives (collect()), so the
+# longest gap between keepalives is a pass or a collection; an unplanned
+# collection inside a pass makes it a pass plus a collection.
+PASS_MAX_MS = 20
+GC_MAX_MS = 15
 # Output stage: the dynamic enable drops this long after the last
-# out_keepalive() (a charge pump on the board, a timer in the simulator)
-OUT_HOLD_MS = 20
+# out_keepalive() (a charge pump on the board, a timer in the simulator):
+# the worst gap above with a margin, so no pass the loop can take drops it,
+# and a hung MCU still loses the output within it.
+OUT_HOLD_MS = PASS_MAX_MS + GC_MAX_MS + 5
 
 # stim_sense() fields, in this order, of the last completed pulse
 SENSE_PULSES = 0  # pulses completed since stim_start()
@@ -156,6 +166,13 @@ class Hal:
 
     def buzzer(self, hz):
         """Tone at hz; 0 silences it."""
+        raise NotImplementedError
+
+    # -- memory --
+    def collect(self):
+        """Collect garbage now if the heap is running low. The loop calls it at the one point of
+        its pass where a pause is harmless (between two keepalives), so that an allocation
+        elsewhere rarely finds the heap full."""
         raise NotImplementedError
 
     # -- watchdog and reset --

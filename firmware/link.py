@@ -7,20 +7,23 @@ and counted. Writes never block (hal.link_write returns False instead), so a
 host that stops reading costs dropped frames, not a stalled device.
 """
 
+from firmware.streamframe import EmgFrames
 from protocol import codec, framing
 from protocol import messages as m
 from protocol.errors import BAD_ENVELOPE, HELLO_REQUIRED, ProtocolError
 
 _RX_CHUNK = 128
+_RX_CHUNKS_PER_PASS = 4  # a largest request frame (framing.MAX_ENCODED) per pass
 
 
 class Link:
-    def __init__(self, hal, handlers, log):
+    def __init__(self, hal, handlers, log, emg_samples_len=200):
         self._hal = hal
         self._handlers = handlers  # type -> handler(body, now_ms) -> dict of named fields
         self._log = log
         self._rx = bytearray(_RX_CHUNK)
         self._decoder = framing.Decoder()
+        self._emg = EmgFrames(emg_samples_len)  # stream frames go out of one reused buffer
         self._seq = [0] * (m.STREAM + 1)  # per-kind counters for events and streams
         self.greeted = False  # a HELLO has been answered since boot
         self.version = 0
@@ -40,7 +43,8 @@ class Link:
             # a delimiter first, so whatever the host saw before (a REPL
             # banner) ends as one dropped frame on its side
             self._started = self._hal.link_write(b"\x00")
-        while True:
+        # bounded work per pass: what the host sends beyond it waits in the USB ring
+        for _ in range(_RX_CHUNKS_PER_PASS):
             n = self._hal.link_read(self._rx)
             if n <= 0:
                 return
@@ -89,6 +93,19 @@ class Link:
         seq = self._seq[kind]
         self._seq[kind] = (seq + 1) % m.SEQ_MODULO
         return self._send(m.build(kind, seq, mtype, **fields))
+
+    def push_emg(self, first_index, samples, envelope_dv, state, flags, stim_ua):
+        """An EMG stream frame (stim_ua < 0: none), allocation-free; only to a greeted host."""
+        if not self.greeted:
+            return False
+        seq = self._seq[m.STREAM]
+        self._seq[m.STREAM] = (seq + 1) % m.SEQ_MODULO
+        frame = self._emg.encode(seq, first_index, samples, envelope_dv, state, flags, stim_ua)
+        if self._hal.link_write(frame):
+            self.tx_frames += 1
+            return True
+        self.tx_dropped += 1
+        return False
 
     def counters(self):
         return {

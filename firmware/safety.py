@@ -52,19 +52,39 @@ class Safety:
         self.fault_count = count
 
     def may_clear(self):
-        """0 when a clear is allowed, else the protocol error code that refuses it."""
+        """0 when a clear is allowed, else the protocol error code that refuses it.
+
+        The caller passes fault_count as it was at this check to clear(), which
+        refuses if anything entered the safe state since.
+        """
         if self.fault == 0:
             return ILLEGAL_STATE
         if self._hal.estop_open():
             return ESTOP_ACTIVE
         return 0
 
-    def clear(self):
+    def clear(self, seen_count):
+        """Clear the latch if no safe-state entry happened since fault_count read seen_count; True if cleared.
+
+        An interrupt may land anywhere in here (the e-stop IRQ, held off by the
+        flash write between the check and the clear, runs at its end). It
+        latches by itself once fault is 0; before that, the count moves and
+        the second check puts the latch back.
+        """
         self._hal.out_enable(False)
+        if self.fault_count != seen_count:
+            return False
+        old = self.fault
         self.fault = 0
+        if self.fault_count != seen_count or self._hal.estop_open():
+            if self.fault == 0:
+                cause = self.last_cause
+                self.fault = cause if cause in faults.LATCHED else old
+            return False
         self.fault_ms = 0
         self.fault_count = 0
         self.last_cause = 0
+        return True
 
     def request_output(self, session_running):
         """Enable the output only when every condition holds; True if enabled.
@@ -72,12 +92,7 @@ class Safety:
         Without a verified protocol the answer is always no: the firmware
         refuses to stimulate from its first version on.
         """
-        if (
-            self.fault
-            or not session_running
-            or not self.protocol_verified
-            or self._hal.estop_open()
-        ):
+        if self.fault or not session_running or not self.protocol_verified or self._hal.estop_open():
             self._hal.out_enable(False)
             return False
         self._hal.out_enable(True)

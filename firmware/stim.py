@@ -43,6 +43,7 @@ RESOLUTION_UA = 100
 TOLERANCE_PERCENT = 10
 TOLERANCE_MIN_UA = 1000
 STALL_GRACE_MS = 20
+RAMP_DT_MAX_MS = 50  # the longest pass a ramp step accounts for
 
 
 def tolerance_ua(commanded_ua):
@@ -87,6 +88,7 @@ class Stimulator:
         self._pw_us = 0
         self._ramp_up = 0  # slope limits in µA per s
         self._ramp_down = 0
+        self._ramp_acc = 0  # slope accrued towards the next grid step, µA x ms
         self._charge_pc = 0
 
     # -- phases ---------------------------------------------------------
@@ -102,7 +104,7 @@ class Stimulator:
         self.end(now)
         self.phase = phase
         self.ets = phase["type"] == "ets"
-        self.limit_ua = min(limit_ua, phase["amplitude_max_ua"])
+        self.limit_ua = min(limit_ua, phase["amplitude_max_ua"]) // RESOLUTION_UA * RESOLUTION_UA
         self.level_ua = 0
         self.triggers = 0
         self.pulses = 0
@@ -238,12 +240,22 @@ class Stimulator:
         if cur > target and self.state != m.STIM_RAMP_DOWN:
             self._command(target)
             return
-        step = slope_ua_per_s * dt // 1000
-        if step < RESOLUTION_UA:
-            step = RESOLUTION_UA
+        if cur == target:
+            self._ramp_acc = 0
+            return
+        if dt > RAMP_DT_MAX_MS:
+            dt = RAMP_DT_MAX_MS  # after a stalled pass the ramp resumes, it does not jump
+        # The slope accrues across passes and is spent in whole steps of the
+        # output stage's grid (the HAL refuses others): the phase's slope on
+        # average, whatever the pass length, never a step off the grid.
+        acc = self._ramp_acc + slope_ua_per_s * dt
+        step = acc // (1000 * RESOLUTION_UA) * RESOLUTION_UA
+        self._ramp_acc = acc - step * 1000
+        if step == 0:
+            return
         if cur < target:
             cur = cur + step if cur + step < target else target
-        elif cur > target:
+        else:
             cur = cur - step if cur - step > target else target
         self._command(cur)
         if cur > self.max_ua:
@@ -257,6 +269,7 @@ class Stimulator:
     def _set(self, state, now):
         self.state = state
         self._since_ms = now
+        self._ramp_acc = 0
         if state == m.STIM_READY or state == m.STIM_REST:
             self._command(0)  # each burst starts from zero
         self._notify(state, now)

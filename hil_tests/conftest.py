@@ -3,6 +3,8 @@
     pytest hil_tests                                   # the in-process simulator (default)
     pytest hil_tests --target socket://127.0.0.1:PORT  # a `tonus sim` started apart
     pytest hil_tests --target /dev/ttyACM0             # a board
+    pytest hil_tests --target emulated-pico            # MicroPython on an emulated RP2040 (needs
+                                                       # TONUS_PICO_FIRMWARE, docs/emulated-pico.md)
 
 A target is a URL plus what it can do. Tests declare what they need with
 @pytest.mark.needs(...) and are skipped, with the reason, on targets that
@@ -15,16 +17,29 @@ Capabilities:
              of device time (pause limits, check timeouts) cost seconds
 
 Each test gets a fresh connection. The in-process simulator is a new board
-for every test; a shared target (socket, board) is brought back to IDLE or
-DONE with no fault before each test.
+for every test; a shared target (socket, board, the emulated Pico, which
+boots once per run) is brought back to IDLE or DONE with no fault before
+each test.
+
+Declared properties of a target (never `if` branches in a test):
+  tick_ms    how late a device-timed transition may come (one main-loop pass)
+  slowdown   wall seconds per second of device time, at most: waits and link
+             timeouts are stretched by it (the emulated Pico runs 5-20x slower
+             than real time on a loaded machine)
+  rig        what the bench can do; a rig method the target lacks skips the test
+             that calls it, with the reason (tools/emulated_pico/rig.py LACKS)
 """
 
 import pytest
 
+from hil_tests.watch import Watch
 from host.client import ACTIVE_STATES, Client
 from host.transport import open_port
 
 DEFAULT_TARGET = "sim://?seed=1&patient=healthy&speed=0"
+EMULATED = "emulated-pico"
+_EMULATED_SLOWDOWN = 25.0  # ~7x measured on 2 loaded cores; room for CI's neighbours
+_LINK_TIMEOUT_S = 2.0
 CAPABILITIES = ("rig", "fast_time")
 _SIM_TICK_MS = 5  # sim/runner.py TICK_MS: the firmware's loop period in the simulator
 _BOARD_LOOP_MS = 20  # an RP2040 main-loop pass with GC headroom (MICROPYTHON.md)
@@ -36,7 +51,8 @@ def pytest_addoption(parser):
         "--target",
         default=DEFAULT_TARGET,
         metavar="URL",
-        help="device to test: sim://..., socket://HOST:PORT or a serial device (default: %(default)s)",
+        help="device to test: sim://..., socket://HOST:PORT, a serial device or %s (default: %%(default)s)"
+        % EMULATED,
     )
     g.addoption(
         "--rig",
@@ -52,15 +68,24 @@ def pytest_configure(config):
 
 
 class Target:
-    def __init__(self, url, rig_file):
+    def __init__(self, url, rig_file, emulated=None):
         self.url = url
         self.in_process = url.lower().startswith("sim://")
-        self.capabilities = frozenset(CAPABILITIES) if self.in_process else frozenset()
+        self.emulated = emulated  # the running EmulatedPico behind url, if that is the target
+        if self.in_process:
+            self.capabilities = frozenset(CAPABILITIES)
+        elif emulated is not None:
+            self.capabilities = frozenset(("rig",))
+        else:
+            self.capabilities = frozenset()
         self._rig_file = rig_file
         # how late a device-timed transition may come: one pass of its main loop
         self.tick_ms = (
-            _SIM_TICK_MS if self.in_process or url.lower().startswith("socket://") else _BOARD_LOOP_MS
+            _SIM_TICK_MS
+            if self.in_process or (url.lower().startswith("socket://") and emulated is None)
+            else _BOARD_LOOP_MS
         )
+        self.slowdown = _EMULATED_SLOWDOWN if emulated is not None else 1.0
         self.client = None
         self.rig = None
 
@@ -74,9 +99,14 @@ class Target:
         return "target %s lacks %s" % (self.url, ", ".join(lacking))
 
     def connect(self):
-        self.client = Client(open_port(self.url), timeout=2.0)
+        timeout = _LINK_TIMEOUT_S * self.slowdown
+        self.client = Client(open_port(self.url, timeout=timeout), timeout=timeout)
         if self.in_process:
             self.rig = self.client.port.serial.simulator.rig
+        elif self.emulated is not None:
+            from tools.emulated_pico.rig import EmulatedRig
+
+            self.rig = EmulatedRig(self.emulated)
         return self.client
 
     def release(self):
@@ -102,15 +132,30 @@ def _bring_to_rest(c):
 
 @pytest.fixture(scope="session")
 def target_spec(request):
-    return Target(request.config.getoption("--target"), request.config.getoption("--rig"))
+    url = request.config.getoption("--target")
+    if url != EMULATED:
+        yield Target(url, request.config.getoption("--rig"))
+        return
+    from tools.emulated_pico import image
+    from tools.emulated_pico.board import EmulatedPico
+
+    try:
+        pico = EmulatedPico.start()
+    except image.Unavailable as e:
+        pytest.skip("the emulated Pico cannot run: %s" % e)
+    with pico:
+        if pico.wait_event("usb", 120) is None:
+            pytest.fail("the emulated Pico did not enumerate on USB")
+        yield Target(pico.url, request.config.getoption("--rig"), emulated=pico)
 
 
 @pytest.fixture
-def target(target_spec, request):
+def target(target_spec, request, monkeypatch):
     needed = [c for mark in request.node.iter_markers("needs") for c in mark.args]
     why = target_spec.missing(needed)
     if why:
         pytest.skip(why)
+    monkeypatch.setattr(Watch, "slowdown", target_spec.slowdown)
     target_spec.connect()
     try:
         if not target_spec.in_process:

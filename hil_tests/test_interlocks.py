@@ -63,7 +63,7 @@ def _stimulating(target, client, heartbeat_ms=None):
 
 def _until(client, condition, device_ms, what):
     """Let device time pass (reading the link) until condition() holds."""
-    deadline = time.monotonic() + device_ms / 1000 + MARGIN_S
+    deadline = time.monotonic() + (device_ms / 1000 + MARGIN_S) * Watch.slowdown
     while not condition():
         assert time.monotonic() < deadline, "%s did not happen" % what
         client.poll(0.02)

@@ -1,7 +1,8 @@
 """Reading what a device says, the way the HIL tests need it.
 
 Waits are bounded in wall time with room for a target that runs in real
-time (device time / 1000 + MARGIN_S); on a faster target they end sooner.
+time (device time / 1000 + MARGIN_S), stretched by the target's declared
+slowdown (hil_tests/conftest.py); on a faster target they end sooner.
 Everything read is kept, so a failed wait shows what did happen.
 """
 
@@ -13,6 +14,8 @@ MARGIN_S = 5.0
 
 
 class Watch:
+    slowdown = 1.0  # wall seconds per device second at most; the target fixture sets it
+
     def __init__(self, client):
         self.client = client
         self.events = []  # everything but EMG frames, in order
@@ -23,7 +26,7 @@ class Watch:
 
     def until(self, predicate, device_ms, what):
         """Read until predicate(item) holds for an item; return that item."""
-        deadline = time.monotonic() + device_ms / 1000 + MARGIN_S
+        deadline = time.monotonic() + (device_ms / 1000 + MARGIN_S) * self.slowdown
         while time.monotonic() < deadline:
             item = self.client.poll(0.05)
             if item is not None:

@@ -199,6 +199,11 @@ class SimBoard(H.Hal):
             self.tone_changes.append((self.clock.us, hz))
             self.tone_count += 1
 
+    # -- memory -------------------------------------------------------------------
+
+    def collect(self):
+        """Nothing to collect here: a pass-cost profile (sim/passcost.py) models the board's heap."""
+
     # -- watchdog and reset ---------------------------------------------------
 
     def wdt_start(self, timeout_ms):

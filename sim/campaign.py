@@ -142,7 +142,11 @@ FAULTS = {
     "exception": Fault((faults.EXCEPTION,), True, ("SAF-EXC-1",), "1 loop pass (5 ms)", "injection"),
     "memory": Fault((faults.MEMORY,), True, ("SAF-EXC-1",), "1 loop pass (5 ms)", "injection"),
     "hang": Fault(
-        (faults.WATCHDOG,), True, ("SAF-ENABLE-1", "SAF-WDT-1"), "OUT_HOLD_MS (20 ms); reset 2 s", "hang"
+        (faults.WATCHDOG,),
+        True,
+        ("SAF-ENABLE-1", "SAF-WDT-1"),
+        "OUT_HOLD_MS (%d ms); reset 2 s" % H.OUT_HOLD_MS,
+        "hang",
     ),
     "power_loss": Fault((), False, ("SAF-POWER-1", "SAF-BOOT-1"), "at once (reset)", "power cut"),
     "brownout": Fault(
@@ -200,7 +204,16 @@ class Result(NamedTuple):
 class Bench:
     """One simulator with a stimulation protocol approved and a device policy provisioned."""
 
-    def __init__(self, protocol, seed=0, patient="healthy", policy_ua=40000, flash_dir=None, scenario=None):
+    def __init__(
+        self,
+        protocol,
+        seed=0,
+        patient="healthy",
+        policy_ua=40000,
+        flash_dir=None,
+        scenario=None,
+        pass_cost=None,
+    ):
         from host import therapy_file
         from host.simclinic import approve_on
 
@@ -217,7 +230,9 @@ class Bench:
         self.period_us = 1_000_000 // self.stim_phase["frequency_hz"]
         self.pulse_us = 2 * self.stim_phase["pulse_width_us"] + self.stim_phase["interphase_gap_us"]
         self.duration_ms = sum(_phase_ms(p) for p in doc["phases"])
-        self.sim = Simulator(seed=seed, patient=patient, flash_dir=flash_dir, scenario=scenario)
+        self.sim = Simulator(
+            seed=seed, patient=patient, flash_dir=flash_dir, scenario=scenario, pass_cost=pass_cost
+        )
         self.rig = self.sim.rig
         self.out = self.sim.board.output
         self.sim.board.flash.write("policy", record.pack({"amplitude_max_ua": policy_ua}))

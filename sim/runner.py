@@ -38,6 +38,7 @@ from sim.emg_model import EmgModel
 from sim.flash import Flash, PowerLoss
 from sim.frontend import EmgFrontEnd
 from sim.output import OutputStage
+from sim.passcost import INTERRUPTS, CostedHal, PassCost
 from sim.patient import Patient
 from sim.rig import Rig
 
@@ -53,7 +54,7 @@ _STREAM_HEAD = bytes((0x84, m.STREAM))
 class Simulator:
     tick_ms = TICK_MS
 
-    def __init__(self, seed=0, patient="healthy", scenario=None, flash_dir=None, speed=0):
+    def __init__(self, seed=0, patient="healthy", scenario=None, flash_dir=None, speed=0, pass_cost=None):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, not {seed!r}")
         self.seed = seed
@@ -77,6 +78,12 @@ class Simulator:
             serial_for_seed(seed),
         )
         self.rig = Rig(self)
+        # a board profile (sim/passcost.py): passes take time, the heap fills, interrupts land inside passes
+        self.pass_cost = PassCost(pass_cost, seed) if isinstance(pass_cost, str) else pass_cost
+        self._hal = (
+            self.board if self.pass_cost is None else CostedHal(self.board, self.pass_cost, self._in_pass)
+        )
+        self._next_pass_us = None  # when passes cost time: when the next one starts
         self._events = deque(events)
         self._decoder = framing.Decoder()
         self._heard = 0  # buzzer tone changes the patient has heard
@@ -122,6 +129,13 @@ class Simulator:
         """Run until the device has output for the host, or max_ms passed; True if it has."""
         return self.run_until(self._output_pending, max_ms)
 
+    def schedule(self, event):
+        """Add a scenario event (sim.scenario.event) still to come, in time order."""
+        if event.at_ms * 1000 < self.clock.us:
+            raise ValueError(f"event at {event.at_ms} ms is in the past (now {self.clock.us} us)")
+        events = sorted((*self._events, event), key=_at)
+        self._events = deque(events)
+
     def _output_pending(self):
         return self.board.host_pending() > 0
 
@@ -136,6 +150,9 @@ class Simulator:
         tick = self.tick_ms * 1000
         while self.clock.us < target_us:
             boundary = (self.clock.us // tick + 1) * tick
+            if self._next_pass_us is not None and self._next_pass_us >= self.clock.us:
+                # passes that cost time set their own pace
+                boundary = self._next_pass_us
             end = min(boundary, target_us)
             self.clock.pace(end)
             self._timers_until(end)
@@ -158,6 +175,18 @@ class Simulator:
                 self._boot(H.RESET_WATCHDOG)
             else:
                 return
+
+    def _in_pass(self, end_us, held):
+        """Time moves inside a pass to end_us: interrupts due land at their instant, or all at end_us
+        if the board holds them off (a flash write); other events wait for the pass to end."""
+        events = self._events
+        while events and events[0].at_ms * 1000 <= end_us and events[0].action in INTERRUPTS:
+            if not held:
+                self._move(events[0].at_ms * 1000)
+            else:
+                self._move(end_us)
+            self.rig.apply(events.popleft())
+        self._move(end_us)
 
     def _move(self, us):
         if us > self.clock.us:
@@ -186,7 +215,7 @@ class Simulator:
                 log.info("maintenance boot: the application does not start")
                 return
             try:
-                ctrl = Controller(self.board)
+                ctrl = Controller(self._hal)
                 self.ctrl = ctrl
                 ctrl.boot()
             except PowerLoss:
@@ -199,8 +228,13 @@ class Simulator:
             cause = H.RESET_POWER_ON
 
     def _step(self):
+        self._next_pass_us = None
         if not self.firmware_running:
             return
+        cost = self.pass_cost
+        t0 = self.clock.us
+        if cost is not None:
+            cost.begin(t0)
         try:
             self.ctrl.step()
         except PowerLoss:
@@ -210,6 +244,10 @@ class Simulator:
             return
         except Exception as e:  # noqa: BLE001 - a firmware bug, kept as a crash
             self._crashed(e)
+        if cost is not None:
+            # the next pass starts when this one ends, and not before a tick has passed
+            self._in_pass(self.clock.us + cost.end(self.clock.us), False)
+            self._next_pass_us = max(t0 + self.tick_ms * 1000, self.clock.us)
         self._observe()
         self._listen()
         if self.board.flash.take_power_cut():

@@ -1,9 +1,11 @@
-"""Run every test in this folder twice: on CPython, and on MicroPython.
+"""Run every test in this folder on three runtimes: CPython and two MicroPython ports.
 
-The MicroPython leg runs all modules of this folder once per session on the
-pinned WebAssembly port and reports each test as its own pytest item
-(`test_x[micropython]`), with the same requirement markers. With CI=true a
-port that cannot run fails the suite instead of skipping it.
+Each MicroPython leg runs all modules of this folder once per session and
+reports each test as its own pytest item, with the same requirement markers:
+`test_x[micropython]` on the pinned WebAssembly port (32-bit, no native
+emitters) and `test_x[micropython-unix]` on the unix port from PyPI (64-bit,
+viper and native). With CI=true a port that cannot run fails the suite
+instead of skipping it.
 """
 
 import json
@@ -12,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tools import mpwasm
+from tools import mpunix, mpwasm
 
 HERE = Path(__file__).resolve().parent
-RUNTIMES = ("cpython", "micropython")
+LEGS = {"micropython": mpwasm.run, "micropython-unix": mpunix.run}
+RUNTIMES = ("cpython", *LEGS)
 
 _DRIVER = r"""
 import sys, io, json, dualtest
@@ -47,16 +50,28 @@ _RESULTS = pytest.StashKey()
 
 @pytest.fixture(params=RUNTIMES, autouse=True)
 def runtime(request):
-    if request.param == "micropython":
-        request.node.stash[_RESULTS] = request.getfixturevalue("micropython_results")
+    if request.param != "cpython":
+        request.node.stash[_RESULTS] = request.getfixturevalue("micropython_results")(request.param)
     return request.param
 
 
 @pytest.fixture(scope="session")
 def micropython_results():
+    """leg -> its results, each leg run once, when its first test asks."""
+    done = {}
+
+    def results(leg):
+        if leg not in done:
+            done[leg] = _run_leg(LEGS[leg])
+        return done[leg]
+
+    return results
+
+
+def _run_leg(run):
     mods = sorted(p.stem for p in HERE.glob("test_*.py"))
     try:
-        status, lines = mpwasm.run(_DRIVER % (mods,))
+        status, lines = run(_DRIVER % (mods,))
     except mpwasm.Unavailable as e:
         return {"unavailable": str(e)}
     results = {}
@@ -71,23 +86,24 @@ def micropython_results():
 
 def pytest_pyfunc_call(pyfuncitem):
     callspec = getattr(pyfuncitem, "callspec", None)
-    if callspec is None or callspec.params.get("runtime") != "micropython":
+    leg = callspec.params.get("runtime") if callspec is not None else None
+    if leg is None or leg == "cpython":
         return None
     results = pyfuncitem.stash[_RESULTS]
     if "unavailable" in results:
         if os.environ.get("CI") == "true":
-            pytest.fail("MicroPython leg cannot run in CI: " + results["unavailable"])
-        pytest.skip("MicroPython port unavailable: " + results["unavailable"])
+            pytest.fail(leg + " leg cannot run in CI: " + results["unavailable"])
+        pytest.skip(leg + " port unavailable: " + results["unavailable"])
     mod = pyfuncitem.module.__name__.rpartition(".")[2]
     broken = results.get((mod, "*"))
     if broken:
-        pytest.fail("module does not import on MicroPython:\n" + broken[1], pytrace=False)
+        pytest.fail("module does not import on " + leg + ":\n" + broken[1], pytrace=False)
     got = results.get((mod, pyfuncitem.originalname))
     if got is None:
-        pytest.fail("no MicroPython result (interpreter crash?):\n" + results.get("crash", ""), pytrace=False)
+        pytest.fail("no " + leg + " result (interpreter crash?):\n" + results.get("crash", ""), pytrace=False)
     outcome, detail = got
     if outcome == "skipped":
-        pytest.skip("on MicroPython: " + detail)
+        pytest.skip("on " + leg + ": " + detail)
     if outcome == "failed":
-        pytest.fail("on MicroPython:\n" + detail, pytrace=False)
+        pytest.fail("on " + leg + ":\n" + detail, pytrace=False)
     return True

@@ -39,6 +39,7 @@ class FakeHal(H.Hal):
         self.files = files if files is not None else {}
         self.fs_writes = 0
         self.cut_at = -1  # power fails instead of flash write number cut_at
+        self.after_flash = None  # an interrupt that lands during the next flash operation (run at its end)
         self.rx = b""
         # pulse engine: pulses come at the configured rate while started and enabled
         self.stim_hz = 0
@@ -47,6 +48,7 @@ class FakeHal(H.Hal):
         self.stim_cmd = 0
         self.stim_log = []  # (t_ms, commanded µA) at every change
         self.keepalives = 0
+        self.collections = 0  # collect() calls: the loop's chosen point, once per pass
         self.load_ohm = 1000
         self.sense_gain_percent = 100  # the current the stage really delivers, % of the command
         self.phase2_percent = 100  # the second phase's current, % of the first
@@ -106,6 +108,9 @@ class FakeHal(H.Hal):
         self.stim_running = False
 
     def stim_amplitude(self, ua):
+        # as the board (board_pico.py) and the simulator's output stage refuse it
+        if not isinstance(ua, int) or not 0 <= ua <= self.hw_max_ua or ua % 100:
+            raise ValueError("amplitude out of range or not in 100 uA steps")
         self.stim_cmd = ua
         self.stim_log.append((self.t_ms, ua))
 
@@ -141,6 +146,9 @@ class FakeHal(H.Hal):
 
     def dummy_load_on(self):
         return self.dummy_on
+
+    def collect(self):
+        self.collections += 1
 
     def estop_open(self):
         return self.estop
@@ -193,10 +201,19 @@ class FakeHal(H.Hal):
             raise OSError(5)  # the write never happens; nothing after it runs
         self.fs_writes += 1
         self.files[name] = bytes(data)
+        self._flash_done()
 
     def fs_remove(self, name):
         if name in self.files:
             del self.files[name]
+        self._flash_done()
+
+    def _flash_done(self):
+        # interrupts held off by a flash operation run when it completes
+        pending = self.after_flash
+        self.after_flash = None
+        if pending is not None:
+            pending()
 
     def link_read(self, buf):
         n = min(len(buf), len(self.rx))

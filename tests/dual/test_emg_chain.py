@@ -12,6 +12,7 @@ from array import array
 
 from dualtest import MICROPYTHON, Lcg, req, skip, vectors
 
+from firmware import emg as emg_mod
 from firmware import emg_dsp
 from firmware import hal as H
 from firmware.emg import EmgInput
@@ -111,6 +112,36 @@ class RingHal:
         s = self.status
         self.status = 0
         return s
+
+
+class Trickle(RingHal):
+    """Samples keep arriving while the pass reads them, two per read, as on a board at 2 kHz."""
+
+    reads = 0
+
+    def emg_read(self, buf):
+        self.reads += 1
+        self.produced += 2
+        return RingHal.emg_read(self, buf)
+
+
+@req("DEV-PERF-1", "EMG-CHAIN-1")
+def test_a_pass_reads_once_per_block_and_at_most_four_blocks():
+    hal = Trickle(signal(3, [[4000, "noise", 2000, 0]]))
+    emg = EmgInput(hal, 0)
+    blocks = []
+    hal.produced = 30
+    emg.pump(0, lambda first, payload, flags: blocks.append(first))
+    # the ring's 30 (+2 that came during the read) do not fill a block: one read, and the pass goes on
+    assert hal.reads == 1 and emg.total == 32 and blocks == []
+    hal.reads = 0
+    hal.produced += 10 * BLOCK
+    emg.pump(0, lambda first, payload, flags: blocks.append(first))
+    assert hal.reads == emg_mod.MAX_BLOCKS_PER_PASS and len(blocks) == emg_mod.MAX_BLOCKS_PER_PASS
+    assert blocks == [i * BLOCK for i in range(emg_mod.MAX_BLOCKS_PER_PASS)]
+    for _ in range(4):  # the backlog waited in the ring: caught up over the next passes
+        emg.pump(0, lambda first, payload, flags: blocks.append(first))
+    assert blocks == [i * BLOCK for i in range(len(blocks))] and len(blocks) >= 10
 
 
 def _pumped(hal, emg, samples, step=40):

@@ -5,6 +5,7 @@ from dualtest import MICROPYTHON, req, skip
 from fakehal import FakeHal, booted, greeted, request, run
 from firmware import hal as H
 from firmware.controller import Controller
+from firmware.safety import Safety
 from firmware.storage import FAULT_RECORD
 from protocol import errors, faults
 from protocol import messages as m
@@ -72,6 +73,59 @@ def test_estop_irq_disables_at_once_latches_and_clear_waits_for_release():
     assert r[0] == m.RESPONSE and r[3][0] == m.IDLE
     assert FAULT_RECORD not in hal.files
     assert request(hal, ctrl, host, m.SESSION_START)[0] == m.RESPONSE
+
+
+@req("SAF-CLEAR-1", "SAF-ESTOP-1")
+def test_an_estop_during_the_clears_flash_write_stays_latched_and_stored():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.ESTOP)
+    assert ctrl.safety.fault == faults.HOST_ESTOP
+    hal.after_flash = hal.press_estop  # held off by the removal of the fault record
+    r = request(hal, ctrl, host, m.FAULT_CLEAR)
+    assert r[0] == m.ERROR and r[3][0] == errors.ESTOP_ACTIVE
+    assert ctrl.safety.fault and ctrl.session.state == m.FAULT_STATE
+    assert FAULT_RECORD in hal.files  # a reset now still finds the latch
+    assert faults.ESTOP in [e[3][0] for e in host.of_type(m.EVENT, m.FAULT)]
+    r = request(hal, ctrl, host, m.SESSION_START)
+    assert r[0] == m.ERROR and r[3][0] == errors.FAULT_LATCHED
+    hal.estop = False
+    r = request(hal, ctrl, host, m.FAULT_CLEAR)
+    assert r[0] == m.RESPONSE and r[3][0] == m.IDLE
+
+
+@req("SAF-CLEAR-1")
+def test_a_clear_refuses_when_a_fault_lands_inside_it():
+    hal = FakeHal()
+    s = Safety(hal)
+    s.enter_safe_state(faults.HOST_ESTOP)
+    seen = s.fault_count
+    assert s.may_clear() == 0
+    s.estop_irq()  # between the check and the clear
+    assert s.clear(seen) is False and s.fault == faults.HOST_ESTOP
+    # the interrupt lands inside clear(), once the latch already read 0
+    hal.estop = False
+    s.clear(s.fault_count)
+    assert s.fault == 0
+    s.enter_safe_state(faults.HOST_ESTOP)
+    seen = s.fault_count
+    read = hal.estop_open
+
+    def irq_now():
+        hal.estop_open = read
+        hal.press_estop()
+        return True
+
+    hal.irq = s.estop_irq
+    hal.estop_open = irq_now
+    assert s.clear(seen) is False and s.fault == faults.ESTOP
+
+
+@req("SAF-CLEAR-1", "SAF-ESTOP-1")
+def test_an_open_estop_latches_by_its_level_when_the_edge_was_lost():
+    hal, ctrl, _host = greeted()
+    hal.estop = True  # no interrupt: the edge came while it was disabled
+    run(hal, ctrl, 5)
+    assert ctrl.safety.fault == faults.ESTOP and ctrl.session.state == m.FAULT_STATE
 
 
 @req("SAF-ESTOP-1")

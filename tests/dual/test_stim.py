@@ -46,9 +46,9 @@ class Rig:
         self.trusted = True
         self.stim.begin(phase or _phase(), limit_ua, mvc_dv, self.hal.t_ms)
 
-    def run(self, ms):
-        for _ in range(ms // TICK):
-            self.hal.advance(TICK)
+    def run(self, ms, tick=TICK):
+        for _ in range(ms // tick):
+            self.hal.advance(tick)
             self.stim.tick(self.hal.t_ms, self.env, self.trusted)
 
     def at_level(self, ua, settle_ms):
@@ -126,6 +126,34 @@ def test_amplitude_ramps_at_a_bounded_slew_and_drops_at_once():
     r.run(TICK)
     assert r.hal.stim_cmd == 5000  # lowering is never slowed down
     assert r.stim.max_ua == 20000
+
+
+@req("SAF-GRID-1", "SAF-AMPLITUDE-1")
+def test_at_any_pass_length_the_ramp_stays_on_the_grid_at_the_phases_slope():
+    for tick in (3, 7, 10, 13, 17, 20, 35):
+        r = Rig(_phase(ramp_up_ms=2000))  # 30 mA over 2 s: 15 mA/s
+        r.ready()
+        r.stim.set_level(15000)
+        start = r.hal.t_ms
+        r.run(1200, tick)
+        log = [ua for t, ua in r.hal.stim_log if t > start]
+        assert all(ua % S.RESOLUTION_UA == 0 for ua in log), (tick, log)  # FakeHal also refuses
+        # the phase's slope, not faster, and not slower by more than one pass and one step
+        assert r.hal.stim_cmd == 15000, (tick, r.hal.stim_cmd)
+        reached = [t for t, ua in r.hal.stim_log if ua == 15000][0] - start
+        assert 1000 - tick <= reached <= 1000 + 2 * tick, (tick, reached)
+
+
+@req("SAF-GRID-1")
+def test_the_fake_hal_refuses_what_the_board_refuses():
+    hal = FakeHal()
+    for bad in (150, -100, hal.hw_max_ua + 100):
+        try:
+            hal.stim_amplitude(bad)
+        except ValueError:
+            continue
+        raise AssertionError("accepted %d" % bad)
+    assert hal.stim_log == []
 
 
 @req("SAF-AMPLITUDE-1", "SAF-LAYERS-1")

@@ -1,0 +1,121 @@
+"""EMG stream frames written without allocating: one buffer, a fixed layout, COBS in place.
+
+Byte for byte what framing.encode(codec.dumps(messages.build(STREAM, seq,
+EMG, ...))) produces (tests/dual/test_streamframe.py checks it), so the host
+cannot tell; but where that path builds a dict, a bytes copy of the samples,
+a CBOR bytearray and a COBS copy (5 KB and 6 ms per frame on an RP2040),
+this one fills a preallocated buffer:
+
+    [COBS code][CBOR payload][CRC-32 LE][0x00]
+
+The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
+3: state, 4: flags, (5: stim_ua)}] in the codec's deterministic form
+(shortest integers, keys in order). A frame is under 254 bytes, so COBS
+never needs an extra block byte: each zero becomes the distance to the next
+one, in place, and the leading spare byte takes the first distance.
+
+CRC and COBS run in viper where the port has native emitters
+(firmware/frame_viper.py); elsewhere in plain code, which allocates the
+CRC's integer (32 bits do not fit a small int on a 32-bit port).
+"""
+
+import binascii
+import struct
+
+from protocol import messages as m
+
+_HEAD = 1 + 1 + 3 + 2 + 1  # array(4), kind, seq (at most 3 bytes), type 96, map header
+_CRC_LEN = 4
+
+try:
+    from firmware.frame_viper import finish as _finish_fast
+except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
+    _finish_fast = None
+FAST = _finish_fast is not None
+
+
+def _uint(buf, o, major, v):
+    """CBOR head of major type `major` (shifted) for v >= 0 at buf[o]; the offset after it."""
+    if v < 24:
+        buf[o] = major | v
+        return o + 1
+    if v < 0x100:
+        buf[o] = major | 24
+        buf[o + 1] = v
+        return o + 2
+    if v < 0x10000:
+        buf[o] = major | 25
+        buf[o + 1] = v >> 8
+        buf[o + 2] = v & 0xFF
+        return o + 3
+    if v < 0x100000000:
+        buf[o] = major | 26
+        struct.pack_into(">I", buf, o + 1, v)
+        return o + 5
+    buf[o] = major | 27
+    struct.pack_into(">Q", buf, o + 1, v)
+    return o + 9
+
+
+class EmgFrames:
+    """Encodes EMG stream frames of `samples_len` bytes of samples into one reused buffer."""
+
+    def __init__(self, samples_len):
+        if not 24 <= samples_len < 256:
+            raise ValueError("EMG frames carry 24..255 bytes of samples")
+        self.samples_len = samples_len
+        # the longest payload and CRC: first_index U64, envelope and stim_ua U32, flags U16, state < 24
+        most = _HEAD + (1 + 9) + (1 + 2 + samples_len) + (1 + 5) + (1 + 1) + (1 + 3) + (1 + 5) + _CRC_LEN
+        if most > 253:
+            raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
+        self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
+        whole = memoryview(self.buf)
+        # one view per frame length, made once: a slice in the loop would allocate
+        self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
+        self._frames = [whole[:n] for n in range(self._least, len(self.buf) + 1)]
+        self._payloads = [whole[1:n] for n in range(1, len(self.buf) - _CRC_LEN)]
+
+    def encode(self, seq, first_index, samples, envelope_dv, state, flags, stim_ua):
+        """The frame to write (a view into the buffer, valid until the next call); stim_ua < 0: absent."""
+        buf = self.buf
+        buf[1] = 0x84
+        buf[2] = m.STREAM
+        o = _uint(buf, 3, 0, seq)
+        buf[o] = 0x18
+        buf[o + 1] = m.EMG
+        buf[o + 2] = 0xA5 if stim_ua < 0 else 0xA6
+        buf[o + 3] = 0
+        o = _uint(buf, o + 4, 0, first_index)
+        buf[o] = 1
+        n = self.samples_len
+        o = _uint(buf, o + 1, 0x40, n)
+        buf[o : o + n] = samples
+        o += n
+        buf[o] = 2
+        o = _uint(buf, o + 1, 0, envelope_dv)
+        buf[o] = 3
+        o = _uint(buf, o + 1, 0, state)
+        buf[o] = 4
+        o = _uint(buf, o + 1, 0, flags)
+        if stim_ua >= 0:
+            buf[o] = 5
+            o = _uint(buf, o + 1, 0, stim_ua)
+        if _finish_fast is not None:
+            _finish_fast(buf, o)
+        else:
+            _finish(buf, o, self._payloads[o - 1])
+        return self._frames[o + _CRC_LEN + 1 - self._least]
+
+
+def _finish(buf, end, payload):
+    """CRC-32 of buf[1:end] after it, then COBS over buf[1:end + 4] in place, and the delimiter."""
+    struct.pack_into("<I", buf, end, binascii.crc32(payload) & 0xFFFFFFFF)
+    end += _CRC_LEN
+    buf[end] = 0
+    last = 0
+    i = buf.find(b"\x00", 1, end)
+    while i >= 0:
+        buf[last] = i - last
+        last = i
+        i = buf.find(b"\x00", i + 1, end)
+    buf[last] = end - last

@@ -1,0 +1,160 @@
+"""What a main-loop pass costs on the board, so the simulator stops hiding it.
+
+Without this module the simulator runs Controller.step() atomically on a 5 ms
+tick with unlimited CPU: no pass is long, no garbage collector pauses, and an
+interrupt can only land between two passes. A Pico is not like that
+(docs/simulator.md, "Pass cost"). With a PassCost the simulator:
+
+- gives every pass a duration drawn from the profile (a base with jitter),
+  spread over the pass's HAL calls, so time moves inside the pass;
+- models the heap: each pass allocates the profile's bytes; when the free
+  heap runs out the collector pauses the pass at one of its HAL calls, as an
+  allocation anywhere would trigger it; a firmware that calls hal.collect()
+  gets the pause there instead, when its own threshold asks for it;
+- delivers interrupts inside the pass: a scenario event that is an interrupt
+  on the board (an e-stop, a button, a lead coming off) reaches the firmware
+  between two of its HAL calls; during a flash write or erase interrupts are
+  held off and land when it completes, as on an RP2040.
+
+Everything is drawn from one seeded generator: the same seed and firmware
+give the same run. The board's figures are in PROFILES; a test can build its
+own PassProfile to pin a pass length.
+"""
+
+import random
+from typing import NamedTuple
+
+
+class PassProfile(NamedTuple):
+    pass_us: tuple  # (lo, hi): a pass's CPU time, uniform between the two
+    alloc_bytes: int = 0  # heap allocated per pass in steady state
+    heap_free: int = 93_024  # free heap after boot
+    gc_pause_us: tuple = (600, 14_000)  # (lo, hi): one collection
+    flash_us: int = 25_000  # one storage write or remove (erase + program), interrupts held off
+    calls_per_pass: int = 24  # first guess of the HAL calls in a pass; then the last pass's count
+
+
+# Figures measured on the real MicroPython v1.28.0 RPI_PICO firmware in an
+# RP2040 emulator (shared EMULATED_PICO.md, firmware at 9f234f9): an idle
+# pass 1.58-2.25 ms, a stream frame 6.2 ms and 5,360 B (one per 5 passes at
+# 40 frames/s: ~1,100 B per pass), 93,024 B free after the imports, GC
+# pauses 0.6 ms (near-empty heap) to 14 ms (77 KB live).
+PROFILES = {
+    "emulated-pico": PassProfile(pass_us=(1580, 2250 + 6200), alloc_bytes=1100),
+}
+
+# Interrupt sources on the board: these scenario actions may land inside a pass.
+INTERRUPTS = frozenset(("estop_press", "estop_release", "button", "lead_off", "saturation", "stall_emg"))
+_FLASH_CALLS = frozenset(("fs_write", "fs_remove"))
+GC_FREE_MIN = 24 * 1024  # board_pico.py's collect() runs the collector below this much free heap
+
+
+class PassCost:
+    def __init__(self, profile, seed=0):
+        if isinstance(profile, str):
+            if profile not in PROFILES:
+                raise ValueError(
+                    f"unknown pass-cost profile {profile!r} (known: {', '.join(sorted(PROFILES))})"
+                )
+            profile = PROFILES[profile]
+        lo, hi = profile.pass_us
+        if not 0 < lo <= hi:
+            raise ValueError(f"pass_us must be 0 < lo <= hi, not {profile.pass_us!r}")
+        self.profile = profile
+        self._rnd = random.Random(seed)
+        self._calls_guess = profile.calls_per_pass
+        self._free = profile.heap_free
+        self.passes = 0
+        self.collections = []  # (t_us, pause_us, at): at is "collect" (the firmware's point) or a HAL call name
+        self.longest_pass_us = 0
+        self._reset_pass()
+
+    def _reset_pass(self):
+        self._left_us = 0
+        self._share_us = 0
+        self._calls = 0
+        self._gc_at = -1
+        self._start_us = 0
+
+    # -- the runner's side ---------------------------------------------------------
+
+    def begin(self, now_us):
+        """A pass starts at now_us: draw its cost and where an allocation-driven GC would land."""
+        p = self.profile
+        self._start_us = now_us
+        self._left_us = self._rnd.randint(*p.pass_us)
+        self._share_us = self._left_us // max(self._calls_guess, 1)
+        self._calls = 0
+        self._free -= p.alloc_bytes
+        self._gc_at = self._rnd.randrange(max(self._calls_guess, 1)) if self._free < 0 else -1
+
+    def end(self, now_us):
+        """The pass returned at now_us: the CPU time it has left to spend, in µs."""
+        self.passes += 1
+        self._calls_guess = self._calls
+        left = self._left_us
+        if self._gc_at >= 0:  # the heap ran out in the last stretch of the pass
+            left += self._collect(now_us, "end")
+        self._left_us = 0
+        self.longest_pass_us = max(self.longest_pass_us, now_us + left - self._start_us)
+        return left
+
+    # -- inside a HAL call -------------------------------------------------------------
+
+    def before_call(self, name, now_us):
+        """µs that pass before HAL call `name` takes effect (its share of the pass, a GC pause)."""
+        spend = min(self._share_us, self._left_us)
+        self._left_us -= spend
+        if name == "collect":
+            if self._free < GC_FREE_MIN:
+                spend += self._collect(now_us + spend, "collect")
+        elif self._calls == self._gc_at:
+            spend += self._collect(now_us + spend, name)
+        self._calls += 1
+        return spend
+
+    def after_call(self, name):
+        """µs the call itself keeps the CPU with interrupts held off (flash), 0 for the others."""
+        return self.profile.flash_us if name in _FLASH_CALLS else 0
+
+    def _collect(self, t_us, at):
+        pause = self._rnd.randint(*self.profile.gc_pause_us)
+        self.collections.append((t_us, pause, at))
+        self._free = self.profile.heap_free
+        self._gc_at = -1
+        return pause
+
+
+class CostedHal:
+    """The board as the firmware sees it when passes cost time: every HAL call moves the clock.
+
+    Attributes that are not methods (ceilings, serial) pass through; methods
+    are looked up on the board at each call, so a failure injected on the
+    board (SimBoard.inject_failure) still takes effect.
+    """
+
+    def __init__(self, board, cost, run_to):
+        self._board = board
+        self._cost = cost
+        self._run_to = run_to  # run_to(t_us, interrupts_held): move time, deliver the interrupts due
+
+    def __getattr__(self, name):
+        value = getattr(self._board, name)
+        if not callable(value):
+            return value
+
+        def call(*args):
+            return self._call(name, getattr(self._board, name), args)
+
+        return call
+
+    def _call(self, name, fn, args):
+        clock = self._board.clock
+        spend = self._cost.before_call(name, clock.us)
+        if spend:
+            self._run_to(clock.us + spend, False)
+        result = fn(*args)
+        held = self._cost.after_call(name)
+        if held:
+            self._run_to(clock.us + held, True)
+        return result

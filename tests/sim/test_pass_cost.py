@@ -1,0 +1,103 @@
+"""The simulator with the board's pass costs: long passes, GC pauses, interrupts inside a pass.
+
+Each test reproduces a defect that the atomic 5 ms simulator could not show
+(issue 12): a ramp whose steps leave the 100 µA grid when a pass takes
+10-20 ms, an output hold that lapses under a 20 ms pass or a GC pause, and
+an e-stop that lands between the fault-clear's check and its clear.
+"""
+
+import pytest
+
+from protocol import faults
+from protocol import messages as m
+from sim import campaign as C
+from sim import scenario as scn
+from sim.passcost import PROFILES, PassCost, PassProfile
+
+SEEDS = (3, 4)
+
+
+def costed(profile, seed):
+    return C.Bench("stimulation-trial-1min.toml", seed=seed, pass_cost=PassCost(profile, seed))
+
+
+def stimulate(b, level_ua=20000, run_ms=4000):
+    """Start by the button, set a level once the check passed, run; the fault codes reported meanwhile."""
+    c = b.connect()
+    since = b.us
+    b.start()
+    assert b.wait_stim(m.STIM_READY, 5000, since_us=since) is not None or b.faults_after(since)
+    if not b.faults_after(since):
+        c.stim_level(level_ua)
+    b.run_for(run_ms)
+    return [code for _t, code in b.faults_after(since)]
+
+
+@pytest.fixture
+def benches():
+    made = []
+
+    def make(profile, seed):
+        b = costed(profile, seed)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@pytest.mark.req("SIM-PASS-1", "SAF-AMPLITUDE-1")
+@pytest.mark.parametrize("pass_ms", [10, 13, 17, 20])
+def test_a_ramp_at_any_pass_length_commands_only_the_100ua_grid(benches, pass_ms):
+    b = benches(PassProfile(pass_us=(pass_ms * 1000, pass_ms * 1000)), pass_ms)
+    got = stimulate(b)
+    assert got == [], [faults.NAMES.get(c, c) for c in got]
+    assert b.sim.crash is None
+    commanded = {p.set_ua for p in b.pulses()}
+    assert 20000 in commanded
+    assert all(ua % 100 == 0 for ua in commanded)
+    assert C.ramp_problems(b) == []
+
+
+@pytest.mark.req("SIM-PASS-1", "SAF-ENABLE-1")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_20ms_passes_with_gc_pauses_keep_the_output_hold(benches, seed):
+    # the board's passes at their longest, and a collector that pauses 14 ms every few passes
+    profile = PassProfile(pass_us=(18_000, 20_000), alloc_bytes=20_000, gc_pause_us=(14_000, 14_000))
+    b = benches(profile, seed)
+    got = stimulate(b)
+    assert got == [], [faults.NAMES.get(c, c) for c in got]
+    assert list(b.out.lapses) == []
+    assert b.sim.pass_cost.collections, "the profile must make the collector run"
+
+
+@pytest.mark.req("SIM-PASS-1", "SAF-ENABLE-1")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_emulated_boards_profile_stimulates_without_a_fault(benches, seed):
+    b = benches(PROFILES["emulated-pico"], seed)
+    got = stimulate(b)
+    assert got == [], [faults.NAMES.get(c, c) for c in got]
+
+
+@pytest.mark.req("SIM-PASS-1", "SAF-ESTOP-1")
+@pytest.mark.parametrize("press_after_ms", [2, 5, 12])
+def test_an_estop_during_the_fault_clears_flash_write_stays_latched(benches, press_after_ms):
+    b = benches(PassProfile(pass_us=(1500, 2500), flash_us=25_000), press_after_ms)
+    c = b.connect()
+    b.rig.press_estop()
+    b.run_for(100)
+    b.rig.release_estop()
+    b.run_for(100)
+    assert c.info().fault.name == "ESTOP"
+    # the clear is read by the next pass; the e-stop opens while its flash write runs
+    sim = b.sim
+    start = max(sim.next_tick_us, sim.clock.us)
+    sim.schedule(scn.event(start // 1000 + press_after_ms, "estop_press"))
+    reply = c.fault_clear()
+    assert getattr(reply, "name", None) in ("ESTOP_ACTIVE", "FAULT_LATCHED"), reply
+    b.run_for(100)
+    info = c.info()
+    assert info.state == "FAULT" and info.fault.name == "ESTOP" and info.fault.latched
+    refused = c.session_start(keep_alive=False)
+    assert getattr(refused, "name", None) == "FAULT_LATCHED"
