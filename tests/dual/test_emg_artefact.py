@@ -69,7 +69,8 @@ def envelopes(x):
     out = []
     emg = EmgInput(hal, 0, window_ms=250, mains_hz=50)
     emg.chain.on_envelope = lambda dv, f: out.append((emg.chain.blocks * FRAME_SAMPLES, dv, f))
-    emg.pump(0, lambda first, payload, flags: None)
+    while hal.next < len(x):  # a pass drains a few blocks at most
+        emg.pump(0, lambda first, payload, flags: None)
     return out
 
 
