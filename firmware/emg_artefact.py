@@ -20,11 +20,37 @@ of a contaminated stretch leaks a trusted value. The amplitude ceiling
 chain. docs/emg.md gives the reasons for each figure.
 """
 
+from array import array
+
 from protocol.messages import FLAG_ARTEFACT
 
 MEAN_SLOPE_UV_S = 10000  # 10 mV/s drift of the block mean
 SLEW_UV_MS = 5000  # 5 mV/ms between neighbouring samples
 HOLD_MS = 150  # flagged after the last artefact: the high-pass settling after a step, a bump's tail
+
+
+def scan_plain(x, n, prev, res):
+    """res[0] = sum of x[0:n], res[1] = largest |x[i] - x[i-1]| (x[-1] = prev), res[2] = x[n-1]."""
+    s = 0
+    top = 0
+    for i in range(n):
+        v = x[i]
+        s += v
+        d = v - prev
+        if d < 0:
+            d = -d
+        if d > top:
+            top = d
+        prev = v
+    res[0] = s
+    res[1] = top
+    res[2] = prev
+
+
+try:
+    from firmware.emg_artefact_viper import scan as _scan
+except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
+    _scan = scan_plain
 
 
 class ArtefactGuard:
@@ -35,6 +61,7 @@ class ArtefactGuard:
         self._slew = SLEW_UV_MS * 10000 // rate_hz  # per sample, 0.1 µV
         self._hold_blocks = (HOLD_MS * rate_hz + 1000 * block - 1) // (1000 * block)
         self.steps = 0  # blocks flagged by a step or slope since construction
+        self._res = array("i", [0, 0, 0])
         self.restart()
 
     def restart(self):
@@ -46,19 +73,11 @@ class ArtefactGuard:
 
     def check(self, x, n):
         """FLAG_ARTEFACT if x[0:n] (n == block) or the HOLD_MS before it held an artefact, else 0."""
-        prev = self._last if self._primed else x[0]
-        s = 0
-        top = 0
-        for i in range(n):
-            v = x[i]
-            s += v
-            d = v - prev
-            if d < 0:
-                d = -d
-            if d > top:
-                top = d
-            prev = v
-        self._last = prev
+        res = self._res
+        _scan(x, n, self._last if self._primed else x[0], res)
+        s = res[0]
+        top = res[1]
+        self._last = res[2]
         shift = s - self._sum
         if shift < 0:
             shift = -shift

@@ -10,9 +10,10 @@ however strong, and a slow electrode drift stay trusted.
 """
 
 import math
+import sys
 from array import array
 
-from dualtest import Lcg, req
+from dualtest import Lcg, req, skip
 
 from firmware import hal as H
 from firmware.emg import FRAME_SAMPLES, EmgInput
@@ -158,3 +159,23 @@ def test_no_trusted_envelope_above_the_ceiling_whatever_the_signal():
     envs = envelopes(noise(6, 3, 10400))
     assert all(f & FLAG_ARTEFACT for end, _dv, f in envs if end >= RATE // 2)
     assert trusted(envs, 0) == [] or max(trusted(envs, 0)) <= ENVELOPE_TRUST_MAX_DV
+
+
+@req("EMG-ARTEFACT-1")
+def test_viper_scan_matches_the_plain_scan():
+    from firmware import emg_artefact
+
+    if emg_artefact._scan is emg_artefact.scan_plain:
+        skip("this port has no native emitters (%s): firmware/emg_artefact_viper.py cannot load here" % sys.platform)
+    x = noise(8, 1, 3000, dc=-RAIL + 5000)  # negative words: the viper loads must sign-extend
+    for i in range(0, len(x), 97):
+        x[i] = RAIL if i % 2 else -RAIL
+    a = array("i", [0, 0, 0])
+    b = array("i", [0, 0, 0])
+    prev = -7
+    for start in range(0, len(x) - FRAME_SAMPLES, FRAME_SAMPLES):
+        block = x[start : start + FRAME_SAMPLES]
+        emg_artefact.scan_plain(block, FRAME_SAMPLES, prev, a)
+        emg_artefact._scan(block, FRAME_SAMPLES, prev, b)
+        assert list(a) == list(b), (start, list(a), list(b))
+        prev = a[2]
