@@ -346,7 +346,7 @@ def test_bursts_squeezes_coughs_and_steps_never_advise_stopping():
 def test_a_rising_baseline_is_caught_soon_after_it_crosses_the_margin():
     for pct_min in (3, 6, 12):
         # the tone rises pct_min % of the baseline per minute from the relaxation's start
-        bio, advised = _tone_session(15, 600, lambda t: REST_DV + REST_DV * pct_min * t // 6000000)
+        bio, advised = _tone_session(15, 600, lambda t, p=pct_min: REST_DV + REST_DV * p * t // 6000000)
         assert bio.advice == m.ADVICE_TONE_RISING, pct_min
         # s until the raw tone passes the margin over the reference the baseline gave (~60)
         above = bio.reference_dv() * 115 // 100 + 1
