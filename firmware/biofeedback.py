@@ -12,22 +12,22 @@ square stays a small int, and sums are kept in two parts (Acc); the one
 division that may need a big integer runs once, when a phase is scored.
 """
 
+from firmware.tone_trend import ToneTrend
 from protocol import messages as m
 from protocol.intmath import isqrt
 from protocol.messages import CUE_CONTRACT
 
 UPDATE_MS = 50  # the envelope's update period (20 Hz)
 ENV_CAP_DV = 32767  # 3.3 mV: far above any pelvic-floor envelope; its square fits a small int
-_UNTRUSTED = m.FLAG_LEAD_OFF | m.FLAG_SATURATED | m.FLAG_GAP
+_UNTRUSTED = m.FLAG_LEAD_OFF | m.FLAG_SATURATED | m.FLAG_GAP | m.FLAG_ARTEFACT
 _LOW = 1 << 24
 _LOW_MASK = _LOW - 1
 
-# patient-paced safety: the rest tone, smoothed over about 25 s, must stay
-# above the margin this long before the device advises stopping
-TREND_SHIFT = 9  # exponential smoothing of 1/512 per update: 25.6 s
-TREND_WARMUP = 600  # updates (30 s) before the trend is judged
-TREND_HOLD = 200  # updates (10 s) above the margin
-REFERENCE_UPDATES = 600  # without a baseline phase: the first 30 s of relaxation
+# patient-paced safety: the rest tone (a running median, firmware/tone_trend.py)
+# must stay above the margin this long before the device advises stopping
+TREND_HOLD_S = 3
+REFERENCE_S = 30  # without a baseline phase: the first 30 s of relaxation
+HOLD_GRACE_MS = 1000  # a relaxation hold survives excursions above target this long (protocol default)
 PAUSES_ADVISE = 2  # the patient pausing this often is the same signal
 HIT_UPDATES = 20  # work/rest: 1 s at or above target counts the repetition as reached
 
@@ -125,14 +125,16 @@ class PhaseScore:
         if self.rest.n:
             r[m.SC_REST_DV] = self.rest.mean()
             r[m.SC_REST_CV] = self.rest.cv_permille()
-        if self.work.n:
+        kind = self.kind
+        # a Glazer phase mixes flicks, tonic holds and the endurance hold: one mean of them all
+        # would sit beside the host's measures as if it were one of them (EMG-GLAZER-2)
+        if self.work.n and kind != KIND_CODES["glazer"]:
             r[m.SC_WORK_DV] = self.work.mean()
         if self.peaks.n:
             r[m.SC_PEAK_DV] = self.peaks.mean()
             r[m.SC_BEST_PEAK_DV] = self.best_peak
         if self.target_dv:
             r[m.SC_TARGET_DV] = self.target_dv
-        kind = self.kind
         if kind == KIND_CODES["relaxation"]:
             r[m.SC_BELOW_MS] = self.below * UPDATE_MS
             r[m.SC_HOLDS] = self.holds
@@ -173,12 +175,12 @@ class Biofeedback:
         self._cue = m.CUE_REST
         self._seg_peak = 0
         self._seg_above = 0
-        self._run = 0  # consecutive updates below target
-        self._trend_q8 = 0
-        self._trend_n = 0
+        self._run = 0  # updates in the hold under way (excursions it survived included)
+        self._over = 0  # updates of the excursion above target (or untrusted) under way
+        self._grace = 0  # updates an excursion may last without ending the hold
+        self._tone = ToneTrend()
         self._trend_above = 0
         self._reference_dv = 0
-        self._ref = Acc()
         self._pauses = 0
 
     # -- session boundaries ---------------------------------------------
@@ -269,7 +271,8 @@ class Biofeedback:
         if flags & _UNTRUSTED:
             s.untrusted_ms += UPDATE_MS
             self.last_trusted = False
-            self._run = 0
+            if s.kind == KIND_CODES["relaxation"]:
+                self._excursion(s)
             return
         if dv > ENV_CAP_DV:
             dv = ENV_CAP_DV
@@ -289,6 +292,8 @@ class Biofeedback:
             self._relaxation(s, dv)
         elif kind == KIND_CODES["glazer"]:
             self._glazer(s, dv)
+        elif kind == KIND_CODES["baseline"]:
+            self._tone.add(dv)
 
     def feedback_hz(self, lo_hz, hi_hz):
         """Buzzer pitch for the envelope against the relaxation target: 0 at or below it."""
@@ -321,14 +326,15 @@ class Biofeedback:
         self._phase = self._doc["phases"][p] if self._doc is not None else None
         ph = self._phase
         self._run = 0
-        self._trend_n = 0
+        self._over = 0
         self._trend_above = 0
-        self._ref.reset()
+        self._tone.reset()
         self._reference_dv = 0
         if ph is None:
             return
         kind = ph["type"]
         if kind == "relaxation":
+            self._grace = ph.get("hold_grace_ms", HOLD_GRACE_MS) // UPDATE_MS
             if "target_dv" in ph:
                 s.target_dv = ph["target_dv"]
             elif self.baseline_dv:
@@ -343,7 +349,8 @@ class Biofeedback:
             return
         kind = s.kind
         if kind == KIND_CODES["baseline"] and s.rest.n:
-            self.baseline_dv = s.rest.mean()
+            # the median tone, so a cough or a squeeze during the baseline does not lift every target
+            self.baseline_dv = self._tone.value if self._tone.seconds else s.rest.mean()
         elif kind == KIND_CODES["mvc"] and s.best_peak > self.mvc_dv:
             self.mvc_dv = s.best_peak
         elif kind == KIND_CODES["relaxation"]:
@@ -369,20 +376,31 @@ class Biofeedback:
 
     def _relaxation(self, s, dv):
         ph = self._phase
-        if not self._reference_dv:
-            # no baseline phase before: the first 30 s of this one are the reference
-            self._ref.add(dv)
-            if self._ref.n == REFERENCE_UPDATES:
-                self._reference_dv = max(1, self._ref.mean())
-                if not s.target_dv and ph is not None and "target_percent" in ph:
-                    s.target_dv = max(1, self._reference_dv * ph["target_percent"] // 100)
         if s.target_dv and dv <= s.target_dv:
             s.below += 1
-            self._run += 1
+            self._run += 1 + self._over  # a brief excursion within the grace belongs to the hold
+            self._over = 0
         else:
+            self._excursion(s)
+        tone = self._tone
+        if not tone.add(dv):
+            return
+        if not self._reference_dv:
+            # no baseline phase before: the first 30 s of this one are the reference
+            if tone.seconds == REFERENCE_S:
+                self._reference_dv = max(1, tone.value)
+                if not s.target_dv and ph is not None and "target_percent" in ph:
+                    s.target_dv = max(1, self._reference_dv * ph["target_percent"] // 100)
+        elif ph is not None and tone.full():
+            self._judge_tone(tone.value, ph["tone_margin_percent"])
+
+    def _excursion(self, s):
+        """An update above target or untrusted: a hold survives it for the grace time only."""
+        if not self._run:
+            return
+        self._over += 1
+        if self._over > self._grace:
             self._end_hold(s)
-        if ph is not None:
-            self._watch_trend(dv, ph["tone_margin_percent"])
 
     def _end_hold(self, s):
         run = self._run
@@ -391,19 +409,13 @@ class Biofeedback:
         if self._phase is not None and run * UPDATE_MS >= self._phase.get("hold_s", 0) * 1000 > 0:
             s.holds += 1
         self._run = 0
+        self._over = 0
 
-    def _watch_trend(self, dv, margin_percent):
-        if self._trend_n == 0:
-            self._trend_q8 = dv << 8
-        else:
-            self._trend_q8 += ((dv << 8) - self._trend_q8) >> TREND_SHIFT
-        self._trend_n += 1
-        ref = self._reference_dv
-        if self._trend_n < TREND_WARMUP or not ref:
-            return
-        if (self._trend_q8 >> 8) * 100 > ref * (100 + margin_percent):
+    def _judge_tone(self, tone_dv, margin_percent):
+        """Once a second, with a full window: advise stopping when the tone stays above the margin."""
+        if tone_dv * 100 > self._reference_dv * (100 + margin_percent):
             self._trend_above += 1
-            if self._trend_above >= TREND_HOLD:
+            if self._trend_above >= TREND_HOLD_S:
                 self._advise(m.ADVICE_TONE_RISING)
         else:
             self._trend_above = 0
@@ -426,7 +438,7 @@ class Biofeedback:
             self.advice_pending = reason
 
     def trend_dv(self):
-        return self._trend_q8 >> 8
+        return self._tone.value
 
     def reference_dv(self):
         return self._reference_dv

@@ -23,8 +23,9 @@ saturation outside them still does both.
 from array import array
 
 from firmware import hal as H
+from firmware.emg_artefact import ArtefactGuard
 from firmware.emg_dsp import BLOCK, Chain
-from protocol.messages import FLAG_BLANKED, FLAG_GAP, FLAG_SATURATED
+from protocol.messages import FLAG_ARTEFACT, FLAG_BLANKED, FLAG_GAP, FLAG_SATURATED
 
 FRAME_SAMPLES = BLOCK
 STALL_MS = 200
@@ -161,6 +162,7 @@ class EmgInput:
         self.block_ms = -1  # when the last block was completed and assessed
         self.total = 0  # samples received since boot
         self.blanker = Blanker(hal.emg_rate_hz)
+        self.guard = ArtefactGuard(hal.emg_rate_hz, FRAME_SAMPLES)
         self._sense = [0, 0, 0, 0, 0]
 
     def reconfigure(self, window_ms=None, mains_hz=None):
@@ -202,6 +204,7 @@ class EmgInput:
                 self._first = idx
                 self._fill = 0
                 self.chain.restart()
+                self.guard.restart()
             want = FRAME_SAMPLES - self._fill
             n = hal.emg_read(self._views[self._fill])
             if n > 0:
@@ -234,6 +237,7 @@ class EmgInput:
         flags = self.flags | (status & (H.EMG_LEAD_OFF | H.EMG_SATURATED))
         if blanked:
             flags |= FLAG_BLANKED
+        flags |= self.guard.check(block, FRAME_SAMPLES)
         if status & H.EMG_OVERRUN:
             flags |= FLAG_GAP
         chain = self.chain
@@ -241,7 +245,7 @@ class EmgInput:
         chain.process(
             block, FRAME_SAMPLES, self.payload, flags & ~FLAG_GAP if self.flags & FLAG_GAP else flags
         )
-        emit(self._first, self.payload, flags | (chain.block_flags & FLAG_SATURATED))
+        emit(self._first, self.payload, flags | (chain.block_flags & (FLAG_SATURATED | FLAG_ARTEFACT)))
         self._first += FRAME_SAMPLES
         self._fill = 0
         self.flags = 0

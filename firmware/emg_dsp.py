@@ -1,7 +1,8 @@
-"""The EMG chain in integers: 20 Hz high-pass, mains notch, 20 Hz RMS envelope.
+"""The EMG chain in integers: 20 Hz high-pass, mains notches, 20 Hz RMS envelope.
 
     x (0.1 µV) -> HP: 2nd-order Butterworth, 20 Hz -> streamed samples
-               -> notch 50/60 Hz (iirnotch, Q 10) -> squares -> RMS over window
+               -> notches: mains ± 0.25 Hz (Q 7, a mains frequency off nominal)
+                  and 3 x mains (Q 15, at 2 kHz) -> squares -> RMS over window
 
 Both filters are the bilinear designs of scipy.signal (butter, iirnotch),
 realised as biquads in "delta" form: with state y1 and dy = y1 - y2,
@@ -16,8 +17,9 @@ checks them against SciPy and the envelope against a float64 reference.
 
 Q formats (state array _S_*):
 - x1, x2: Q0, input clipped to ±X_MAX_DV.
-- y1, dy (high-pass), o1, do (notch): Q7; y and o saturate at ±LIMIT_DV
-  (±52.4 mV), dy and do are then within ±2**27.
+- y1, dy (high-pass), and o1, do of each notch: Q7; y and o saturate at
+  ±LIMIT_DV (±52.4 mV), dy and do are then within ±2**27. Each notch
+  takes the one before as its input, with the same bounds as the first.
 - h, l: the block's sum of squares is 1024*h + l (Q0 counts²), exact.
 - Coefficients c in Q(s): c * 2**s in [2**14, 2**15); listed as (c, s).
 
@@ -32,15 +34,16 @@ notch output in Q0 clipped to ±ENV_CLIP_DV: v = 1024a + b, v² = 1024*a*(v+b)
 A restart (start, gap, lead-off, saturation, clipping) primes the
 high-pass on the next sample (x1 = x2 = x: a DC offset gives no transient),
 zeroes the notch and empties the envelope window. Envelope updates carry
-FLAG_GAP until the window holds a full window of samples since the restart,
-so filter settling and the aftermath of a rail never reach a trusted update.
+FLAG_GAP until a whole window and SETTLE_MS more have passed since the
+restart, so filter settling and the aftermath of a rail never reach a
+trusted update.
 """
 
 import struct
 from array import array
 
 from protocol.intmath import isqrt
-from protocol.messages import FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
+from protocol.messages import FLAG_ARTEFACT, FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
 
 try:
     from micropython import const
@@ -58,11 +61,15 @@ WINDOW_MIN_MS = 50
 WINDOW_MAX_MS = 1000
 WINDOW_STEP_MS = 50  # a window is whole blocks at both rates
 HP_HZ = 20
-NOTCH_Q = 10  # -3 dB over ±2.5 Hz (50 Hz): tolerates mains drift, settles in ~0.1 s
+# after a restart the high-pass is primed flat; a signal that was still sloping (an electrode
+# recovering) leaves a transient that is gone in ~50 ms: updates wait this long beyond the window
+SETTLE_MS = 100
 X_MAX_DV = 4194303  # input clip, just above the front end's ±4,000,000
 LIMIT_DV = 524287  # streamed samples and filter outputs saturate here (±52.4 mV)
 ENV_CLIP_DV = 131071  # squared samples clip here: 6.5 sigma at the envelope cap
 ENVELOPE_MAX_DV = 32767  # 3.3 mV RMS: the envelope's ceiling (its square < 2**30)
+# a block above 500 µV RMS is no pelvic-floor muscle (docs/emg.md): flagged, never trusted
+ENVELOPE_TRUST_MAX_DV = 5000
 UNTRUSTED = FLAG_LEAD_OFF | FLAG_SATURATED | FLAG_GAP
 
 _X_MAX = const(4194303)
@@ -70,7 +77,13 @@ _D_MAX = const(524287)  # second difference clip, Q0
 _Y_MAX = const(67108736)  # LIMIT_DV << 7
 _E_MAX = const(131071)
 _MS_CAP = const(1073676289)  # ENVELOPE_MAX_DV ** 2
+_TRUST_MS = const(25000000)  # ENVELOPE_TRUST_MAX_DV ** 2
 _QH_CAP = const(1046528)  # 2**20 - 2**11: below it 1024 * (h // 50) + rest < 2**30
+
+_NONE = (0, 16)  # a zero coefficient: the product rounds to 0
+# (f Hz, Q) of the three notches, as multiples of the mains frequency plus an offset (Hz)
+NOTCHES_AT = ((1, -0.25, 7), (1, 0.25, 7), (3, 0.0, 15))
+HARMONIC_RATES = (2000,)  # rates where the third harmonic's coefficients fit the delta form
 
 # Coefficients (c, s): value c / 2**s. High-pass per rate: C1 = 1 + a1 + a2,
 # C2 = 1 - a2, G = 1 - b0 of butter(2, 20, "highpass", fs).
@@ -78,32 +91,33 @@ HP = {
     1000: ((30381, 21), (21341, 17), (22290, 18)),
     2000: ((31699, 23), (22289, 18), (22784, 19)),
 }
-# Notch per (rate, mains): M = 1 - b0, P = 1 + a1 + a2 (= 2*b0 + a1), N = 1 - a2
-# of iirnotch(mains, NOTCH_Q, fs); numerator b0*(y - 2y1 + y2) + P*y1.
+# Notches per (rate, mains), three in a row, each M = 1 - b0, P = 1 + a1 + a2 (= 2*b0 + a1),
+# N = 1 - a2 of iirnotch(f, q, fs), numerator b0*(u - 2u1 + u2) + P*u1 (NOTCHES_AT below):
+# mains - 0.25 Hz and mains + 0.25 Hz (Q 7): staggered, they hold mains at nominal to 0.5 % and
+# anywhere within 0.5 Hz of it to 1.5 %, and keep 96 % of a flat EMG spectrum's power; then the
+# third harmonic (Q 15) where the delta form's coefficients fit (2 kHz; at 1 kHz its P is above
+# 0.5 and the stage passes the signal unchanged, all zeros).
 NOTCH = {
-    (1000, 50): ((32435, 21), (25264, 18), (32435, 20)),
-    (1000, 60): ((19402, 20), (18068, 17), (19402, 19)),
-    (2000, 50): ((32686, 22), (25618, 20), (32686, 21)),
-    (2000, 60): ((19581, 21), (18400, 19), (19581, 20)),
+    (1000, 50): ((22905, 20), (24852, 18), (22905, 19), (23130, 20), (25344, 18), (23130, 19), _NONE, _NONE, _NONE),
+    (1000, 60): ((27390, 20), (17780, 17), (27390, 19), (27614, 20), (18072, 17), (27614, 19), _NONE, _NONE, _NONE),
+    (2000, 50): (
+        (23155, 21), (25280, 20), (23155, 20), (23385, 21), (25787, 20), (23385, 20), (32435, 21), (28130, 17), (32435, 20)
+    ),
+    (2000, 60): (
+        (27748, 21), (18175, 19), (27748, 20), (27977, 21), (18478, 19), (27977, 20), (19402, 20), (20027, 16), (19402, 19)
+    ),
 }
 
-# state array layout
-_S_X1 = const(0)
-_S_X2 = const(1)
-_S_Y1 = const(2)
-_S_DY = const(3)
-_S_O1 = const(4)
-_S_DO = const(5)
-_S_H = const(6)
-_S_L = const(7)
-_S_CLIPS = const(8)
-_S_PRIMED = const(9)
-STATE_LEN = 10
-COEFF_LEN = 18  # six (c, shift = s - 15, rounding = 1 << (s - 16)) triples
+# state array layout: x1 x2 y1 dy, then (o1, do) of each notch, then the sums
+_S_H = const(10)
+_S_L = const(11)
+_S_CLIPS = const(12)
+STATE_LEN = 14
+COEFF_LEN = 36  # twelve (c, shift = s - 15, rounding = 1 << (s - 16)) triples: HP, then three notches
 
 
 def coefficients(rate_hz, mains_hz):
-    """The kernel's coefficient array: (c, s - 15, 2**(s - 16)) for C1, C2, G, M, P, N."""
+    """The kernel's coefficient array: (c, s - 15, 2**(s - 16)) for C1, C2, G, then M, P, N of each notch."""
     out = array("i", [0] * COEFF_LEN)
     i = 0
     for c, s in HP[rate_hz] + NOTCH[(rate_hz, mains_hz)]:
@@ -121,6 +135,7 @@ def run_plain(st, co, x, start, end, out):
     (c*(s >> 15) + ((c*(s & 0x7FFF)) >> 15) + r) >> k with k = q - 15 and
     r = 2**(q - 16): equal to floor((c*s + 2**(q-1)) / 2**q) (nested floors)
     with both halves inside small ints. Inlined: a call costs ~10 µs on an RP2040.
+    The three notches are the same biquad on successive inputs (y, then na, then nb).
     """
     c1 = co[0]
     k1 = co[1]
@@ -131,25 +146,47 @@ def run_plain(st, co, x, start, end, out):
     cg = co[6]
     kg = co[7]
     rg = co[8]
-    cm = co[9]
-    km = co[10]
-    rm = co[11]
-    cp = co[12]
-    kp = co[13]
-    rp = co[14]
-    cn = co[15]
-    kn = co[16]
-    rn = co[17]
-    x1 = st[_S_X1]
-    x2 = st[_S_X2]
-    y1 = st[_S_Y1]
-    dy = st[_S_DY]
-    o1 = st[_S_O1]
-    do = st[_S_DO]
-    h = st[_S_H]
-    lo = st[_S_L]
-    clips = st[_S_CLIPS]
-    primed = st[_S_PRIMED]
+    nacm = co[9]
+    nakm = co[10]
+    narm = co[11]
+    nacp = co[12]
+    nakp = co[13]
+    narp = co[14]
+    nacn = co[15]
+    nakn = co[16]
+    narn = co[17]
+    nbcm = co[18]
+    nbkm = co[19]
+    nbrm = co[20]
+    nbcp = co[21]
+    nbkp = co[22]
+    nbrp = co[23]
+    nbcn = co[24]
+    nbkn = co[25]
+    nbrn = co[26]
+    nccm = co[27]
+    nckm = co[28]
+    ncrm = co[29]
+    nccp = co[30]
+    nckp = co[31]
+    ncrp = co[32]
+    nccn = co[33]
+    nckn = co[34]
+    ncrn = co[35]
+    x1 = st[0]
+    x2 = st[1]
+    y1 = st[2]
+    dy = st[3]
+    na1 = st[4]
+    nad = st[5]
+    nb1 = st[6]
+    nbd = st[7]
+    nc1 = st[8]
+    ncd = st[9]
+    h = st[10]
+    lo = st[11]
+    clips = st[12]
+    primed = st[13]
     pack = struct.pack_into
     for i in range(start, end):
         v = x[i]
@@ -187,30 +224,67 @@ def run_plain(st, co, x, start, end, out):
             y = -_Y_MAX
             clips += 1
         pack("<i", out, 4 * i, (y + 64) >> 7)
-        # notch on y: o = o1 + do + d2 - M*d2 + P*(y1 - o1) - N*do
-        ndy = y - y1
-        d = ndy - dy
-        e = y1 - o1
-        o = (
-            o1
-            + do
+        # notch na: o = o1 + do + d2 - M*d2 + P*(u1 - o1) - N*do on its input u
+        d = (y - y1) - dy
+        e = y1 - na1
+        na = (
+            na1
+            + nad
             + d
-            - ((cm * (d >> 15) + ((cm * (d & 0x7FFF)) >> 15) + rm) >> km)
-            + ((cp * (e >> 15) + ((cp * (e & 0x7FFF)) >> 15) + rp) >> kp)
-            - ((cn * (do >> 15) + ((cn * (do & 0x7FFF)) >> 15) + rn) >> kn)
+            - ((nacm * (d >> 15) + ((nacm * (d & 0x7FFF)) >> 15) + narm) >> nakm)
+            + ((nacp * (e >> 15) + ((nacp * (e & 0x7FFF)) >> 15) + narp) >> nakp)
+            - ((nacn * (nad >> 15) + ((nacn * (nad & 0x7FFF)) >> 15) + narn) >> nakn)
         )
-        if o > _Y_MAX:
-            o = _Y_MAX
+        if na > _Y_MAX:
+            na = _Y_MAX
             clips += 1
-        elif o < -_Y_MAX:
-            o = -_Y_MAX
+        elif na < -_Y_MAX:
+            na = -_Y_MAX
             clips += 1
+        # notch nb: o = o1 + do + d2 - M*d2 + P*(u1 - o1) - N*do on its input u
+        d = (na - na1) - nad
+        e = na1 - nb1
+        nb = (
+            nb1
+            + nbd
+            + d
+            - ((nbcm * (d >> 15) + ((nbcm * (d & 0x7FFF)) >> 15) + nbrm) >> nbkm)
+            + ((nbcp * (e >> 15) + ((nbcp * (e & 0x7FFF)) >> 15) + nbrp) >> nbkp)
+            - ((nbcn * (nbd >> 15) + ((nbcn * (nbd & 0x7FFF)) >> 15) + nbrn) >> nbkn)
+        )
+        if nb > _Y_MAX:
+            nb = _Y_MAX
+            clips += 1
+        elif nb < -_Y_MAX:
+            nb = -_Y_MAX
+            clips += 1
+        # notch nc: o = o1 + do + d2 - M*d2 + P*(u1 - o1) - N*do on its input u
+        d = (nb - nb1) - nbd
+        e = nb1 - nc1
+        nc = (
+            nc1
+            + ncd
+            + d
+            - ((nccm * (d >> 15) + ((nccm * (d & 0x7FFF)) >> 15) + ncrm) >> nckm)
+            + ((nccp * (e >> 15) + ((nccp * (e & 0x7FFF)) >> 15) + ncrp) >> nckp)
+            - ((nccn * (ncd >> 15) + ((nccn * (ncd & 0x7FFF)) >> 15) + ncrn) >> nckn)
+        )
+        if nc > _Y_MAX:
+            nc = _Y_MAX
+            clips += 1
+        elif nc < -_Y_MAX:
+            nc = -_Y_MAX
+            clips += 1
+        dy = y - y1
         y1 = y
-        dy = ndy
-        do = o - o1
-        o1 = o
+        nad = na - na1
+        na1 = na
+        nbd = nb - nb1
+        nb1 = nb
+        ncd = nc - nc1
+        nc1 = nc
         # square in two exact parts: v*v = 1024*a*(v + b) + b*b
-        v = (o + 64) >> 7
+        v = (nc + 64) >> 7
         if v > _E_MAX:
             v = _E_MAX
         elif v < -_E_MAX:
@@ -218,16 +292,20 @@ def run_plain(st, co, x, start, end, out):
         b = v & 1023
         h += (v >> 10) * (v + b)
         lo += b * b
-    st[_S_X1] = x1
-    st[_S_X2] = x2
-    st[_S_Y1] = y1
-    st[_S_DY] = dy
-    st[_S_O1] = o1
-    st[_S_DO] = do
-    st[_S_H] = h
-    st[_S_L] = lo
-    st[_S_CLIPS] = clips
-    st[_S_PRIMED] = primed
+    st[0] = x1
+    st[1] = x2
+    st[2] = y1
+    st[3] = dy
+    st[4] = na1
+    st[5] = nad
+    st[6] = nb1
+    st[7] = nbd
+    st[8] = nc1
+    st[9] = ncd
+    st[10] = h
+    st[11] = lo
+    st[12] = clips
+    st[13] = primed
 
 
 try:
@@ -287,6 +365,7 @@ class Chain:
         self.mains_hz = mains_hz
         self._co = coefficients(self.rate_hz, mains_hz)
         self._nb = window_ms * self.rate_hz // 1000 // BLOCK
+        self._settle = SETTLE_MS * self.rate_hz // 1000 // BLOCK
         self.restart()
 
     def restart(self):
@@ -297,7 +376,9 @@ class Chain:
         self._fill = 0
         self._head = 0
         self._count = 0  # blocks in the window since the restart
+        self._since = 0  # blocks since the restart, up to the window plus the settling time
         self._bflags = 0
+        self._taint = 0  # blocks until the window is clear of the last artefact
 
     def process(self, x, n, out, flags=0):
         """Filter x[0:n]; high-passed samples to out (bytearray, int32 LE); returns envelope updates.
@@ -328,7 +409,6 @@ class Chain:
             st[_S_CLIPS] = 0
         self._bflags = 0
         self._fill = 0
-        self.block_flags = bf
         # block mean square, rounded: (1024*h + lo) / BLOCK without leaving small ints
         qh = h // BLOCK
         if qh >= _QH_CAP:
@@ -336,17 +416,32 @@ class Chain:
         else:
             ms = min(qh * 1024 + ((h - qh * BLOCK) * 1024 + lo + BLOCK // 2) // BLOCK, _MS_CAP)
         nb = self._nb
+        # a step or slope (flagged before the chain) restarts it like a rail: the filters would ring
+        restart = bf & (UNTRUSTED | FLAG_ARTEFACT)
+        # too large to be muscle: every update whose window holds the block is untrusted, but the
+        # arithmetic goes on undisturbed, so the envelope stays exact and only its trust is withdrawn
+        if ms > _TRUST_MS:
+            bf |= FLAG_ARTEFACT
+        if bf & FLAG_ARTEFACT:
+            self._taint = nb
+        elif self._taint:
+            self._taint -= 1
+            if self._taint:
+                bf |= FLAG_ARTEFACT
+        self.block_flags = bf
         self._ring[self._head] = ms
         self._head = (self._head + 1) % nb
         if self._count < nb:
             self._count += 1
+        if self._since < nb + self._settle:
+            self._since += 1
         self._uflags |= bf
         self.blocks += 1
         updated = 0
         if self.blocks % self._per_update == 0:
             self._update()
             updated = 1
-        if bf & UNTRUSTED:
+        if restart:
             self.restart()
         return updated
 
@@ -369,7 +464,7 @@ class Chain:
             env += 1
         env = min(env, ENVELOPE_MAX_DV)
         flags = self._uflags
-        if c < nb:
+        if self._since < nb + self._settle:
             flags |= FLAG_GAP
         self._uflags = 0
         self.envelope_dv = env

@@ -24,7 +24,7 @@ _Y_MAX = const(67108736)
 _E_MAX = const(131071)
 
 
-# st and co are laid out as emg_dsp's state (_S_*) and coefficients() arrays
+# st and co are laid out as emg_dsp's state and coefficients() arrays
 @micropython.viper
 def run(st: ptr32, co: ptr32, x: ptr32, start: int, end: int, out: ptr8):  # noqa: F821 (viper's types)
     m = 1
@@ -38,25 +38,47 @@ def run(st: ptr32, co: ptr32, x: ptr32, start: int, end: int, out: ptr8):  # noq
     cg = (int(co[6]) ^ m) - m
     kg = (int(co[7]) ^ m) - m
     rg = (int(co[8]) ^ m) - m
-    cm = (int(co[9]) ^ m) - m
-    km = (int(co[10]) ^ m) - m
-    rm = (int(co[11]) ^ m) - m
-    cp = (int(co[12]) ^ m) - m
-    kp = (int(co[13]) ^ m) - m
-    rp = (int(co[14]) ^ m) - m
-    cn = (int(co[15]) ^ m) - m
-    kn = (int(co[16]) ^ m) - m
-    rn = (int(co[17]) ^ m) - m
+    nacm = (int(co[9]) ^ m) - m
+    nakm = (int(co[10]) ^ m) - m
+    narm = (int(co[11]) ^ m) - m
+    nacp = (int(co[12]) ^ m) - m
+    nakp = (int(co[13]) ^ m) - m
+    narp = (int(co[14]) ^ m) - m
+    nacn = (int(co[15]) ^ m) - m
+    nakn = (int(co[16]) ^ m) - m
+    narn = (int(co[17]) ^ m) - m
+    nbcm = (int(co[18]) ^ m) - m
+    nbkm = (int(co[19]) ^ m) - m
+    nbrm = (int(co[20]) ^ m) - m
+    nbcp = (int(co[21]) ^ m) - m
+    nbkp = (int(co[22]) ^ m) - m
+    nbrp = (int(co[23]) ^ m) - m
+    nbcn = (int(co[24]) ^ m) - m
+    nbkn = (int(co[25]) ^ m) - m
+    nbrn = (int(co[26]) ^ m) - m
+    nccm = (int(co[27]) ^ m) - m
+    nckm = (int(co[28]) ^ m) - m
+    ncrm = (int(co[29]) ^ m) - m
+    nccp = (int(co[30]) ^ m) - m
+    nckp = (int(co[31]) ^ m) - m
+    ncrp = (int(co[32]) ^ m) - m
+    nccn = (int(co[33]) ^ m) - m
+    nckn = (int(co[34]) ^ m) - m
+    ncrn = (int(co[35]) ^ m) - m
     x1 = (int(st[0]) ^ m) - m
     x2 = (int(st[1]) ^ m) - m
     y1 = (int(st[2]) ^ m) - m
     dy = (int(st[3]) ^ m) - m
-    o1 = (int(st[4]) ^ m) - m
-    do = (int(st[5]) ^ m) - m
-    h = (int(st[6]) ^ m) - m
-    lo = (int(st[7]) ^ m) - m
-    clips = (int(st[8]) ^ m) - m
-    primed = (int(st[9]) ^ m) - m
+    na1 = (int(st[4]) ^ m) - m
+    nad = (int(st[5]) ^ m) - m
+    nb1 = (int(st[6]) ^ m) - m
+    nbd = (int(st[7]) ^ m) - m
+    nc1 = (int(st[8]) ^ m) - m
+    ncd = (int(st[9]) ^ m) - m
+    h = (int(st[10]) ^ m) - m
+    lo = (int(st[11]) ^ m) - m
+    clips = (int(st[12]) ^ m) - m
+    primed = (int(st[13]) ^ m) - m
     for i in range(start, end):
         v = (int(x[i]) ^ m) - m
         if v > _X_MAX:
@@ -97,28 +119,63 @@ def run(st: ptr32, co: ptr32, x: ptr32, start: int, end: int, out: ptr8):  # noq
         out[j + 1] = s >> 8
         out[j + 2] = s >> 16
         out[j + 3] = s >> 24
-        ndy = y - y1
-        d = ndy - dy
-        e = y1 - o1
-        o = (
-            o1
-            + do
+        d = (y - y1) - dy
+        e = y1 - na1
+        na = (
+            na1
+            + nad
             + d
-            - ((cm * (d >> 15) + ((cm * (d & 0x7FFF)) >> 15) + rm) >> km)
-            + ((cp * (e >> 15) + ((cp * (e & 0x7FFF)) >> 15) + rp) >> kp)
-            - ((cn * (do >> 15) + ((cn * (do & 0x7FFF)) >> 15) + rn) >> kn)
+            - ((nacm * (d >> 15) + ((nacm * (d & 0x7FFF)) >> 15) + narm) >> nakm)
+            + ((nacp * (e >> 15) + ((nacp * (e & 0x7FFF)) >> 15) + narp) >> nakp)
+            - ((nacn * (nad >> 15) + ((nacn * (nad & 0x7FFF)) >> 15) + narn) >> nakn)
         )
-        if o > _Y_MAX:
-            o = _Y_MAX
+        if na > _Y_MAX:
+            na = _Y_MAX
             clips += 1
-        elif o < 0 - _Y_MAX:
-            o = 0 - _Y_MAX
+        elif na < 0 - _Y_MAX:
+            na = 0 - _Y_MAX
             clips += 1
+        d = (na - na1) - nad
+        e = na1 - nb1
+        nb = (
+            nb1
+            + nbd
+            + d
+            - ((nbcm * (d >> 15) + ((nbcm * (d & 0x7FFF)) >> 15) + nbrm) >> nbkm)
+            + ((nbcp * (e >> 15) + ((nbcp * (e & 0x7FFF)) >> 15) + nbrp) >> nbkp)
+            - ((nbcn * (nbd >> 15) + ((nbcn * (nbd & 0x7FFF)) >> 15) + nbrn) >> nbkn)
+        )
+        if nb > _Y_MAX:
+            nb = _Y_MAX
+            clips += 1
+        elif nb < 0 - _Y_MAX:
+            nb = 0 - _Y_MAX
+            clips += 1
+        d = (nb - nb1) - nbd
+        e = nb1 - nc1
+        nc = (
+            nc1
+            + ncd
+            + d
+            - ((nccm * (d >> 15) + ((nccm * (d & 0x7FFF)) >> 15) + ncrm) >> nckm)
+            + ((nccp * (e >> 15) + ((nccp * (e & 0x7FFF)) >> 15) + ncrp) >> nckp)
+            - ((nccn * (ncd >> 15) + ((nccn * (ncd & 0x7FFF)) >> 15) + ncrn) >> nckn)
+        )
+        if nc > _Y_MAX:
+            nc = _Y_MAX
+            clips += 1
+        elif nc < 0 - _Y_MAX:
+            nc = 0 - _Y_MAX
+            clips += 1
+        dy = y - y1
         y1 = y
-        dy = ndy
-        do = o - o1
-        o1 = o
-        v = (o + 64) >> 7
+        nad = na - na1
+        na1 = na
+        nbd = nb - nb1
+        nb1 = nb
+        ncd = nc - nc1
+        nc1 = nc
+        v = (nc + 64) >> 7
         if v > _E_MAX:
             v = _E_MAX
         elif v < 0 - _E_MAX:
@@ -130,9 +187,13 @@ def run(st: ptr32, co: ptr32, x: ptr32, start: int, end: int, out: ptr8):  # noq
     st[1] = x2
     st[2] = y1
     st[3] = dy
-    st[4] = o1
-    st[5] = do
-    st[6] = h
-    st[7] = lo
-    st[8] = clips
-    st[9] = primed
+    st[4] = na1
+    st[5] = nad
+    st[6] = nb1
+    st[7] = nbd
+    st[8] = nc1
+    st[9] = ncd
+    st[10] = h
+    st[11] = lo
+    st[12] = clips
+    st[13] = primed

@@ -6,19 +6,31 @@ set here from the streamed samples (high-passed at 20 Hz on the device, not
 notched) and the cue events:
 
 - pre- and post-baseline rest: mean envelope and its coefficient of variation;
-- 5 phasic (2 s) contractions: mean over the 2 s, peak, time from the cue
-  to the peak, recovery
-  (time from the relax cue until the envelope is back within the
-  pre-baseline mean + 2 SD for 0.5 s);
+- 5 phasic (2 s) flicks: each flick's peak envelope during its 2 s cue, time
+  from the cue to the peak, recovery (time from the relax cue until the
+  envelope is back within the pre-baseline mean + 2 SD for 0.5 s), and the
+  mean envelope over the 2 s as extra information;
 - 5 tonic (10 s) contractions: mean, peak, CV, rise time (10 to 90 % of the
   way from rest to the contraction's mean after the cue) and fall time (90
   to 10 % after the relax cue);
 - the 60 s endurance contraction: mean, CV, amplitude slope and the median
   frequency's slope (Welch spectrum per 1 s, 20-450 Hz, linear fit).
 
-The envelope is the RMS over 250 ms every 10 ms after 50 and 60 Hz notches,
-in float64. Samples are placed in time by their index: the front end starts
-with the device, so index / rate is device uptime, as cue times are.
+One definition of each amplitude, the one the norms were measured with
+(EMG-GLAZER-2, docs/emg.md): rests, tonic and endurance are mean
+amplitudes; the phasic value is the mean over the five flicks of each
+flick's peak amplitude (Glazer's protocol: phasic contractions are read by
+their peak, tonic and endurance by their mean; Oleksy et al. 2021 describe
+the phasic measure of the same protocol and group as "average peak
+amplitude, the mean value from 5 contractions"). The device reports the
+same quantities under the same names (firmware/biofeedback.py,
+host/scores.py: `phasic_peak_uv`).
+
+The envelope is the device's: RMS over WINDOW_S (the protocol's default
+window, 250 ms) ending at each instant, here every 10 ms, after 50 and
+60 Hz notches, in float64. Samples are placed in time by their index: the
+front end starts with the device, so index / rate is device uptime, as cue
+times are.
 """
 
 from dataclasses import dataclass
@@ -34,15 +46,15 @@ ENDURANCE_S = 60
 REST_S = 60
 SEGMENTS = 23  # pre-rest, 5 x (phasic, rest), 5 x (tonic, rest), endurance, post-rest
 
-# Oleksy et al. 2020, healthy nulliparous women, endovaginal probe: the mean
-# amplitude of each phase, mean and SD across women (µV)
+# Oleksy et al. 2020, healthy nulliparous women, endovaginal probe: the
+# amplitude of each phase (phasic: peak, the others: mean), mean and SD across women (µV)
 NORMS_SOURCE = (
     "Oleksy Ł, Wojciechowska M, Mika A, et al. Normative values for Glazer Protocol in the evaluation of "
     "pelvic floor muscle bioelectrical activity. Medicine (Baltimore). 2020;99(5):e19060."
 )
 NORMS = {
     "pre_baseline_uv": (6.26, 3.33),
-    "phasic_mean_uv": (49.76, 26.44),
+    "phasic_peak_uv": (49.76, 26.44),
     "tonic_mean_uv": (37.05, 25.99),
     "endurance_mean_uv": (16.10, 6.68),
     "post_baseline_uv": (6.93, 3.99),
@@ -72,7 +84,10 @@ class Recording:
 
 
 def envelope(x_uv, rate_hz):
-    """RMS envelope (µV) over WINDOW_S every HOP_S of the notched signal; times in s from the first sample."""
+    """RMS envelope (µV) over WINDOW_S every HOP_S of the notched signal; times in s from the first sample.
+
+    Each value is stamped at the end of its window, as the device stamps its envelope updates.
+    """
     y = np.asarray(x_uv, dtype=np.float64)
     for f0 in (50.0, 60.0):
         if f0 < rate_hz / 2:
@@ -85,7 +100,7 @@ def envelope(x_uv, rate_hz):
     c = np.concatenate(([0.0], np.cumsum(y * y)))
     starts = np.arange(0, len(y) - win + 1, hop)
     env = np.sqrt((c[starts + win] - c[starts]) / win)
-    t = (starts + win / 2) / rate_hz
+    t = (starts + win) / rate_hz
     return t, env
 
 
@@ -158,14 +173,18 @@ def analyse(rec):
 
     phasic = []
     for k in range(1, 11, 2):
-        tt, e = span(k, 0.0, PHASIC_S + 1.0)  # the cue, plus a reaction time's grace
+        tt, e = span(k)  # the 2 s cue, as the device scores it
         i = int(np.argmax(e))
         rt, re_ = span(k + 1)
         below = re_ <= recovered_level
         recovery = _first_sustained(rt, below, 0.5)
-        mean = float(e[tt < PHASIC_S].mean())
         phasic.append(
-            {"mean_uv": mean, "peak_uv": float(e[i]), "time_to_peak_s": float(tt[i]), "recovery_s": recovery}
+            {
+                "peak_uv": float(e[i]),
+                "mean_uv": float(e.mean()),
+                "time_to_peak_s": float(tt[i]),
+                "recovery_s": recovery,
+            }
         )
 
     tonic = []
@@ -212,7 +231,7 @@ def analyse(rec):
 
     summary = {
         "pre_baseline_uv": pre_mean,
-        "phasic_mean_uv": _mean(p["mean_uv"] for p in phasic),
+        "phasic_peak_uv": _mean(p["peak_uv"] for p in phasic),
         "tonic_mean_uv": _mean(p["mean_uv"] for p in tonic),
         "endurance_mean_uv": endurance["mean_uv"],
         "post_baseline_uv": post_mean,
@@ -221,8 +240,8 @@ def analyse(rec):
         "pre_baseline": {"mean_uv": pre_mean, "cv_percent": pre_cv},
         "phasic": {
             "contractions": phasic,
-            "mean_uv": summary["phasic_mean_uv"],
-            "peak_uv": _mean(p["peak_uv"] for p in phasic),
+            "peak_uv": summary["phasic_peak_uv"],
+            "mean_uv": _mean(p["mean_uv"] for p in phasic),
             "time_to_peak_s": _mean(p["time_to_peak_s"] for p in phasic),
             "recovery_s": _mean(p["recovery_s"] for p in phasic if p["recovery_s"] is not None),
         },
@@ -287,7 +306,7 @@ def _between(t, e, a, b, rising):
 
 _LABELS = {
     "pre_baseline_uv": "pre-baseline rest",
-    "phasic_mean_uv": "phasic mean",
+    "phasic_peak_uv": "phasic peak",
     "tonic_mean_uv": "tonic mean",
     "endurance_mean_uv": "endurance mean",
     "post_baseline_uv": "post-baseline rest",
@@ -305,8 +324,8 @@ def lines(result):
     ph = r["phasic"]
     rec = "%.1f s" % ph["recovery_s"] if ph["recovery_s"] is not None else "not reached"
     out.append(
-        "  phasic mean         %6.1f µV  peak %.1f µV, time to peak %.2f s, recovery %s"
-        % (ph["mean_uv"], ph["peak_uv"], ph["time_to_peak_s"], rec)
+        "  phasic peak         %6.1f µV  (mean of the 5 flicks' peaks) mean %.1f µV, time to peak %.2f s, recovery %s"
+        % (ph["peak_uv"], ph["mean_uv"], ph["time_to_peak_s"], rec)
     )
     to = r["tonic"]
     rise = "%.2f s" % to["rise_time_s"] if to["rise_time_s"] is not None else "-"
@@ -329,7 +348,7 @@ def lines(result):
         "  post-baseline rest  %6.1f µV  CV %.0f %%"
         % (r["post_baseline"]["mean_uv"], r["post_baseline"]["cv_percent"])
     )
-    out.append("  against norms (mean amplitude, mean ± SD of healthy nulliparous women):")
+    out.append("  against norms (phasic peak, other mean amplitudes; mean ± SD of healthy nulliparous women):")
     for row in r["normative"]["rows"]:
         out.append(
             "    %-20s %6.1f µV  norm %5.2f ± %5.2f  z %+5.2f  %s"

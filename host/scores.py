@@ -29,10 +29,22 @@ FIELDS = (
     (m.SC_G_POST_DV, "post_baseline_uv", "post-baseline rest", "uv"),
     (m.SC_G_POST_CV, "post_baseline_cv_percent", "post-baseline CV", "pct"),
 )
+# the Glazer phase's peaks are the phasic flicks': named as the host's analysis names them (EMG-GLAZER-2)
+_GLAZER = {
+    m.SC_PEAK_DV: ("phasic_peak_uv", "phasic peak (mean of 5)"),
+    m.SC_BEST_PEAK_DV: ("best_phasic_peak_uv", "best phasic peak"),
+}
 _ADVICE_TEXT = {
     "TONE_RISING": "the rest tone rose beyond the clinician's margin",
     "PAUSED_TWICE": "the patient paused twice",
 }
+
+
+def _fields(kind):
+    if kind != "glazer":
+        return FIELDS
+    return tuple((key,) + _GLAZER[key] + (unit,) if key in _GLAZER else (key, name, label, unit)
+                 for key, name, label, unit in FIELDS)
 
 
 def _convert(kind, v):
@@ -55,7 +67,7 @@ def phase_scores(p):
         "practised_s": _convert("s", p.get(m.SC_RUN_MS, 0)),
         "untrusted_s": _convert("s", p.get(m.SC_UNTRUSTED_MS, 0)),
     }
-    for key, name, _label, unit in FIELDS:
+    for key, name, _label, unit in _fields(out["type"]):
         if key in p:
             out[name] = _convert(unit, p[key])
     run = p.get(m.SC_RUN_MS, 0) - p.get(m.SC_UNTRUSTED_MS, 0)
@@ -100,7 +112,7 @@ def lines(summary):
         if ph["untrusted_s"]:
             head += " (%.1f s without a trustworthy signal)" % ph["untrusted_s"]
         out.append(head)
-        for _key, name, label, unit in FIELDS:
+        for _key, name, label, unit in _fields(ph["type"]):
             if name not in ph:
                 continue
             v = ph[name]

@@ -174,7 +174,7 @@ SC_UNTRUSTED_MS = 4  # lead-off, saturation or a gap
 SC_REST_DV = 5  # mean envelope while resting or relaxing
 SC_REST_CV = 6  # its instability: coefficient of variation, 1/1000
 SC_WORK_DV = 7  # mean envelope while contracting
-SC_PEAK_DV = 8  # mean of the contractions' peaks (Glazer: phasic only)
+SC_PEAK_DV = 8  # mean of the contractions' peaks (Glazer: the phasic peak, mean of the 5 flicks)
 SC_BEST_PEAK_DV = 9
 SC_TARGET_DV = 10
 SC_BELOW_MS = 11  # relaxation: time at or below target
@@ -486,6 +486,7 @@ FLAG_STIM = 8  # pulses were delivered during the block
 FLAG_TRIGGER = 16  # an ETS trigger fired during the block
 FLAG_BLANKED = 32  # samples around pulses were blanked (stimulation artefact)
 FLAG_FEEDBACK = 64  # relaxation above target: the biofeedback tone sounds
+FLAG_ARTEFACT = 128  # a step, slope or amplitude no pelvic-floor muscle makes (firmware/emg_artefact.py)
 
 
 def type_name(mtype):

@@ -63,6 +63,8 @@ PHASES = {
         "target_dv": (5, 500, "absolute target", "0.1 µV", False),
         "target_percent": (50, 150, "target relative to baseline", "%", False),
         "hold_s": (1, 60, "hold time", "s", True),
+        # a hold survives an excursion above target (or an untrusted stretch) this short
+        "hold_grace_ms": (0, 3000, "grace for brief excursions within a hold", "ms", False),
         "tone_margin_percent": (5, 100, "rest-tone rise that advises stopping", "%", True),
     },
     "work_rest": {
@@ -333,6 +335,11 @@ def _check_phase(p, i, ph, area, cap_ua):
         p.add(
             path + ("target_dv",),
             "phase %d: give exactly one target, absolute (µV) or relative to baseline (%%)" % (i + 1),
+        )
+    if kind == "relaxation" and ph.get("hold_grace_ms", 0) >= ph["hold_s"] * 1000:
+        p.add(
+            path + ("hold_grace_ms",),
+            "phase %d: the grace for brief excursions must be shorter than the hold time" % (i + 1),
         )
     if kind == "stimulation" and ph["on_ms"] == 0 and ph["off_ms"] != 0:
         p.add(

@@ -1,19 +1,25 @@
 """The EMG signal at the front end's output: muscle, noise, mains, motion, electrode faults.
 
-Surface EMG is close to Gaussian noise whose RMS follows the number of
-active motor units and whose spectrum has the shape of the motor-unit
-action potentials (Shwedyk et al. 1977: a zero at DC, a pole at FL_HZ and a
-double pole at FH_HZ, median about 93 Hz here), seen through the front
-end's 20-450 Hz band. Fatigue slows conduction and compresses that
-spectrum towards low frequencies (Lindström & Magnusson 1977). The muscle
-term mixes two such noises, fresh and compressed by FATIGUED_SCALE, in
-power: the weight of the compressed one is chosen, sample by sample, so
-that the mix's median frequency is the patient's conduction-velocity ratio
-times the fresh one. The mix is scaled to unit RMS and multiplied by the
-patient's RMS. The amplifier adds white noise, the room 50 Hz mains hum,
-and the patient's movements occasional large low-frequency transients.
-Samples are ints in 0.1 µV, clipped to the front end's input range like an
-ADC. Sources and figures: docs/simulator.md.
+Surface EMG is the sum of the action potentials of the motor units firing
+near the electrodes. Here each firing is an impulse (random sign, log-normal
+size: a few large units dominate a surface recording) at Poisson instants,
+shaped by the action potentials' spectrum (Shwedyk et al. 1977: a zero at
+DC, a pole at FL_HZ and a double pole at FH_HZ) and seen through the front
+end's 20-450 Hz band. The number of firings per second that shape the
+signal grows with the drive (recruitment and rate coding), so the amplitude
+is non-Gaussian: kurtosis ~5-6 in a contraction, higher at rest, as in
+recorded surface EMG (docs/simulator.md). Each patient's spectrum is
+scaled by her profile's `spectrum_scale` (a lower median frequency in a
+dysfunctional floor: White, Jantos & Glazer 1997). Fatigue slows conduction
+and compresses the spectrum towards low frequencies (Lindström & Magnusson
+1977). The muscle term mixes two such signals, fresh and compressed by
+FATIGUED_SCALE, in power: the weight of the compressed one is chosen,
+sample by sample, so that the mix's median frequency is the patient's
+conduction-velocity ratio times the fresh one. The mix is scaled to unit
+RMS and multiplied by the patient's RMS. The amplifier adds white noise,
+the room 50 Hz mains hum, and the patient's movements occasional large
+low-frequency transients. Samples are ints in 0.1 µV, clipped to the front
+end's input range like an ADC. Sources and figures: docs/simulator.md.
 
 Synthesis runs ahead in chunks (numpy is slow per call, fast per sample).
 That stays causal: a chunk (100 ms) is shorter than a patient's reaction
@@ -39,6 +45,14 @@ BAND_HZ = (20.0, 450.0)
 FL_HZ = 60.0  # corners of the action-potential spectrum (fresh muscle)
 FH_HZ = 120.0
 FATIGUED_SCALE = 0.6  # the compressed spectrum: conduction at 60 %
+# firings per second shaping the signal, from rest to a maximal drive: kurtosis ~6 at rest, ~5 at full
+# effort after the band (docs/simulator.md); sizes log-normal with this sigma
+FIRINGS_REST_HZ = 100.0
+FIRINGS_MAX_HZ = 140.0
+# resting tone comes from small, slowly conducting units; a contraction recruits larger, faster ones
+# (size principle): the spectrum at rest is this share of the contraction's
+REST_SPECTRUM = 0.85
+UNIT_SIZE_SIGMA = 0.5
 CHUNK_MS = 100
 MOTION_MS = (200, 800)  # duration of a motion transient
 MOTION_UV = (100.0, 1500.0)  # peak of a spontaneous one (log-uniform)
@@ -75,7 +89,8 @@ class EmgModel:
         self.saturated = False
         self._rng = np.random.default_rng([seed, 2])
         self._band = butter(4, BAND_HZ, btype="bandpass", fs=rate_hz, output="sos")
-        self._shapes = (_shape(1.0, rate_hz), _shape(FATIGUED_SCALE, rate_hz))
+        scale = patient.profile["spectrum_scale"]
+        self._shapes = (_shape(scale, rate_hz), _shape(scale * FATIGUED_SCALE, rate_hz))
         self._gains, self._mdf_ratio, self._weight, self.fresh_mdf_hz = _mixing(
             self._shapes, self._band, rate_hz
         )
@@ -175,10 +190,13 @@ class EmgModel:
     def _synthesise(self, n):
         rng = self._rng
         rms_uv, cv = self.patient.muscle(n)
+        drive = np.clip(rms_uv / self.patient.profile["contract_uv"], 0.0, 1.0)
+        cv = cv * (REST_SPECTRUM + (1.0 - REST_SPECTRUM) * drive)
         w = np.interp(cv, self._mdf_ratio, self._weight)  # power of the compressed spectrum
+        rate_hz = FIRINGS_REST_HZ + (FIRINGS_MAX_HZ - FIRINGS_REST_HZ) * drive
         zi = self._zi
-        fresh, zi[0] = sosfilt(self._shapes[0], rng.standard_normal(n), zi=zi[0])
-        tired, zi[1] = sosfilt(self._shapes[1], rng.standard_normal(n), zi=zi[1])
+        fresh, zi[0] = sosfilt(self._shapes[0], self._firings(rate_hz), zi=zi[0])
+        tired, zi[1] = sosfilt(self._shapes[1], self._firings(rate_hz), zi=zi[1])
         mix = np.sqrt(1.0 - w) * (fresh / self._gains[0]) + np.sqrt(w) * (tired / self._gains[1])
         y, zi[2] = sosfilt(self._band, mix, zi=zi[2])
         muscle = rms_uv * y
@@ -192,6 +210,18 @@ class EmgModel:
             self._add_motion(self._generated + int(rng.integers(n)), peak)
         self._generated += n
         return np.clip(np.rint(uv * 10), -FULL_SCALE_DV, FULL_SCALE_DV).astype(np.int32)
+
+
+    def _firings(self, rate_hz):
+        """Motor-unit firings per sample (rate_hz: firings/s at each sample), unit variance."""
+        rng = self._rng
+        p = rate_hz / self.rate_hz
+        counts = rng.poisson(p)
+        at = np.repeat(np.arange(len(p)), counts)
+        sizes = np.exp(UNIT_SIZE_SIGMA * rng.standard_normal(len(at))) * rng.choice((-1.0, 1.0), len(at))
+        x = np.zeros(len(p))
+        np.add.at(x, at, sizes)
+        return x / np.sqrt(p * np.exp(2 * UNIT_SIZE_SIGMA**2))
 
 
 def _shape(scale, rate_hz):

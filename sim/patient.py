@@ -60,6 +60,8 @@ _STAGES = 4  # a chain of stages: a hold starts flat, then sags
 # behind the conduction velocity builds with mdf_fatigue_s and clears with
 # mdf_recover_s; cv_drop is the velocity lost when it is full.
 # motion_per_min: rate of motion artefacts (sim/emg_model.py draws them).
+# spectrum_scale: the action potentials' spectrum against the healthy one
+# (a dysfunctional floor has a lower median frequency).
 PROFILES = {
     "healthy": {
         "rest_uv": 6.3,
@@ -69,8 +71,8 @@ PROFILES = {
         "learn_per_min": 0.5,
         "tension_pct_min": 0.0,
         "contract_uv": 43.0,
-        "rise_tau_ms": 150,
-        "fall_tau_ms": 250,
+        "rise_tau_ms": 40,
+        "fall_tau_ms": 80,
         "effort": (0.85, 1.0),
         "reaction_ms": (300, 600),
         "relax_floor": 0.0,
@@ -83,6 +85,7 @@ PROFILES = {
         "mdf_recover_s": 30.0,
         "cv_drop": 0.35,
         "motion_per_min": 0.2,
+        "spectrum_scale": 1.0,
     },
     "hypertonic": {
         "rest_uv": 15.0,
@@ -106,6 +109,7 @@ PROFILES = {
         "mdf_recover_s": 30.0,
         "cv_drop": 0.35,
         "motion_per_min": 0.5,
+        "spectrum_scale": 0.8,
     },
     "weak": {
         "rest_uv": 4.0,
@@ -129,6 +133,7 @@ PROFILES = {
         "mdf_recover_s": 40.0,
         "cv_drop": 0.35,
         "motion_per_min": 0.2,
+        "spectrum_scale": 0.88,
     },
     # hypertonic and anxious: the tone creeps up while a session runs
     "anxious": {
@@ -153,6 +158,7 @@ PROFILES = {
         "mdf_recover_s": 30.0,
         "cv_drop": 0.35,
         "motion_per_min": 1.0,
+        "spectrum_scale": 0.85,
     },
 }
 

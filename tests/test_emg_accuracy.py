@@ -2,8 +2,9 @@
 
 The reference: butter(2, 20 Hz, highpass) started in its steady state for
 the first sample (the firmware primes its high-pass the same way),
-iirnotch(mains, Q=10), and the RMS of the last window of notched samples at
-the same 20 Hz instants. Run with -s to see the error figures.
+the three iirnotch stages of emg_dsp.NOTCHES_AT (mains ± 0.4 Hz, and the third
+harmonic where the rate allows), and the RMS of the last window of notched
+samples at the same 20 Hz instants. Run with -s to see the error figures.
 """
 
 import numpy as np
@@ -12,6 +13,7 @@ from scipy.signal import butter, freqz, iirnotch, lfilter, lfilter_zi, sosfilt
 
 from firmware import emg_dsp
 from firmware.emg_dsp import BLOCK, HP, NOTCH, Chain
+from protocol.messages import FLAG_ARTEFACT
 from sim.emg_model import EmgModel
 from sim.patient import Patient
 from tools.make_emg_vectors import derive
@@ -29,12 +31,22 @@ def chain_envelopes(x, rate, mains, window_ms=250):
     return envs, np.frombuffer(out, dtype="<i4")
 
 
+def notch_designs(rate, mains):
+    """(b, a) of each notch stage the chain realises at this rate (SciPy's float design)."""
+    out = []
+    for k, off, q in emg_dsp.NOTCHES_AT:
+        if k == 1 or rate in emg_dsp.HARMONIC_RATES:
+            out.append(iirnotch(k * mains + off, q, fs=rate))
+    return out
+
+
 def reference(x, rate, mains, window_ms, ends):
     x = np.asarray(x, dtype=np.float64)
     b, a = butter(2, emg_dsp.HP_HZ, "highpass", fs=rate)
     y, _ = lfilter(b, a, x, zi=lfilter_zi(b, a) * x[0])
-    bn, an = iirnotch(mains, emg_dsp.NOTCH_Q, fs=rate)
-    o = lfilter(bn, an, y)
+    o = y
+    for bn, an in notch_designs(rate, mains):
+        o = lfilter(bn, an, o)
     n = window_ms * rate // 1000
     return y, np.array([np.sqrt(np.mean(o[max(0, e - n) : e] ** 2)) for e in ends])
 
@@ -46,7 +58,10 @@ def compare(x, rate, mains, window_ms=250):
     y, ref = reference(x, rate, mains, window_ms, ends)
     got = np.array([dv for _e, dv, _f in envs], dtype=np.float64)
     keep = np.array(ends) >= SETTLE_S * rate
-    assert all(f == 0 for e, _dv, f in envs if e >= SETTLE_S * rate)
+    # above the trust ceiling only the trust changes, never the arithmetic
+    plausible = np.max(ref[keep], initial=0) <= 0.9 * emg_dsp.ENVELOPE_TRUST_MAX_DV
+    allowed = 0 if plausible else FLAG_ARTEFACT
+    assert all(f & ~allowed == 0 for e, _dv, f in envs if e >= SETTLE_S * rate)
     return got[keep], ref[keep], stream, y
 
 
@@ -93,15 +108,42 @@ def test_coefficients_are_the_derived_ones_and_realise_the_design():
         _, h_ref = freqz(*butter(2, 20, "highpass", fs=rate), worN=f, fs=rate)
         assert np.max(np.abs(h_int - h_ref)) < 2e-4
         for mains in emg_dsp.MAINS_HZ:
-            (m, sm), (p, sp), (nn, sn) = NOTCH[(rate, mains)]
-            b0 = 1 - m / 2**sm
-            a2 = 1 - nn / 2**sn
-            a = [1, p / 2**sp - 2 + nn / 2**sn, a2]
-            _, hn = freqz([b0, p / 2**sp - 2 * b0, b0], a, worN=f, fs=rate)
-            _, hn_ref = freqz(*iirnotch(mains, emg_dsp.NOTCH_Q, fs=rate), worN=f, fs=rate)
-            assert np.max(np.abs(hn - hn_ref)) < 2e-4
-            _, at = freqz([b0, p / 2**sp - 2 * b0, b0], a, worN=[mains], fs=rate)
-            assert abs(at[0]) < 1e-3  # the realised zero stays on the mains frequency
+            coeffs = NOTCH[(rate, mains)]
+            designs = iter(notch_designs(rate, mains))
+            for j, (k, off, _q) in enumerate(emg_dsp.NOTCHES_AT):
+                (m, sm), (p, sp), (nn, sn) = coeffs[3 * j : 3 * j + 3]
+                if m == 0:  # a stage the rate cannot realise passes the signal unchanged
+                    assert k > 1 and rate not in emg_dsp.HARMONIC_RATES and p == nn == 0
+                    continue
+                b0 = 1 - m / 2**sm
+                a2 = 1 - nn / 2**sn
+                a = [1, p / 2**sp - 2 + nn / 2**sn, a2]
+                _, hn = freqz([b0, p / 2**sp - 2 * b0, b0], a, worN=f, fs=rate)
+                _, hn_ref = freqz(*next(designs), worN=f, fs=rate)
+                assert np.max(np.abs(hn - hn_ref)) < 5e-4  # 15-bit mantissas, poles 0.5 Hz apart
+                _, at = freqz([b0, p / 2**sp - 2 * b0, b0], a, worN=[k * mains + off], fs=rate)
+                assert abs(at[0]) < 1e-3  # the realised zero stays where it was designed
+
+
+@pytest.mark.req("EMG-CHAIN-5")
+@pytest.mark.parametrize("rate", [1000, 2000])
+@pytest.mark.parametrize("mains", [50, 60])
+def test_mains_off_nominal_and_its_third_harmonic_stay_out_of_the_envelope(rate, mains):
+    # quiet rest (2 µV of band noise) under 30 µV of mains at nominal +-0.5 Hz, and 30 µV of
+    # third harmonic: what the hum adds to the envelope, against the rest alone
+    rng = np.random.default_rng([rate, mains, 5])
+    n = 4 * rate
+    t = np.arange(n) / rate
+    rest = band_noise(rng, rate, 4, 2)
+    base, _r, _s, _y = compare(np.rint(rest), rate, mains)
+    for f, ceiling_uv in ((mains - 0.5, 1.0), (mains + 0.5, 1.0), (mains, 1.0), (3 * mains, 0.2)):
+        if f == 3 * mains and rate not in emg_dsp.HARMONIC_RATES:
+            continue
+        hum = 30 * np.sqrt(2) * 10 * np.sin(2 * np.pi * f * t + 0.7)
+        got, _r, _s, _y = compare(np.rint(rest + hum), rate, mains)
+        added = np.sqrt(np.maximum(np.mean(got**2) - np.mean(base**2), 0)) / 10
+        # 30 µV leaking 3 % would add 0.9 µV; the staggered pair leaves about 2 % within ±0.5 Hz
+        assert added <= ceiling_uv, (f, added)
 
 
 @pytest.mark.req("EMG-CHAIN-2")
@@ -134,20 +176,20 @@ def test_envelope_of_sines_between_30_and_400_hz(rate, report):
 @pytest.mark.parametrize("mains", [50, 60])
 def test_envelope_of_simulated_patients(rate, mains, report):
     # the simulator's resting pelvic floor (a few µV, with its 30 µV hum), then
-    # the same signal scaled up in steps to cover 1-2000 µV RMS
+    # the same signal scaled up in steps to cover 1-1000 µV RMS
     parts = []
     for profile, seed, gain in (
         ("healthy", 1, 1),
         ("hypertonic", 2, 1),
         ("healthy", 3, 8),
         ("hypertonic", 4, 40),
-        ("healthy", 5, 300),
+        ("healthy", 5, 150),  # ~1 mV RMS of a spiky motor-unit signal: peaks stay below ENV_CLIP_DV
     ):
         model = EmgModel(Patient(profile, seed, rate), seed, rate, mains_uv=30.0 / gain, mains_hz=mains)
         parts.append(model.take(2 * rate)[0].astype(np.int64) * gain)
     x = np.concatenate(parts)
     got, ref, _stream, _y = compare(x, rate, mains)
-    corr = check(f"patients x1..x300, {rate} Hz, {mains} Hz", got, ref, report)
+    corr = check(f"patients x1..x150, {rate} Hz, {mains} Hz", got, ref, report)
     assert corr > 0.9999
     assert ref.min() < 100 and ref.max() > 10000  # below 10 µV and above 1 mV both covered
 

@@ -1,7 +1,7 @@
 """Derive the EMG chain's integer coefficients; write its golden vectors.
 
 Coefficients: the float designs of SciPy (butter(2, 20 Hz, "highpass") and
-iirnotch(mains, Q=10)) rewritten for the delta-form biquads of
+iirnotch at emg_dsp.NOTCHES_AT: mains ± 0.4 Hz, Q 10, and 3 x mains, Q 15) rewritten for the delta-form biquads of
 firmware/emg_dsp.py, each rounded to a 15-bit mantissa c with a scale 2**s
 chosen so that c is in [2**14, 2**15): relative precision better than 2**-14,
 and c times a state below 2**29, taken in two 15-bit halves, stays below
@@ -51,7 +51,7 @@ def derive():
     """{"hp": {rate: ((c, s) C1, C2, G)}, "notch": {(rate, mains): ((c, s) M, P, N)}} from SciPy."""
     from scipy.signal import butter, iirnotch
 
-    from firmware.emg_dsp import HP_HZ, MAINS_HZ, NOTCH_Q, RATES_HZ
+    from firmware.emg_dsp import _NONE, HARMONIC_RATES, HP_HZ, MAINS_HZ, NOTCHES_AT, RATES_HZ
 
     def q(c):
         s = 16
@@ -64,8 +64,14 @@ def derive():
         b, a = butter(2, HP_HZ, "highpass", fs=fs)
         hp[fs] = (q(1 + a[1] + a[2]), q(1 - a[2]), q(1 - b[0]))
         for f0 in MAINS_HZ:
-            b, a = iirnotch(f0, NOTCH_Q, fs=fs)
-            notch[(fs, f0)] = (q(1 - b[0]), q(1 + a[1] + a[2]), q(1 - a[2]))
+            cs = ()
+            for k, off, qf in NOTCHES_AT:
+                if k > 1 and fs not in HARMONIC_RATES:
+                    cs += (_NONE, _NONE, _NONE)
+                    continue
+                b, a = iirnotch(k * f0 + off, qf, fs=fs)
+                cs += (q(1 - b[0]), q(1 + a[1] + a[2]), q(1 - a[2]))
+            notch[(fs, f0)] = cs
     return {"hp": hp, "notch": notch}
 
 

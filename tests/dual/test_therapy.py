@@ -124,6 +124,17 @@ def test_relaxation_needs_exactly_one_target():
     assert "exactly one target" in probs[0][1]
 
 
+@req("PROT-SCHEMA-1", "EMG-HOLD-1")
+def test_hold_grace_is_optional_bounded_and_shorter_than_the_hold():
+    assert "hold_grace_ms" not in valid()["phases"][3]  # the device's default (1000 ms) applies
+    assert _broken(lambda d: d["phases"][3].update({"hold_grace_ms": 500})) == []
+    assert _broken(lambda d: d["phases"][3].update({"hold_grace_ms": 0})) == []
+    probs = _broken(lambda d: d["phases"][3].update({"hold_grace_ms": 3001}))
+    assert probs and probs[0][0][-1] == "hold_grace_ms"
+    probs = _broken(lambda d: d["phases"][3].update({"hold_s": 2, "hold_grace_ms": 2000}))
+    assert probs and "shorter than the hold time" in probs[0][1]
+
+
 @req("PROT-SCHEMA-1")
 def test_dates_and_texts():
     assert _paths(_broken(lambda d: d.update({"approved_on": "20.11.2026"}))) == [("approved_on",)]

@@ -94,7 +94,7 @@ def test_normative_comparison_uses_oleksy_2020_and_states_its_limits():
     rows = glazer.compare(
         {
             "pre_baseline_uv": 6.26 + 2 * 3.33,
-            "phasic_mean_uv": 49.76,
+            "phasic_peak_uv": 49.76,
             "tonic_mean_uv": 37.05 - 25.99 * 0.5,
             "endurance_mean_uv": 16.10 - 6.68 * 1.5,
             "post_baseline_uv": 6.93,
@@ -102,7 +102,7 @@ def test_normative_comparison_uses_oleksy_2020_and_states_its_limits():
     )
     by = {r["measure"]: r for r in rows["rows"]}
     assert by["pre_baseline_uv"]["z"] == pytest.approx(2.0) and by["pre_baseline_uv"]["verdict"] == "above"
-    assert by["phasic_mean_uv"]["verdict"] == "within 1 SD"
+    assert by["phasic_peak_uv"]["verdict"] == "within 1 SD"
     assert by["tonic_mean_uv"]["z"] == pytest.approx(-0.5)
     assert by["endurance_mean_uv"]["verdict"] == "below"
     assert "Oleksy" in rows["source"] and "2020" in rows["source"]
@@ -136,7 +136,7 @@ def test_lines_name_every_measure_and_the_norms():
     text = "\n".join(glazer.lines(r))
     for word in (
         "pre-baseline",
-        "phasic mean",
+        "phasic peak",
         "tonic mean",
         "endurance mean",
         "post-baseline",

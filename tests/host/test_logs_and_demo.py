@@ -78,7 +78,7 @@ def test_a_glazer_assessment_on_the_simulator_prints_and_saves_the_norm_comparis
     rows = {r["measure"]: r for r in g["normative"]["rows"]}
     assert set(rows) == {
         "pre_baseline_uv",
-        "phasic_mean_uv",
+        "phasic_peak_uv",
         "tonic_mean_uv",
         "endurance_mean_uv",
         "post_baseline_uv",

@@ -45,7 +45,7 @@ def _check(dom):
 
 def _glazer_scores():
     """A scores file as `session run --out` writes it for a Glazer assessment (the norms' own rows)."""
-    summary = {"pre_baseline_uv": 7.0, "phasic_mean_uv": 30.0, "tonic_mean_uv": 25.0, "endurance_mean_uv": 12.0,
+    summary = {"pre_baseline_uv": 7.0, "phasic_peak_uv": 30.0, "tonic_mean_uv": 25.0, "endurance_mean_uv": 12.0,
                "post_baseline_uv": 14.0}
     phase = {"phase": 1, "type": "glazer", "planned_s": 600.0, "practised_s": 600.0, "untrusted_s": 0.0,
              "pre_baseline_uv": 7.0, "tonic_uv": 25.0}

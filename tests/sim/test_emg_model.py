@@ -78,10 +78,11 @@ def test_hypertonic_relaxes_slowly_and_incompletely(seed):
         baseline = rms(x, 0, 20000)
         contracted = rms(x, 23000, 25000)
         after = rms(x, 30000, 45000)
-        # time after the cue until the 100 ms RMS falls below half way down
+        # time after the cue until the 250 ms RMS falls below half way down (a motor-unit signal
+        # is spiky: shorter windows scatter too much to time a fall)
         half = (contracted + baseline) / 2
         t = 25000
-        while rms(x, t, t + 100) > half:
+        while rms(x, t, t + 250) > half:
             t += 50
         found[profile] = (baseline, after, t - 25000)
     h_base, h_after, h_fall = found["healthy"]
@@ -174,10 +175,11 @@ def test_spectrum_has_the_action_potential_shape_and_rms_follows_activation():
     assert 80 <= median_hz(held) <= 100  # fresh: the spectrum measured is the one designed
     got = np.array([np.sqrt(np.mean(b**2)) for b in x])
     expected = np.array(expected)
-    # each 100 ms estimate scatters by ~10 % (the EMG is noise); on average they agree
+    # each 100 ms estimate scatters (the EMG is ~14 motor-unit firings per 100 ms, a few large
+    # ones dominating); on average they agree
     ratio = got[22:] / expected[22:]
-    assert 0.93 <= np.mean(ratio) <= 1.07 and np.all(np.abs(ratio - 1) < 0.35), np.round(ratio, 2)
-    assert np.all(got[:4] < 8) and np.all(got[20:] > 30)
+    assert 0.9 <= np.mean(ratio) <= 1.1 and np.mean(np.abs(ratio - 1) < 0.4) >= 0.8, np.round(ratio, 2)
+    assert np.all(got[:4] < 8) and np.all(got[20:] > 15) and np.mean(got[20:]) > 35
 
 
 @pytest.mark.req("SIM-EMG-6")
