@@ -14,6 +14,7 @@ import hashlib
 from collections import deque
 
 from firmware import hal as H
+from sim import emg_kernel
 from sim.emg_model import StimArtefact
 from sim.output import COMPLIANCE_V
 
@@ -48,6 +49,7 @@ class SimBoard(H.Hal):
         self.flash = flash
         self.output = output
         self.serial = serial
+        self.emg_kernel = emg_kernel.kernel()  # the board's viper kernel, compiled
         self.cause = H.RESET_POWER_ON
         self.boot_us = 0
         self.estop_is_open = False
