@@ -29,27 +29,26 @@ MAX_ENCODED = encoded_size(MAX_PAYLOAD)
 def cobs_encode(data):
     """Consistent Overhead Byte Stuffing: the result holds no 0x00.
 
-    Zero bytes are found with bytes.find (C code on the board) and blocks
-    copied as slices, so the cost per byte stays out of the bytecode loop.
+    The data is cut at its zero bytes by bytes.split (C code on the board)
+    and each run copied whole, so the cost per byte stays out of the
+    bytecode loop: stream frames hold a zero every few bytes.
     """
-    data = bytes(data)
     out = bytearray()
-    n = len(data)
-    i = 0
-    while True:
-        j = data.find(b"\x00", i)
-        end = n if j < 0 else j
-        while end - i >= 254:
+    parts = bytes(data).split(b"\x00")
+    last = len(parts) - 1
+    for k in range(last + 1):
+        part = parts[k]
+        n = len(part)
+        i = 0
+        while n - i >= 254:
             out.append(0xFF)
-            out.extend(data[i : i + 254])
+            out.extend(part[i : i + 254])
             i += 254
-            if i == n:
-                return bytes(out)  # a full block ending the data needs no empty block
-        out.append(end - i + 1)
-        out.extend(data[i:end])
-        if j < 0:
-            return bytes(out)
-        i = j + 1
+        if i and i == n and k == last:
+            break  # a full block ending the data needs no empty block
+        out.append(n - i + 1)
+        out.extend(part[i:] if i else part)
+    return bytes(out)
 
 
 def cobs_decode(data):

@@ -71,8 +71,11 @@ class EmgFrontEnd:
         if n <= 0:
             return
         samples, status = self.model.take(n)
+        # the model reports EMG_SATURATED whenever a sample it gives reads the rail
+        may_rail = status & H.EMG_SATURATED
         if len(self._art):
             samples = self._with_artefact(samples)
+            may_rail = True
         self._taken = due
         if self.stalled:
             return
@@ -85,7 +88,8 @@ class EmgFrontEnd:
         first = min(n, RING_SAMPLES - start)
         self._ring[start : start + first] = samples[:first]
         self._ring[: n - first] = samples[first:]
-        self._note_rails(samples, self._written)
+        if may_rail:
+            self._note_rails(samples, self._written)
         self._written += n
         if self._written - self._read > RING_SAMPLES:
             self._read = self._written - RING_SAMPLES
@@ -93,9 +97,9 @@ class EmgFrontEnd:
 
     def _note_rails(self, samples, base):
         """Keep the runs of railed samples (indices from base on): read() reports them without a scan."""
-        if samples.max() < FULL_SCALE_DV and samples.min() > -FULL_SCALE_DV:
-            return
         hit = np.flatnonzero(np.abs(samples) >= FULL_SCALE_DV)
+        if not len(hit):
+            return
         breaks = np.flatnonzero(np.diff(hit) > 1)
         starts = hit[np.r_[0, breaks + 1]] + base
         ends = hit[np.r_[breaks, len(hit) - 1]] + base + 1

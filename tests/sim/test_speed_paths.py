@@ -86,7 +86,7 @@ class _Model:
         x[self.rng.random(n) < 0.05] = FULL_SCALE_DV
         if self.rng.random() < 0.7:
             x[:] = np.clip(x, -FULL_SCALE_DV + 1, FULL_SCALE_DV - 1)
-        return x, 0
+        return x, H.EMG_SATURATED if np.any(np.abs(x) >= FULL_SCALE_DV) else 0  # as EmgModel reports
 
 
 @pytest.mark.req("SIM-FAST-1")
