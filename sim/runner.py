@@ -270,7 +270,11 @@ class Simulator:
     # -- the host's end of the link ---------------------------------------------
 
     def host_write(self, data):
-        self.board.host_write(bytes(data))
+        """Bytes of data the device's receive ring took (it holds RX_RING at most)."""
+        return self.board.host_write(bytes(data))
+
+    def host_room(self):
+        return self.board.host_room()
 
     def host_read(self, max_bytes=-1):
         return self.board.host_read(max_bytes)
