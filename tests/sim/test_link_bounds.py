@@ -18,7 +18,7 @@ from protocol import codec, framing
 from protocol import messages as m
 from sim.board import RX_RING
 from sim.runner import Simulator
-from sim.server import LinkServer, open_listener, url_of
+from sim.server import LinkServer, open_listener
 
 
 @pytest.fixture
