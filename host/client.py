@@ -26,10 +26,9 @@ import struct
 import time
 from dataclasses import dataclass
 
-from host import framing
 from host.errors import TonusError
 from host.transport import LinkError, open_port
-from protocol import codec, errors, faults
+from protocol import codec, errors, faults, framing
 from protocol import messages as m
 from protocol.errors import ProtocolError
 

@@ -31,14 +31,8 @@ one, and the muscle's evoked M-wave when the pulse is above motor threshold.
 import numpy as np
 from scipy.signal import bilinear_zpk, butter, sosfilt, sosfreqz, zpk2sos
 
-try:
-    # the compiled loop behind sosfilt; the public wrapper's checks cost more than
-    # filtering a 100 ms chunk (tests/sim/test_emg_model.py holds the two equal)
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_c
-except ImportError:  # another SciPy layout: the public function, slower
-    _sosfilt_c = None
-
 from firmware import hal as H
+from sim.filters import sosfilt_chunk
 
 # ADS1292R-class front end at PGA gain 6, Vref 2.42 V: +-403 mV input range
 FULL_SCALE_DV = 4_000_000
@@ -199,16 +193,6 @@ class EmgModel:
             self._add_motion(self._generated + int(rng.integers(n)), peak)
         self._generated += n
         return np.clip(np.rint(uv * 10), -FULL_SCALE_DV, FULL_SCALE_DV).astype(np.int32)
-
-
-def sosfilt_chunk(sos, x, zi):
-    """scipy.signal.sosfilt(sos, x, zi=zi) for 1-D float64 x and C-contiguous float64 sos, equal bit for bit."""
-    if _sosfilt_c is None:
-        return sosfilt(sos, x, zi=zi)
-    y = np.array(x, dtype=np.float64).reshape(1, -1)  # filtered in place, as sosfilt does with its copy
-    z = np.array(zi, dtype=np.float64).reshape(1, -1, 2)
-    _sosfilt_c(sos, y, z)
-    return y.reshape(-1), z.reshape(-1, 2)
 
 
 def _shape(scale, rate_hz):

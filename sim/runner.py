@@ -28,7 +28,6 @@ from collections import deque
 from firmware import hal as H
 from firmware.controller import Controller
 from firmware.maintenance import take_marker
-from host import framing as host_framing
 from protocol import codec, framing
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -79,7 +78,7 @@ class Simulator:
         )
         self.rig = Rig(self)
         self._events = deque(events)
-        self._decoder = host_framing.Decoder()
+        self._decoder = framing.Decoder()
         self._between_frames = True  # the decoder holds no part of a frame
         self._heard = 0  # buzzer tone changes the patient has heard
         self.device_events = deque(maxlen=HISTORY)  # (t_us, type, fields by name): EVENT frames sent

@@ -13,12 +13,12 @@ from array import array
 
 import numpy as np
 import pytest
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, lfilter, sosfilt
 
 from firmware import emg_dsp
 from firmware import hal as H
 from host.client import Client, EmgFrame, StateChanged
-from sim import emg_kernel, emg_model
+from sim import emg_kernel, filters
 from sim.emg_model import FULL_SCALE_DV
 from sim.frontend import RING_SAMPLES, EmgFrontEnd
 from sim.scenario import Event
@@ -61,16 +61,21 @@ def test_the_compiled_viper_kernel_equals_the_plain_one(rate, mains):
 
 
 @pytest.mark.req("SIM-FAST-1")
-def test_the_direct_sosfilt_equals_scipys():
+def test_the_direct_filter_calls_equal_scipys():
     sos = butter(4, (20, 450), btype="bandpass", fs=2000, output="sos")
+    b, a = np.array([0.05]), np.array([1.0, -0.95])
     rng = np.random.default_rng(1)
-    zi = rng.standard_normal((len(sos), 2))
+    zs = rng.standard_normal((len(sos), 2))
+    zl = rng.standard_normal(1)
     for n in (1, 7, 200):
         x = rng.standard_normal(n) * 1e3
-        y_ref, zi_ref = sosfilt(sos, x, zi=zi)
-        y, zi_new = emg_model.sosfilt_chunk(sos, x, zi)
-        assert y.tobytes() == y_ref.tobytes() and zi_new.tobytes() == zi_ref.tobytes()
-        zi = zi_ref
+        y_ref, zs_ref = sosfilt(sos, x, zi=zs)
+        y, zs_new = filters.sosfilt_chunk(sos, x, zs)
+        assert y.tobytes() == y_ref.tobytes() and zs_new.tobytes() == zs_ref.tobytes()
+        y_ref, zl_ref = lfilter(b, a, x, zi=zl)
+        y, zl_new = filters.lfilter_chunk(b, a, x, zl)
+        assert y.tobytes() == y_ref.tobytes() and zl_new.tobytes() == zl_ref.tobytes()
+        zs, zl = zs_ref, zl_ref
 
 
 class _Model:
@@ -151,5 +156,6 @@ def _session_digest():
 def test_a_session_with_every_fast_path_sends_the_bytes_of_one_without(monkeypatch):
     fast = _session_digest()
     monkeypatch.setattr(emg_kernel, "kernel", lambda: None)  # the firmware's own plain kernel
-    monkeypatch.setattr(emg_model, "_sosfilt_c", None)  # scipy's public sosfilt
+    monkeypatch.setattr(filters, "_sosfilt", None)  # scipy's public functions
+    monkeypatch.setattr(filters, "_linear_filter", None)
     assert _session_digest() == fast
