@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from firmware.maintenance import MARKER
 from host.client import Client, StateChanged
 from host.transport import LinkError, open_port
 from protocol import codec, framing
@@ -21,10 +22,19 @@ from sim.runner import Simulator
 from sim.server import LinkServer, open_listener
 
 
+def _maintenance_boot(sim):
+    """A bare board, as after MAINTENANCE_ENTER: no application reads the link, no watchdog runs."""
+    sim.board.fs_write(MARKER, b"\x00")
+    sim.reset()
+    assert sim.maintenance_boot
+
+
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, request):
     """(simulator, (host, port)) of an unpaced simulator served on loopback in a thread."""
     sim = Simulator(seed=2, flash_dir=tmp_path / "flash")
+    if getattr(request, "param", None) == "maintenance":
+        _maintenance_boot(sim)
     listener = open_listener("127.0.0.1", 0)
     stop = threading.Event()
     thread = threading.Thread(target=LinkServer(sim, listener).serve, args=(stop,), daemon=True)
@@ -53,9 +63,9 @@ def _answer(sock, seq, seconds=10):
 
 
 @pytest.mark.req("SIM-LINK-2")
+@pytest.mark.parametrize("served", ["maintenance"], indirect=True)
 def test_a_firmware_that_does_not_read_pushes_back_on_a_tcp_host(served):
     sim, addr = served
-    sim.hang()  # nothing reads the link from now on, as in a maintenance boot
     with socket.create_connection(addr) as sock:
         sock.setblocking(False)
         chunk = b"\x01" * 65536
@@ -80,7 +90,7 @@ def test_an_in_process_write_waits_for_room_and_then_times_out(tmp_path):
     try:
         sim = port.serial.simulator
         port.write(b"\x00" * 100)  # fits: the firmware drains the ring as it runs
-        sim.hang()
+        _maintenance_boot(sim)
         t0 = sim.clock.us
         with pytest.raises(LinkError):
             port.write(b"\x01" * (2 * RX_RING))
