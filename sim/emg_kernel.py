@@ -15,6 +15,7 @@ file's stamp), so only the first simulator after a change pays ~1 s.
 """
 
 import ast
+from array import array
 from pathlib import Path
 
 import firmware
@@ -55,5 +56,10 @@ def kernel():
     if _kernel is None:
         import numba
 
-        _kernel = numba.njit(cache=True, nogil=True)(_python_function(VIPER_SOURCE))
+        run = numba.njit(cache=True, nogil=True)(_python_function(VIPER_SOURCE))
+        # compile (or load from the cache) now, for the argument types the firmware passes,
+        # rather than inside the first simulated block
+        state = array("i", [0] * 10)
+        run(state, array("i", [0] * 18), array("i", [0]), 0, 0, bytearray(4))
+        _kernel = run
     return _kernel

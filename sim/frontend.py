@@ -87,7 +87,8 @@ class EmgFrontEnd:
         start = self._written % RING_SAMPLES
         first = min(n, RING_SAMPLES - start)
         self._ring[start : start + first] = samples[:first]
-        self._ring[: n - first] = samples[first:]
+        if n > first:
+            self._ring[: n - first] = samples[first:]
         if may_rail:
             self._note_rails(samples, self._written)
         self._written += n
@@ -124,12 +125,11 @@ class EmgFrontEnd:
             return 0
         start = self._read % RING_SAMPLES
         first = min(n, RING_SAMPLES - start)
-        a = self._ring[start : start + first]
-        b = self._ring[: n - first]
-        if self._railed(self._read, self._read + n):
+        if self._rails and self._railed(self._read, self._read + n):
             self._status |= H.EMG_SATURATED
-        _copy(buf, 0, a)
-        _copy(buf, first, b)
+        _copy(buf, 0, self._ring[start : start + first])
+        if n > first:
+            _copy(buf, first, self._ring[: n - first])
         self._read += n
         return n
 
