@@ -163,15 +163,14 @@ def run_session(args):
         else:
             _refuse_unasked_demo(c, args)
         recorder = _recorder(c, args)  # before the start: a bad path must not leave a session running
-        started = c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms)
-        if recorder is not None and not started.ok:
-            # nothing was recorded: no file for a report to count as a session
-            recorder.close("the device refused the session")
-            os.unlink(recorder.path)
-        started.unwrap()
-        info = c.info().unwrap()
-        tracker = Tracker(info, keep=True)
-        c.stream(True).unwrap()
+        try:
+            c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms).unwrap()
+            info = c.info().unwrap()
+            tracker = Tracker(info, keep=True)
+            c.stream(True).unwrap()
+        except BaseException:
+            discard_if_empty(recorder, "the session did not start")
+            raise
         view = open_view(args)
         summary = "session interrupted"
         on_item = _record_too(recorder, _level_setter(c, args, view))
@@ -259,6 +258,16 @@ def _recorder(c, args):
     from host.recording import Recorder
 
     return Recorder(args.record, c.info().unwrap()) if getattr(args, "record", None) else None
+
+
+def discard_if_empty(recorder, reason):
+    """A recording that holds nothing goes: no file for a report to count as a session, none to block a rerun."""
+    if recorder is not None and recorder.items == 0:
+        recorder.close(reason)
+        try:
+            os.unlink(recorder.path)
+        except OSError:
+            pass
 
 
 def _record_too(recorder, on_item):
