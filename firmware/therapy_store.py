@@ -23,6 +23,7 @@ from protocol.errors import (
     NO_UPLOAD,
     PROTOCOL_INVALID,
     ROLLBACK,
+    SEQUENCE_JUMP,
     UPLOAD_HASH,
     UPLOAD_OFFSET,
     UNKNOWN_KID,
@@ -201,7 +202,7 @@ class TherapyStore:
                 raise ProtocolError(PROTOCOL_INVALID, "its texts are too long to report")
             if seq > self.max_seq + therapy.SEQUENCE_STEP_MAX:
                 raise ProtocolError(
-                    ROLLBACK,
+                    SEQUENCE_JUMP,
                     "sequence %d is more than %d above %d" % (seq, therapy.SEQUENCE_STEP_MAX, self.max_seq),
                 )
         except ProtocolError as e:

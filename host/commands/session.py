@@ -14,8 +14,9 @@ _OK_ENDS = ("FINISHED", "REQUEST", "BUTTON")
 _SCORE_WAIT_S = 2.0
 _HOLD_POLL_S = 0.3  # well inside the device's 1 s for a host that set a level
 _END_HINTS = {
-    "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat; "
-    "check the cable, or raise --heartbeat-ms",
+    "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat "
+    "(this computer too busy or asleep, or the link cut); it logged the session as ended by the host, "
+    "and gives the session back if it ran under a quarter of its plan; raise --heartbeat-ms on a busy computer",
     "PAUSE_TIMEOUT": "the session was paused longer than the device allows",
     "CHECKS_FAILED": "the pre-session checks did not pass: check the probe's contact (lead-off) and the e-stop",
 }
