@@ -127,3 +127,19 @@ def test_refusals_held_back_reach_the_flash_with_the_next_session_start():
     assert refused_on_flash() == 0  # within a minute of the last audit write: held in RAM
     assert request(hal, ctrl, host, m.SESSION_START)[0] == m.RESPONSE
     assert refused_on_flash() == 3
+
+
+@req("STORE-WEAR-1")
+def test_ratings_cost_a_bounded_number_of_flash_writes():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START, demo_s=10)
+    run(hal, ctrl, 200)
+    request(hal, ctrl, host, m.SESSION_STOP)
+    before = hal.fs_writes
+    answers = [request(hal, ctrl, host, m.SESSION_RATE, session=0, pain=i % 2)[0] for i in range(20)]
+    # three changes written, then every further change refused (the same score again is a no-op)
+    assert hal.fs_writes - before == 3 and answers.count(m.ERROR) == 9
+    assert request(hal, ctrl, host, m.SESSION_RATE, session=0, pain=0)[0] == m.RESPONSE  # unchanged: no write
+    hal.advance(20000)
+    assert request(hal, ctrl, host, m.SESSION_RATE, session=0, pain=7)[0] == m.RESPONSE
+    assert ctrl.sessionlog.get(0)[m.LOG_PAIN] == 7
