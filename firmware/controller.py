@@ -17,7 +17,7 @@ from firmware.selftest import Selftest
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
 from firmware.sessionlog import SessionLog
 from firmware.stim import Stimulator
-from firmware.storage import FAULT_RECORD, POLICY_RECORD, Store
+from firmware.storage import FAULT_RECORD, POLICY_RECORD, Store, WriteBudget
 from firmware.therapy_store import TherapyStore
 from firmware.version import FIRMWARE_VERSION
 from protocol import codec, faults, framing
@@ -52,10 +52,17 @@ _ADVICE_MS = 1500
 MAX_LOGGED_FAULTS = 4
 # a session the host's failure ended before this share of its planned time gives its count back
 HOST_FAIL_REFUND_PERCENT = 25
-# clears of host e-stops: a burst of CLEAR_BURST, then one per CLEAR_REFILL_MS
-CLEAR_BURST = 3
-CLEAR_REFILL_MS = 20000
+# flash writes a host can cause at will (clears of its e-stops, ratings):
+# a burst of HOST_WRITE_BURST, then one per HOST_WRITE_REFILL_MS each
+HOST_WRITE_BURST = 3
+HOST_WRITE_REFILL_MS = 20000
 _LOG_REPLY_BYTES = 380  # log entries per reply, leaving room for the envelope in one frame
+
+
+def _within(budget, now, what):
+    wait_ms = budget.take(now)
+    if wait_ms:
+        raise ProtocolError(BUSY, "too many %s: wait %d s" % (what, (wait_ms + 999) // 1000))
 
 
 class Controller:
@@ -89,8 +96,8 @@ class Controller:
         self._led = -1
         self.last_summary = None  # scores of the last session practised
         self._fault_saved = -1  # fault_ms of the fault record on flash, -1: none written this boot
-        self._clear_credit = CLEAR_BURST
-        self._clear_ms = 0
+        self._clears = WriteBudget(HOST_WRITE_BURST, HOST_WRITE_REFILL_MS)
+        self._ratings = WriteBudget(HOST_WRITE_BURST, HOST_WRITE_REFILL_MS)
 
     # -- boot and loop --------------------------------------------------
 
@@ -650,15 +657,8 @@ class Controller:
             raise ProtocolError(refusal, "release the emergency stop first")
         # each host e-stop writes the fault record and each clear removes it: a
         # host looping the two would wear the flash (a person's presses cannot)
-        credit = self._clear_credit + (now - self._clear_ms) // CLEAR_REFILL_MS
-        credit = credit if credit < CLEAR_BURST else CLEAR_BURST
         if s.fault == faults.HOST_ESTOP:
-            if credit < 1:
-                wait_s = (CLEAR_REFILL_MS - (now - self._clear_ms)) // 1000 + 1
-                raise ProtocolError(BUSY, "too many clears of host e-stops: wait %d s" % wait_s)
-            credit -= 1
-        self._clear_credit = credit
-        self._clear_ms = now
+            _within(self._clears, now, "clears of host e-stops")
         cleared = s.fault
         seen = s.fault_count
         self.store.remove(FAULT_RECORD)  # a flash write: interrupts wait for its end
@@ -715,8 +715,12 @@ class Controller:
             raise ProtocolError(BAD_FIELD, "pain/comfort score is 0..%d" % m.PAIN_MAX)
         if self.session.active():
             raise ProtocolError(BUSY, "rate the session after it ends")
-        if not self.sessionlog.update(seq, m.LOG_PAIN, pain):
+        e = self.sessionlog.get(seq)
+        if e is None:
             raise ProtocolError(BAD_FIELD, "session %d is not in the log" % seq)
+        if e.get(m.LOG_PAIN) != pain:  # the same score again writes nothing
+            _within(self._ratings, now, "ratings")
+            self.sessionlog.update(seq, m.LOG_PAIN, pain)
         return {"session": seq}
 
     def _stream(self, body, now):

@@ -23,9 +23,10 @@ from protocol.errors import (
     NO_UPLOAD,
     PROTOCOL_INVALID,
     ROLLBACK,
+    SEQUENCE_JUMP,
+    UNKNOWN_KID,
     UPLOAD_HASH,
     UPLOAD_OFFSET,
-    UNKNOWN_KID,
     UPLOAD_TOO_LARGE,
     WRONG_DEVICE,
     ProtocolError,
@@ -63,6 +64,7 @@ class TherapyStore:
         self._keys_digest = b""
         self._keys_changed = False
         self._audit_saved_ms = -1  # total uptime of the last audit write of a refusal, -1: none yet
+        self._audit_dirty = False  # refusals in RAM not yet on flash
         self._up = None
         self._up_size = 0
         self._up_digest = b""
@@ -201,7 +203,7 @@ class TherapyStore:
                 raise ProtocolError(PROTOCOL_INVALID, "its texts are too long to report")
             if seq > self.max_seq + therapy.SEQUENCE_STEP_MAX:
                 raise ProtocolError(
-                    ROLLBACK,
+                    SEQUENCE_JUMP,
                     "sequence %d is more than %d above %d" % (seq, therapy.SEQUENCE_STEP_MAX, self.max_seq),
                 )
         except ProtocolError as e:
@@ -209,6 +211,8 @@ class TherapyStore:
             self._audit(t, AUDIT_REFUSED, e.code, seq)
             if self._audit_saved_ms < 0 or t - self._audit_saved_ms >= AUDIT_FLUSH_MS:
                 self._save_audit(t)
+            else:
+                self._audit_dirty = True  # written with the next audit write or session start
             raise
         prev = (self.cose, self.max_seq, self.used, self.last_start_ms)
         self.cose, self.max_seq, self.used, self.last_start_ms = signed, seq, 0, -1
@@ -268,11 +272,13 @@ class TherapyStore:
             self.used, self.last_start_ms = prev
             self.open = None
             raise
+        if self._audit_dirty:
+            self._save_audit(self.total_ms(now_ms))
 
     def close_open(self, now_ms, refund=False):
         """The session's log entry is stored: drop the marker (and carry the uptime over).
 
-        refund: the session gives its count back (docs/interlocks.md says when).
+        refund: the session gives its count back (docs/security.md says when).
         """
         self.open = None
         if refund and self.used > 0:
@@ -318,6 +324,7 @@ class TherapyStore:
     def _save_audit(self, t_ms=-1):
         self._store.save(AUDIT_RECORD, self.audit)
         self._audit_saved_ms = t_ms
+        self._audit_dirty = False
 
 
 def _summary(d, used, digest, kid):

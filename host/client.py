@@ -100,6 +100,7 @@ __all__ = [
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_RETRIES = 2
 _TICK = 0.02  # longest single wait for bytes, so heartbeats stay on time
+LEVEL_HOLD_HEARTBEAT_MS = 1000  # the device's STIM_HEARTBEAT_MAX_MS
 _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
 
@@ -222,7 +223,12 @@ class Client:
 
     def stim_level(self, level_ua):
         """Ask for a stimulation level (µA); the device refuses one outside the approved range."""
-        return self._request(rq.StimLevel(level_ua=level_ua))
+        r = self._request(rq.StimLevel(level_ua=level_ua))
+        if r.ok and not self.heartbeat_ms:
+            # the device holds a level only while the host that set it talks (SAF-LEVEL-1):
+            # this client keeps the link alive while it reads, until the session ends
+            self.heartbeat_ms = LEVEL_HOLD_HEARTBEAT_MS
+        return r
 
     def log_read(self, from_seq, max_entries=m.MAX_LOG_READ):
         return self._request(rq.LogRead(from_seq=from_seq, max=max_entries))

@@ -61,7 +61,7 @@ def build():
         "bidi": (sign_document(_doc(8, approved_by="A. \u202eTP"), TRUSTED), "PROTOCOL_INVALID"),
         # the last sequence number: accepted, no protocol could ever follow it
         "stim": (sign_document(stim, TRUSTED), "ok"),
-        "leap": (sign_document(_doc(0xFFFFFFFF), TRUSTED), "ROLLBACK"),
+        "leap": (sign_document(_doc(0xFFFFFFFF), TRUSTED), "SEQUENCE_JUMP"),
     }
     pub = public_raw(TRUSTED.public_key())
     return {

@@ -14,8 +14,9 @@ _OK_ENDS = ("FINISHED", "REQUEST", "BUTTON")
 _SCORE_WAIT_S = 2.0
 _HOLD_POLL_S = 0.3  # well inside the device's 1 s for a host that set a level
 _END_HINTS = {
-    "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat; "
-    "check the cable, or raise --heartbeat-ms",
+    "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat "
+    "(this computer too busy or asleep, or the link cut); it logged the session as ended by the host, "
+    "and gives the session back if it ran under a quarter of its plan; raise --heartbeat-ms on a busy computer",
     "PAUSE_TIMEOUT": "the session was paused longer than the device allows",
     "CHECKS_FAILED": "the pre-session checks did not pass: check the probe's contact (lead-off) and the e-stop",
 }
@@ -163,15 +164,14 @@ def run_session(args):
         else:
             _refuse_unasked_demo(c, args)
         recorder = _recorder(c, args)  # before the start: a bad path must not leave a session running
-        started = c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms)
-        if recorder is not None and not started.ok:
-            # nothing was recorded: no file for a report to count as a session
-            recorder.close("the device refused the session")
-            os.unlink(recorder.path)
-        started.unwrap()
-        info = c.info().unwrap()
-        tracker = Tracker(info, keep=True)
-        c.stream(True).unwrap()
+        try:
+            c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms).unwrap()
+            info = c.info().unwrap()
+            tracker = Tracker(info, keep=True)
+            c.stream(True).unwrap()
+        except BaseException:
+            discard_if_empty(recorder, "the session did not start")
+            raise
         view = open_view(args)
         summary = "session interrupted"
         on_item = _record_too(recorder, _level_setter(c, args, view))
@@ -259,6 +259,16 @@ def _recorder(c, args):
     from host.recording import Recorder
 
     return Recorder(args.record, c.info().unwrap()) if getattr(args, "record", None) else None
+
+
+def discard_if_empty(recorder, reason):
+    """A recording that holds nothing goes: no file for a report to count as a session, none to block a rerun."""
+    if recorder is not None and recorder.items == 0:
+        recorder.close(reason)
+        try:
+            os.unlink(recorder.path)
+        except OSError:
+            pass
 
 
 def _record_too(recorder, on_item):

@@ -112,3 +112,34 @@ def test_a_session_the_host_failed_late_is_charged():
     _host_driven(hal, ctrl, host, 60000 * controller.HOST_FAIL_REFUND_PERCENT // 100 + 500)
     assert ctrl.sessionlog.get(0)[m.LOG_END_REASON] == m.REASON_HEARTBEAT_LOST
     assert _practised(hal.files)[:2] == (1, 1)
+
+
+@req("STORE-WEAR-1")
+def test_refusals_held_back_reach_the_flash_with_the_next_session_start():
+    hal, ctrl, host = greeted(files=provisioned())
+    assert upload(hal, ctrl, host, cose("v1"))[0] == m.RESPONSE
+    for _ in range(3):
+        upload(hal, ctrl, host, cose("stranger"))
+
+    def refused_on_flash():
+        return sum(a[4] if len(a) > 4 else 1 for a in record.unpack(hal.files[AUDIT_RECORD]) if a[1] == 2)
+
+    assert refused_on_flash() == 0  # within a minute of the last audit write: held in RAM
+    assert request(hal, ctrl, host, m.SESSION_START)[0] == m.RESPONSE
+    assert refused_on_flash() == 3
+
+
+@req("STORE-WEAR-1")
+def test_ratings_cost_a_bounded_number_of_flash_writes():
+    hal, ctrl, host = greeted()
+    request(hal, ctrl, host, m.SESSION_START, demo_s=10)
+    run(hal, ctrl, 200)
+    request(hal, ctrl, host, m.SESSION_STOP)
+    before = hal.fs_writes
+    answers = [request(hal, ctrl, host, m.SESSION_RATE, session=0, pain=i % 2)[0] for i in range(20)]
+    # three changes written, then every further change refused (the same score again is a no-op)
+    assert hal.fs_writes - before == 3 and answers.count(m.ERROR) == 9
+    assert request(hal, ctrl, host, m.SESSION_RATE, session=0, pain=0)[0] == m.RESPONSE  # unchanged: no write
+    hal.advance(20000)
+    assert request(hal, ctrl, host, m.SESSION_RATE, session=0, pain=7)[0] == m.RESPONSE
+    assert ctrl.sessionlog.get(0)[m.LOG_PAIN] == 7

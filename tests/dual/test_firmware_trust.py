@@ -83,7 +83,7 @@ def test_every_reply_about_the_widest_protocol_fits_one_frame():
 def test_one_signature_cannot_use_up_the_sequence_numbers():
     hal, ctrl, host = greeted(files=provisioned())
     r = upload(hal, ctrl, host, cose("leap"))
-    assert r[0] == m.ERROR and r[3][0] == errors.ROLLBACK
+    assert r[0] == m.ERROR and r[3][0] == errors.SEQUENCE_JUMP
     assert shown(hal, ctrl, host) == (None, 0)
     assert upload(hal, ctrl, host, cose("v1"))[0] == m.RESPONSE
 

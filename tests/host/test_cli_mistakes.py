@@ -226,6 +226,8 @@ CASES = [
     ("ctrl-c-while-connecting", ["--port", SIM, "info"], None, _interrupt_at("host.client.Client.open"), INTERRUPTED, "interrupted"),
     ("ctrl-c-while-signing", SIGN, _protocol(RELAX), _interrupt_at("host.signing.sign_document"), INTERRUPTED, "interrupted"),
     ("ctrl-c-while-writing", SIGN, _protocol(RELAX), _interrupt_at("os.fsync"), INTERRUPTED, "interrupted"),
+    ("ctrl-c-while-recording-starts", ["--port", SIM, "record", "--out", "{tmp}/r.tonus"], None, _interrupt_at("host.client.Client.stream"), INTERRUPTED, "interrupted"),
+    ("ctrl-c-while-session-starts", ["--port", SIM, "session", "run", "--demo-seconds", "20", "--record", "{tmp}/r.tonus"], None, _interrupt_at("host.client.Client.session_start"), INTERRUPTED, "interrupted"),
 ]
 
 # every command that talks to a board takes --port (and --json) after its name too
