@@ -68,7 +68,8 @@ def register(sub):
         "--heartbeat-ms",
         type=_heartbeat,
         default=1000,
-        help="the device ends a session started here if this computer is silent this long (default %(default)s)",
+        help="the device ends a session started here if this computer is silent this long "
+        "(default %(default)s)",
     )
     p.add_argument("--open", action="store_true", help="open the clinician's screen in the default browser")
     p.add_argument("--duration", type=_positive, metavar="S", help="end after S seconds (scripts)")
