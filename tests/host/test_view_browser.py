@@ -101,7 +101,8 @@ def test_the_target_line_is_drawn(clinician):
         """() => {
         const u = window.tonus.chart, c = u.ctx, d = u.data, y = Math.round(u.valToPos(15, "uv", true));
         const first = d[3].findIndex(v => v !== null);
-        const x0 = Math.ceil(u.valToPos(d[0][first], "x", true)), x1 = Math.floor(u.valToPos(d[0][d[0].length - 1], "x", true));
+        const x0 = Math.ceil(u.valToPos(d[0][first], "x", true));
+        const x1 = Math.floor(u.valToPos(d[0][d[0].length - 1], "x", true));
         const row = c.getImageData(x0, y - 1, x1 - x0, 3).data;
         let n = 0;
         for (let k = 0; k < row.length; k += 4) if (row[k] > 150 && row[k + 1] < 90 && row[k + 2] < 90) n++;
