@@ -163,7 +163,7 @@ class Feed:
             return False, "a marker needs a note"
         text = " ".join(text.split())[:MARKER_MAX]
         self._take(Marker(self.view.device_ms, text))
-        return True, "marker at %.1f s: %s" % (self.view.device_ms / 1000, text)
+        return True, "marker added: %s" % text
 
     def _wind_down(self):
         """Leaving: stop a session this computer keeps alive and read it to its end."""

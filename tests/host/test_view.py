@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 import websockets.sync.client as wsc
-from cliutil import run_cli
+from cliutil import run_cli, served_sim
 from viewutil import RELAX_AT_S, TARGET_DV, running_view, short_protocol
 
 from host import recording, simclinic
@@ -162,11 +162,12 @@ def _run_with_markers(feed):
 
 
 @pytest.mark.req("UX-VIEW-1")
-def test_tonus_view_prints_its_two_screens_and_records(tmp_path, capsys):
+def test_tonus_view_on_a_simulator_over_tcp_prints_its_two_screens_and_records(tmp_path, capsys):
     out = tmp_path / "v.tonus"
-    code, stdout, _err = run_cli(
-        capsys, "--port", SIM, "--json", "view", "--record", str(out), "--duration", "1"
-    )
+    with served_sim(tmp_path / "sim.log", "--speed", "1") as url:  # socket://, as a board's serial port
+        code, stdout, _err = run_cli(
+            capsys, "--port", url, "--json", "view", "--record", str(out), "--duration", "1"
+        )
     assert code == 0
     lines = [json.loads(x) for x in stdout.splitlines()]
     assert lines[0]["clinician"].startswith("http://127.0.0.1:") and lines[0]["patient"].endswith("/patient")
