@@ -72,6 +72,10 @@ class Feed:
             }
         )
 
+    def status_message(self):
+        """The status now, as an event without words."""
+        return dumps(self.view.event_message("status", None, self.view.device_ms))
+
     # -- the link thread --------------------------------------------------
 
     def _run(self):
@@ -85,6 +89,9 @@ class Feed:
         except (LinkError, TonusError) as e:
             self.error = e
             self._say("the link to the device failed: %s" % e)
+        except Exception as e:  # a bug: the command raises it; the pages and the recording say so
+            self.error = e
+            self._say("the live view stopped on an error: %r" % e)
         finally:
             self._close_recording(
                 "the live view closed" if self.error is None else "link failed: %s" % self.error

@@ -175,3 +175,15 @@ def test_tonus_view_on_a_simulator_over_tcp_prints_its_two_screens_and_records(t
     assert recording.read(out).complete
     code, _out, err = run_cli(capsys, "--port", SIM, "view", "--bind", "nowhere")
     assert code == 2 and "HOST:PORT" in err
+
+
+@pytest.mark.req("UX-VIEW-3")
+def test_a_link_that_breaks_ends_the_view_with_the_reason_and_a_closed_recording(tmp_path):
+    with running_view(SIM, tmp_path, approve=False) as (feed, _server, c, path):
+        _wait(lambda: feed.view.last_index is not None)
+        c.port.serial.close()  # as a cable pulled out
+        _wait(lambda: not feed.alive)
+        assert "LinkError" in type(feed.error).__name__
+    rec = recording.read(path)
+    assert rec.end is not None and rec.end["reason"].startswith("link failed")
+    assert rec.frames
