@@ -35,17 +35,8 @@ from host.recording import Recorder, read
 from host.view import serving
 from host.view.state import plan_of
 from protocol import messages as m
+from tools import chromium
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "protocols" / "relaxation-downtraining.toml"
 
 
@@ -98,7 +89,7 @@ def run(args):
             feed.on_frame = on_frame
             url = server.url
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+                browser = chromium.launch(p, exe)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 cdp = page.context.new_cdp_session(page)
                 cdp.send("Performance.enable")

@@ -8,11 +8,12 @@ stop, and the recording read back at the end.
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from viewutil import CHROMIUM_ARGS, LIMIT_UA, RELAX_AT_S, STIM_AT_S, TARGET_DV, running_view
+from viewutil import LIMIT_UA, RELAX_AT_S, STIM_AT_S, TARGET_DV, running_view
 
 from host import recording, simclinic
 from protocol import faults
 from protocol import messages as m
+from tools import chromium
 
 # paced like a board (real time) while a test looks, and fast between the phases it needs;
 # each phase then lasts its full device time on the wall clock, whatever this machine's speed.
@@ -27,7 +28,7 @@ def view(chromium_exe, tmp_path_factory):
     folder = tmp_path_factory.mktemp("view")
     with running_view(SIM, folder) as (feed, server, client, path):
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_exe, args=CHROMIUM_ARGS)
+            browser = chromium.launch(p, chromium_exe)
             sim = simclinic.simulator_of(client)
             state = {
                 "feed": feed,

@@ -9,18 +9,6 @@ from host.recording import Recorder
 from host.view import serving
 from host.view.state import plan_of
 
-# Debian's chromium, headless, kept off the network and away from anything of the machine's
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "protocols" / "relaxation-downtraining.toml"
 TARGET_DV = 150  # the relaxation phase's absolute target: 15 µV
 LIMIT_UA = 5000  # the stimulation phase's maximum
