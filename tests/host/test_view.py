@@ -9,11 +9,11 @@ import urllib.request
 
 import pytest
 import websockets.sync.client as wsc
-from cliutil import run_cli, served_sim
+from cliutil import ROOT, run_cli, served_sim
 from viewutil import RELAX_AT_S, TARGET_DV, running_view, short_protocol
 
 from host import recording, simclinic
-from host.client import Client, EmgFrame
+from host.client import Client, EmgFrame, SessionSummary
 from host.view.hub import Hub
 from protocol import messages as m
 
@@ -52,6 +52,26 @@ def test_the_stream_carries_the_phase_target_and_when_the_feedback_tone_sounds(t
     assert all(
         f.envelope_dv <= TARGET_DV or f.flags & (m.FLAG_LEAD_OFF | m.FLAG_SATURATED) for f in quiet[5:]
     )
+
+
+@pytest.mark.req("EMG-STREAM-1")
+def test_an_ets_phase_streams_its_trigger_threshold_as_the_target():
+    ets = ROOT / "examples" / "protocols" / "ets-trial-short.toml"  # MVC, then ETS at 40 % of it
+    with Client.open("sim://?seed=3&patient=weak&speed=0") as c:
+        simclinic.approve(c, ets)
+        c.stream(True).unwrap()
+        c.session_start().unwrap()
+        frames, summary = [], None
+        while summary is None:
+            item = c.poll(0.05)
+            if isinstance(item, EmgFrame) and item.state == "RUNNING":
+                frames.append(item)
+            elif isinstance(item, SessionSummary):
+                summary = item
+    targets = {f.target_dv for f in frames}
+    threshold = summary.mvc_dv * 40 // 100
+    assert threshold > 0 and targets == {0, threshold}  # none while the MVC is measured
+    assert not any(f.feedback for f in frames)  # the relaxation tone is not ETS's
 
 
 @pytest.mark.req("UX-VIEW-3")
