@@ -497,7 +497,7 @@ class Controller:
         target = 0
         if self.session.state == m.RUNNING:
             # what the patient sees and hears, so a screen can show the same
-            target = self.bio.target_dv()
+            target = self.bio.target_dv() or st.trigger_dv()
             if self.bio.feedback_hz(TONE_FEEDBACK_MIN_HZ, TONE_FEEDBACK_MAX_HZ):
                 flags |= m.FLAG_FEEDBACK
         self.link.push_emg(first_index, payload, self.emg.envelope_dv, self.session.state, flags, stim_ua, target)

@@ -102,6 +102,10 @@ class Stimulator:
         self._ramp_acc = 0  # slope accrued towards the next grid step, µA x ms
         self._charge_pc = 0
 
+    def trigger_dv(self):
+        """The running ETS phase's trigger threshold (0.1 µV), 0 outside one."""
+        return self._threshold_dv if self.ets and self.state != m.STIM_OFF else 0
+
     # -- phases ---------------------------------------------------------
 
     def new_session(self):

@@ -6,18 +6,6 @@ import subprocess
 
 import pytest
 
-# Debian's chromium, headless, kept off the network and away from anything of the machine's
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="session")
 def chromium_exe():
