@@ -24,6 +24,7 @@ import shlex
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("firmware", "protocol")  # every module of these is precompiled and deployed
 BOARD_MAIN = "firmware/board/main.py"  # becomes the board's /main.py, as source
 PROFILE = "firmware/profiles/pico.json"  # the board profile, deployed when the tree has one
+
+
+def installed_tool(name):
+    """The pinned tool installed beside this Python (its virtual environment's bin/), else `name` on PATH.
+
+    A virtual environment that is used without being activated has its console scripts off PATH.
+    """
+    here = Path(sys.executable).parent / name
+    return str(here) if here.is_file() else name
 DATA_DIR = "data"  # the board's record directory (firmware/board_pico.py DATA_DIR)
 RECORDS = (provisioning.KEYS, provisioning.POLICY)  # what --provision copies
 MARCH = "armv6m"  # RP2040; RP2350 runs it too (ARM cores)

