@@ -197,36 +197,27 @@ def test_sessions_are_marked_by_how_they_ended_and_stubs_are_never_counted(journ
 
 
 @pytest.mark.req("UX-REPORT-2")
-def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal, chromium_exe, tmp_path):
+def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal, browser, tmp_path):
     """Laid out at each width (a real viewport, not a crop of a wider one), and printed."""
-    from conftest import CHROMIUM_ARGS
-    from playwright.sync_api import sync_playwright
-
     _d, out, _built = journal
-    args = [a for a in CHROMIUM_ARGS if a != "--headless"]  # playwright runs it headless itself
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_exe, args=args)
-        try:
-            page = browser.new_page()
-            for width, media in ((390, "screen"), (768, "screen"), (1280, "screen"), (688, "print")):
-                page.set_viewport_size({"width": width, "height": 900})
-                page.emulate_media(media=media)  # 688 px: A4 less its 14 mm margins
-                page.goto(out.resolve().as_uri())
-                page.wait_for_load_state("load")
-                fit = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-                assert fit == [width, width], "the page is %d px wide at a %d px %s" % (fit[0], width, media)
-                check = page.locator("#render-check")
-                assert (check.get_attribute("data-images"), check.get_attribute("data-broken")) == ("10", "0")
-                # every plot shrinks to the column, none is cut
-                widest = page.evaluate("Math.max(...Array.from(document.images, i => i.getBoundingClientRect().right))")
-                assert widest <= width
-                if media == "screen":
-                    shot = page.screenshot(path=str(tmp_path / ("report-%d.png" % width)))
-                    assert int.from_bytes(shot[16:20], "big") == width
-            page.emulate_media(media="print")
-            pdf = page.pdf(format="A4")
-        finally:
-            browser.close()
+    page = browser.new_page()
+    for width, media in ((390, "screen"), (768, "screen"), (1280, "screen"), (688, "print")):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.emulate_media(media=media)  # 688 px: A4 less its 14 mm margins
+        page.goto(out.resolve().as_uri())
+        page.wait_for_load_state("load")
+        fit = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert fit == [width, width], "the page is %d px wide at a %d px %s" % (fit[0], width, media)
+        check = page.locator("#render-check")
+        assert (check.get_attribute("data-images"), check.get_attribute("data-broken")) == ("10", "0")
+        # every plot shrinks to the column, none is cut
+        widest = page.evaluate("Math.max(...Array.from(document.images, i => i.getBoundingClientRect().right))")
+        assert widest <= width
+        if media == "screen":
+            shot = page.screenshot(path=str(tmp_path / ("report-%d.png" % width)))
+            assert int.from_bytes(shot[16:20], "big") == width
+    page.emulate_media(media="print")
+    pdf = page.pdf(format="A4")
     assert pdf.startswith(b"%PDF-")
     pages = re.findall(rb"/Type\s*/Page[^s]", pdf)
     boxes = [[float(v) for v in b.split()] for b in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)]

@@ -26,20 +26,11 @@ def _results():
 
 
 @pytest.mark.req("DEV-TRACE-5")
-def test_the_html_matrix_fits_a_1280_px_page(chromium_exe, tmp_path):
-    from conftest import CHROMIUM_ARGS
-    from playwright.sync_api import sync_playwright
-
+def test_the_html_matrix_fits_a_1280_px_page(browser, tmp_path):
     page_file = tmp_path / "matrix.html"
     html = render.html_page(_results())
     assert '<meta name="viewport"' in html and "e" * 64 in html and "f" * 40 in html
     page_file.write_text(html)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_exe, args=[a for a in CHROMIUM_ARGS if a != "--headless"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(page_file.as_uri())
-            width = page.evaluate("document.documentElement.scrollWidth")
-        finally:
-            browser.close()
-    assert width <= 1280
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_file.as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
