@@ -4,8 +4,8 @@ import json
 import re
 import shutil
 import subprocess
-from html import escape
 from datetime import UTC, datetime
+from html import escape
 
 import cbor2
 import pytest
