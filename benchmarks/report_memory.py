@@ -65,7 +65,9 @@ def make_folder(folder, sessions, minutes):
             bodies[outcome] = (cbor2.loads(data), data[head_len:])
         head, body = bodies[outcome]
         when = start + timedelta(days=k)
-        head = dict(head, started_unix_s=when.timestamp(), started_utc=when.isoformat(timespec="milliseconds"))
+        head = dict(
+            head, started_unix_s=when.timestamp(), started_utc=when.isoformat(timespec="milliseconds")
+        )
         (folder / ("%s.tonus" % when.strftime("%Y-%m-%d"))).write_bytes(cbor2.dumps(head) + body)
     return folder
 
@@ -74,8 +76,12 @@ def measure(kind, src, out, repeats):
     """(min CPU s, median CPU s, max peak MB) of `repeats` fresh processes doing the work."""
     runs = []
     for _ in range(repeats):
-        done = subprocess.run([sys.executable, "-c", _CHILD, kind, str(src), str(out)], capture_output=True,
-                              text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, kind, str(src), str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     cpu = [r["cpu_s"] for r in runs]
     return min(cpu), statistics.median(cpu), max(r["peak_mb"] for r in runs)
@@ -89,8 +95,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("report of N sessions of %g minutes (CPU time: min / median of %d; peak resident set)"
-              % (args.minutes, args.repeats))
+        print(
+            "report of N sessions of %g minutes (CPU time: min / median of %d; peak resident set)"
+            % (args.minutes, args.repeats)
+        )
         print("%9s %9s %9s %14s %9s" % ("sessions", "min s", "median s", "added s/sess.", "peak MB"))
         marginal = []
         peak = 0.0
@@ -106,17 +114,23 @@ def main(argv=None):
             last = (n, lo)
         if len(marginal) > 1:
             # the time each added session costs, between consecutive sizes: equal when time is linear
-            print("CPU time per added session, largest / smallest step: %.2f (linear: near 1)"
-                  % (max(marginal) / min(marginal)))
-        print("report goal <= %d MB for %d sessions: %s (%.1f MB)"
-              % (REPORT_GOAL_MB, max(args.sessions), "met" if peak <= REPORT_GOAL_MB else "NOT met", peak))
+            print(
+                "CPU time per added session, largest / smallest step: %.2f (linear: near 1)"
+                % (max(marginal) / min(marginal))
+            )
+        print(
+            "report goal <= %d MB for %d sessions: %s (%.1f MB)"
+            % (REPORT_GOAL_MB, max(args.sessions), "met" if peak <= REPORT_GOAL_MB else "NOT met", peak)
+        )
         one = min((tmp / ("n%d" % args.sessions[0])).glob("*.tonus"))  # the first: a finished session
         print("\nexport of one %g-minute recording (%.1f MB)" % (args.minutes, one.stat().st_size / 1e6))
         print("%9s %9s %9s %9s" % ("format", "min s", "median s", "peak MB"))
         for kind, suffix in (("edf", ".edf"), ("csv", ".csv")):
             lo, med, mb = measure(kind, one, tmp / ("x" + suffix), args.repeats)
-            print("%9s %9.2f %9.2f %9.1f   goal <= %d MB: %s"
-                  % (kind, lo, med, mb, EXPORT_GOAL_MB, "met" if mb <= EXPORT_GOAL_MB else "NOT met"))
+            print(
+                "%9s %9.2f %9.2f %9.1f   goal <= %d MB: %s"
+                % (kind, lo, med, mb, EXPORT_GOAL_MB, "met" if mb <= EXPORT_GOAL_MB else "NOT met")
+            )
 
 
 if __name__ == "__main__":

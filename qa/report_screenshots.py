@@ -14,9 +14,20 @@ from pathlib import Path
 from host.report import build
 from qa import synthetic
 
-WIDTHS = {390: 1500, 768: 1300, 1280: 1100}  # width: height shown (the top of the page: header, trend, sessions)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+WIDTHS = {
+    390: 1500,
+    768: 1300,
+    1280: 1100,
+}  # width: height shown (the top of the page: header, trend, sessions)
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main(argv=None):
@@ -40,7 +51,9 @@ def main(argv=None):
                 page.goto(html.as_uri())
                 png = page.screenshot()
                 # a palette of 256 colours: a fraction of the size, thin coloured lines kept
-                img = Image.open(io.BytesIO(png)).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+                img = (
+                    Image.open(io.BytesIO(png)).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+                )
                 path = out / ("report-%d.png" % width)
                 img.save(path, optimize=True)
                 print("%s (%d x %d, %d kB)" % (path, width, height, path.stat().st_size // 1024))

@@ -127,8 +127,7 @@ def project(pytester, monkeypatch):
     pytester.makefile(".toml", **{"docs/requirements": REQUIREMENTS})
     # --trace-dir: these runs are inside a test, where the plugin writes only when told where
     pytester.makeini(
-        "[pytest]\ntestpaths = tests\n"
-        "addopts = -p qa.trace_plugin --strict-markers --trace-dir build/trace\n"
+        "[pytest]\ntestpaths = tests\naddopts = -p qa.trace_plugin --strict-markers --trace-dir build/trace\n"
     )
     return pytester
 
@@ -491,9 +490,10 @@ def target(request):
         "url": "sim://fake", "kind": "%s", "serial": "E6614C", "board": "pico", "firmware_version": "0.1.0",
         "image_sha256": "ab" * 32, "image_from": "reported by the device"})
     return request.config.getoption("--target")
-""" % kind,
+"""
+        % kind,
         "tests/test_hil.py": "import pytest\n\n@pytest.mark.req('B-1', 'S-OK')\ndef test_out(target):\n"
-                             "    pass\n",
+        "    pass\n",
     }
 
 
@@ -541,8 +541,10 @@ def test_a_requirement_needing_a_board_fails_the_board_gate_when_only_the_simula
     r = project.runpytest("--trace-gate", "--trace-board-gate", "tests/test_hil.py")
     # S-FAIL, S-SKIP, S-NONE have no passing test in this suite: the gate fails on them either way
     out = r.stdout.str()
-    assert ("B-1 Output stage: needs a pass on a board or an emulated board; it passed only on the simulator"
-            in out) is fails
+    assert (
+        "B-1 Output stage: needs a pass on a board or an emulated board; it passed only on the simulator"
+        in out
+    ) is fails
     # without the board gate a simulator pass is a pass; tonus-trace applies the same rule to the record
     assert "B-1" not in (gate_only := project.runpytest("--trace-gate", "tests/test_hil.py")).stdout.str()
     assert gate_only.ret == pytest.ExitCode.TESTS_FAILED
@@ -558,12 +560,21 @@ def test_the_installed_package_works_without_pytest(tmp_path):
     import subprocess
     import sys
 
-    offenders = [str(p) for p in (REPO / "host").rglob("*.py")
-                 if any(line.split("#")[0].split()[:2] in (["import", "pytest"], ["from", "pytest"])
-                        for line in p.read_text().splitlines())]
+    offenders = [
+        str(p)
+        for p in (REPO / "host").rglob("*.py")
+        if any(
+            line.split("#")[0].split()[:2] in (["import", "pytest"], ["from", "pytest"])
+            for line in p.read_text().splitlines()
+        )
+    ]
     assert offenders == []
-    code = ("import sys; sys.modules['pytest'] = None\n"  # an import of pytest now fails
-            "from host.trace import cli\n"
-            "sys.exit(cli.main(['--dir', sys.argv[1]]))\n")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"  # an import of pytest now fails
+        "from host.trace import cli\n"
+        "sys.exit(cli.main(['--dir', sys.argv[1]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO
+    )
     assert done.returncode == 1 and "run pytest first" in done.stderr and "Traceback" not in done.stderr

@@ -63,7 +63,8 @@ def main(argv=None):
         text = "all %d safety requirements have a passing test" % n
         if args.board:
             text += ", and all %d board requirements one on a board" % sum(
-                bool(r.get("board")) for r in results.requirements)
+                bool(r.get("board")) for r in results.requirements
+            )
         print("tonus-trace: " + text)
         return EXIT_OK
     text = render.render(results, args.format)

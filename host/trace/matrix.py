@@ -164,9 +164,12 @@ class Results:
         A failing test beside a passing one fails the run by itself; the
         gate is about what no test verified.
         """
-        return [row for row in self.rows()
-                if (row.req["safety"] and not row.counts.get(PASSED))
-                or (board and row.req.get("board") and not row.board_passes)]
+        return [
+            row
+            for row in self.rows()
+            if (row.req["safety"] and not row.counts.get(PASSED))
+            or (board and row.req.get("board") and not row.board_passes)
+        ]
 
     def targets(self):
         return sorted({t["target"] for t in self.tests if t.get("target")})
@@ -204,7 +207,8 @@ class Row:
             return "no test names it"
         if self.counts.get(PASSED) and self.req.get("board") and not self.board_passes:
             return "needs a pass on a board or an emulated board; it passed only on the simulator (%s)" % (
-                self.summary())
+                self.summary()
+            )
         n = len(self.tests)
         if self.counts.get(SKIPPED) == n:
             head = "all %d tests skipped" % n if n > 1 else "its test was skipped"

@@ -18,9 +18,11 @@ SIMULATOR_IMAGE = "the simulator runs the firmware sources of this tree"
 
 def git_state(root):
     """{"commit", "dirty", "branch"} of the checkout at root; values None with "error" when there is none."""
+
     def git(*args):
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -28,7 +30,12 @@ def git_state(root):
         dirty = bool(git("status", "--porcelain"))
         branch = git("rev-parse", "--abbrev-ref", "HEAD")
     except (OSError, subprocess.SubprocessError) as e:
-        return {"commit": None, "dirty": None, "branch": None, "error": "not a git checkout (%s)" % type(e).__name__}
+        return {
+            "commit": None,
+            "dirty": None,
+            "branch": None,
+            "error": "not a git checkout (%s)" % type(e).__name__,
+        }
     return {"commit": commit, "dirty": dirty, "branch": branch}
 
 
@@ -88,5 +95,8 @@ def target_facts(url, hello, info, root):
     elif simulator:
         facts["image_sha256"], facts["image_from"] = source_image_sha256(root), SIMULATOR_IMAGE
     else:
-        facts["image_sha256"], facts["image_from"] = None, "the device reports none: not deployed by tonus flash"
+        facts["image_sha256"], facts["image_from"] = (
+            None,
+            "the device reports none: not deployed by tonus flash",
+        )
     return facts

@@ -46,18 +46,35 @@ def provenance_facts(run):
     Runs recorded before these were kept say "not recorded"."""
     git = run.get("git") or {}
     if git.get("commit"):
-        commit = "%s%s (%s)" % (git["commit"], " with uncommitted changes (dirty)" if git.get("dirty") else
-                                " (clean)", git.get("branch") or "?")
+        commit = "%s%s (%s)" % (
+            git["commit"],
+            " with uncommitted changes (dirty)" if git.get("dirty") else " (clean)",
+            git.get("branch") or "?",
+        )
     else:
         commit = git.get("error", "not recorded")
-    out = [("commit", commit), ("operator", run.get("operator", "not recorded")),
-           ("date", "%s to %s" % (run["started"], run.get("finished", "?"))),
-           ("firmware version (tree)", run.get("firmware_version") or "not recorded")]
+    out = [
+        ("commit", commit),
+        ("operator", run.get("operator", "not recorded")),
+        ("date", "%s to %s" % (run["started"], run.get("finished", "?"))),
+        ("firmware version (tree)", run.get("firmware_version") or "not recorded"),
+    ]
     for k, t in enumerate(run.get("targets") or ()):
-        out.append(("target %d" % (k + 1) if len(run["targets"]) > 1 else "target",
-                    "%s %s: serial %s, board %s, firmware %s, image sha256 %s (%s)"
-                    % (t["kind"], t["url"], t["serial"], t["board"], t["firmware_version"], t["image_sha256"],
-                       t["image_from"])))
+        out.append(
+            (
+                "target %d" % (k + 1) if len(run["targets"]) > 1 else "target",
+                "%s %s: serial %s, board %s, firmware %s, image sha256 %s (%s)"
+                % (
+                    t["kind"],
+                    t["url"],
+                    t["serial"],
+                    t["board"],
+                    t["firmware_version"],
+                    t["image_sha256"],
+                    t["image_from"],
+                ),
+            )
+        )
     tools = run.get("tools")
     out.append(("tools", ", ".join("%s %s" % kv for kv in tools.items()) if tools else "not recorded"))
     return out
@@ -93,8 +110,12 @@ def _header_facts(results):
     )
     board = [r for r in rows if r.req.get("board")]
     if board:
-        facts.append(("requirements needing a board (passed on one)", ", ".join(
-            "%s (%s)" % (r.req["id"], "yes" if r.board_passes else "no") for r in board)))
+        facts.append(
+            (
+                "requirements needing a board (passed on one)",
+                ", ".join("%s (%s)" % (r.req["id"], "yes" if r.board_passes else "no") for r in board),
+            )
+        )
     unknown = results.unknown_ids()
     if unknown:
         facts.append(("no longer listed", ", ".join(unknown)))
