@@ -88,6 +88,7 @@ class Target:
         self.slowdown = _EMULATED_SLOWDOWN if emulated is not None else 1.0
         self.client = None
         self.rig = None
+        self.recorded = False  # its facts are in the traceability record
 
     def missing(self, needed):
         """Why a test needing `needed` cannot run here, or None."""
@@ -149,6 +150,18 @@ def target_spec(request):
         yield Target(pico.url, request.config.getoption("--rig"), emulated=pico)
 
 
+def _record(config, target):
+    """Tell the traceability record what the target is: kind, serial, firmware, image hash (once)."""
+    from host.trace import provenance
+
+    trace = config.pluginmanager.get_plugin("tonus-trace")
+    if trace is None or target.recorded:
+        return
+    c = target.client
+    trace.record_target(provenance.target_facts(target.url, c.hello().unwrap(), c.info().unwrap(), config.rootpath))
+    target.recorded = True
+
+
 @pytest.fixture
 def target(target_spec, request, monkeypatch):
     needed = [c for mark in request.node.iter_markers("needs") for c in mark.args]
@@ -158,6 +171,7 @@ def target(target_spec, request, monkeypatch):
     monkeypatch.setattr(Watch, "slowdown", target_spec.slowdown)
     target_spec.connect()
     try:
+        _record(request.config, target_spec)
         if not target_spec.in_process:
             _bring_to_rest(target_spec.client)
         yield target_spec

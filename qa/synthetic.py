@@ -38,23 +38,63 @@ _END_MARK = b"\xa4dtypecend"  # the end map's first bytes: {"type": "end", ...}
 
 
 def info(serial="SYN0001", patient="P-0042", protocol="relax-a"):
-    p = ProtocolSummary(protocol, 3, "Dr Example", patient, "vaginal", 20, 1, "0" * 64, "2026-11-01", 3600, 0, "k1")
-    return Info("0.1.0", "sim", serial, "IDLE", None, p, Limits(20000, 20000, 3600, RATE), 1000, False, None,
-                LinkCounters(0, 0, 0, 0, 0))
+    p = ProtocolSummary(
+        protocol, 3, "Dr Example", patient, "vaginal", 20, 1, "0" * 64, "2026-11-01", 3600, 0, "k1"
+    )
+    return Info(
+        "0.1.0",
+        "sim",
+        serial,
+        "IDLE",
+        None,
+        p,
+        Limits(20000, 20000, 3600, RATE),
+        1000,
+        False,
+        None,
+        LinkCounters(0, 0, 0, 0, 0),
+    )
 
 
 def _summary(end_ms, planned_ms, reason, advice, below_ms, rest_dv):
-    base = {m.SC_PHASE: 0, m.SC_KIND: 1, m.SC_PLANNED_MS: _BASELINE_S * 1000,
-            m.SC_RUN_MS: min(end_ms, _BASELINE_S * 1000), m.SC_UNTRUSTED_MS: 0, m.SC_REST_DV: 140, m.SC_REST_CV: 120}
+    base = {
+        m.SC_PHASE: 0,
+        m.SC_KIND: 1,
+        m.SC_PLANNED_MS: _BASELINE_S * 1000,
+        m.SC_RUN_MS: min(end_ms, _BASELINE_S * 1000),
+        m.SC_UNTRUSTED_MS: 0,
+        m.SC_REST_DV: 140,
+        m.SC_REST_CV: 120,
+    }
     relax_ms = max(0, end_ms - _BASELINE_S * 1000)
-    relax = {m.SC_PHASE: 1, m.SC_KIND: 2, m.SC_PLANNED_MS: planned_ms - _BASELINE_S * 1000, m.SC_RUN_MS: relax_ms,
-             m.SC_UNTRUSTED_MS: 0, m.SC_REST_DV: rest_dv, m.SC_REST_CV: 150, m.SC_TARGET_DV: TARGET_DV,
-             m.SC_BELOW_MS: below_ms, m.SC_HOLDS: below_ms // 10000, m.SC_LONGEST_HOLD_MS: min(below_ms, 30000)}
+    relax = {
+        m.SC_PHASE: 1,
+        m.SC_KIND: 2,
+        m.SC_PLANNED_MS: planned_ms - _BASELINE_S * 1000,
+        m.SC_RUN_MS: relax_ms,
+        m.SC_UNTRUSTED_MS: 0,
+        m.SC_REST_DV: rest_dv,
+        m.SC_REST_CV: 150,
+        m.SC_TARGET_DV: TARGET_DV,
+        m.SC_BELOW_MS: below_ms,
+        m.SC_HOLDS: below_ms // 10000,
+        m.SC_LONGEST_HOLD_MS: min(below_ms, 30000),
+    }
     return SessionSummary(0, end_ms + 1000, reason, advice, end_ms, 0, 140, (base, relax))
 
 
-def write(path, minutes=30.0, outcome="finished", started=None, seed=0, serial="SYN0001", patient="P-0042",
-          protocol="relax-a", rest_uv=10.0, markers=()):
+def write(
+    path,
+    minutes=30.0,
+    outcome="finished",
+    started=None,
+    seed=0,
+    serial="SYN0001",
+    patient="P-0042",
+    protocol="relax-a",
+    rest_uv=10.0,
+    markers=(),
+):
     """Write one synthetic session recording to path; `markers` are (minute, text) clinician notes."""
     if outcome not in OUTCOMES:
         raise ValueError("outcome must be one of %s" % ", ".join(OUTCOMES))
@@ -69,8 +109,10 @@ def write(path, minutes=30.0, outcome="finished", started=None, seed=0, serial="
     env = np.clip(env * (1 + 0.15 * rng.standard_normal(frames)), 0.5, None)
     below_ms = int(1000 * FRAME / RATE * np.count_nonzero((env <= TARGET_DV / 10) & (t_frame >= _BASELINE_S)))
     samples = (rng.standard_normal((frames, FRAME)) * env[:, None] * 12).astype("<i4")
-    events = [(0, StateChanged(0, "IDLE", "ARMED", "REQUEST", 1000)),
-              (0, StateChanged(1, "ARMED", "RUNNING", "CHECKS_PASSED", 1000))]
+    events = [
+        (0, StateChanged(0, "IDLE", "ARMED", "REQUEST", 1000)),
+        (0, StateChanged(1, "ARMED", "RUNNING", "CHECKS_PASSED", 1000)),
+    ]
     cue_s = 10
     for k, t in enumerate(range(0, end_ms // 1000, cue_s)):
         name = "REST" if t < _BASELINE_S or k % 2 else "RELAX"
@@ -82,7 +124,9 @@ def write(path, minutes=30.0, outcome="finished", started=None, seed=0, serial="
         events.append((end_s - 1, Advice(2, "TONE_RISING", 1000 + end_ms - 1000, 120, 95)))
     if outcome == "faulted":
         events.append((end_s, FaultEvent(2, 3, "OVERCURRENT", 1000 + end_ms, None)))
-    reason = {"finished": "FINISHED", "stopped": "BUTTON", "advised": "REQUEST", "faulted": "FAULT"}.get(outcome)
+    reason = {"finished": "FINISHED", "stopped": "BUTTON", "advised": "REQUEST", "faulted": "FAULT"}.get(
+        outcome
+    )
     if reason is not None:
         events.append((end_s, StateChanged(3, "RUNNING", "DONE", reason, 1000 + end_ms)))
         advice = "TONE_RISING" if outcome == "advised" else None
@@ -90,7 +134,9 @@ def write(path, minutes=30.0, outcome="finished", started=None, seed=0, serial="
         events.append((end_s, _summary(end_ms, planned_ms, reason, advice, below_ms, rest_dv)))
     events.sort(key=lambda e: e[0])
     clock = _Clock()
-    with recording.Recorder(path, info(serial, patient, protocol), clock=clock, wall=started.timestamp) as rec:
+    with recording.Recorder(
+        path, info(serial, patient, protocol), clock=clock, wall=started.timestamp
+    ) as rec:
         k = 0
         for f in range(frames):
             t = f * FRAME / RATE
@@ -156,21 +202,35 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
     for seq, (day, outcome, rest, pain, note) in enumerate(days):
         when = start + timedelta(days=day, minutes=7 * seq)
         path = folder / ("%s.tonus" % when.strftime("%Y-%m-%d-%H%M"))
-        write(path, minutes, outcome, when, seed=seq, rest_uv=rest,
-              markers=[(minutes / 2, note)] if note else ())
+        write(
+            path,
+            minutes,
+            outcome,
+            when,
+            seed=seq,
+            rest_uv=rest,
+            markers=[(minutes / 2, note)] if note else (),
+        )
         if outcome == "aborted":
             continue  # a session cut off never reached the device's log
         rec = recording.read(path)
         sc = rec.summary
         relax = sc.phases[1]
-        log.append({
-            "seq": len(log), "protocol_id": "relax-a", "host_time_s": when.timestamp() + 1,
-            "duration_s": sc.run_ms / 1000, "rest_uv": relax[m.SC_REST_DV] / 10 if len(sc.phases) > 1 else None,
-            "below_target_s": relax.get(m.SC_BELOW_MS, 0) / 1000,
-            "below_target_percent": round(100 * relax.get(m.SC_BELOW_MS, 0) / sc.run_ms, 1),
-            "pain": pain, "end_reason": sc.end_reason, "advice": sc.advice,
-            "faults": ["OVERCURRENT"] if outcome == "faulted" else [],
-        })
+        log.append(
+            {
+                "seq": len(log),
+                "protocol_id": "relax-a",
+                "host_time_s": when.timestamp() + 1,
+                "duration_s": sc.run_ms / 1000,
+                "rest_uv": relax[m.SC_REST_DV] / 10 if len(sc.phases) > 1 else None,
+                "below_target_s": relax.get(m.SC_BELOW_MS, 0) / 1000,
+                "below_target_percent": round(100 * relax.get(m.SC_BELOW_MS, 0) / sc.run_ms, 1),
+                "pain": pain,
+                "end_reason": sc.end_reason,
+                "advice": sc.advice,
+                "faults": ["OVERCURRENT"] if outcome == "faulted" else [],
+            }
+        )
     (folder / "sessions.json").write_text(json.dumps(log, indent=1))
     stub(folder / ("%s-refused.tonus" % start.strftime("%Y-%m-%d")), start)
     return folder

@@ -20,13 +20,14 @@ The root conftest.py registers it, so every pytest run in this repository
 """
 
 import os
+import re
 import shlex
 import sys
 import time
 
 import pytest
 
-from host.trace import render
+from host.trace import provenance, render
 from host.trace.matrix import (
     ERROR,
     FAILED,
@@ -56,6 +57,12 @@ def pytest_addoption(parser):
     g.addoption(
         "--no-trace-gate", action="store_false", dest="trace_gate", help="never apply the safety gate"
     )
+    g.addoption(
+        "--trace-board-gate",
+        action="store_true",
+        default=False,
+        help="the gate also fails requirements marked board = true that passed on no board or emulated board",
+    )
     g.addoption("--requirements", metavar="FILE", help="the requirements file (ini requirements)")
     parser.addini(
         "requirements", "requirements file, relative to the rootdir", default="docs/requirements.toml"
@@ -74,6 +81,16 @@ def pytest_configure(config):
 def _path(config, option, ini):
     given = config.getoption(option)
     return os.path.abspath(given) if given else os.path.join(str(config.rootpath), config.getini(ini))
+
+
+def _firmware_version(root):
+    """The firmware version of the tree under test (firmware/version.py), read, not imported."""
+    try:
+        text = (root / "firmware" / "version.py").read_text()
+    except OSError:
+        return None
+    found = re.search(r'FIRMWARE_VERSION\s*=\s*"([^"]*)"', text)
+    return found.group(1) if found else None
 
 
 def _leg(item):
@@ -141,6 +158,12 @@ class TracePlugin:
         self.results = None
         self.verdict = None
         self.gate = None
+        self.targets = []  # what hil_tests/conftest.py says each target was (record_target)
+
+    def record_target(self, facts):
+        """A HIL target's facts for the run's record (host.trace.provenance.target_facts)."""
+        if facts not in self.targets:
+            self.targets.append(facts)
 
     # -- collection
 
@@ -229,6 +252,11 @@ class TracePlugin:
             return  # nothing ran (collection failed, --collect-only): keep the last results
         whole = self._whole_suite()
         args = self.config.invocation_params.args
+        kind = self.targets[-1]["kind"] if self.targets else None
+        for t in ran:
+            if t["leg"] == "hil":
+                t["target_kind"] = kind
+        root = self.config.rootpath
         run = {
             "command": "pytest" + (" " + shlex.join(args) if args else ""),
             "started": self.started,
@@ -236,6 +264,11 @@ class TracePlugin:
             "whole_suite": whole,
             "python": "%d.%d.%d" % sys.version_info[:3],
             "target": self._target() if any(t["leg"] == "hil" for t in ran) else None,
+            "operator": provenance.operator(),
+            "git": provenance.git_state(root),
+            "firmware_version": _firmware_version(root),
+            "tools": provenance.tool_versions(),
+            "targets": self.targets,
         }
         results = Results(self.requirements, [run], ran)
         if not self.nested:
@@ -252,7 +285,7 @@ class TracePlugin:
         gate = self.config.getoption("trace_gate")
         self.gate = whole if gate is None else gate
         if self.gate:
-            self.verdict = gate_report(results)
+            self.verdict = gate_report(results, board=self.config.getoption("trace_board_gate"))
             if self.verdict and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -127,8 +127,7 @@ def project(pytester, monkeypatch):
     pytester.makefile(".toml", **{"docs/requirements": REQUIREMENTS})
     # --trace-dir: these runs are inside a test, where the plugin writes only when told where
     pytester.makeini(
-        "[pytest]\ntestpaths = tests\n"
-        "addopts = -p qa.trace_plugin --strict-markers --trace-dir build/trace\n"
+        "[pytest]\ntestpaths = tests\naddopts = -p qa.trace_plugin --strict-markers --trace-dir build/trace\n"
     )
     return pytester
 
@@ -231,7 +230,7 @@ def test_junit_testcases_carry_their_requirements(project):
     cases = {c.get("name"): c for c in root.iter("testcase")}
     assert len(cases) == 9
     for suite in root:
-        kids = list(suite)
+        kids = suite.findall("testcase")
         assert int(suite.get("tests")) == len(kids)
         for attr, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
             assert int(suite.get(attr)) == sum(c.find(tag) is not None for c in kids)
@@ -463,3 +462,119 @@ def test_micropython_leg_of_the_dual_tests_carries_the_requirement_ids(pytester)
     for name, by_leg in legs.items():
         assert set(by_leg) == {"cpython", "micropython"}, name
         assert by_leg["micropython"] == by_leg["cpython"], name
+
+
+BOARD_REQUIREMENT = """
+[[requirement]]
+id = "B-1"
+title = "Output stage"
+text = "Only a board can show it."
+source = "fake"
+safety = false
+board = true
+"""
+
+
+def _hil_suite(kind):
+    """A HIL-style suite whose target tells the record what it is, as hil_tests/conftest.py does."""
+    return {
+        "tests/conftest.py": """
+import pytest
+
+def pytest_addoption(parser):
+    parser.addoption("--target", default="sim://fake")
+
+@pytest.fixture
+def target(request):
+    request.config.pluginmanager.get_plugin("tonus-trace").record_target({
+        "url": "sim://fake", "kind": "%s", "serial": "E6614C", "board": "pico", "firmware_version": "0.1.0",
+        "image_sha256": "ab" * 32, "image_from": "reported by the device"})
+    return request.config.getoption("--target")
+"""
+        % kind,
+        "tests/test_hil.py": "import pytest\n\n@pytest.mark.req('B-1', 'S-OK')\ndef test_out(target):\n"
+        "    pass\n",
+    }
+
+
+@pytest.mark.req("DEV-TRACE-3")
+def test_a_run_records_commit_dirty_flag_operator_tools_and_target(project, monkeypatch):
+    import subprocess
+
+    project.makefile(".toml", **{"docs/requirements": REQUIREMENTS + BOARD_REQUIREMENT})
+    write(project, _hil_suite("board"))
+    git = ["git", "-C", str(project.path), "-c", "user.name=QA", "-c", "user.email=qa@example.org"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "fake suite"], check=True)
+    commit = subprocess.run(git[:3] + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    monkeypatch.setenv("TONUS_OPERATOR", "A. Tester (QA-7)")
+    project.runpytest("--no-trace-gate")
+    assert trace(project)["runs"][0]["git"]["dirty"] is False
+    with open(project.path / "tests" / "test_hil.py", "a") as f:  # a change not committed
+        f.write("# edited\n")
+    project.runpytest("--no-trace-gate")
+    run = trace(project)["runs"][0]
+    assert run["git"] == {"commit": commit, "dirty": True, "branch": run["git"]["branch"]}
+    assert run["operator"] == "A. Tester (QA-7)" and run["firmware_version"] is None  # no firmware/ here
+    assert run["tools"]["pytest"] == pytest.__version__ and run["tools"]["cbor2"] and run["tools"]["python"]
+    assert run["targets"][0]["serial"] == "E6614C" and run["targets"][0]["image_sha256"] == "ab" * 32
+    assert by_nodeid(trace(project))["tests/test_hil.py::test_out"]["target_kind"] == "board"
+    # the same facts in every rendering an auditor files
+    root = ET.fromstring(trace(project, "junit.xml"))
+    props = {p.get("name"): p.get("value") for p in root.find("testsuite").find("properties")}
+    assert props["commit"].startswith(commit) and "dirty" in props["commit"]
+    assert props["operator"] == "A. Tester (QA-7)" and "pytest %s" % pytest.__version__ in props["tools"]
+    assert "serial E6614C" in props["target"] and "ab" * 32 in props["target"]
+    for name in ("matrix.md", "matrix.html"):
+        text = trace(project, name)
+        assert commit in text and "A. Tester (QA-7)" in text and "serial E6614C" in text
+
+
+@pytest.mark.req("DEV-TRACE-4")
+@pytest.mark.parametrize("kind, fails", [("simulator", True), ("board", False)])
+def test_a_requirement_needing_a_board_fails_the_board_gate_when_only_the_simulator_passed_it(
+    project, kind, fails, capsys
+):
+    project.makefile(".toml", **{"docs/requirements": REQUIREMENTS + BOARD_REQUIREMENT})
+    write(project, _hil_suite(kind))
+    r = project.runpytest("--trace-gate", "--trace-board-gate", "tests/test_hil.py")
+    # S-FAIL, S-SKIP, S-NONE have no passing test in this suite: the gate fails on them either way
+    out = r.stdout.str()
+    assert (
+        "B-1 Output stage: needs a pass on a board or an emulated board; it passed only on the simulator"
+        in out
+    ) is fails
+    # without the board gate a simulator pass is a pass; tonus-trace applies the same rule to the record
+    assert "B-1" not in (gate_only := project.runpytest("--trace-gate", "tests/test_hil.py")).stdout.str()
+    assert gate_only.ret == pytest.ExitCode.TESTS_FAILED
+    d = str(project.path / "build" / "trace")
+    cli.main(["--dir", d, "--check", "--board"])
+    assert ("B-1 Output stage: needs a pass on a board" in capsys.readouterr().err) is fails
+    assert "B-1 (%s)" % ("no" if fails else "yes") in trace(project, "matrix.md")
+
+
+@pytest.mark.req("DEV-TRACE-6")
+def test_the_installed_package_works_without_pytest(tmp_path):
+    """host/ is what `pip install tonus` installs: nothing in it imports pytest; tonus-trace runs without it."""
+    import subprocess
+    import sys
+
+    offenders = [
+        str(p)
+        for p in (REPO / "host").rglob("*.py")
+        if any(
+            line.split("#")[0].split()[:2] in (["import", "pytest"], ["from", "pytest"])
+            for line in p.read_text().splitlines()
+        )
+    ]
+    assert offenders == []
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"  # an import of pytest now fails
+        "from host.trace import cli\n"
+        "sys.exit(cli.main(['--dir', sys.argv[1]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 1 and "run pytest first" in done.stderr and "Traceback" not in done.stderr

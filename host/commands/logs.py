@@ -2,7 +2,8 @@
 
 Reads the log a few entries per request (each reply fits one frame) and
 writes DIR/sessions.json in clinical units, plus the device's own entries
-as they came (DIR/sessions.cbor) so nothing is lost in translation. The
+as they came (DIR/sessions.cbor, described in docs/clinician.md) so nothing
+is lost in translation. The
 device is only read: nothing on it changes. An entry the device could not
 read (a damaged log segment) is reported as missing, the rest is kept.
 """

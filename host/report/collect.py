@@ -138,12 +138,12 @@ def collect(folder):
             except recording.RecordingError as e:
                 skipped.append((path.name, str(e)))
                 continue
-            if rec.span is None and rec.summary is None:
-                stubs.append((path.name, "no EMG and no scores (%d bytes): a start the device refused, or a "
-                               "recorder stopped at once" % path.stat().st_size))
-                continue
-            s = _from_recording(rec, path)
-            del rec  # only the digest stays
+            with rec:  # only the digest stays
+                if rec.span is None and rec.summary is None:
+                    stubs.append((path.name, "no EMG and no scores (%d bytes): a start the device refused, or a "
+                                   "recorder stopped at once" % path.stat().st_size))
+                    continue
+                s = _from_recording(rec, path)
             sessions.append(s)
             if s.scores is not None:
                 by_scores[json.dumps(s.scores, sort_keys=True)] = s

@@ -27,6 +27,7 @@ th{background:#f2f5f9}
 img{display:block;width:100%;max-width:42em;height:auto}
 dl{margin:.4em 0}dt{font-weight:600;margin-top:.4em}dd{margin:0 0 0 1em}
 .note{color:#555;font-size:13px}.warning{background:#fff3cd;border:1px solid #e0c36b;padding:.5em 1em}
+.n,.badge{white-space:nowrap}
 .badge{display:inline-block;padding:0 .5em;border-radius:3px;font-size:13px;font-weight:600;color:#fff}
 .finished{background:#1f4e79}.stopped{background:#7f7f7f}.advised{background:#b86e00}
 .faulted{background:#c62828}.aborted{background:#6a1b9a}
@@ -188,7 +189,8 @@ def _trend_table(points):
             % (_ref("rest-tone", "rest tone"), _ref("below-session", "at or below target, % of session"),
                _ref("pain", "pain / comfort"))]
     for p in points:
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+        rows.append('<tr><td>%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
+                    '<td class="n">%s</td><td>%s</td></tr>' % (
             escape(p.label), _when(p.when), _badge(p.outcome), _fmt(p.rest_uv, " µV"),
             _fmt(p.below_target_percent, " %"), _fmt(p.pain, "/10"), escape("; ".join(p.notes))))
     rows.append("</table></div>")

@@ -74,11 +74,11 @@ def session(trace, target_uv=None):
         for x0, x1 in spans:
             ax.hlines(target_uv, x0, x1, color=TARGET_COLOUR, lw=1.6, ls="--", zorder=3)
         handles.append(Line2D([], [], color=TARGET_COLOUR, lw=1.6, ls="--", label="target %.1f µV" % target_uv))
-    for a in notes:
-        if a.kind == "phase":
-            ax.axvline(a.onset_s, color="#555555", ls="--", lw=0.7)
-            ax.annotate(a.text.removeprefix("phase "), (a.onset_s, 1), xycoords=("data", "axes fraction"),
-                        xytext=(2, -11), textcoords="offset points", fontsize=_FONT - 2, color="#333333")
+    for k, a in enumerate(a for a in notes if a.kind == "phase"):
+        ax.axvline(a.onset_s, color="#555555", ls="--", lw=0.7)
+        # staggered: a short phase's label does not run into the next one's
+        ax.annotate(a.text.removeprefix("phase "), (a.onset_s, 1), xycoords=("data", "axes fraction"),
+                    xytext=(2, -11 - 10 * (k % 2)), textcoords="offset points", fontsize=_FONT - 2, color="#333333")
     for kind, colour, ls, label in (("fault", "#c62828", "-", "fault"), ("advice", "#e08a00", ":", "advice"),
                                     ("marker", "#6a1b9a", "-.", "clinician's note")):
         xs = [a.onset_s for a in notes if a.kind == kind]

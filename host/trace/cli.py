@@ -3,6 +3,7 @@
     tonus-trace                       the Markdown matrix on stdout
     tonus-trace --format html --out matrix.html
     tonus-trace --check               exit 1 when a safety requirement has no passing test
+    tonus-trace --check --board       ... or a requirement marked board = true passed on no board
 
 pytest (with the plugin in qa/trace_plugin.py, outside the installed package) records the results; a
 suite run in pieces adds up in one directory, and --check is the gate for
@@ -35,6 +36,11 @@ def build_parser():
     ap.add_argument(
         "--check", action="store_true", help="exit 1 when a safety requirement has no passing test; print why"
     )
+    ap.add_argument(
+        "--board",
+        action="store_true",
+        help="with --check: requirements marked board = true need a pass on a board or an emulated board",
+    )
     return ap
 
 
@@ -49,12 +55,17 @@ def main(argv=None):
         print("tonus-trace: %s" % e, file=sys.stderr)
         return EXIT_FAILED
     if args.check:
-        verdict = gate_report(results)
+        verdict = gate_report(results, board=args.board)
         if verdict:
             print("tonus-trace: " + verdict, file=sys.stderr)
             return EXIT_FAILED
         n = sum(r["safety"] for r in results.requirements)
-        print("tonus-trace: all %d safety requirements have a passing test" % n)
+        text = "all %d safety requirements have a passing test" % n
+        if args.board:
+            text += ", and all %d board requirements one on a board" % sum(
+                bool(r.get("board")) for r in results.requirements
+            )
+        print("tonus-trace: " + text)
         return EXIT_OK
     text = render.render(results, args.format)
     if args.out:

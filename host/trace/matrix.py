@@ -69,9 +69,19 @@ def load_requirements(path):
                 "source": r.get("source", ""),
                 # anything but an explicit `false` counts as safety: the gate errs towards failing
                 "safety": r.get("safety", True) is not False,
+                # verified only by a pass on a board or an emulated board, never by the simulator alone
+                "board": r.get("board", False) is True,
             }
         )
     return reqs
+
+
+SIMULATOR = "simulator"  # a target kind: the simulator, in-process or over a socket
+
+
+def on_board(test):
+    """Did this test run on a board or an emulated board (a HIL target that is not the simulator)?"""
+    return test.get("leg") == "hil" and test.get("target_kind") not in (None, SIMULATOR)
 
 
 def test_key(test):
@@ -147,13 +157,19 @@ class Results:
         known = {r["id"] for r in self.requirements}
         return sorted({rid for t in self.tests for rid in t["reqs"] if rid not in known})
 
-    def gate_failures(self):
-        """The safety requirements without a passing test, as Rows.
+    def gate_failures(self, board=False):
+        """The safety requirements without a passing test, as Rows; with `board`, also the requirements
+        marked `board = true` without a test that passed on a board or an emulated board.
 
         A failing test beside a passing one fails the run by itself; the
         gate is about what no test verified.
         """
-        return [row for row in self.rows() if row.req["safety"] and not row.counts.get(PASSED)]
+        return [
+            row
+            for row in self.rows()
+            if (row.req["safety"] and not row.counts.get(PASSED))
+            or (board and row.req.get("board") and not row.board_passes)
+        ]
 
     def targets(self):
         return sorted({t["target"] for t in self.tests if t.get("target")})
@@ -168,6 +184,7 @@ class Row:
         self.counts = {}
         for t in self.tests:
             self.counts[t["outcome"]] = self.counts.get(t["outcome"], 0) + 1
+        self.board_passes = sum(t["outcome"] == PASSED and on_board(t) for t in self.tests)
         if not self.tests:
             self.result = UNTESTED
         elif self.counts.get(FAILED) or self.counts.get(ERROR):
@@ -188,6 +205,10 @@ class Row:
         """For the gate: what happened to this requirement's tests."""
         if not self.tests:
             return "no test names it"
+        if self.counts.get(PASSED) and self.req.get("board") and not self.board_passes:
+            return "needs a pass on a board or an emulated board; it passed only on the simulator (%s)" % (
+                self.summary()
+            )
         n = len(self.tests)
         if self.counts.get(SKIPPED) == n:
             head = "all %d tests skipped" % n if n > 1 else "its test was skipped"
@@ -204,12 +225,16 @@ class Row:
         return "\n".join(lines)
 
 
-def gate_report(results):
-    """The gate's verdict as text, or None when every safety requirement has a passing test."""
-    rows = results.gate_failures()
+def gate_report(results, board=False):
+    """The gate's verdict as text, or None when every safety requirement has a passing test (and, with
+    `board`, every requirement marked `board = true` a pass on a board or an emulated board)."""
+    rows = results.gate_failures(board)
     if not rows:
         return None
-    out = ["%d safety requirement(s) without a passing test:" % len(rows)]
+    what = "safety requirement(s) without a passing test"
+    if board:
+        what += ", or board requirement(s) without a pass on a board"
+    out = ["%d %s:" % (len(rows), what)]
     for row in rows:
         out.append(
             "  %s %s: %s" % (row.req["id"], row.req["title"], row.why_not_passed().replace("\n", "\n      "))

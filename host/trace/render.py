@@ -41,6 +41,45 @@ def _grouped(tests):
     return sorted(groups.items())
 
 
+def provenance_facts(run):
+    """(label, value) pairs saying where a run's results came from: commit, operator, firmware, targets, tools.
+    Runs recorded before these were kept say "not recorded"."""
+    git = run.get("git") or {}
+    if git.get("commit"):
+        commit = "%s%s (%s)" % (
+            git["commit"],
+            " with uncommitted changes (dirty)" if git.get("dirty") else " (clean)",
+            git.get("branch") or "?",
+        )
+    else:
+        commit = git.get("error", "not recorded")
+    out = [
+        ("commit", commit),
+        ("operator", run.get("operator", "not recorded")),
+        ("date", "%s to %s" % (run["started"], run.get("finished", "?"))),
+        ("firmware version (tree)", run.get("firmware_version") or "not recorded"),
+    ]
+    for k, t in enumerate(run.get("targets") or ()):
+        out.append(
+            (
+                "target %d" % (k + 1) if len(run["targets"]) > 1 else "target",
+                "%s %s: serial %s, board %s, firmware %s, image sha256 %s (%s)"
+                % (
+                    t["kind"],
+                    t["url"],
+                    t["serial"],
+                    t["board"],
+                    t["firmware_version"],
+                    t["image_sha256"],
+                    t["image_from"],
+                ),
+            )
+        )
+    tools = run.get("tools")
+    out.append(("tools", ", ".join("%s %s" % kv for kv in tools.items()) if tools else "not recorded"))
+    return out
+
+
 def _header_facts(results):
     """(label, value) pairs for the top of a report."""
     facts = []
@@ -49,7 +88,9 @@ def _header_facts(results):
         what = "`%s` (%s) at %s on Python %s" % (run["command"], scope, run["started"], run["python"])
         if run.get("target"):
             what += ", HIL target %s" % run["target"]
-        facts.append(("run %d" % (i + 1) if len(results.runs) > 1 else "run", what))
+        name = "run %d" % (i + 1) if len(results.runs) > 1 else "run"
+        facts.append((name, what))
+        facts += [("%s %s" % (name, k), v) for k, v in provenance_facts(run)]
     rows = results.rows()
     safety = [r for r in rows if r.req["safety"]]
     counts = {}
@@ -67,6 +108,14 @@ def _header_facts(results):
     facts.append(
         ("safety requirements without a passing test", ", ".join(r.req["id"] for r in gate) or "none")
     )
+    board = [r for r in rows if r.req.get("board")]
+    if board:
+        facts.append(
+            (
+                "requirements needing a board (passed on one)",
+                ", ".join("%s (%s)" % (r.req["id"], "yes" if r.board_passes else "no") for r in board),
+            )
+        )
     unknown = results.unknown_ids()
     if unknown:
         facts.append(("no longer listed", ", ".join(unknown)))
@@ -123,19 +172,22 @@ def markdown(results):
 # -- HTML
 
 _CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top}
+*{box-sizing:border-box}
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;padding:0 1em;max-width:100%;color:#222}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+col.id{width:11em}col.title{width:22%}col.safety{width:4.5em}col.result{width:10em}
+th,td{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f2f2f2;position:sticky;top:0}
-code{font-size:12px}
+code{font-size:12px;overflow-wrap:anywhere;word-break:break-word}
 .r{display:inline-block;padding:0 6px;border-radius:3px;font-weight:600}
 .passed{background:#d8f0d8}.failed,.error{background:#f6caca}
 .skipped,.xfailed,.xpassed{background:#f3e9c0}.untested{background:#e4e4e4}
 tr.safety td:first-child{border-left:4px solid #c33}
 .gate{padding:8px;border-radius:4px;margin:1em 0}
 .gate.ok{background:#d8f0d8}.gate.bad{background:#f6caca}
-pre{white-space:pre-wrap}
-dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:600}dd{margin:0}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 12px}dt{font-weight:600}
+dd{margin:0;overflow-wrap:anywhere;min-width:0}
 """
 
 
@@ -147,7 +199,8 @@ def html_page(results):
     e = html.escape
     out = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>tonus traceability matrix</title>',
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>tonus traceability matrix</title>',
         "<style>%s</style></head><body>" % _CSS,
         "<h1>Traceability matrix</h1>",
         "<dl>",
@@ -160,7 +213,8 @@ def html_page(results):
     else:
         out.append('<div class="gate ok">Every safety requirement has a passing test.</div>')
     out.append(
-        "<table><thead><tr><th>requirement</th><th>title</th><th>safety</th><th>result</th>"
+        '<table><colgroup><col class="id"><col class="title"><col class="safety"><col class="result"><col>'
+        "</colgroup><thead><tr><th>requirement</th><th>title</th><th>safety</th><th>result</th>"
         "<th>tests</th></tr></thead><tbody>"
     )
     for row in results.rows():
@@ -244,6 +298,11 @@ def junit(results):
         suite = ET.SubElement(
             root, "testsuite", name=name, time="%.3f" % time, **{k: str(v) for k, v in counts.items()}
         )
+        # where these results came from (the last run that produced one of them)
+        run = results.runs[max(t.get("run", 0) for t in tests)] if results.runs else {}
+        props = ET.SubElement(suite, "properties")
+        for label, value in provenance_facts(run):
+            ET.SubElement(props, "property", name=label, value=_x(value))
         for k in totals:
             totals[k] += counts[k]
         total_time += time
@@ -258,6 +317,8 @@ def junit(results):
             ET.SubElement(props, "property", name="leg", value=t["leg"])
             if t.get("target"):
                 ET.SubElement(props, "property", name="target", value=_x(t["target"]))
+            if t.get("target_kind"):
+                ET.SubElement(props, "property", name="target_kind", value=t["target_kind"])
             message = _x(t.get("message") or "")
             if t["outcome"] == FAILED:
                 ET.SubElement(case, "failure", message=message).text = _x(t.get("details") or message)

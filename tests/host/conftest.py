@@ -22,3 +22,16 @@ def chromium_exe():
         if exe is None:
             pytest.skip("chromium is not installed and apt-get could not install it: %s" % done.stderr[-300:])
     return exe
+
+
+@pytest.fixture
+def browser(chromium_exe):
+    """A playwright browser on that chromium, with the same arguments (playwright makes it headless)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_exe, args=[a for a in CHROMIUM_ARGS if a != "--headless"])
+        try:
+            yield b
+        finally:
+            b.close()

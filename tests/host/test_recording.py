@@ -175,3 +175,60 @@ def test_an_unknown_field_from_a_newer_tonus_is_ignored(tmp_path):
                          "duration_ms": 5, "loudness": 3})
     rec = recording.parse(body + extra + cbor2.dumps(end))
     assert [c.cue for c in rec.cues] == ["REST", "RELAX"] and rec.complete
+
+
+@pytest.fixture(scope="module")
+def validate():
+    """validate(rule, items): zcbor's verdict on each CBOR item against docs/recording.cddl (None: valid)."""
+    from pathlib import Path
+
+    from tools import zcbor_env
+    from tools.mpwasm import Unavailable
+
+    try:
+        zcbor_env.python()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    cddl = Path(__file__).resolve().parents[2] / "docs" / "recording.cddl"
+    return lambda rule, items: zcbor_env.validate(cddl, rule, items)
+
+
+@pytest.mark.req("UX-RECORD-2")
+def test_a_recording_is_what_docs_recording_cddl_says(session, validate):
+    data, ends = _items_bytes(session[0])
+    items = [data[a:b] for a, b in zip([0] + ends, ends)]
+    head, body, end = items[0], items[1:-1], items[-1]
+    # every event and the first frames (the frames all have one shape)
+    kinds = [cbor2.loads(x)["type"] for x in body]
+    body = [x for k, x in zip(kinds, body) if k != "EmgFrame"] + [x for k, x in zip(kinds, body) if k == "EmgFrame"][:20]
+    assert validate("header", [head]) == [None]
+    assert validate("item", body) == [None] * len(body)
+    assert validate("end", [end]) == [None]
+    # and the rules bite: a header of another version, a frame without its samples, an end without its count
+    frame = cbor2.loads(body[-1])
+    del frame["data"]
+    wrong = [cbor2.dumps(dict(cbor2.loads(head), version=2)), cbor2.dumps(frame),
+             cbor2.dumps({"type": "end", "host_s": 1.0, "reason": "closed"})]
+    assert [v is not None for v in (validate("header", wrong[:1]) + validate("emg-frame", wrong[1:2])
+                                     + validate("end", wrong[2:]))] == [True, True, True]
+
+
+@pytest.mark.req("UX-RECORD-2")
+def test_an_item_of_an_unknown_type_is_left_out_and_named_never_taken_for_damage(session):
+    data, ends = _items_bytes(session[0])
+    whole = recording.parse(data)
+    extra = cbor2.dumps({"type": "Hologram", "host_s": 1.5, "depth": 3})
+    rec = recording.parse(data[: ends[5]] + extra + extra + data[ends[5] :])
+    assert rec.items == whole.items and rec.end is not None
+    assert rec.problems == ["2 items of type 'Hologram' are not understood by this tonus and were left out: "
+                            "update tonus"]
+
+
+@pytest.mark.req("UX-RECORD-2")
+@pytest.mark.parametrize("key", ["emg_rate_hz", "started_unix_s", "device_uptime_ms"])
+def test_a_header_without_a_required_field_is_refused(session, key):
+    data, ends = _items_bytes(session[0])
+    head = cbor2.loads(data[: ends[0]])
+    del head[key]
+    with pytest.raises(recording.RecordingError, match="no valid %s in its header" % key):
+        recording.parse(cbor2.dumps(head) + data[ends[0] :])

@@ -4,8 +4,8 @@ import json
 import re
 import shutil
 import subprocess
-from html import escape
 from datetime import UTC, datetime
+from html import escape
 
 import cbor2
 import pytest
@@ -110,7 +110,7 @@ def test_the_report_holds_each_session_groups_protocols_and_lists_what_it_skippe
     assert "Glazer assessment against the norms" in html and "Oleksy" in html
     assert "post baseline</td><td>14.0 µV</td><td>6.9 ± 4.0 µV</td><td>+1.8</td><td>above" in html
     # the trend comes from the scores (no compliance log): no pain score
-    assert "no sessions.json" in html and "<td>–</td>" in html
+    assert "no sessions.json" in html and '<td class="n">–</td>' in html
 
 
 @pytest.mark.req("UX-REPORT-1")
@@ -129,8 +129,8 @@ def test_the_trend_reads_the_devices_compliance_log_when_there_is_one(folder, tm
     assert code == 0, err
     html = (d / "r.html").read_text()
     assert "From the device&#x27;s compliance log (sessions.json)." in html
-    rows = re.findall(r"<tr><td>(#\d)</td><td>[^<]*</td><td><span[^>]*>finished</span></td><td>([^<]*)</td>"
-                      r"<td>([^<]*)</td><td>([^<]*)</td><td></td></tr>", html)
+    rows = re.findall(r'<tr><td>(#\d)</td><td class="n">[^<]*</td><td><span[^>]*>finished</span></td>'
+                      r'<td class="n">([^<]*)</td><td class="n">([^<]*)</td><td class="n">([^<]*)</td><td></td></tr>', html)
     assert rows == [("#0", "14.2 µV", "20.0 %", "6/10"), ("#1", "12.5 µV", "40.0 %", "4/10"), ("#2", "11.1 µV", "50.0 %", "–")]
 
 
@@ -197,23 +197,29 @@ def test_sessions_are_marked_by_how_they_ended_and_stubs_are_never_counted(journ
 
 
 @pytest.mark.req("UX-REPORT-2")
-def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal, chromium, tmp_path):
+def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal, browser, tmp_path):
+    """Laid out at each width (a real viewport, not a crop of a wider one), and printed."""
     _d, out, _built = journal
-    for width in (390, 768, 1280):
-        dom = chromium(out, "--dump-dom", width=width)
-        tag = re.search(r'<p id="render-check"[^>]*>', dom).group(0)
-        page_w = int(re.search(r'data-page-width="(\d+)"', tag).group(1))
-        view_w = int(re.search(r'data-view-width="(\d+)"', tag).group(1))
-        assert view_w == width and page_w <= view_w, "the page scrolls sideways at %d px" % width
-        assert _check(dom) == (10, 0)
-        shot = tmp_path / ("report-%d.png" % width)
-        chromium(out, "--screenshot=%s" % shot, width=width, height=1400)
-        head = shot.read_bytes()[:24]
-        assert head[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(head[16:20], "big") == width
-    pdf = tmp_path / "report.pdf"
-    chromium(out, "--print-to-pdf=%s" % pdf, "--no-pdf-header-footer")
-    data = pdf.read_bytes()
-    assert data.startswith(b"%PDF-")
-    pages = re.findall(rb"/Type\s*/Page[^s]", data)
-    boxes = {tuple(round(float(v)) for v in b.split()) for b in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", data)}
-    assert 2 <= len(pages) <= 30 and boxes == {(0, 0, 595, 842)}  # A4 portrait, in points
+    page = browser.new_page()
+    for width, media in ((390, "screen"), (768, "screen"), (1280, "screen"), (688, "print")):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.emulate_media(media=media)  # 688 px: A4 less its 14 mm margins
+        page.goto(out.resolve().as_uri())
+        page.wait_for_load_state("load")
+        fit = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert fit == [width, width], "the page is %d px wide at a %d px %s" % (fit[0], width, media)
+        check = page.locator("#render-check")
+        assert (check.get_attribute("data-images"), check.get_attribute("data-broken")) == ("10", "0")
+        # every plot shrinks to the column, none is cut
+        widest = page.evaluate("Math.max(...Array.from(document.images, i => i.getBoundingClientRect().right))")
+        assert widest <= width
+        if media == "screen":
+            shot = page.screenshot(path=str(tmp_path / ("report-%d.png" % width)))
+            assert int.from_bytes(shot[16:20], "big") == width
+    page.emulate_media(media="print")
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF-")
+    pages = re.findall(rb"/Type\s*/Page[^s]", pdf)
+    boxes = [[float(v) for v in b.split()] for b in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)]
+    assert 2 <= len(pages) <= 40 and len(boxes) == len(pages)
+    assert all(b[:2] == [0, 0] and abs(b[2] - 595.3) < 1.5 and abs(b[3] - 841.9) < 1.5 for b in boxes)  # A4, points
