@@ -588,8 +588,8 @@ function resetChip(r) {
   timeBase += clock.nanos;
   resets.push({ t_ns: timeBase, why: r.why });
   send({ ev: 'reset', why: r.why, t_ns: timeBase });
-  if (client) client.destroy(); // the USB device is gone until the new chip enumerates it
-  client = null;
+  // The host keeps its socket, as a port behind a USB-serial bridge would (a Pico's native USB
+  // re-enumerates); what it sends before the new chip's USB is up is lost, as on the wire.
   rx.length = 0;
   cyc = 0;
   stall = 0;
