@@ -26,7 +26,7 @@ from host.client import ACTIVE_STATES, Client, FaultEvent, StimEvent
 from host.transport import open_port
 
 image = pytest.importorskip("tools.emulated_pico.image")
-from tools.emulated_pico.board import EmulatedPico  # noqa: E402
+from tools.emulated_pico.board import EmulatedPico, provisioning_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
@@ -61,15 +61,7 @@ def clinician():
 @pytest.fixture(scope="module")
 def app_board(clinician):
     """The application board, trusting the run's clinician key, under a device policy."""
-    from host import signing
-    from host.provisioning import KEYS, POLICY, policy, updated_keys
-    from protocol import record
-
-    records = {
-        "data/" + KEYS: record.pack(updated_keys({}, add=[signing.public_raw(clinician.public_key())])),
-        "data/" + POLICY: record.pack(policy(POLICY_UA)),
-    }
-    with _start(extra_files=records) as pico:
+    with _start(extra_files=provisioning_files(clinician.public_key(), POLICY_UA)) as pico:
         assert pico.wait_event("usb", 120), "the board did not enumerate on USB"
         yield pico
 
