@@ -156,7 +156,12 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
     upload(lambda: contextlib.nullcontext(app), signing.sign_document(doc, clinician))
     w = Watch(app)
     assert app.session_start().ok
-    w.event(StimEvent, device_ms=3000, state="READY")
+    ready = w.until(
+        lambda e: isinstance(e, FaultEvent) or (isinstance(e, StimEvent) and e.state == "READY"),
+        3000,
+        "the stimulator READY",
+    )
+    assert isinstance(ready, StimEvent), "the session latched %s before the stimulator was ready" % ready.name
     assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
     deadline = time.monotonic() + 60 * SLOWDOWN / 10
     while not [p for p in app_board.request("pulses")["pulses"] if p["set_ua"] == LEVEL_UA]:
