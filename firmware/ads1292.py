@@ -177,13 +177,6 @@ class Calibration:
         self.offset = offset_code
 
 
-try:
-    from firmware.ads_viper import convert as _convert_fast
-except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
-    _convert_fast = None
-FAST = _convert_fast is not None
-
-
 def _k(num, den, shift):
     return ((num << shift) + den // 2) // den
 
@@ -196,16 +189,12 @@ def convert(ring, base, mask, start, n, out, at, cal):
     come from the raw word, before calibration. In viper where the port has
     native emitters (firmware/ads_viper.py), else convert_plain.
     """
-    if _convert_fast is not None:
-        return _convert_fast(ring, base, mask, start, n, out, at, cal.k, cal.offset, cal.shift - 18)
-    return convert_plain(ring, base, mask, start, n, out, at, cal)
+    return _convert(ring, base, mask, start, n, out, at, cal.k, cal.offset, cal.shift - 18)
 
 
-def convert_plain(ring, base, mask, start, n, out, at, cal):
-    """convert() in plain bytecode: the reference the viper kernel must match bit for bit."""
-    k = cal.k
-    off = cal.offset
-    sh = cal.shift - 18
+def convert_plain(ring, base, mask, start, n, out, at, k, off, sh):
+    """convert() in plain bytecode, for cal.k, cal.offset, cal.shift - 18: the reference the
+    viper kernel must match bit for bit."""
     half = 1 << (sh - 1)
     flags = 0
     for i in range(n):
@@ -225,6 +214,15 @@ def convert_plain(ring, base, mask, start, n, out, at, cal):
         t += (c >> 18) * k
         out[at + i] = (t + half) >> sh
     return flags
+
+
+try:
+    from firmware.ads_viper import convert as _convert
+
+    FAST = True
+except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
+    _convert = convert_plain
+    FAST = False
 
 
 class Ads1292:

@@ -15,8 +15,9 @@ never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
 
 CRC and COBS run in viper where the port has native emitters
-(firmware/frame_viper.py); elsewhere in plain code, which allocates the
-CRC's integer (32 bits do not fit a small int on a 32-bit port).
+(firmware/frame_viper.py); elsewhere in plain code (finish_plain), which
+allocates a view and the CRC's integer (32 bits do not fit a small int on a
+32-bit port).
 """
 
 import binascii
@@ -26,12 +27,6 @@ from protocol import messages as m
 
 _HEAD = 1 + 1 + 3 + 2 + 1  # array(4), kind, seq (at most 3 bytes), type 96, map header
 _CRC_LEN = 4
-
-try:
-    from firmware.frame_viper import finish as _finish_fast
-except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
-    _finish_fast = None
-FAST = _finish_fast is not None
 
 
 def _uint(buf, o, major, v):
@@ -73,7 +68,6 @@ class EmgFrames:
         # one view per frame length, made once: a slice in the loop would allocate
         self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
         self._frames = [whole[:n] for n in range(self._least, len(self.buf) + 1)]
-        self._payloads = [whole[1:n] for n in range(1, len(self.buf) - _CRC_LEN)]
 
     def encode(self, seq, first_index, samples, envelope_dv, state, flags, stim_ua, target_dv):
         """The frame to write (a view into the buffer, valid until the next call).
@@ -106,16 +100,13 @@ class EmgFrames:
         if target_dv > 0:
             buf[o] = 6
             o = _uint(buf, o + 1, 0, target_dv)
-        if _finish_fast is not None:
-            _finish_fast(buf, o)
-        else:
-            _finish(buf, o, self._payloads[o - 1])
+        _finish(buf, o)
         return self._frames[o + _CRC_LEN + 1 - self._least]
 
 
-def _finish(buf, end, payload):
+def finish_plain(buf, end):
     """CRC-32 of buf[1:end] after it, then COBS over buf[1:end + 4] in place, and the delimiter."""
-    struct.pack_into("<I", buf, end, binascii.crc32(payload) & 0xFFFFFFFF)
+    struct.pack_into("<I", buf, end, binascii.crc32(memoryview(buf)[1:end]) & 0xFFFFFFFF)
     end += _CRC_LEN
     buf[end] = 0
     last = 0
@@ -125,3 +116,12 @@ def _finish(buf, end, payload):
         last = i
         i = buf.find(b"\x00", i + 1, end)
     buf[last] = end - last
+
+
+try:
+    from firmware.frame_viper import finish as _finish
+
+    FAST = True
+except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
+    _finish = finish_plain
+    FAST = False

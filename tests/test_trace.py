@@ -450,7 +450,7 @@ def test_tonus_trace_renders_and_checks_the_last_results(project, tmp_path, caps
 
 @pytest.mark.req("DEV-TRACE-1")
 def test_micropython_leg_of_the_dual_tests_carries_the_requirement_ids(pytester):
-    # the real tests/dual conftest: both legs of each test must name the same requirements
+    # the real tests/dual conftest: every leg of each test must name the same requirements
     items, _ = pytester.inline_genitems(
         str(REPO / "tests" / "dual"), "--rootdir", str(REPO), "-p", "no:cacheprovider"
     )
@@ -460,8 +460,8 @@ def test_micropython_leg_of_the_dual_tests_carries_the_requirement_ids(pytester)
         legs.setdefault((item.module.__name__, item.originalname), {})[item.callspec.params["runtime"]] = reqs
     assert len(legs) > 50
     for name, by_leg in legs.items():
-        assert set(by_leg) == {"cpython", "micropython"}, name
-        assert by_leg["micropython"] == by_leg["cpython"], name
+        assert set(by_leg) == {"cpython", "micropython", "micropython-unix"}, name
+        assert by_leg["micropython"] == by_leg["micropython-unix"] == by_leg["cpython"], name
 
 
 BOARD_REQUIREMENT = """

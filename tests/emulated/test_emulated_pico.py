@@ -26,7 +26,7 @@ from host.client import ACTIVE_STATES, Client, FaultEvent, StimEvent
 from host.transport import open_port
 
 image = pytest.importorskip("tools.emulated_pico.image")
-from tools.emulated_pico.board import EmulatedPico  # noqa: E402
+from tools.emulated_pico.board import EmulatedPico, provisioning_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
@@ -61,15 +61,7 @@ def clinician():
 @pytest.fixture(scope="module")
 def app_board(clinician):
     """The application board, trusting the run's clinician key, under a device policy."""
-    from host import signing
-    from host.provisioning import KEYS, POLICY, policy, updated_keys
-    from protocol import record
-
-    records = {
-        "data/" + KEYS: record.pack(updated_keys({}, add=[signing.public_raw(clinician.public_key())])),
-        "data/" + POLICY: record.pack(policy(POLICY_UA)),
-    }
-    with _start(extra_files=records) as pico:
+    with _start(extra_files=provisioning_files(clinician.public_key(), POLICY_UA)) as pico:
         assert pico.wait_event("usb", 120), "the board did not enumerate on USB"
         yield pico
 
@@ -129,9 +121,9 @@ def test_the_board_boots_and_tonus_info_reads_it(app_board, app):
 def test_it_streams_at_2khz_without_dropping_a_sample(app_board, app):
     w = Watch(app)
     assert app.stream(True).ok
-    frames = w.stream_for(3000)
+    frames = w.stream_for(2000)
     assert app.stream(False).ok
-    assert sum(f.count for f in frames) >= 6000
+    assert sum(f.count for f in frames) >= 4000
     assert all(not f.gap for f in frames)
     assert all(b.first_index == a.end_index for a, b in zip(frames, frames[1:]))
     assert app.missed == {3: 0, 4: 0}
@@ -164,7 +156,12 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
     upload(lambda: contextlib.nullcontext(app), signing.sign_document(doc, clinician))
     w = Watch(app)
     assert app.session_start().ok
-    w.event(StimEvent, device_ms=3000, state="READY")
+    ready = w.until(
+        lambda e: isinstance(e, FaultEvent) or (isinstance(e, StimEvent) and e.state == "READY"),
+        3000,
+        "the stimulator READY",
+    )
+    assert isinstance(ready, StimEvent), "the session latched %s before the stimulator was ready" % ready.name
     assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
     deadline = time.monotonic() + 60 * SLOWDOWN / 10
     while not [p for p in app_board.request("pulses")["pulses"] if p["set_ua"] == LEVEL_UA]:
@@ -212,7 +209,7 @@ def test_the_watchdog_resets_the_whole_chip_and_flash_survives(maintenance_board
     while not pico.events.empty():
         pico.events.get_nowait()
     # the watchdog starts and nobody feeds it: the chip resets, USB goes and comes back
-    subprocess.run(
+    hung = subprocess.Popen(
         [
             _tool("mpremote"),
             "connect",
@@ -220,10 +217,12 @@ def test_the_watchdog_resets_the_whole_chip_and_flash_survives(maintenance_board
             "exec",
             "import machine; machine.WDT(timeout=100)\nwhile True: pass",
         ],
-        capture_output=True,
-        timeout=300,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     reset = pico.wait_event("reset", 120)
+    hung.kill()  # its board is gone; it would wait for an answer for ever
+    hung.wait()
     assert reset is not None and reset["why"] == "watchdog"
     assert pico.wait_event("usb", 120), "USB did not come back after the reset"
     out = _mpremote(

@@ -66,7 +66,7 @@ def main(argv=None):
         t0 = time.monotonic()
         try:
             while True:
-                s = pico.wait_board_ms(1000)
+                s = pico.wait_board_ms(1000, timeout=600)  # a loaded machine can be 60x slower
                 for ev in iter(lambda: pico.events.get_nowait() if not pico.events.empty() else None, None):
                     print("event", json.dumps(ev), flush=True)
                 print(

@@ -10,7 +10,8 @@
 //   traps handled on the flash array, with the flash's own busy time;
 // - a watchdog (or machine.reset) that resets the whole chip: a new chip is
 //   built around the same flash, watchdog REASON and scratch registers;
-// - pads reset to 0x56 (input enabled) as on silicon, not 0x36;
+// - pads reset to 0x56 (input enabled) as on silicon, not 0x36, and a driven pad
+//   reads back its own level;
 // - PIO stepped at each state machine's CLKDIV in lockstep with the CPU
 //   (instruction delays included), not from a host timer.
 // Around the chip: the ADS1292R on SPI0 + DRDY/DOUT/SCLK, the output stage
@@ -163,7 +164,14 @@ function newChip(reason) {
   chip.logger = chipLogger;
   chip.loadBootrom(bootrom);
   chip.flash.set(flash); // loadBootrom reset the array
-  for (const g of chip.gpio) g.padValue = 0x56; // RP2040 pad reset value: input enabled, pull-down
+  for (const g of chip.gpio) {
+    g.padValue = 0x56; // RP2040 pad reset value: input enabled, pull-down
+    // a driven pad reads back its own level (GPIO_IN, IRQs, PIO inputs), as on silicon;
+    // rp2040js keeps output and input apart, so Pin.value() of an output read 0
+    g.addListener((state) => {
+      if (state === 0 || state === 1) g.setInputValue(state === 1);
+    });
+  }
   const wd = chip.peripherals[0x40058];
   if (reason) {
     wd.reason = reason.wd_reason;
@@ -588,8 +596,8 @@ function resetChip(r) {
   timeBase += clock.nanos;
   resets.push({ t_ns: timeBase, why: r.why });
   send({ ev: 'reset', why: r.why, t_ns: timeBase });
-  if (client) client.destroy(); // the USB device is gone until the new chip enumerates it
-  client = null;
+  // The host keeps its socket, as a port behind a USB-serial bridge would (a Pico's native USB
+  // re-enumerates); what it sends before the new chip's USB is up is lost, as on the wire.
   rx.length = 0;
   cyc = 0;
   stall = 0;

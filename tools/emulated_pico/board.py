@@ -70,6 +70,20 @@ def ring_words(samples_dv, status, afe):
     return words.astype("<u4")
 
 
+def provisioning_files(public_key, policy_ua):
+    """The /data records `tonus flash --provision` writes: trust public_key (Ed25519), a device policy."""
+    from host import signing
+    from host.provisioning import KEYS, POLICY, policy, updated_keys
+    from protocol import record
+
+    return {
+        "%s/%s" % (image.flashing.DATA_DIR, KEYS): record.pack(
+            updated_keys({}, add=[signing.public_raw(public_key)])
+        ),
+        "%s/%s" % (image.flashing.DATA_DIR, POLICY): record.pack(policy(policy_ua)),
+    }
+
+
 class PatientFeed:
     """Ring words from sim's patient model, in order, as many as asked."""
 

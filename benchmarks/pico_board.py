@@ -1,0 +1,397 @@
+"""Figures from the emulated Pico: what a main-loop pass costs on MicroPython on an RP2040.
+
+usage: TONUS_PICO_FIRMWARE=... python -m benchmarks.pico_board [--passes N] [--stim-s S]
+
+Two boards (tools/emulated_pico; board time is the emulated RP2040's, cycle
+counted at 125 MHz with zero-wait flash, so a real board is up to ~2x
+slower in cold code):
+
+1. In its maintenance boot, a measurement script of our own (written onto
+   the board's flash, run with mpremote) builds the firmware's PicoHal and
+   Controller as firmware/pico_main.py does, with the link fed from a
+   buffer (HELLO, STREAM_CONTROL on) and written to a counter instead of
+   USB, so the front end streams at 2 kHz and every frame is built and
+   framed. It times N passes of Controller.step() (ticks_us), the heap
+   each allocates (gc.mem_alloc, passes without a collection), each task's
+   share of the pass, each hal.collect() and each Link.push_emg(), then the
+   EMG kernels per sample (plain and viper) and one COSE_Sign1 verify.
+   Last it holds the output on with keepalives and the host presses the
+   e-stop: the harness times the edge to the enable going low (the
+   firmware's own hard IRQ, registered by its Safety).
+2. The application, provisioned with a clinician key made for the run: the
+   host streams, uploads the stimulation trial, starts a session and sets a
+   level; the harness records the time between keepalive edges, the
+   longest the output hold must bridge (the pass period under stimulation).
+"""
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from protocol import codec, framing
+from protocol import messages as m
+
+ROOT = Path(__file__).resolve().parent.parent
+STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
+COSE_VECTORS = ROOT / "tests" / "dual" / "vectors" / "cose.json"
+LEVEL_UA = 3000
+SLOWDOWN = 25.0
+BIN = Path(sys.executable).parent
+
+# Runs on the board. %(...)s are filled in by the host. It allocates nothing in
+# the timed loop of its own: arrays made before, closures with fixed arity.
+BOARD_SCRIPT = r"""
+import gc, time, sys
+from array import array
+ticks_us = time.ticks_us
+diff = time.ticks_diff
+alloc = gc.mem_alloc
+gc.collect()
+free_before = gc.mem_free()
+from firmware.board_pico import PicoHal
+from firmware.controller import Controller
+INJECT = %(inject)r
+N = %(passes)d
+gc.collect()  # compiling this script left garbage; the ring needs 16 KiB in one piece
+hal = PicoHal()
+feed = [0]
+def link_read(buf):
+    p = feed[0]
+    n = len(INJECT) - p
+    if n > len(buf):
+        n = len(buf)
+    for i in range(n):
+        buf[i] = INJECT[p + i]
+    feed[0] = p + n
+    return n
+sent = array('i', [0, 0])
+def link_write(data):
+    sent[0] += len(data)
+    sent[1] += 1
+    return True
+hal.link_read = link_read
+hal.link_write = link_write
+gc_us = array('i', [0] * (N + 100))
+gc_n = array('i', [0])
+collect = hal.collect
+def timed_collect():
+    t = ticks_us()
+    collect()
+    if gc_n[0] < len(gc_us):
+        gc_us[gc_n[0]] = diff(ticks_us(), t)
+        gc_n[0] += 1
+hal.collect = timed_collect
+ctrl = Controller(hal)
+ctrl.boot()
+gc.collect()
+print('FIG free_heap_after_boot_B', gc.mem_free())
+print('FIG heap_taken_by_firmware_B', free_before - gc.mem_free())
+TASKS = ('poll_safety', 'link', 'emg', 'session', 'selftest', 'patient_io', 'maintenance', 'collect')
+task_us = array('i', [0] * len(TASKS))
+def timed1(k, fn):
+    def w(a):
+        t = ticks_us()
+        fn(a)
+        task_us[k] += diff(ticks_us(), t)
+    return w
+ctrl._poll_safety = timed1(0, ctrl._poll_safety)
+ctrl.link.poll = timed1(1, ctrl.link.poll)
+pump = ctrl.emg.pump
+def timed_pump(now, emit):
+    t = ticks_us()
+    pump(now, emit)
+    task_us[2] += diff(ticks_us(), t)
+ctrl.emg.pump = timed_pump
+ctrl._tick_session = timed1(3, ctrl._tick_session)
+ctrl.selftest.step = timed1(4, ctrl.selftest.step)
+ctrl._patient_io = timed1(5, ctrl._patient_io)
+ctrl.maintenance.poll = timed1(6, ctrl.maintenance.poll)
+frame_us = array('i', [0] * 4096)
+frame_n = array('i', [0])
+push = ctrl.link.push_emg
+def timed_push(a, b, c, d, e, f):
+    t = ticks_us()
+    r = push(a, b, c, d, e, f)
+    if frame_n[0] < 4096:
+        frame_us[frame_n[0]] = diff(ticks_us(), t)
+        frame_n[0] += 1
+    return r
+ctrl.link.push_emg = timed_push
+step = ctrl.step
+idle = hal.idle
+for i in range(50):  # HELLO and STREAM_CONTROL are served, the stream settles
+    step()
+    idle()
+for k in range(len(TASKS)):
+    task_us[k] = 0
+gc_n[0] = 0
+frame_n[0] = 0
+dt = array('i', [0] * N)
+da = array('i', [0] * N)
+i0 = hal.emg_index()
+t_start = ticks_us()
+for i in range(N):
+    a0 = alloc()
+    t0 = ticks_us()
+    step()
+    t1 = ticks_us()
+    a1 = alloc()
+    dt[i] = diff(t1, t0)
+    da[i] = a1 - a0
+    idle()
+wall = diff(ticks_us(), t_start)
+samples = hal.emg_index() - i0
+task_us[7] = sum(gc_us[k] for k in range(gc_n[0]))
+print('FIG passes', N)
+print('FIG board_us', wall)
+print('FIG samples', samples)
+print('FIG frames_sent', sent[1])
+print('FIG overrun_flags', 1 if hal.emg_status() & 4 else 0)
+print('PASS_US', ' '.join(str(dt[i]) for i in range(N)))
+print('ALLOC_B', ' '.join(str(da[i]) for i in range(N) if da[i] >= 0))  # < 0: a collection ran
+print('FIG collections', sum(1 for i in range(N) if da[i] < 0))
+print('COLLECT_US', ' '.join(str(gc_us[k]) for k in range(gc_n[0])))
+print('FRAME_US', ' '.join(str(frame_us[k]) for k in range(frame_n[0])))
+print('TASK_US', ' '.join('%%s=%%d' %% (TASKS[k], task_us[k]) for k in range(len(TASKS))))
+hal.wdt_start(8388)  # the longest: the rest is not the main loop
+hal.wdt_feed()
+# a full collection with the firmware's live heap, as the loop's collect point does it
+gcp = array('i', [0] * 5)
+for r in range(5):
+    t = ticks_us()
+    gc.collect()
+    gcp[r] = diff(ticks_us(), t)
+print('GC_US', ' '.join(str(v) for v in gcp))
+# EMG kernels on one block, per sample (imported only now: the firmware's heap came first)
+from firmware import emg_dsp
+from protocol import cose
+x = array('i', [((i * 7919) %% 4001 - 2000) * 50 + 150000 for i in range(200)])
+co = emg_dsp.coefficients(2000, 50)
+out = bytearray(800)
+kernels = [('plain', emg_dsp.run_plain)]
+if emg_dsp.FAST:
+    from firmware.emg_viper import run as viper_run
+    kernels.append(('viper', viper_run))
+for name, fn in kernels:
+    st = array('i', [0] * emg_dsp.STATE_LEN)
+    best = 1 << 30
+    for r in range(5):
+        t = ticks_us()
+        fn(st, co, x, 0, 200, out)
+        best = min(best, diff(ticks_us(), t))
+    print('FIG emg_%%s_us_per_sample %%.2f' %% (name, best / 200))
+hal.wdt_feed()
+trusted = {bytes.fromhex(%(kid)r): bytes.fromhex(%(pub)r)}
+data = bytes.fromhex(%(cose)r)
+t = ticks_us()
+cose.verify_sign1(data, trusted, b'', hal.wdt_feed)
+print('FIG cose_verify_ms', diff(ticks_us(), t) // 1000)
+# the output on, held by keepalives, until the host presses the e-stop: the firmware's own hard IRQ
+# (registered by Safety) drops the enable; the harness times the edge to enable-low on the pins
+hal.out_enable(True)
+t = ticks_us()
+while hal.out_enabled() and diff(ticks_us(), t) < 5000000:
+    hal.out_keepalive()
+    hal.wdt_feed()
+    time.sleep_ms(5)
+print('FIG estop_dropped', 0 if hal.out_enabled() else 1)
+print('DONE')
+"""
+
+
+def _frames():
+    out = b""
+    for seq, (mtype, fields) in enumerate(
+        ((m.HELLO, {"min_version": 1, "max_version": 1}), (m.STREAM_CONTROL, {"enable": True})), 1
+    ):
+        out += framing.encode(codec.dumps(m.build(m.REQUEST, seq, mtype, **fields)))
+    return out
+
+
+def _pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else float("nan")
+
+
+def _dist(values, unit="µs"):
+    if not values:
+        return "none"
+    return "p50 %s, p99 %s, max %s %s (n=%d)" % (
+        _pct(values, 50),
+        _pct(values, 99),
+        max(values),
+        unit,
+        len(values),
+    )
+
+
+def board_script(passes):
+    vec = json.loads(COSE_VECTORS.read_text())
+    case = next(c for c in vec["cases"] if c["expect"] == "ok" and not c.get("aad"))
+    return BOARD_SCRIPT % {
+        "inject": _frames(),
+        "passes": passes,
+        "kid": vec["kid"],
+        "pub": vec["public_key"],
+        "cose": case["cose"],
+    }
+
+
+def measure_passes(passes):
+    from tools.emulated_pico.board import EmulatedPico
+
+    script = board_script(passes)
+    with EmulatedPico.start(hold_start=True, extra_files={"bench_pico.py": script.encode()}) as pico:
+        pico.wait_event("usb", 120)
+        pico.wait_board_ms(200)
+        proc = subprocess.Popen(
+            [str(BIN / "mpremote"), "connect", pico.url, "exec", "import bench_pico"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # the script ends by holding the output on: press the e-stop once it is
+        while proc.poll() is None and not pico.state()["out"]["live"]:
+            time.sleep(0.5)
+        if proc.poll() is None:
+            pico.wait_board_ms(20)
+            pico.press_estop()
+        stdout, stderr = proc.communicate(timeout=3600)
+        latency = pico.state()["out"]["estop_to_off_ns"]
+        r = subprocess.CompletedProcess(
+            proc.args, proc.returncode, stdout + "\nFIG estop_to_off_ns %s\n" % latency, stderr
+        )
+        if "DONE" not in r.stdout:
+            raise SystemExit(
+                "the measurement script failed on the board:\n%s\n%s" % (r.stdout[-3000:], r.stderr[-2000:])
+            )
+        return r.stdout
+
+
+def report_passes(out):
+    figs, lists = {}, {}
+    for line in out.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "FIG":
+            figs[parts[1]] = parts[2]
+        elif parts[0] in ("PASS_US", "ALLOC_B", "GC_US", "COLLECT_US", "FRAME_US", "TASK_US"):
+            lists[parts[0]] = parts[1:]
+    num = {k: [int(x) for x in v] for k, v in lists.items() if k != "TASK_US"}
+    tasks = dict((kv.split("=")[0], int(kv.split("=")[1])) for kv in lists.get("TASK_US", []))
+    busy = sum(num["PASS_US"]) or 1
+    board_us = int(figs["board_us"])
+    print(
+        "streaming at 2 kHz to a host, no stimulation (%s passes, %.2f s of board time):"
+        % (figs["passes"], board_us / 1e6)
+    )
+    print("  pass (Controller.step):       %s" % _dist(num["PASS_US"]))
+    print("  CPU busy in step():           %.1f %% of board time" % (100 * busy / board_us))
+    print(
+        "  samples streamed:             %s in %s frames; ring overrun: %s"
+        % (figs["samples"], figs["frames_sent"], "yes" if figs["overrun_flags"] == "1" else "no")
+    )
+    alloc = num["ALLOC_B"]
+    print(
+        "  heap allocated per pass:      %s (mean %.0f B)"
+        % (_dist(alloc, "B"), sum(alloc) / len(alloc) if alloc else float("nan"))
+    )
+    print(
+        "  free heap after boot:         %s B (the firmware's imports and objects took %s B)"
+        % (figs["free_heap_after_boot_B"], figs["heap_taken_by_firmware_B"])
+    )
+    print(
+        "  hal.collect() per pass:       %s; passes with a collection: %s"
+        % (_dist(num["COLLECT_US"]), figs["collections"])
+    )
+    print("  GC pause (gc.collect, live):  %s" % _dist(num["GC_US"]))
+    print("  stream frame send (push_emg): %s" % _dist(num["FRAME_US"]))
+    print(
+        "  CPU share per task:           "
+        + ", ".join(
+            "%s %.1f %%" % (k, 100 * v / busy) for k, v in sorted(tasks.items(), key=lambda kv: -kv[1])
+        )
+    )
+    for k in ("emg_plain_us_per_sample", "emg_viper_us_per_sample"):
+        if k in figs:
+            print(
+                "  EMG kernel %-6s             %s µs/sample (%.1f %% of the 500 µs at 2 kHz)"
+                % (k.split("_")[1], figs[k], float(figs[k]) / 5)
+            )
+    print("  COSE_Sign1 (Ed25519) verify:  %s ms" % figs["cose_verify_ms"])
+    ns = figs.get("estop_to_off_ns", "None")
+    print(
+        "  e-stop edge to enable low:    %s (the firmware's hard IRQ, output held by keepalives)"
+        % ("%.1f µs" % (int(ns) / 1000) if ns != "None" else "never")
+    )
+
+
+def measure_stimulation(stim_s):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from host import signing, therapy_file
+    from host.client import Client, FaultEvent, StimEvent
+    from host.transport import open_port
+    from host.upload import upload
+    from tools.emulated_pico.board import EmulatedPico, provisioning_files
+
+    key = Ed25519PrivateKey.generate()
+    with EmulatedPico.start(extra_files=provisioning_files(key.public_key(), 40000)) as pico:
+        pico.wait_event("usb", 120)
+        t = 2.0 * SLOWDOWN
+        with Client(open_port(pico.url, timeout=t), timeout=t) as c:
+            doc, _problems = therapy_file.load(STIM_PROTOCOL)
+            doc["device"] = c.hello().unwrap().serial
+            upload(lambda: contextlib.nullcontext(c), signing.sign_document(doc, key))
+            assert c.stream(True).ok
+            assert c.session_start().ok
+            deadline = time.monotonic() + 600
+            while True:
+                ev = c.poll(0.1)
+                if isinstance(ev, StimEvent) and ev.state == "READY":
+                    break
+                if isinstance(ev, FaultEvent) or time.monotonic() > deadline:
+                    print(
+                        "streaming at 2 kHz with stimulation: not measured, the session %s"
+                        % ("latched %s" % ev.name if ev else "never reached READY")
+                    )
+                    return
+            assert c.stim_level(LEVEL_UA).ok
+            pico.request("keepalive_intervals")
+            t_end = pico.state()["t_ns"] + stim_s * 1e9
+            while pico.state()["t_ns"] < t_end:
+                c.poll(0.1)
+            gaps = [ns / 1000 for ns in pico.request("keepalive_intervals")["ns"]]
+            s = pico.state()
+            pulses = pico.request("pulses")["pulses"]
+            resets = pico.state()["resets"]
+    print(
+        "streaming at 2 kHz with stimulation (%s s of board time, %d pulses, last at %d µA):"
+        % (stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0)
+    )
+    print("  keepalive gap (output hold):  %s" % _dist([round(g) for g in gaps]))
+    print("  output-stage lapses:          %d; resets: %d" % (s["out"]["lapses"], len(resets)))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--passes", type=int, default=500)
+    ap.add_argument("--stim-s", type=float, default=3.0)
+    args = ap.parse_args(argv)
+    from tools.emulated_pico import image
+
+    try:
+        image.firmware_path()
+    except image.Unavailable as e:
+        raise SystemExit(str(e)) from None
+    report_passes(measure_passes(args.passes))
+    measure_stimulation(args.stim_s)
+
+
+if __name__ == "__main__":
+    main()
