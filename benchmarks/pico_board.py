@@ -98,7 +98,7 @@ def timed1(k, fn):
         fn(a)
         task_us[k] += diff(ticks_us(), t)
     return w
-ctrl._poll_safety = timed1(0, ctrl._poll_safety)
+ctrl.poll_safety = timed1(0, ctrl.poll_safety)
 ctrl.link.poll = timed1(1, ctrl.link.poll)
 pump = ctrl.emg.pump
 def timed_pump(now, emit):
@@ -108,14 +108,14 @@ def timed_pump(now, emit):
 ctrl.emg.pump = timed_pump
 ctrl._tick_session = timed1(3, ctrl._tick_session)
 ctrl.selftest.step = timed1(4, ctrl.selftest.step)
-ctrl._patient_io = timed1(5, ctrl._patient_io)
+ctrl.patient.poll = timed1(5, ctrl.patient.poll)
 ctrl.maintenance.poll = timed1(6, ctrl.maintenance.poll)
 frame_us = array('i', [0] * 4096)
 frame_n = array('i', [0])
 push = ctrl.link.push_emg
-def timed_push(a, b, c, d, e, f):
+def timed_push(a, b, c, d, e, f, g):
     t = ticks_us()
-    r = push(a, b, c, d, e, f)
+    r = push(a, b, c, d, e, f, g)
     if frame_n[0] < 4096:
         frame_us[frame_n[0]] = diff(ticks_us(), t)
         frame_n[0] += 1

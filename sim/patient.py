@@ -31,7 +31,7 @@ from collections import deque
 
 import numpy as np
 
-from firmware.controller import (
+from firmware.patient_io import (
     TONE_ADVICE_HZ,
     TONE_ALARM_HZ,
     TONE_CONTRACT_HZ,

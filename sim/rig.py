@@ -8,7 +8,7 @@ subset its hardware can do.
 import math
 
 from firmware import hal as H
-from firmware.controller import TONE_CONTRACT_HZ, TONE_RELAX_HZ
+from firmware.patient_io import TONE_CONTRACT_HZ, TONE_RELAX_HZ
 from sim.output import DEFAULT_CDL_UF, DEFAULT_RCT_OHMS, DEFAULT_RS_OHMS, OPEN_OHMS, SHORT_OHMS
 from sim.scenario import ACTIONS, ERRORS
 

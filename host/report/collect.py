@@ -287,7 +287,7 @@ def _number(v):
 
 
 def _point(s, label=None):
-    """A session's trend figures by the device's own rule (firmware/controller.py's log entry):
+    """A session's trend figures by the device's own rule (firmware/records.py's log entry):
     the relaxation phase's rest tone, else the first measured; time at or below target as a share of
     the whole session practised."""
     rest = None

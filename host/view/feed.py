@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 
-from firmware.controller import TONE_FEEDBACK_MAX_HZ, TONE_FEEDBACK_MIN_HZ
+from firmware.patient_io import TONE_FEEDBACK_MAX_HZ, TONE_FEEDBACK_MIN_HZ
 from firmware.stim import next_level
 from host.client import ACTIVE_STATES, DeviceRefused, EmgFrame
 from host.errors import TonusError

@@ -4,7 +4,7 @@ from dualtest import req
 
 from fakehal import greeted, request, run
 from firmware import hal as H
-from firmware.controller import TONE_ADVICE_HZ
+from firmware.patient_io import TONE_ADVICE_HZ
 from protocol import messages as m
 
 

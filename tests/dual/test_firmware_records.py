@@ -104,12 +104,12 @@ def test_a_session_the_host_failed_early_is_logged_as_such_and_not_charged():
 
 @req("REC-HOSTFAIL-1")
 def test_a_session_the_host_failed_late_is_charged():
-    from firmware import controller
+    from firmware import records
 
     hal, ctrl, host = greeted(files=provisioned())
     assert upload(hal, ctrl, host, cose("v1"))[0] == m.RESPONSE
     ctrl.therapy.doc["phases"] = ctrl.therapy.doc["phases"][:1]  # a 60 s session keeps this test short
-    _host_driven(hal, ctrl, host, 60000 * controller.HOST_FAIL_REFUND_PERCENT // 100 + 500)
+    _host_driven(hal, ctrl, host, 60000 * records.HOST_FAIL_REFUND_PERCENT // 100 + 500)
     assert ctrl.sessionlog.get(0)[m.LOG_END_REASON] == m.REASON_HEARTBEAT_LOST
     assert _practised(hal.files)[:2] == (1, 1)
 

@@ -83,7 +83,7 @@ def test_the_firmware_hash_is_read_from_the_record_tonus_flash_writes():
 def _link(hal, maint):
     handlers = {m.MAINTENANCE_ENTER: maint.enter, m.PING: lambda body, now: {"uptime_ms": now}}
     link = Link(hal, handlers, EventLog())
-    link.greeted = True  # HELLO is the controller's; these tests are about the two requests
+    link.greeted = True  # HELLO is firmware/handlers.py's; these tests are about the two requests
     return link
 
 

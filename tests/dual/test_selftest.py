@@ -280,7 +280,7 @@ def test_a_check_that_raises_ends_with_the_output_off_and_still_reports():
 @req("SAF-SELFTEST-1")
 def test_refused_during_a_session_with_the_estop_open_with_a_fault_and_while_running():
     b = Bench()
-    b.ctrl._begin_session(30, 0, m.REASON_REQUEST, b.hal.now_ms())
+    b.ctrl.begin_session(30, 0, m.REASON_REQUEST, b.hal.now_ms())
     assert b.ctrl.session.active()
     raises(errors.BUSY, b.start)
     b = Bench()

@@ -3,7 +3,7 @@
 import pytest
 
 from firmware import hal as H
-from firmware.controller import TONE_ADVICE_HZ, TONE_FEEDBACK_MAX_HZ, TONE_FEEDBACK_MIN_HZ
+from firmware.patient_io import TONE_ADVICE_HZ, TONE_FEEDBACK_MAX_HZ, TONE_FEEDBACK_MIN_HZ
 from host import simclinic
 from protocol import messages as m
 

@@ -5,8 +5,8 @@ import pytest
 from scipy.signal import welch
 
 from firmware import hal as H
-from firmware.controller import TONE_CONTRACT_HZ as CONTRACT
-from firmware.controller import TONE_RELAX_HZ as RELAX
+from firmware.patient_io import TONE_CONTRACT_HZ as CONTRACT
+from firmware.patient_io import TONE_RELAX_HZ as RELAX
 from sim.emg_model import FULL_SCALE_DV, EmgModel
 from sim.patient import Patient
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import kurtosis
 
-from firmware.controller import (
+from firmware.patient_io import (
     TONE_ADVICE_HZ,
     TONE_ALARM_HZ,
     TONE_CONTRACT_HZ,

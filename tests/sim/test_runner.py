@@ -291,7 +291,7 @@ def test_random_estops_each_latch_at_their_instant_and_clear_after_release(make_
 
 @pytest.mark.req("SIM-EMG-3", "SES-BUTTON-1")
 def test_without_a_host_the_patient_follows_the_device_tones():
-    from firmware.controller import TONE_CONTRACT_HZ
+    from firmware.patient_io import TONE_CONTRACT_HZ
     from sim.runner import Simulator
 
     with Simulator(seed=3, patient="healthy") as sim:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from firmware import hal as H
-from firmware.controller import TONE_CONTRACT_HZ
+from firmware.patient_io import TONE_CONTRACT_HZ
 from firmware.emg import EmgInput
 from protocol.messages import FLAG_BLANKED, FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
 from sim.board import SimBoard, serial_for_seed
