@@ -26,11 +26,13 @@ def chromium_exe():
 
 @pytest.fixture
 def browser(chromium_exe):
-    """A playwright browser on that chromium, with the same arguments (playwright makes it headless)."""
+    """A playwright browser on that chromium, with tools/chromium.py's arguments."""
     from playwright.sync_api import sync_playwright
 
+    from tools import chromium
+
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_exe, args=[a for a in CHROMIUM_ARGS if a != "--headless"])
+        b = chromium.launch(p, chromium_exe)
         try:
             yield b
         finally:
