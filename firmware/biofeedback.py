@@ -8,20 +8,16 @@ patient ends early (as she is told to when tension rises) is never marked
 down for it.
 
 Integers only, as on the board: envelopes are capped at ENV_CAP_DV so a
-square stays a small int, and sums are kept in two parts (Acc); the one
-division that may need a big integer runs once, when a phase is scored.
+square stays a small int; each phase's scores are firmware/phase_score.py.
 """
 
+from firmware.phase_score import KIND_CODES, KIND_DEMO, UPDATE_MS, PhaseScore
 from firmware.tone_trend import ToneTrend
 from protocol import messages as m
-from protocol.intmath import isqrt
 from protocol.messages import CUE_CONTRACT
 
-UPDATE_MS = 50  # the envelope's update period (20 Hz)
 ENV_CAP_DV = 32767  # 3.3 mV: far above any pelvic-floor envelope; its square fits a small int
 _UNTRUSTED = m.FLAG_LEAD_OFF | m.FLAG_SATURATED | m.FLAG_GAP | m.FLAG_ARTEFACT
-_LOW = 1 << 24
-_LOW_MASK = _LOW - 1
 
 # patient-paced safety: the rest tone (a running median, firmware/tone_trend.py)
 # must stay above the margin this long before the device advises stopping
@@ -30,130 +26,6 @@ REFERENCE_S = 30  # without a baseline phase: the first 30 s of relaxation
 HOLD_GRACE_MS = 1000  # a relaxation hold survives excursions above target this long (protocol default)
 PAUSES_ADVISE = 2  # the patient pausing this often is the same signal
 HIT_UPDATES = 20  # work/rest: 1 s at or above target counts the repetition as reached
-
-KIND_CODES = {
-    "baseline": 1,
-    "relaxation": 2,
-    "work_rest": 3,
-    "mvc": 4,
-    "glazer": 5,
-    "ets": 6,
-    "stimulation": 7,
-}
-KIND_DEMO = 0
-
-
-class Acc:
-    """Count, mean and spread of non-negative ints up to ENV_CAP_DV without big integers."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.n = 0
-        self._s_hi = 0
-        self._s_lo = 0
-        self._q_hi = 0
-        self._q_lo = 0
-
-    def add(self, v):
-        self.n += 1
-        lo = self._s_lo + v
-        if lo >= _LOW:
-            self._s_hi += lo >> 24
-            lo &= _LOW_MASK
-        self._s_lo = lo
-        sq = v * v
-        self._q_hi += sq >> 24
-        lo = self._q_lo + (sq & _LOW_MASK)
-        if lo >= _LOW:
-            self._q_hi += 1
-            lo -= _LOW
-        self._q_lo = lo
-
-    def mean(self):
-        if not self.n:
-            return 0
-        return (self._s_hi * _LOW + self._s_lo + self.n // 2) // self.n
-
-    def cv_permille(self):
-        """Coefficient of variation (SD / mean) in 1/1000; 0 without data."""
-        n = self.n
-        if n < 2:
-            return 0
-        s = self._s_hi * _LOW + self._s_lo
-        q = self._q_hi * _LOW + self._q_lo
-        var_n2 = n * q - s * s  # n² · variance, exact
-        if s <= 0 or var_n2 <= 0:
-            return 0
-        return (1000 * isqrt(var_n2) + s // 2) // s
-
-
-class PhaseScore:
-    """What one protocol phase measured."""
-
-    def __init__(self, index, kind):
-        self.index = index
-        self.kind = kind
-        self.planned_ms = 0
-        self.run_ms = 0  # trusted + untrusted time practised
-        self.untrusted_ms = 0
-        self.rest = Acc()  # rest/relax cues
-        self.work = Acc()  # contraction cues
-        self.peaks = Acc()  # one peak per contraction
-        self.best_peak = 0
-        self.target_dv = 0
-        self.below = 0  # updates below target
-        self.holds = 0
-        self.longest_hold = 0
-        self.reps = 0
-        self.reps_hit = 0
-        # Glazer: pre-rest, phasic peaks, tonic, endurance, post-rest
-        self.g_pre = Acc()
-        self.g_tonic = Acc()
-        self.g_endurance = Acc()
-        self.g_post = Acc()
-
-    def result(self):
-        r = {
-            m.SC_PHASE: self.index,
-            m.SC_KIND: self.kind,
-            m.SC_PLANNED_MS: self.planned_ms,
-            m.SC_RUN_MS: self.run_ms,
-        }
-        r[m.SC_UNTRUSTED_MS] = self.untrusted_ms
-        if self.rest.n:
-            r[m.SC_REST_DV] = self.rest.mean()
-            r[m.SC_REST_CV] = self.rest.cv_permille()
-        kind = self.kind
-        # a Glazer phase mixes flicks, tonic holds and the endurance hold: one mean of them all
-        # would sit beside the host's measures as if it were one of them (EMG-GLAZER-2)
-        if self.work.n and kind != KIND_CODES["glazer"]:
-            r[m.SC_WORK_DV] = self.work.mean()
-        if self.peaks.n:
-            r[m.SC_PEAK_DV] = self.peaks.mean()
-            r[m.SC_BEST_PEAK_DV] = self.best_peak
-        if self.target_dv:
-            r[m.SC_TARGET_DV] = self.target_dv
-        if kind == KIND_CODES["relaxation"]:
-            r[m.SC_BELOW_MS] = self.below * UPDATE_MS
-            r[m.SC_HOLDS] = self.holds
-            r[m.SC_LONGEST_HOLD_MS] = self.longest_hold * UPDATE_MS
-        if kind == KIND_CODES["work_rest"]:
-            r[m.SC_REPS] = self.reps
-            r[m.SC_REPS_HIT] = self.reps_hit
-        if kind == KIND_CODES["glazer"]:
-            for key, acc in ((m.SC_G_PRE_DV, self.g_pre), (m.SC_G_TONIC_DV, self.g_tonic)):
-                if acc.n:
-                    r[key] = acc.mean()
-            if self.g_pre.n:
-                r[m.SC_G_PRE_CV] = self.g_pre.cv_permille()
-            if self.g_endurance.n:
-                r[m.SC_G_ENDURANCE_DV] = self.g_endurance.mean()
-            if self.g_post.n:
-                r[m.SC_G_POST_DV] = self.g_post.mean()
-                r[m.SC_G_POST_CV] = self.g_post.cv_permille()
-        return r
 
 
 class Biofeedback:

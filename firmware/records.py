@@ -7,7 +7,7 @@ runs while flash is written); a failed write ends in the safe state.
 """
 
 from firmware import hal as H
-from firmware.biofeedback import KIND_CODES
+from firmware.phase_score import KIND_CODES
 from firmware.storage import FAULT_RECORD
 from protocol import faults
 from protocol import messages as m

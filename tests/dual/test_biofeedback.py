@@ -8,7 +8,8 @@ worked out by hand.
 from dualtest import Lcg, req
 
 from firmware import timeline
-from firmware.biofeedback import ENV_CAP_DV, UPDATE_MS, Acc, Biofeedback
+from firmware.biofeedback import ENV_CAP_DV, Biofeedback
+from firmware.phase_score import UPDATE_MS, Acc
 from protocol import messages as m
 
 PER_S = 1000 // UPDATE_MS
