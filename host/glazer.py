@@ -27,8 +27,11 @@ same quantities under the same names (firmware/biofeedback.py,
 host/scores.py: `phasic_peak_uv`).
 
 The envelope is the device's: RMS over WINDOW_S (the protocol's default
-window, 250 ms) ending at each instant, here every 10 ms, after 50 and
-60 Hz notches, in float64. Samples are placed in time by their index: the
+window, 250 ms) ending at each instant, here every 10 ms (the device
+updates every 50 ms, so a peak here can be a few per cent higher), after
+the device's own mains notches (firmware/emg_dsp.py NOTCHES_AT,
+run forward as the device runs them) at the mains frequency the stream's
+hum shows, in float64. Samples are placed in time by their index: the
 front end starts with the device, so index / rate is device uptime, as cue
 times are.
 """
@@ -36,7 +39,9 @@ times are.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import iirnotch, sosfiltfilt, tf2sos, welch
+from scipy.signal import iirnotch, lfilter, welch
+
+from firmware.emg_dsp import HARMONIC_RATES, NOTCHES_AT
 
 WINDOW_S = 0.25
 HOP_S = 0.01
@@ -83,16 +88,30 @@ class Recording:
     cues: list  # host.client.Cue, in order
 
 
-def envelope(x_uv, rate_hz):
+def mains_hz(x_uv, rate_hz):
+    """50 or 60: the mains frequency whose hum the stream (not notched on the device) carries."""
+    x = np.asarray(x_uv, dtype=np.float64)
+    if len(x) < rate_hz:
+        return 50
+    f, p = welch(x, fs=rate_hz, nperseg=rate_hz)
+    power = {hz: float(p[(f >= hz - 1) & (f <= hz + 1)].sum()) for hz in (50, 60)}
+    return 60 if power[60] > power[50] else 50
+
+
+def envelope(x_uv, rate_hz, mains=None):
     """RMS envelope (µV) over WINDOW_S every HOP_S of the notched signal; times in s from the first sample.
 
-    Each value is stamped at the end of its window, as the device stamps its envelope updates.
+    The notches are the device's (firmware/emg_dsp.py) at mains (found in the hum when None);
+    each value is stamped at the end of its window, as the device stamps its envelope updates.
     """
     y = np.asarray(x_uv, dtype=np.float64)
-    for f0 in (50.0, 60.0):
-        if f0 < rate_hz / 2:
-            b, a = iirnotch(f0, 30.0, fs=rate_hz)
-            y = sosfiltfilt(tf2sos(b, a), y)
+    if mains is None:
+        mains = mains_hz(y, rate_hz)
+    for k, off, q in NOTCHES_AT:
+        f0 = k * mains + off
+        if (k == 1 or rate_hz in HARMONIC_RATES) and f0 < rate_hz / 2:
+            b, a = iirnotch(f0, q, fs=rate_hz)
+            y = lfilter(b, a, y)
     win = int(round(WINDOW_S * rate_hz))
     hop = int(round(HOP_S * rate_hz))
     if len(y) < win:

@@ -64,13 +64,13 @@ _STAGES = 4  # a chain of stages: a hold starts flat, then sags
 # (a dysfunctional floor has a lower median frequency).
 PROFILES = {
     "healthy": {
-        "rest_uv": 6.3,
+        "rest_uv": 6.7,
         "rest_wander": 0.08,
         "wander_s": 3.0,
         "tone_floor_uv": 5.0,
         "learn_per_min": 0.5,
         "tension_pct_min": 0.0,
-        "contract_uv": 43.0,
+        "contract_uv": 46.0,
         "rise_tau_ms": 40,
         "fall_tau_ms": 80,
         "effort": (0.85, 1.0),

@@ -328,9 +328,8 @@ def test_bursts_squeezes_coughs_and_steps_never_advise_stopping():
         "20 mV step read as 1,419 µV for 3 s": _burst(200, 3000, 14190),
     }
     for label, tone in cases.items():
-        for margin in (15, 30):
-            bio, advised = _tone_session(margin, 300, tone)
-            assert advised < 0 and bio.advice == 0, (label, margin, advised)
+        bio, advised = _tone_session(15, 240, tone)  # the tighter of the usual margins
+        assert advised < 0 and bio.advice == 0, (label, advised)
     # everything at once, a minute apart, and the step flagged as the device flags it
     def mixed(t):
         for f in (_burst(60, 2000, 500), _burst(120, 10000, 400), _coughs, _burst(240, 3000, 14190)):
@@ -339,7 +338,7 @@ def test_bursts_squeezes_coughs_and_steps_never_advise_stopping():
                 return v
         return REST_DV
 
-    _bio, advised = _tone_session(15, 420, mixed, lambda t: m.FLAG_ARTEFACT if 240000 <= t < 243000 else 0)
+    _bio, advised = _tone_session(15, 300, mixed, lambda t: m.FLAG_ARTEFACT if 240000 <= t < 243000 else 0)
     assert advised < 0
 
 
@@ -347,7 +346,7 @@ def test_bursts_squeezes_coughs_and_steps_never_advise_stopping():
 def test_a_rising_baseline_is_caught_soon_after_it_crosses_the_margin():
     for pct_min in (3, 6, 12):
         # the tone rises pct_min % of the baseline per minute from the relaxation's start
-        bio, advised = _tone_session(15, 600, lambda t, p=pct_min: REST_DV + REST_DV * p * t // 6000000)
+        bio, advised = _tone_session(15, 400, lambda t, p=pct_min: REST_DV + REST_DV * p * t // 6000000)
         assert bio.advice == m.ADVICE_TONE_RISING, pct_min
         # s until the raw tone passes the margin over the reference the baseline gave (~60)
         above = bio.reference_dv() * 115 // 100 + 1
@@ -355,7 +354,8 @@ def test_a_rising_baseline_is_caught_soon_after_it_crosses_the_margin():
         # the running median lags ~15 s behind a steady rise, then 3 s above the margin; the noise
         # and 0.1 µV steps (one step is 20 s at 3 %/min) move it by a step either way
         assert crossing - 25 < advised <= crossing + 25, (pct_min, crossing, advised)
-    assert 300 < _tone_session(15, 600, lambda t: REST_DV + REST_DV * 3 * t // 6000000)[1] <= 360
+        if pct_min == 3:
+            assert 300 < advised <= 360  # within 6 minutes
 
 
 @req("EMG-PACED-2")
@@ -364,7 +364,7 @@ def test_a_rising_baseline_with_bursts_on_it_is_still_caught():
         base = REST_DV + REST_DV * 6 * t // 6000000
         return 5 * base if t % 30000 < 3000 else base  # a 3 s squeeze every 30 s
 
-    _bio, advised = _tone_session(15, 600, tone)
+    _bio, advised = _tone_session(15, 240, tone)
     assert 150 < advised <= 215
 
 

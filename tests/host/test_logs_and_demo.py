@@ -58,7 +58,7 @@ def test_the_demo_runs_a_relaxation_session_and_prints_its_score(capsys, tmp_pat
     assert (tmp_path / "demo" / "report.html").exists() and "the practice journal:" in out
 
 
-@pytest.mark.req("EMG-GLAZER-1", "UX-CLI-1")
+@pytest.mark.req("EMG-GLAZER-1", "EMG-GLAZER-2", "UX-CLI-1")
 def test_a_glazer_assessment_on_the_simulator_prints_and_saves_the_norm_comparison(capsys, tmp_path):
     out_file = tmp_path / "glazer.json"
     code, out, err = run_cli(
@@ -87,3 +87,15 @@ def test_a_glazer_assessment_on_the_simulator_prints_and_saves_the_norm_comparis
     assert abs(rows["pre_baseline_uv"]["z"]) < 1.5 and abs(rows["post_baseline_uv"]["z"]) < 1.5
     assert g["phasic"]["peak_uv"] > 3 * g["pre_baseline"]["mean_uv"]
     assert g["endurance"]["median_frequency_slope_hz_per_s"] < 0  # she tires over the minute
+    # a healthy woman within one SD of every norm, measured as the norms were (EMG-GLAZER-2)
+    assert all(r["verdict"] == "within 1 SD" for r in rows.values()), rows
+    # device and host: the same quantities under the same names (EMG-GLAZER-2)
+    saved = json.loads(out_file.read_text())
+    (device,) = [p for p in saved["scores"]["phases"] if p["type"] == "glazer"]
+    host = {r["measure"]: r["value_uv"] for r in saved["glazer"]["normative"]["rows"]}
+    assert "phasic_peak_uv" in device and "contraction_uv" not in device  # no mixed "mean while contracting"
+    # the same definitions on the same envelope; the host samples it every 10 ms, the device every 50 ms
+    assert host["phasic_peak_uv"] == pytest.approx(device["phasic_peak_uv"], rel=0.06)
+    assert host["tonic_mean_uv"] == pytest.approx(device["tonic_uv"], rel=0.03)
+    assert host["endurance_mean_uv"] == pytest.approx(device["endurance_uv"], rel=0.03)
+    assert host["pre_baseline_uv"] == pytest.approx(device["pre_baseline_uv"], abs=0.3)
