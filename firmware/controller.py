@@ -134,6 +134,10 @@ class Controller:
             self.link.poll(now)
             checked |= 2
             self.emg.pump(now, self._emit)
+            # judged after draining: a long pass (a flash erase) delays the pump, not the ring
+            if self.session.active() and self.emg.stalled(now):
+                self.safety.enter_safe_state(faults.EMG_STALLED)
+                self._report_fault(self.safety.take_unreported(), now)  # ends the session before its tick
             checked |= 4
             self._tick_session(now)
             self.selftest.step(now)
@@ -164,8 +168,6 @@ class Controller:
         if self.session.heartbeat_ms and self.session.active():
             if now - self.link.last_rx_ms > self.session.heartbeat_ms:
                 s.enter_safe_state(faults.HEARTBEAT_LOST)
-        if self.session.active() and self.emg.stalled(now):
-            s.enter_safe_state(faults.EMG_STALLED)
         cause = s.take_unreported()
         if cause:
             self._report_fault(cause, now)
