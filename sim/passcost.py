@@ -42,13 +42,12 @@ class PassProfile(NamedTuple):
 # EMULATED_PICO.md): an idle pass 1.58-2.25 ms, a stream frame 6.2 ms and
 # 5,360 B (one per 5 passes: ~1,100 B per pass), 93,024 B free after the
 # imports, GC pauses 0.6-14 ms. "emulated-pico": the firmware after it
-# (benchmarks/pico_board.py, 2026-12-06): passes p50 6.5 ms, p99 9.6 ms
-# while streaming (its 17.4 ms maximum less the 7.8 ms gc.mem_free() walk
-# that collect() no longer makes), 0 B per pass, 71,168 B free, a
-# collection 25.9 ms.
+# (benchmarks/pico_board.py, 2026-12-06, streaming at 2 kHz): passes p50
+# 8.3 ms, p99 13.6 ms, 0 B per pass, 75,344 B free, collections 25.3 ms
+# (37.6 ms for the first after boot).
 PROFILES = {
     "emulated-pico-9f234f9": PassProfile(pass_us=(1580, 2250 + 6200), alloc_bytes=1100),
-    "emulated-pico": PassProfile(pass_us=(4000, 9600), heap_free=71_168, gc_pause_us=(20_000, 25_900)),
+    "emulated-pico": PassProfile(pass_us=(4000, 13_600), heap_free=75_344, gc_pause_us=(25_300, 37_600)),
 }
 
 # Interrupt sources on the board: these scenario actions may land inside a pass.
