@@ -121,6 +121,10 @@ class Controller:
             self.link.poll(now)
             checked |= 2
             self.emg.pump(now, self._emit)
+            # judged after draining: a long pass (a flash erase) delays the pump, not the ring
+            if self.session.active() and self.emg.stalled(now):
+                self.safety.enter_safe_state(faults.EMG_STALLED)
+                self.report_fault(self.safety.take_unreported(), now)  # ends the session before its tick
             checked |= 4
             self._tick_session(now)
             self.selftest.step(now)
@@ -154,8 +158,6 @@ class Controller:
         # a level a host set lasts while that host keeps talking, in any session
         if self.stim.level_by_host and now - self.link.last_rx_ms > STIM_HEARTBEAT_MAX_MS:
             self.host_level_gone(now)
-        if self.session.active() and self.emg.stalled(now):
-            s.enter_safe_state(faults.EMG_STALLED)
         cause = s.take_unreported()
         if cause:
             self.report_fault(cause, now)

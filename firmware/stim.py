@@ -324,13 +324,14 @@ class Stimulator:
             near = s[H.SENSE_MV] * 100 >= self._hal.compliance_mv * COMPLIANCE_MARGIN_PERCENT
             self._trip(faults.OPEN_ELECTRODE if near else faults.CURRENT_MISMATCH, now)
             return False
-        if i1 >= CHECK_UA:
-            z = s[H.SENSE_MV] * 1000 // i1  # mV / µA = kΩ; ×1000 for Ω
-            if self.state == m.STIM_CHECK:
-                self.impedance_ohm = z
-            elif z < MIN_IMPEDANCE_OHM:
-                self._trip(faults.ELECTRODE_SHORT, now)
-                return False
+        if self.state == m.STIM_CHECK:
+            # the check current passed the tolerance above; a sense ADC step may read it a little
+            # low (999 µA for 1 mA on the board), which must not leave the impedance unmeasured
+            if i1 > 0:
+                self.impedance_ohm = s[H.SENSE_MV] * 1000 // i1  # mV / µA = kΩ; ×1000 for Ω
+        elif i1 >= CHECK_UA and s[H.SENSE_MV] * 1000 // i1 < MIN_IMPEDANCE_OHM:
+            self._trip(faults.ELECTRODE_SHORT, now)
+            return False
         # the charge of the first phases; the second carries it back
         self._charge_pc += fresh * i1 * self._pw_us
         if self._charge_pc >= 1000:

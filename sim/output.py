@@ -4,7 +4,8 @@ What the board's PIO, H-bridge, current source and sense ADC do, in
 simulated time, so an interlock test can measure what reached the patient:
 
 - The enable is dynamic: out_enable(True) arms it, and it holds only while
-  keepalive() comes at least every OUT_HOLD_MS; a lapse drops it by itself
+  keepalive() comes at least every OUT_HOLD_MIN_MS (the shortest hold the
+  board's parts give: the strictest test of the firmware); a lapse drops it by itself
   (a charge pump that stops being pumped) and stays dropped until the next
   explicit enable. Off stops the pulse train and cuts a pulse in progress:
   a stale amplitude never resumes on its own.
@@ -54,7 +55,7 @@ DEFAULT_RCT_OHMS = 5000.0
 OPEN_OHMS = 1e9  # a probe out of the body or a broken lead
 SHORT_OHMS = 0.1  # leads touching: the tissue is bypassed
 HISTORY = 10000
-_HOLD_US = H.OUT_HOLD_MS * 1000
+_HOLD_US = H.OUT_HOLD_MIN_MS * 1000
 
 
 class Pulse(NamedTuple):
@@ -292,7 +293,9 @@ class OutputStage:
         ua1 = q1 / (d1 * 1e-6) * 1e6
         ua2 = q2 / (d2 * 1e-6) * 1e6 if d2 else 0.0
         mv = abs(volts) * 1000
-        pulse = Pulse(ts, set_ua, ua1, ua2, mv, q1 * 1e9, q2 * 1e9, (q1 - q2) * 1e9, cut_us is not None, ph, gap, end)
+        pulse = Pulse(
+            ts, set_ua, ua1, ua2, mv, q1 * 1e9, q2 * 1e9, (q1 - q2) * 1e9, cut_us is not None, ph, gap, end
+        )
         if dummy is not None:
             self.dummy_trace.append(pulse)
         else:

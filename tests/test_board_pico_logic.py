@@ -464,7 +464,9 @@ def _produce(board, hal, codes, loff=0):
     dma = hal._emg_dma
     for c in codes:
         done = board.bp._ARM - dma.count
-        hal._ring[hal._ring_base + ((hal._emg_base + done) & board.bp._RING_MASK)] = (loff << 24) | (c & 0xFFFFFF)
+        hal._ring[hal._ring_base + ((hal._emg_base + done) & board.bp._RING_MASK)] = (loff << 24) | (
+            c & 0xFFFFFF
+        )
         dma.count -= 1
 
 
@@ -483,7 +485,9 @@ def test_front_end_is_configured_verified_and_streaming(board):
     assert board.spis[0].kw["phase"] == 1  # SPI mode 1
     sm = board.sms[0]
     assert sm.running and sm.prog is board.pio.afe_capture
-    assert sm.kw["in_base"].id == hal_pin(board, "afe_dout") and sm.kw["sideset_base"].id == hal_pin(board, "afe_sclk")
+    assert sm.kw["in_base"].id == hal_pin(board, "afe_dout") and sm.kw["sideset_base"].id == hal_pin(
+        board, "afe_sclk"
+    )
     dma = hal._emg_dma
     cfg = dma.configs[-1]
     assert cfg["ctrl"]["ring_sel"] is True and cfg["ctrl"]["ring_size"] == 13 and cfg["ctrl"]["treq_sel"] == 4
@@ -667,6 +671,43 @@ def test_out_enable_off_stops_the_engine_and_grounds_both_legs(board):
     assert [board.text(c) for c in sm.execs] == ["set(pins, 0) .side(0)"]
 
 
+@pytest.mark.req("SAF-ESTOP-1")
+def test_the_estop_irq_writes_registers_at_addresses_made_once(board):
+    # On an RP2040 a register address above 2**30 is a big int: a sum made in the
+    # hard IRQ allocates, raises MemoryError and disables the e-stop IRQ for good
+    # (seen on the emulated board). Every address the IRQ path uses must be one of
+    # the module's own objects, not a new one.
+    from firmware.safety import Safety
+
+    bp = board.bp
+    hal = _hal(board)
+    board.pins[bp.PIN_OUT_SENSE].level = 1
+    safety = Safety(hal)
+    hal.out_enable(True)
+    hal.stim_configure(35, 250, 50)
+    hal.stim_start()
+    used = []
+    mem = board.mem
+
+    class Spy:
+        def __setitem__(self, k, v):
+            used.append(k)
+            mem[k] = v
+
+        def __getitem__(self, k):
+            used.append(k)
+            return mem[k]
+
+    board.machine.mem32 = Spy()
+    try:
+        safety.estop_irq()
+    finally:
+        board.machine.mem32 = mem
+    assert board.pins[bp.PIN_OUT_ENABLE].level == 0
+    made_once = [v for v in vars(bp).values() if isinstance(v, int)]
+    assert used and all(any(k is v for v in made_once) for k in used), used
+
+
 # -- pulse engine --------------------------------------------------------------------
 
 
@@ -716,7 +757,19 @@ def test_start_loads_the_descriptor_and_stop_parks_between_pulses(board):
 
 
 @pytest.mark.req("HW-PULSE-1")
-@pytest.mark.parametrize("args", [(0, 200, 50), (101, 200, 50), (50, 49, 0), (50, 451, 0), (50, 200, -1), (50, 200, 101), (50.0, 200, 0), (True, 200, 0)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0, 200, 50),
+        (101, 200, 50),
+        (50, 49, 0),
+        (50, 451, 0),
+        (50, 200, -1),
+        (50, 200, 101),
+        (50.0, 200, 0),
+        (True, 200, 0),
+    ],
+)
 def test_invalid_timing_is_refused_even_after_firmware_validation(board, args):
     hal = _hal(board)
     hal.stim_configure(50, 200, 50)
@@ -792,7 +845,9 @@ def _segments(trace):
 
 
 @pytest.mark.req("HW-PULSE-1")
-@pytest.mark.parametrize("f, phase, gap", [(100, 50, 0), (100, 450, 100), (50, 200, 3), (35, 301, 7), (1, 450, 100)])
+@pytest.mark.parametrize(
+    "f, phase, gap", [(100, 50, 0), (100, 450, 100), (50, 200, 3), (35, 301, 7), (1, 450, 100)]
+)
 def test_pulse_program_timing_matches_the_words(board, f, phase, gap):
     pio = board.pio
     w = pio.pulse_words(f, phase, gap)

@@ -87,6 +87,15 @@ def test_the_electrode_is_checked_at_a_low_current_before_the_phase():
 
 
 @req("SAF-IMPEDANCE-1")
+def test_a_check_current_the_sense_reads_a_step_low_still_measures_the_impedance():
+    # the board's 12-bit sense reads 1000 uA as 999 uA
+    r = Rig()
+    r.hal.sense_gain_percent = 99
+    r.ready()
+    assert r.safety.fault == 0 and 950 <= r.stim.impedance_ohm <= 1000
+
+
+@req("SAF-IMPEDANCE-1")
 def test_an_open_electrode_stops_the_output_and_the_current_is_never_raised():
     r = Rig()
     r.hal.load_ohm = 20000

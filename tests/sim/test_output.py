@@ -19,7 +19,7 @@ from sim.frontend import EmgFrontEnd
 from sim.output import COMPLIANCE_V, DEFAULT_CDL_UF, DEFAULT_RCT_OHMS, DEFAULT_RS_OHMS, OutputStage
 from sim.rig import Rig
 
-HOLD_US = H.OUT_HOLD_MS * 1000
+HOLD_US = H.OUT_HOLD_MIN_MS * 1000
 TICK_US = 5000
 
 
