@@ -447,7 +447,7 @@ class Controller:
             frame["stim_ua"] = st.cmd_ua
         if self.session.state == m.RUNNING:
             # what the patient sees and hears, so a screen can show the same
-            target = self.bio.target_dv()
+            target = self.bio.target_dv() or st.trigger_dv()
             if target:
                 frame["target_dv"] = target
             if self.bio.feedback_hz(TONE_FEEDBACK_MIN_HZ, TONE_FEEDBACK_MAX_HZ):

@@ -99,6 +99,10 @@ class Stimulator:
         self._ramp_down = 0
         self._charge_pc = 0
 
+    def trigger_dv(self):
+        """The running ETS phase's trigger threshold (0.1 µV), 0 outside one."""
+        return self._threshold_dv if self.ets and self.state != m.STIM_OFF else 0
+
     # -- phases ---------------------------------------------------------
 
     def new_session(self):

@@ -471,7 +471,7 @@ CATALOGUE = {
             (3, "state", STATE, True),
             (4, "flags", U16, True),
             (5, "stim_ua", U32, False),  # current commanded at the end of the block, while stimulating
-            (6, "target_dv", U32, False),  # the running phase's envelope target, when it has one
+            (6, "target_dv", U32, False),  # the running phase's envelope target (ETS: trigger threshold)
         ),
         None,
     ),

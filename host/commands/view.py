@@ -10,29 +10,19 @@ and ends the server.
 """
 
 import argparse
+import re
 
 
 def _bind(text):
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise argparse.ArgumentTypeError("HOST:PORT, such as 127.0.0.1:8765 (port 0: any free port)")
-    try:
-        n = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError("the port must be a number") from None
+    if not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII):
+        raise argparse.ArgumentTypeError("the port must be a number 0..65535")
+    n = int(port)
     if not 0 <= n <= 65535:
         raise argparse.ArgumentTypeError("the port must be 0..65535")
     return host.strip("[]"), n
-
-
-def _positive(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a number of seconds") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return v
 
 
 def register(sub):
@@ -68,10 +58,11 @@ def register(sub):
         "--heartbeat-ms",
         type=_heartbeat,
         default=1000,
-        help="the device ends a session started here if this computer is silent this long (default %(default)s)",
+        help="the device ends a session started here if this computer is silent this long "
+        "(default %(default)s)",
     )
     p.add_argument("--open", action="store_true", help="open the clinician's screen in the default browser")
-    p.add_argument("--duration", type=_positive, metavar="S", help="end after S seconds (scripts)")
+    p.add_argument("--duration", type=_seconds, metavar="S", help="end after S whole seconds (scripts)")
     p.set_defaults(run=run)
 
 
@@ -81,8 +72,7 @@ def run(args):
     from host.commands._connect import connected
     from host.commands.session import _approve
     from host.recording import Recorder
-    from host.view.hub import Hub
-    from host.view.server import ViewServer
+    from host.view import serving
 
     with connected(args) as c:
         plan = _plan(args.protocol)
@@ -90,14 +80,11 @@ def run(args):
             _approve(c, args)
         info = c.info().unwrap()
         path = args.record or "tonus-view-%s-%s.tonus" % (info.serial, time.strftime("%Y%m%d-%H%M%S"))
-        hub = Hub()
-        with Recorder(path, info) as recorder:
-            from host.view.feed import Feed
-
-            feed = Feed(c, hub, recorder, plan, args.heartbeat_ms, args.demo_seconds)
-            server = ViewServer(feed, hub, *args.bind)
-            url = server.start()
-            feed.start()
+        with (
+            Recorder(path, info) as recorder,
+            serving(c, recorder, plan, args.heartbeat_ms, args.demo_seconds, *args.bind) as (feed, server),
+        ):
+            url = server.url
             _say(
                 args,
                 {"clinician": url, "patient": url + "patient", "recording": path},
@@ -113,9 +100,7 @@ def run(args):
                     time.sleep(0.2)
             except KeyboardInterrupt:
                 pass  # the way to leave
-            finally:
-                feed.stop()
-                server.stop()
+            feed.stop()
             if feed.error is not None:
                 raise feed.error
             _say(

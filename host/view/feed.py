@@ -72,6 +72,10 @@ class Feed:
             }
         )
 
+    def status_message(self):
+        """The status now, as an event without words."""
+        return dumps(self.view.event_message("status", None, self.view.device_ms))
+
     # -- the link thread --------------------------------------------------
 
     def _run(self):
@@ -85,6 +89,9 @@ class Feed:
         except (LinkError, TonusError) as e:
             self.error = e
             self._say("the link to the device failed: %s" % e)
+        except Exception as e:  # a bug: the command raises it; the pages and the recording say so
+            self.error = e
+            self._say("the live view stopped on an error: %r" % e)
         finally:
             self._close_recording(
                 "the live view closed" if self.error is None else "link failed: %s" % self.error
@@ -163,7 +170,7 @@ class Feed:
             return False, "a marker needs a note"
         text = " ".join(text.split())[:MARKER_MAX]
         self._take(Marker(self.view.device_ms, text))
-        return True, "marker at %.1f s: %s" % (self.view.device_ms / 1000, text)
+        return True, "marker added: %s" % text
 
     def _wind_down(self):
         """Leaving: stop a session this computer keeps alive and read it to its end."""

@@ -62,6 +62,7 @@ def create_app(feed, hub, token):
             await ws.send_text(feed.hello())
             for text in recent:
                 await ws.send_text(text)
+            await ws.send_text(feed.status_message())  # the replay's statuses are older
             await _serve_viewer(ws, viewer, feed)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the page went away; the link and the recording go on

@@ -6,18 +6,6 @@ import subprocess
 
 import pytest
 
-# Debian's chromium, headless, kept off the network and away from anything of the machine's
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="session")
 def chromium_exe():
@@ -38,11 +26,13 @@ def chromium_exe():
 
 @pytest.fixture
 def browser(chromium_exe):
-    """A playwright browser on that chromium, with the same arguments (playwright makes it headless)."""
+    """A playwright browser on that chromium (tools/chromium.py)."""
     from playwright.sync_api import sync_playwright
 
+    from tools import chromium
+
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_exe, args=[a for a in CHROMIUM_ARGS if a != "--headless"])
+        b = chromium.launch(p, chromium_exe)
         try:
             yield b
         finally:

@@ -9,11 +9,11 @@ import urllib.request
 
 import pytest
 import websockets.sync.client as wsc
-from cliutil import run_cli
+from cliutil import ROOT, run_cli, served_sim
 from viewutil import RELAX_AT_S, TARGET_DV, running_view, short_protocol
 
 from host import recording, simclinic
-from host.client import Client, EmgFrame
+from host.client import Client, EmgFrame, SessionSummary
 from host.view.hub import Hub
 from protocol import messages as m
 
@@ -52,6 +52,26 @@ def test_the_stream_carries_the_phase_target_and_when_the_feedback_tone_sounds(t
     assert all(
         f.envelope_dv <= TARGET_DV or f.flags & (m.FLAG_LEAD_OFF | m.FLAG_SATURATED) for f in quiet[5:]
     )
+
+
+@pytest.mark.req("EMG-STREAM-1")
+def test_an_ets_phase_streams_its_trigger_threshold_as_the_target():
+    ets = ROOT / "examples" / "protocols" / "ets-trial-short.toml"  # MVC, then ETS at 40 % of it
+    with Client.open("sim://?seed=3&patient=weak&speed=0") as c:
+        simclinic.approve(c, ets)
+        c.stream(True).unwrap()
+        c.session_start().unwrap()
+        frames, summary = [], None
+        while summary is None:
+            item = c.poll(0.05)
+            if isinstance(item, EmgFrame) and item.state == "RUNNING":
+                frames.append(item)
+            elif isinstance(item, SessionSummary):
+                summary = item
+    targets = {f.target_dv for f in frames}
+    threshold = summary.mvc_dv * 40 // 100
+    assert threshold > 0 and targets == {0, threshold}  # none while the MVC is measured
+    assert not any(f.feedback for f in frames)  # the relaxation tone is not ETS's
 
 
 @pytest.mark.req("UX-VIEW-3")
@@ -162,11 +182,12 @@ def _run_with_markers(feed):
 
 
 @pytest.mark.req("UX-VIEW-1")
-def test_tonus_view_prints_its_two_screens_and_records(tmp_path, capsys):
+def test_tonus_view_on_a_simulator_over_tcp_prints_its_two_screens_and_records(tmp_path, capsys):
     out = tmp_path / "v.tonus"
-    code, stdout, _err = run_cli(
-        capsys, "--port", SIM, "--json", "view", "--record", str(out), "--duration", "1"
-    )
+    with served_sim(tmp_path / "sim.log", "--speed", "1") as url:  # socket://, as a board's serial port
+        code, stdout, _err = run_cli(
+            capsys, "--port", url, "--json", "view", "--record", str(out), "--duration", "1"
+        )
     assert code == 0
     lines = [json.loads(x) for x in stdout.splitlines()]
     assert lines[0]["clinician"].startswith("http://127.0.0.1:") and lines[0]["patient"].endswith("/patient")
@@ -174,3 +195,15 @@ def test_tonus_view_prints_its_two_screens_and_records(tmp_path, capsys):
     assert recording.read(out).complete
     code, _out, err = run_cli(capsys, "--port", SIM, "view", "--bind", "nowhere")
     assert code == 2 and "HOST:PORT" in err
+
+
+@pytest.mark.req("UX-VIEW-3")
+def test_a_link_that_breaks_ends_the_view_with_the_reason_and_a_closed_recording(tmp_path):
+    with running_view(SIM, tmp_path, approve=False) as (feed, _server, c, path):
+        _wait(lambda: feed.view.last_index is not None)
+        c.port.serial.close()  # as a cable pulled out
+        _wait(lambda: not feed.alive)
+        assert "LinkError" in type(feed.error).__name__
+    rec = recording.read(path)
+    assert rec.end is not None and rec.end["reason"].startswith("link failed")
+    assert rec.frames

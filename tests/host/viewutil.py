@@ -6,9 +6,7 @@ from pathlib import Path
 from host import simclinic, therapy_file
 from host.client import Client
 from host.recording import Recorder
-from host.view.feed import Feed
-from host.view.hub import Hub
-from host.view.server import ViewServer
+from host.view import serving
 from host.view.state import plan_of
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "protocols" / "relaxation-downtraining.toml"
@@ -62,14 +60,5 @@ def running_view(url, folder, heartbeat_ms=1000, approve=True):
             simclinic.approve(c, proto)
             plan = plan_of(therapy_file.load(proto)[0])
         path = folder / "view.tonus"
-        hub = Hub()
-        with Recorder(path, c.info().unwrap()) as rec:
-            feed = Feed(c, hub, rec, plan, heartbeat_ms=heartbeat_ms)
-            server = ViewServer(feed, hub)
-            server.start()
-            feed.start()
-            try:
-                yield feed, server, c, path
-            finally:
-                feed.stop()
-                server.stop()
+        with Recorder(path, c.info().unwrap()) as rec, serving(c, rec, plan, heartbeat_ms) as (feed, server):
+            yield feed, server, c, path

@@ -7,6 +7,7 @@ const COLORS = { raw: "#9aa7b4", env: "#117a65", target: "#c0392b", stim: "#7d3c
   goal: "rgba(17,122,101,0.10)", untrusted: "rgba(120,120,120,0.22)", trigger: "#7d3c98", marker: "#1f5fbf" };
 
 const data = [[], [], [], [], []];  // x (s), raw µV, envelope µV, target µV, stimulation mA
+const goalUp = [];     // per point: the goal is above the target (a contraction cue), else at or below
 const untrusted = [];  // [x0, x1] where the signal is not to be trusted (lead off, saturated, gap)
 const triggers = [];   // x of ETS triggers
 const marks = [];      // {x, text}: markers and cue changes
@@ -22,6 +23,7 @@ function hello(msg) {
   el("who").textContent = msg.status.protocol
     ? "patient " + msg.status.protocol.patient + " · " + msg.status.protocol.id : "no protocol approved";
   for (const a of data) a.length = 0;
+  goalUp.length = 0;
   untrusted.length = triggers.length = marks.length = 0;
   base = null;
   el("log").textContent = "";
@@ -33,12 +35,14 @@ function frame(f) {
   if (base === null) base = f.i / live.rate;
   const step = f.n / f.r.length;
   const target = f.g, stim = f.a;
+  const up = !!(live.status && live.status.cue === "CONTRACT");
   for (let k = 0; k < f.r.length; k++) {
     data[0].push(xOf(f.i + k * step));
     data[1].push(f.r[k]);
     data[2].push(f.e);
     data[3].push(target);
     data[4].push(stim);
+    goalUp.push(up);
   }
   const x0 = xOf(f.i), x1 = xOf(f.i + f.n);
   if (f.fl & UNTRUSTED) {
@@ -61,7 +65,8 @@ function showSide(f) {
   if (!f.g) { side.textContent = "—"; side.className = "big side"; return; }
   const above = f.e > f.g;
   side.textContent = above ? "above" : "at or below";
-  side.className = "big side " + (above ? "above" : "below");
+  const good = (live.status && live.status.cue === "CONTRACT") ? above : !above;
+  side.className = "big side " + (good ? "good" : "off");
   el("target").textContent = f.g.toFixed(1) + " µV";
 }
 
@@ -188,20 +193,23 @@ function shade(u) {
   const ctx = u.ctx, top = u.bbox.top, h = u.bbox.height;
   const xs = u.scales.x;
   ctx.save();
-  // the goal: at or below the target (relaxation), drawn as a band under the target line
+  // the goal, shaded from the target line: down to the bottom while relaxing or resting, up to
+  // the top while the cue is to contract
   const d = u.data, n = d[0].length;
   ctx.fillStyle = COLORS.goal;
   let k = 0;
   while (k < n) {
-    while (k < n && d[3][k] == null) k++;
-    if (k >= n) break;
-    ctx.beginPath();
-    const x0 = u.valToPos(d[0][k], "x", true);
-    ctx.moveTo(x0, top + h);
+    if (d[3][k] == null) { k++; continue; }
+    const up = goalUp[k];
     let j = k;
-    for (; j < n && d[3][j] != null; j += 4) ctx.lineTo(u.valToPos(d[0][j], "x", true), u.valToPos(d[3][j], "uv", true));
-    j = Math.min(j, n - 1);
-    ctx.lineTo(u.valToPos(d[0][j], "x", true), top + h);
+    while (j + 1 < n && d[3][j + 1] != null && goalUp[j + 1] === up) j++;
+    const edge = up ? top : top + h;
+    const stride = Math.max(1, Math.floor((j - k) / 600));
+    ctx.beginPath();
+    ctx.moveTo(u.valToPos(d[0][k], "x", true), edge);
+    for (let i = k; i < j; i += stride) ctx.lineTo(u.valToPos(d[0][i], "x", true), u.valToPos(d[3][i], "uv", true));
+    ctx.lineTo(u.valToPos(d[0][j], "x", true), u.valToPos(d[3][j], "uv", true));
+    ctx.lineTo(u.valToPos(d[0][j], "x", true), edge);
     ctx.closePath();
     ctx.fill();
     k = j + 1;
@@ -289,7 +297,10 @@ function render(now) {
     const lo = xs[xs.length - 1] - WINDOW_S;
     let cut = 0;
     while (cut < xs.length && xs[cut] < lo) cut++;
-    if (cut) for (const a of data) a.splice(0, cut);
+    if (cut) {
+      for (const a of data) a.splice(0, cut);
+      goalUp.splice(0, cut);
+    }
     while (untrusted.length && untrusted[0][1] < lo) untrusted.shift();
     while (triggers.length && triggers[0] < lo) triggers.shift();
     while (marks.length && marks[0].x < lo) marks.shift();
