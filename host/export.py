@@ -145,20 +145,35 @@ def fit_annotation(text, limit=ANNOTATION_CHARS):
     return [_PART % (k + 1, len(parts)) + p for k, p in enumerate(parts)]
 
 
-def _edf_scan(rec, first, end, chunk):
-    """One streamed pass: the EMG's round range over clean samples, the envelope and current maxima,
-    and the stretches whose samples lie beyond a given range (found in a second, cheap pass)."""
-    peak, env_max, stim_max = 0.0, 0.0, 0.0
-    for s in rec.blocks(chunk):
-        clean = s.present & ((s.flags & (m.FLAG_SATURATED | m.FLAG_STIM | m.FLAG_BLANKED)) == 0)
-        if clean.any():
-            peak = max(peak, float(np.abs(s.emg_uv[clean]).max()))
-        env_max = max(env_max, float(np.nanmax(s.envelope_uv, initial=0)))
-        stim_max = max(stim_max, float(np.nanmax(s.stim_ma, initial=0)))
-    if peak == 0.0:  # nothing clean: the range covers everything
-        for s in rec.blocks(chunk):
-            peak = max(peak, float(np.nanmax(np.abs(s.emg_uv), initial=0)))
-    return nice_ceiling(peak, 10), env_max, stim_max
+_ARTEFACT = m.FLAG_SATURATED | m.FLAG_STIM | m.FLAG_BLANKED
+
+
+def _emg_range(rec):
+    """A round range above every sample of the frames without stimulation or saturation (all frames when
+    there are none such), from one streamed pass over the frames, a few thousand at a time.
+
+    16 bits over the rail (about ±52 mV, where stimulation artefacts put a
+    fifth of the samples) would resolve 1.6 µV: coarser than resting EMG.
+    Artefact samples beyond the range are clipped, and annotated.
+    """
+    peak = {True: 0, False: 0}  # clean frames, artefact frames
+    batch = {True: [], False: []}
+
+    def flush(clean):
+        if batch[clean]:
+            x = np.frombuffer(b"".join(batch[clean]), dtype="<i4")
+            peak[clean] = max(peak[clean], int(np.abs(x.astype(np.int64)).max(initial=0)))
+            batch[clean].clear()
+
+    for f in rec.iter_frames():
+        clean = not f.flags & _ARTEFACT
+        batch[clean].append(f.data)
+        if len(batch[clean]) >= 4096:
+            flush(clean)
+    flush(True)
+    flush(False)
+    clean = (rec.table.flags & _ARTEFACT) == 0
+    return nice_ceiling((peak[True] if clean.any() else peak[False]) / 10.0, 10)
 
 
 def write_edf(rec, path):
@@ -173,7 +188,9 @@ def write_edf(rec, path):
     low, per_frame = frame_rate(rec)
     k = rate // low
     chunk = rate * _CHUNK_RECORDS
-    emg_max, env_max, stim_max = _edf_scan(rec, first, end, chunk)
+    emg_max = _emg_range(rec)
+    env_max = float(rec.table.envelope_dv.max(initial=0)) / 10.0
+    stim_max = float(rec.table.stim_ua.max(initial=0)) / 1000.0
     per = ("%d ms frame" % (1000 * k // rate)) if per_frame else ("%d ms (mean)" % (1000 * k // rate))
     headers = [
         _signal_header("EMG", "uV", rate, -emg_max, emg_max, EMG_FILTER),

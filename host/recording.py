@@ -339,24 +339,18 @@ class Recording:
         carry = None
         for a in range(first, end, samples):
             b = min(a + samples, end)
-            s = Signals(self.rate_hz, a, np.full(b - a, np.nan), np.full(b - a, np.nan), np.full(b - a, np.nan),
-                        np.zeros(b - a, np.uint8))
+            group = []  # the frames with samples in [a, b)
             while True:
                 f = carry if carry is not None else next(frames, None)
                 carry = None
                 if f is None or f.first_index >= b:
                     carry = f
                     break
-                lo, hi = max(f.first_index, a), min(f.end_index, b)
-                x = np.frombuffer(f.data, dtype="<i4")[lo - f.first_index : hi - f.first_index]
-                s.emg_uv[lo - a : hi - a] = x / 10.0
-                s.envelope_uv[lo - a : hi - a] = f.envelope_dv / 10.0
-                s.stim_ma[lo - a : hi - a] = f.stim_ua / 1000.0
-                s.flags[lo - a : hi - a] = f.flags
+                group.append(f)
                 if f.end_index > b:
                     carry = f
                     break
-            yield s
+            yield _fill(self.rate_hz, a, b, group)
 
     def signals(self):
         """All the frames as one Signals; None without frames. For long recordings use blocks()."""
@@ -379,6 +373,25 @@ class Recording:
         out += _stream_annotations(t, rate)
         out.sort(key=lambda a: (a.onset_s, a.kind))
         return out
+
+
+def _fill(rate, a, b, frames):
+    """Signals for samples [a, b) from the frames that hold some of them, in whole arrays (no loop per frame)."""
+    n = b - a
+    s = Signals(rate, a, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.uint8))
+    if not frames:
+        return s
+    counts = np.array([f.count for f in frames])
+    data = np.frombuffer(b"".join(f.data for f in frames), dtype="<i4")
+    offsets = np.repeat(np.array([f.first_index for f in frames]) - a - (np.cumsum(counts) - counts), counts)
+    pos = np.arange(len(data)) + offsets  # each sample's place in the block
+    keep = (pos >= 0) & (pos < n)
+    pos = pos[keep]
+    s.emg_uv[pos] = data[keep] / 10.0
+    s.envelope_uv[pos] = np.repeat(np.array([f.envelope_dv for f in frames]) / 10.0, counts)[keep]
+    s.stim_ma[pos] = np.repeat(np.array([f.stim_ua for f in frames]) / 1000.0, counts)[keep]
+    s.flags[pos] = np.repeat(np.array([f.flags for f in frames], dtype=np.uint8), counts)[keep]
+    return s
 
 
 def _event_annotation(it):
@@ -516,10 +529,11 @@ class _Scanner:
     def _items(self):
         data, fp = self.data, self.fp
         pos, last_s, size = self.start, 0.0, len(data)
+        fp.seek(pos)
+        dec = cbor2.CBORDecoder(fp)  # one decoder while items follow each other; a new one after damage
         while pos < size and self.end is None:
-            fp.seek(pos)
             try:
-                d = cbor2.CBORDecoder(fp).decode()
+                d = dec.decode()
                 if d.get("type") == _END:
                     self.end = d
                 elif d.get("type") in TYPES:
@@ -545,6 +559,8 @@ class _Scanner:
                 % (nxt - pos, last_s)
             )
             pos = nxt
+            fp.seek(pos)
+            dec = cbor2.CBORDecoder(fp)
         for name, n in sorted(self.unknown.items()):
             self.problems.append(
                 "%d items of type %r are not understood by this tonus and were left out: update tonus" % (n, name)

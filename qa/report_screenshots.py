@@ -13,21 +13,13 @@ from pathlib import Path
 
 from host.report import build
 from qa import synthetic
+from tools import chromium
 
 WIDTHS = {
     390: 1500,
     768: 1300,
     1280: 1100,
 }  # width: height shown (the top of the page: header, trend, sessions)
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main(argv=None):
@@ -44,7 +36,7 @@ def main(argv=None):
         html = Path(tmp) / "report.html"
         build(folder, html, made=datetime(2026, 11, 16, 8, 0, tzinfo=UTC))
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+            browser = chromium.launch(p, shutil.which("chromium"))
             page = browser.new_page()
             for width, height in WIDTHS.items():
                 page.set_viewport_size({"width": width, "height": height})

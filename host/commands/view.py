@@ -10,23 +10,22 @@ and ends the server.
 """
 
 import argparse
+import re
 
 
 def _bind(text):
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise argparse.ArgumentTypeError("HOST:PORT, such as 127.0.0.1:8765 (port 0: any free port)")
-    try:
-        n = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError("the port must be a number") from None
+    if not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII):
+        raise argparse.ArgumentTypeError("the port must be a number 0..65535")
+    n = int(port)
     if not 0 <= n <= 65535:
         raise argparse.ArgumentTypeError("the port must be 0..65535")
     return host.strip("[]"), n
 
 
 def register(sub):
-    from host.commands.record import _seconds as _positive
     from host.commands.session import _heartbeat, _seconds
 
     p = sub.add_parser(
@@ -63,7 +62,7 @@ def register(sub):
         "(default %(default)s)",
     )
     p.add_argument("--open", action="store_true", help="open the clinician's screen in the default browser")
-    p.add_argument("--duration", type=_positive, metavar="S", help="end after S seconds (scripts)")
+    p.add_argument("--duration", type=_seconds, metavar="S", help="end after S whole seconds (scripts)")
     p.set_defaults(run=run)
 
 

@@ -26,7 +26,7 @@ def chromium_exe():
 
 @pytest.fixture
 def browser(chromium_exe):
-    """A playwright browser on that chromium, with tools/chromium.py's arguments."""
+    """A playwright browser on that chromium (tools/chromium.py)."""
     from playwright.sync_api import sync_playwright
 
     from tools import chromium

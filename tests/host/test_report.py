@@ -15,6 +15,7 @@ from host import glazer, recording
 from host.cli import main
 from host.report import build
 from qa import synthetic
+from tools import chromium as chromium_tool
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
 
@@ -24,9 +25,7 @@ def chromium(chromium_exe, tmp_path_factory):
     """dump_dom(path): the DOM chromium builds from a local HTML file."""
     exe = chromium_exe
     profile = tmp_path_factory.mktemp("chromium-profile")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", "--user-data-dir=%s" % profile]
+    flags = [*chromium_tool.ARGS, "--hide-scrollbars", "--user-data-dir=%s" % profile]
 
     def run(path, *args, width=1280, height=2000):
         done = subprocess.run([exe, *flags, "--window-size=%d,%d" % (width, height), *args, path.resolve().as_uri()],
