@@ -15,10 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("host", "sim", "protocol", "firmware", "qa")
 # These import `machine`/`rp2`: they run only on a board (tests/test_board_pico_logic.py fakes them).
 BOARD_ONLY = {"firmware.board_pico", "firmware.pico_main", "firmware.pico_pio", "firmware.board.main"}
-# Viper code loads only where MicroPython has native emitters (tests/dual runs it there).
-NATIVE_ONLY = {"firmware.emg_viper"}
-# Test-only tree parts count against the test extra, the rest against the runtime dependencies.
-TEST_TREES = ("tests", "hil_tests", "benchmarks", "qa")
+# Test-only tree parts (and the development tools: vector makers, the emulated Pico) count against
+# the test extra, the rest against the runtime dependencies.
+TEST_TREES = ("tests", "hil_tests", "benchmarks", "qa", "tools")
 MICROPYTHON_ONLY = {"machine", "rp2", "micropython", "uctypes", "utime", "ustruct", "gc"}
 
 
@@ -28,7 +27,9 @@ def _modules():
             rel = path.relative_to(ROOT).with_suffix("")
             parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
             name = ".".join(parts)
-            if name not in BOARD_ONLY | NATIVE_ONLY:
+            # viper code loads only where MicroPython has native emitters (tests/dual runs it there);
+            # a package's __main__ is a command, run, not imported
+            if name not in BOARD_ONLY and not name.endswith(("_viper", ".__main__")):
                 yield name
 
 
