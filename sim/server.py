@@ -26,6 +26,7 @@ import socket
 log = logging.getLogger("tonus.sim.server")
 
 _RECV_BYTES = 4096
+_SLICE_MS = 50  # unpaced with a host: simulated time between looks at the sockets, at most
 _HOLD_S = 1.0  # longest wait for a host that holds an unpaced board, before looking at stop again
 
 
@@ -108,8 +109,11 @@ class LinkServer:
                         self._receive()
                 if sim.clock.speed:
                     sim.catch_up()
-                elif not self._held():
+                elif self.conn is None:
                     sim.run_for(sim.tick_ms)
+                elif not self._held():
+                    # unpaced: on to the device's next output (a bounded slice), then to the host
+                    sim.advance_until_output(_SLICE_MS)
                 self._send()
         finally:
             if self.conn is not None:

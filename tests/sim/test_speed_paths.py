@@ -43,6 +43,7 @@ def _blocks(rng, n):
 @pytest.mark.parametrize("rate,mains", [(2000, 50), (1000, 60)])
 def test_the_compiled_viper_kernel_equals_the_plain_one(rate, mains):
     run = emg_kernel.kernel()
+    assert run is not None, "firmware/emg_viper.py disagrees with emg_dsp.run_plain"
     co = emg_dsp.coefficients(rate, mains)
     st_a = array("i", [0] * emg_dsp.STATE_LEN)
     st_b = array("i", [0] * emg_dsp.STATE_LEN)
