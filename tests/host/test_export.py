@@ -12,9 +12,9 @@ import pytest
 from cliutil import run_cli
 
 from host import export, recording
-from host.errors import TonusError
 from host.cli import main
 from host.client import EmgFrame
+from host.errors import TonusError
 from protocol import messages as m
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
