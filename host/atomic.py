@@ -4,8 +4,7 @@ Every file goes to a temporary file in the same folder, is flushed to the
 disk (fsync) and only then renamed over its name, so a full disk, a
 power cut or Ctrl-C leaves the old file or none, never half of the new one
 (a 0-byte private key once blocked `keys new` and failed `sign`). Failures
-become a TonusError that names the file and what to do. `replacing` gives
-writers that need a path of their own (EDF+, CSV, HTML) the same rename.
+become a TonusError that names the file and what to do.
 """
 
 import contextlib
@@ -106,23 +105,35 @@ def _sync_folder(folder):
 
 
 @contextlib.contextmanager
-def replacing(path):
-    """Yield a temporary path in path's folder; on success it replaces path, on failure it is removed."""
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % name, suffix=".part", dir=folder)
-    os.close(fd)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would outlive the rename
+def replacing(path, *, mode=0o644):
+    """A temporary path beside path, for writers that stream into a file they open by name (EDFlib):
+    when the block ends without an exception the file is flushed to the disk and renamed over path,
+    else removed. Errors become file_error's TonusError."""
+    path = Path(path)
+    if path.is_dir():
+        raise file_error(path, OSError(errno.EISDIR, "is a directory"))
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _sync_folder(folder)
+        tmp = None
+        _sync_folder(path.parent)
+    except OSError as e:
+        raise file_error(path, e) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 @contextlib.contextmanager

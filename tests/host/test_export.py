@@ -14,6 +14,7 @@ from cliutil import run_cli
 from host import export, recording
 from host.cli import main
 from host.client import EmgFrame
+from host.errors import TonusError
 from protocol import messages as m
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
@@ -294,3 +295,25 @@ def test_a_long_annotation_is_split_at_spaces_never_cut(text):
     assert all(len(p) <= export.ANNOTATION_CHARS for p in parts)
     assert _joined(parts) == [text] if " " in text or len(text) <= 40 else "".join(
         p.split("] ", 1)[1] for p in parts) == text
+
+
+@pytest.mark.req("UX-EXPORT-3")
+@pytest.mark.parametrize("fmt", ["edf", "csv"])
+def test_a_failed_export_leaves_the_earlier_file_and_no_partial_one(stim_recording, tmp_path, monkeypatch, fmt):
+    out = tmp_path / ("s." + fmt)
+    out.write_text("the earlier export\n")
+    rec = recording.read(stim_recording)
+    calls = []
+
+    def failing_blocks(samples):  # the recording turns unreadable after its first minute has been written
+        for k, block in enumerate(recording.Recording.blocks(rec, samples)):
+            calls.append(k)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            yield block
+
+    monkeypatch.setattr(rec, "blocks", failing_blocks)
+    with pytest.raises((OSError, TonusError)):
+        export.FORMATS[fmt](rec, out)
+    assert out.read_text() == "the earlier export\n" and len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s." + fmt]  # no temporary file left behind
