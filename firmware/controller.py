@@ -6,6 +6,7 @@ checked in during the pass; an exception anywhere ends in the safe state.
 """
 
 from firmware import hal as H
+from firmware import streamframe as sf
 from firmware import timeline
 from firmware.biofeedback import KIND_CODES, Biofeedback
 from firmware.emg import EmgInput
@@ -452,8 +453,13 @@ class Controller:
             st.block_trigger = False
         if not self.streaming:
             return
-        stim_ua = st.cmd_ua if st.state != m.STIM_OFF else -1
-        self.link.push_emg(first_index, payload, self.emg.envelope_dv, self.session.state, flags, stim_ua)
+        # the frame's fields go in place, not as arguments: a wide call's frame goes on the heap
+        h = self.link.emg_head
+        h[sf.ENVELOPE] = self.emg.envelope_dv
+        h[sf.STATE] = self.session.state
+        h[sf.FLAGS] = flags
+        h[sf.STIM] = st.cmd_ua if st.state != m.STIM_OFF else -1
+        self.link.push_emg(first_index, payload)
 
     # -- the patient's buttons, LED and buzzer --------------------------
 
