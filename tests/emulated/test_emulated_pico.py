@@ -162,6 +162,7 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
         "the stimulator READY",
     )
     assert isinstance(ready, StimEvent), "the session latched %s before the stimulator was ready" % ready.name
+    asked_ns = app_board.state()["t_ns"]
     assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
     deadline = time.monotonic() + 60 * SLOWDOWN / 10
     while not [p for p in app_board.request("pulses")["pulses"] if p["set_ua"] == LEVEL_UA]:
@@ -170,14 +171,15 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
     assert app.session_stop().ok
     app_board.wait_board_ms(200)
     pulses = app_board.request("pulses")["pulses"]
-    amps = [p["set_ua"] for p in pulses]
-    assert amps[0] < LEVEL_UA and amps == sorted(amps)  # up from low, never a jump down mid-ramp
-    assert all(a % 100 == 0 for a in amps)  # the HAL's 100 µA grid
+    burst = [p for p in pulses if p["t_ns"] >= asked_ns]  # the impedance check's pulses came before
+    amps = [p["set_ua"] for p in burst if p["set_ua"]]
+    assert amps[0] < LEVEL_UA and amps[-1] == LEVEL_UA  # ramped up from low to the level asked
+    assert amps == sorted(amps)  # never a jump down on the way
+    assert all(p["set_ua"] % 100 == 0 for p in pulses)  # the HAL's 100 µA grid, check pulses included
     assert all(p["ua1"] == p["set_ua"] == p["ua2"] for p in pulses)  # 1 kohm load: within compliance
-    s = app_board.state()
-    assert not s["out"]["live"]
+    assert not app_board.state()["out"]["live"]
     app_board.wait_board_ms(200)
-    assert len(app_board.request("pulses")["pulses"]) == len(pulses)
+    assert len(app_board.request("pulses")["pulses"]) == len(pulses)  # stopped: no pulse since
 
 
 @pytest.mark.req("HIL-EMU-2")
