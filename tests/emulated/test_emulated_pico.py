@@ -10,7 +10,6 @@ firmware. Slow by nature (the emulator runs 5-20x slower than real time):
 about 2-3 minutes of wall time in all; longer runs live in benchmarks/.
 """
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from host.client import ACTIVE_STATES, Client, FaultEvent, StimEvent
 from host.transport import open_port
 
 image = pytest.importorskip("tools.emulated_pico.image")
-from tools.emulated_pico.board import EmulatedPico, provisioning_files  # noqa: E402
+from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
@@ -147,13 +146,7 @@ def test_the_estop_button_latches_with_the_output_off(app_board, app):
 
 @pytest.mark.req("HIL-EMU-1", "SAF-AMPLITUDE-1")
 def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, app, clinician):
-    from host import signing, therapy_file
-    from host.upload import upload
-
-    doc, problems = therapy_file.load(STIM_PROTOCOL)
-    assert not problems
-    doc["device"] = app.hello().unwrap().serial
-    upload(lambda: contextlib.nullcontext(app), signing.sign_document(doc, clinician))
+    approve(app, STIM_PROTOCOL, clinician)
     w = Watch(app)
     assert app.session_start().ok
     ready = w.until(
