@@ -25,7 +25,6 @@ slower in cold code):
 """
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
@@ -113,9 +112,9 @@ ctrl.maintenance.poll = timed1(6, ctrl.maintenance.poll)
 frame_us = array('i', [0] * 4096)
 frame_n = array('i', [0])
 push = ctrl.link.push_emg
-def timed_push(a, b, c, d, e, f, g):
+def timed_push(a, b):
     t = ticks_us()
-    r = push(a, b, c, d, e, f, g)
+    r = push(a, b)
     if frame_n[0] < 4096:
         frame_us[frame_n[0]] = diff(ticks_us(), t)
         frame_n[0] += 1
@@ -334,20 +333,16 @@ def report_passes(out):
 def measure_stimulation(stim_s):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from host import signing, therapy_file
     from host.client import Client, FaultEvent, StimEvent
     from host.transport import open_port
-    from host.upload import upload
-    from tools.emulated_pico.board import EmulatedPico, provisioning_files
+    from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
 
     key = Ed25519PrivateKey.generate()
     with EmulatedPico.start(extra_files=provisioning_files(key.public_key(), 40000)) as pico:
         pico.wait_event("usb", 120)
         t = 2.0 * SLOWDOWN
         with Client(open_port(pico.url, timeout=t), timeout=t) as c:
-            doc, _problems = therapy_file.load(STIM_PROTOCOL)
-            doc["device"] = c.hello().unwrap().serial
-            upload(lambda: contextlib.nullcontext(c), signing.sign_document(doc, key))
+            approve(c, STIM_PROTOCOL, key)
             assert c.stream(True).ok
             assert c.session_start().ok
             deadline = time.monotonic() + 600

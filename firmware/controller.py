@@ -12,6 +12,7 @@ firmware/records.py what is kept of sessions and faults.
 """
 
 from firmware import hal as H
+from firmware import streamframe as sf
 from firmware import timeline
 from firmware.biofeedback import Biofeedback
 from firmware.emg import EmgInput
@@ -360,11 +361,16 @@ class Controller:
             st.block_trigger = False
         if not self.streaming:
             return
-        stim_ua = st.cmd_ua if st.state != m.STIM_OFF else -1
-        target = 0
+        # the frame's fields go in place, not as arguments: a wide call's frame goes on the heap
+        h = self.link.emg_head
+        h[sf.TARGET] = 0
         if self.session.state == m.RUNNING:
             # what the patient sees and hears, so a screen can show the same
-            target = self.bio.target_dv() or st.trigger_dv()
+            h[sf.TARGET] = self.bio.target_dv() or st.trigger_dv()
             if self.patient.feedback_hz():
                 flags |= m.FLAG_FEEDBACK
-        self.link.push_emg(first_index, payload, self.emg.envelope_dv, self.session.state, flags, stim_ua, target)
+        h[sf.ENVELOPE] = self.emg.envelope_dv
+        h[sf.STATE] = self.session.state
+        h[sf.FLAGS] = flags
+        h[sf.STIM] = st.cmd_ua if st.state != m.STIM_OFF else -1
+        self.link.push_emg(first_index, payload)

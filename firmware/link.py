@@ -7,7 +7,7 @@ and counted. Writes never block (hal.link_write returns False instead), so a
 host that stops reading costs dropped frames, not a stalled device.
 """
 
-from firmware.streamframe import EmgFrames
+from firmware.streamframe import SEQ, EmgFrames
 from protocol import codec, framing
 from protocol import messages as m
 from protocol.errors import BAD_ENVELOPE, HELLO_REQUIRED, ProtocolError
@@ -24,6 +24,7 @@ class Link:
         self._rx = bytearray(_RX_CHUNK)
         self._decoder = framing.Decoder()
         self._emg = EmgFrames(emg_samples_len)  # stream frames go out of one reused buffer
+        self.emg_head = self._emg.head  # the caller sets a frame's fields here (streamframe.py)
         self._seq = [0] * (m.STREAM + 1)  # per-kind counters for events and streams
         self.greeted = False  # a HELLO has been answered since boot
         self.version = 0
@@ -60,9 +61,9 @@ class Link:
             msg = codec.loads(payload, framing.MAX_PAYLOAD)
             if isinstance(msg, list) and len(msg) == 4:
                 # echo what we can of a broken request so the host can match it
-                if codec.is_int(msg[1]) and 0 <= msg[1] < m.SEQ_MODULO:
+                if isinstance(msg[1], int) and 0 <= msg[1] < m.SEQ_MODULO:
                     seq = msg[1]
-                if codec.is_int(msg[2]) and 0 <= msg[2] <= 0xFFFF:
+                if isinstance(msg[2], int) and 0 <= msg[2] <= 0xFFFF:
                     mtype = msg[2]
             kind, seq, mtype, body = m.parse(msg)
             if kind != m.REQUEST:
@@ -94,14 +95,15 @@ class Link:
         self._seq[kind] = (seq + 1) % m.SEQ_MODULO
         return self._send(m.build(kind, seq, mtype, **fields))
 
-    def push_emg(self, first_index, samples, envelope_dv, state, flags, stim_ua, target_dv):
-        """An EMG stream frame (stim_ua < 0, target_dv 0: none), allocation-free; only to a greeted host."""
+    def push_emg(self, first_index, samples):
+        """An EMG stream frame, its other fields already in emg_head (firmware/streamframe.py);
+        allocation-free, and only to a greeted host."""
         if not self.greeted:
             return False
         seq = self._seq[m.STREAM]
         self._seq[m.STREAM] = (seq + 1) % m.SEQ_MODULO
-        frame = self._emg.encode(seq, first_index, samples, envelope_dv, state, flags, stim_ua, target_dv)
-        if self._hal.link_write(frame):
+        self.emg_head[SEQ] = seq
+        if self._hal.link_write(self._emg.encode(first_index, samples)):
             self.tx_frames += 1
             return True
         self.tx_dropped += 1

@@ -9,7 +9,7 @@ this one fills a preallocated buffer:
     [COBS code][CBOR payload][CRC-32 LE][0x00]
 
 The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
-3: state, 4: flags, (5: stim_ua), (6: target_dv)}] in the codec's deterministic form
+3: state, 4: flags, (5: stim_ua)}] in the codec's deterministic form
 (shortest integers, keys in order). A frame is under 254 bytes, so COBS
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
@@ -22,6 +22,7 @@ allocates a view and the CRC's integer (32 bits do not fit a small int on a
 
 import binascii
 import struct
+from array import array
 
 from protocol import messages as m
 
@@ -52,6 +53,17 @@ def _uint(buf, o, major, v):
     return o + 9
 
 
+# The frame's other fields, in EmgFrames.head, set by the caller before encode():
+# a call with many arguments would put its frame on the heap on MicroPython
+# (more than 11 words of arguments, locals and stack).
+SEQ = 0
+ENVELOPE = 1
+STATE = 2
+FLAGS = 3
+STIM = 4  # stim_ua; < 0: absent
+TARGET = 5  # target_dv; 0: absent
+
+
 class EmgFrames:
     """Encodes EMG stream frames of `samples_len` bytes of samples into one reused buffer."""
 
@@ -59,47 +71,48 @@ class EmgFrames:
         if not 24 <= samples_len < 256:
             raise ValueError("EMG frames carry 24..255 bytes of samples")
         self.samples_len = samples_len
-        # the longest payload and CRC: first_index U64, envelope, stim_ua and target U32, flags U16, state < 24
-        most = _HEAD + (1 + 9) + (1 + 2 + samples_len) + (1 + 5) + (1 + 1) + (1 + 3) + 2 * (1 + 5) + _CRC_LEN
+        # the longest payload and CRC: first_index U64, envelope and stim_ua U32, flags U16, state < 24
+        most = _HEAD + (1 + 9) + (1 + 2 + samples_len) + (1 + 5) + (1 + 1) + (1 + 3) + (1 + 5) + _CRC_LEN
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
         self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
+        self.head = array("i", [0] * (TARGET + 1))
         whole = memoryview(self.buf)
         # one view per frame length, made once: a slice in the loop would allocate
         self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
         self._frames = [whole[:n] for n in range(self._least, len(self.buf) + 1)]
 
-    def encode(self, seq, first_index, samples, envelope_dv, state, flags, stim_ua, target_dv):
-        """The frame to write (a view into the buffer, valid until the next call).
-
-        stim_ua < 0 and target_dv 0 are left out of the frame.
-        """
+    def encode(self, first_index, samples):
+        """The frame of first_index, samples and the fields in head (a view into the buffer, valid
+        until the next call). Kept to 11 words of state: no frame on MicroPython's heap."""
         buf = self.buf
+        h = self.head
         buf[1] = 0x84
         buf[2] = m.STREAM
-        o = _uint(buf, 3, 0, seq)
+        o = _uint(buf, 3, 0, h[SEQ])
         buf[o] = 0x18
         buf[o + 1] = m.EMG
-        buf[o + 2] = 0xA5 + (stim_ua >= 0) + (target_dv > 0)
+        buf[o + 2] = 0xA5 if h[STIM] < 0 else 0xA6
+        if h[TARGET] > 0:
+            buf[o + 2] += 1
         buf[o + 3] = 0
         o = _uint(buf, o + 4, 0, first_index)
         buf[o] = 1
-        n = self.samples_len
-        o = _uint(buf, o + 1, 0x40, n)
-        buf[o : o + n] = samples
-        o += n
+        o = _uint(buf, o + 1, 0x40, self.samples_len)
+        buf[o : o + self.samples_len] = samples
+        o += self.samples_len
         buf[o] = 2
-        o = _uint(buf, o + 1, 0, envelope_dv)
+        o = _uint(buf, o + 1, 0, h[ENVELOPE])
         buf[o] = 3
-        o = _uint(buf, o + 1, 0, state)
+        o = _uint(buf, o + 1, 0, h[STATE])
         buf[o] = 4
-        o = _uint(buf, o + 1, 0, flags)
-        if stim_ua >= 0:
+        o = _uint(buf, o + 1, 0, h[FLAGS])
+        if h[STIM] >= 0:
             buf[o] = 5
-            o = _uint(buf, o + 1, 0, stim_ua)
-        if target_dv > 0:
+            o = _uint(buf, o + 1, 0, h[STIM])
+        if h[TARGET] > 0:
             buf[o] = 6
-            o = _uint(buf, o + 1, 0, target_dv)
+            o = _uint(buf, o + 1, 0, h[TARGET])
         _finish(buf, o)
         return self._frames[o + _CRC_LEN + 1 - self._least]
 

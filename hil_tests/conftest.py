@@ -30,6 +30,8 @@ Declared properties of a target (never `if` branches in a test):
              that calls it, with the reason (tools/emulated_pico/rig.py LACKS)
 """
 
+from pathlib import Path
+
 import pytest
 
 from hil_tests.watch import Watch
@@ -40,6 +42,10 @@ DEFAULT_TARGET = "sim://?seed=1&patient=healthy&speed=0"
 EMULATED = "emulated-pico"
 _EMULATED_SLOWDOWN = 25.0  # ~7x measured on 2 loaded cores; room for CI's neighbours
 _LINK_TIMEOUT_S = 2.0
+_EMULATED_PROTOCOL = (
+    Path(__file__).resolve().parent.parent / "examples" / "protocols" / "stimulation-trial-1min.toml"
+)
+_EMULATED_POLICY_UA = 40000
 CAPABILITIES = ("rig", "fast_time")
 _SIM_TICK_MS = 5  # sim/runner.py TICK_MS: the firmware's loop period in the simulator
 _BOARD_LOOP_MS = 20  # an RP2040 main-loop pass with GC headroom (MICROPYTHON.md)
@@ -137,17 +143,27 @@ def target_spec(request):
     if url != EMULATED:
         yield Target(url, request.config.getoption("--rig"))
         return
-    from tools.emulated_pico import image
-    from tools.emulated_pico.board import EmulatedPico
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from tools.emulated_pico import image
+    from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
+
+    # the bench comes as a clinic leaves a board: trusting a clinician's key, under a device
+    # policy, with the stimulation trial approved (hil_tests/test_interlocks.py runs it)
+    clinician = Ed25519PrivateKey.generate()
     try:
-        pico = EmulatedPico.start()
+        pico = EmulatedPico.start(extra_files=provisioning_files(clinician.public_key(), _EMULATED_POLICY_UA))
     except image.Unavailable as e:
         pytest.skip("the emulated Pico cannot run: %s" % e)
     with pico:
         if pico.wait_event("usb", 120) is None:
             pytest.fail("the emulated Pico did not enumerate on USB")
-        yield Target(pico.url, request.config.getoption("--rig"), emulated=pico)
+        target = Target(pico.url, request.config.getoption("--rig"), emulated=pico)
+        try:
+            approve(target.connect(), _EMULATED_PROTOCOL, clinician)
+        finally:
+            target.release()
+        yield target
 
 
 def _record(config, target):

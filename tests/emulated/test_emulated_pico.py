@@ -10,7 +10,6 @@ firmware. Slow by nature (the emulator runs 5-20x slower than real time):
 about 2-3 minutes of wall time in all; longer runs live in benchmarks/.
 """
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from host.client import ACTIVE_STATES, Client, FaultEvent, StimEvent
 from host.transport import open_port
 
 image = pytest.importorskip("tools.emulated_pico.image")
-from tools.emulated_pico.board import EmulatedPico, provisioning_files  # noqa: E402
+from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
@@ -147,13 +146,7 @@ def test_the_estop_button_latches_with_the_output_off(app_board, app):
 
 @pytest.mark.req("HIL-EMU-1", "SAF-AMPLITUDE-1")
 def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, app, clinician):
-    from host import signing, therapy_file
-    from host.upload import upload
-
-    doc, problems = therapy_file.load(STIM_PROTOCOL)
-    assert not problems
-    doc["device"] = app.hello().unwrap().serial
-    upload(lambda: contextlib.nullcontext(app), signing.sign_document(doc, clinician))
+    approve(app, STIM_PROTOCOL, clinician)
     w = Watch(app)
     assert app.session_start().ok
     ready = w.until(
@@ -162,6 +155,7 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
         "the stimulator READY",
     )
     assert isinstance(ready, StimEvent), "the session latched %s before the stimulator was ready" % ready.name
+    asked_ns = app_board.state()["t_ns"]
     assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
     deadline = time.monotonic() + 60 * SLOWDOWN / 10
     while not [p for p in app_board.request("pulses")["pulses"] if p["set_ua"] == LEVEL_UA]:
@@ -170,14 +164,15 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
     assert app.session_stop().ok
     app_board.wait_board_ms(200)
     pulses = app_board.request("pulses")["pulses"]
-    amps = [p["set_ua"] for p in pulses]
-    assert amps[0] < LEVEL_UA and amps == sorted(amps)  # up from low, never a jump down mid-ramp
-    assert all(a % 100 == 0 for a in amps)  # the HAL's 100 µA grid
+    burst = [p for p in pulses if p["t_ns"] >= asked_ns]  # the impedance check's pulses came before
+    amps = [p["set_ua"] for p in burst if p["set_ua"]]
+    assert amps[0] < LEVEL_UA and amps[-1] == LEVEL_UA  # ramped up from low to the level asked
+    assert amps == sorted(amps)  # never a jump down on the way
+    assert all(p["set_ua"] % 100 == 0 for p in pulses)  # the HAL's 100 µA grid, check pulses included
     assert all(p["ua1"] == p["set_ua"] == p["ua2"] for p in pulses)  # 1 kohm load: within compliance
-    s = app_board.state()
-    assert not s["out"]["live"]
+    assert not app_board.state()["out"]["live"]
     app_board.wait_board_ms(200)
-    assert len(app_board.request("pulses")["pulses"]) == len(pulses)
+    assert len(app_board.request("pulses")["pulses"]) == len(pulses)  # stopped: no pulse since
 
 
 @pytest.mark.req("HIL-EMU-2")

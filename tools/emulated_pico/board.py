@@ -84,6 +84,23 @@ def provisioning_files(public_key, policy_ua):
     }
 
 
+def approve(client, path, private_key):
+    """Sign the protocol file at path for the board behind client and upload it, as a clinician would.
+
+    The board must trust private_key's public key (provisioning_files at start).
+    """
+    import contextlib
+
+    from host import signing, therapy_file
+    from host.upload import upload
+
+    doc, problems = therapy_file.load(path)
+    if problems:
+        raise ValueError("%s has problems; 'tonus protocol check' lists them" % path)
+    doc["device"] = client.hello().unwrap().serial
+    return upload(lambda: contextlib.nullcontext(client), signing.sign_document(doc, private_key))
+
+
 class PatientFeed:
     """Ring words from sim's patient model, in order, as many as asked."""
 
