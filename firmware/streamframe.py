@@ -9,7 +9,7 @@ this one fills a preallocated buffer:
     [COBS code][CBOR payload][CRC-32 LE][0x00]
 
 The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
-3: state, 4: flags, (5: stim_ua)}] in the codec's deterministic form
+3: state, 4: flags, (5: stim_ua), (6: target_dv)}] in the codec's deterministic form
 (shortest integers, keys in order). A frame is under 254 bytes, so COBS
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
@@ -71,8 +71,8 @@ class EmgFrames:
         if not 24 <= samples_len < 256:
             raise ValueError("EMG frames carry 24..255 bytes of samples")
         self.samples_len = samples_len
-        # the longest payload and CRC: first_index U64, envelope and stim_ua U32, flags U16, state < 24
-        most = _HEAD + (1 + 9) + (1 + 2 + samples_len) + (1 + 5) + (1 + 1) + (1 + 3) + (1 + 5) + _CRC_LEN
+        # the longest payload and CRC: first_index U64, envelope, stim_ua and target U32, flags U16, state < 24
+        most = _HEAD + (1 + 9) + (1 + 2 + samples_len) + (1 + 5) + (1 + 1) + (1 + 3) + 2 * (1 + 5) + _CRC_LEN
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
         self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
