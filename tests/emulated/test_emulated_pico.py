@@ -14,7 +14,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +156,9 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
     assert isinstance(ready, StimEvent), "the session latched %s before the stimulator was ready" % ready.name
     asked_ns = app_board.state()["t_ns"]
     assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
-    deadline = time.monotonic() + 60 * SLOWDOWN / 10
+    # on the board's clock: the trial ramps 3 mA in well under 10 s, however loaded this machine is
     while not [p for p in app_board.request("pulses")["pulses"] if p["set_ua"] == LEVEL_UA]:
-        assert time.monotonic() < deadline, "the level was never reached"
+        assert app_board.state()["t_ns"] < asked_ns + 10e9, "the level was not reached in 10 s"
         app.poll(0.05)
     assert app.session_stop().ok
     app_board.wait_board_ms(200)
