@@ -255,6 +255,9 @@ def measure_passes(passes):
         )
         # the script ends by holding the output on: press the e-stop once it is
         while proc.poll() is None and not pico.state()["out"]["live"]:
+            if pico.state()["resets"]:  # mpremote would wait for its board for ever
+                proc.kill()
+                raise SystemExit("the board reset during the measurement: %r" % pico.state()["resets"])
             time.sleep(0.5)
         if proc.poll() is None:
             pico.wait_board_ms(20)
