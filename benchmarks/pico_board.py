@@ -112,9 +112,9 @@ ctrl.maintenance.poll = timed1(6, ctrl.maintenance.poll)
 frame_us = array('i', [0] * 4096)
 frame_n = array('i', [0])
 push = ctrl.link.push_emg
-def timed_push(a, b):
+def timed_push(first_index, samples):  # Link.push_emg's arity: a tuple of *args would allocate
     t = ticks_us()
-    r = push(a, b)
+    r = push(first_index, samples)
     if frame_n[0] < 4096:
         frame_us[frame_n[0]] = diff(ticks_us(), t)
         frame_n[0] += 1
