@@ -17,7 +17,7 @@ from firmware.selftest import Selftest
 from firmware.session import CLEAR, HEARTBEAT_LOST, PAUSE, RESUME, START, STOP, Session
 from firmware.sessionlog import SessionLog
 from firmware.stim import Stimulator
-from firmware.storage import FAULT_RECORD, OPEN_RECORD, POLICY_RECORD, Store
+from firmware.storage import FAULT_RECORD, POLICY_RECORD, Store, WriteBudget
 from firmware.therapy_store import TherapyStore
 from firmware.version import FIRMWARE_VERSION
 from protocol import codec, faults, framing
@@ -50,7 +50,19 @@ _DONE_MS = 600
 _ALARM_MS = 1000
 _ADVICE_MS = 1500
 MAX_LOGGED_FAULTS = 4
+# a session the host's failure ended before this share of its planned time gives its count back
+HOST_FAIL_REFUND_PERCENT = 25
+# flash writes a host can cause at will (clears of its e-stops, ratings):
+# a burst of HOST_WRITE_BURST, then one per HOST_WRITE_REFILL_MS each
+HOST_WRITE_BURST = 3
+HOST_WRITE_REFILL_MS = 20000
 _LOG_REPLY_BYTES = 380  # log entries per reply, leaving room for the envelope in one frame
+
+
+def _within(budget, now, what):
+    wait_ms = budget.take(now)
+    if wait_ms:
+        raise ProtocolError(BUSY, "too many %s: wait %d s" % (what, (wait_ms + 999) // 1000))
 
 
 class Controller:
@@ -83,6 +95,9 @@ class Controller:
         self._tone_hz = 0
         self._led = -1
         self.last_summary = None  # scores of the last session practised
+        self._fault_saved = -1  # fault_ms of the fault record on flash, -1: none written this boot
+        self._clears = WriteBudget(HOST_WRITE_BURST, HOST_WRITE_REFILL_MS)
+        self._ratings = WriteBudget(HOST_WRITE_BURST, HOST_WRITE_REFILL_MS)
 
     # -- boot and loop --------------------------------------------------
 
@@ -113,8 +128,12 @@ class Controller:
         if not stored_ok or not hal.profile_ok:
             # a board without its profile has no trustworthy ceilings or calibration
             self.safety.enter_safe_state(faults.STORAGE)
-        if isinstance(policy, dict) and isinstance(policy.get("amplitude_max_ua"), int):
+        if isinstance(policy, dict) and codec.is_int(policy.get("amplitude_max_ua")):
             self.policy_max_ua = min(max(policy["amplitude_max_ua"], 0), hal.hw_max_ua)
+        try:
+            self.therapy.recheck(self._limits())
+        except OSError:
+            self.safety.enter_safe_state(faults.STORAGE)
         if isinstance(policy, dict) and policy.get("mains_hz") in (50, 60):
             self.emg.reconfigure(mains_hz=policy["mains_hz"])
         if cause == H.RESET_WATCHDOG:
@@ -160,11 +179,19 @@ class Controller:
         if self.session.heartbeat_ms and self.session.active():
             if now - self.link.last_rx_ms > self.session.heartbeat_ms:
                 s.enter_safe_state(faults.HEARTBEAT_LOST)
+        # a level a host set lasts while that host keeps talking, in any session
+        if self.stim.level_by_host and now - self.link.last_rx_ms > STIM_HEARTBEAT_MAX_MS:
+            self._host_level_gone(now)
         if self.session.active() and self.emg.stalled(now):
             s.enter_safe_state(faults.EMG_STALLED)
         cause = s.take_unreported()
         if cause:
             self._report_fault(cause, now)
+
+    def _host_level_gone(self, now):
+        if self.stim.host_gone():
+            self.log.add(now, EventLog.LEVEL_DROPPED, self.stim.state, 0)
+            self._stim_changed(self.stim.state, now)
 
     def _report_fault(self, cause, now):
         s = self.safety
@@ -175,11 +202,15 @@ class Controller:
         if latched:
             if not s.fault_ms:
                 s.fault_ms = now
-            try:
-                self.store.save(FAULT_RECORD, {0: s.fault, 1: s.fault_ms, 2: s.fault_count})
-            except OSError:
-                s.enter_safe_state(faults.STORAGE)
-                s.take_unreported()
+            # a fault already latched on flash is not written again: repeated
+            # e-stops cost no flash (the count in RAM still grows)
+            if self._fault_saved != s.fault_ms:
+                try:
+                    self.store.save(FAULT_RECORD, {0: s.fault, 1: s.fault_ms, 2: s.fault_count})
+                    self._fault_saved = s.fault_ms
+                except OSError:
+                    s.enter_safe_state(faults.STORAGE)
+                    s.take_unreported()
             self.session.fault(now)
             self._beep(TONE_ALARM_HZ, now, _ALARM_MS)
         elif cause == faults.HEARTBEAT_LOST:
@@ -284,17 +315,23 @@ class Controller:
         summary[m.SUM_TRIGGERS] = st.triggers_total
         summary[m.SUM_CHARGE_UC] = st.charge_nc // 1000
         summary[m.SUM_MAX_UA] = st.max_ua
+        run_ms = summary[m.SUM_RUN_MS]
+        # the budget rule for sessions the patient did not get (docs/security.md)
+        refund = prev == m.ARMED or (
+            reason == m.REASON_HEARTBEAT_LOST
+            and run_ms * 100 < self.session.duration_ms * HOST_FAIL_REFUND_PERCENT
+        )
         try:
             if prev != m.ARMED:  # else the checks never passed: nothing was practised
                 self.last_summary = summary
                 self.link.push(m.EVENT, m.SUMMARY, **m.named(m.EVENT, m.SUMMARY, summary))
                 self.sessionlog.add(self._log_entry(summary))
-            # after the entry: a power cut in between logs the session twice, never not at all
-            self.store.remove(OPEN_RECORD)
+            # after the entry: a power cut in between finds the entry at boot, never no entry
+            self.therapy.close_open(now, refund and self.safety.protocol_verified)
         except OSError:
             self.safety.enter_safe_state(faults.STORAGE)
 
-    def _mark_open(self, doc):
+    def _mark_open(self, doc, now):
         # the output is still off (ARMED): storage may be written
         rec = {m.LOG_START_MS: self._start_ms, m.LOG_PLANNED_MS: self.session.duration_ms}
         if doc is not None:
@@ -302,15 +339,20 @@ class Controller:
         if self._host_time_s:
             rec[m.LOG_HOST_TIME_S] = self._host_time_s
         try:
-            self.store.save(OPEN_RECORD, rec)
+            self.therapy.mark_open(now, rec, doc is not None)
         except OSError:
             self.safety.enter_safe_state(faults.STORAGE)
 
     def _log_interrupted(self, cause):
         """A session under way when the board last stopped goes into the log as interrupted."""
+        rec = self.therapy.open
+        if not isinstance(rec, dict):
+            return
         try:
-            rec = self.store.load(OPEN_RECORD)
-            if not isinstance(rec, dict):
+            last = self.sessionlog.get(self.sessionlog.next_seq - 1) if self.sessionlog.next_seq else None
+            if last is not None and last.get(m.LOG_START_MS) == rec.get(m.LOG_START_MS):
+                # the entry was stored, the marker not yet dropped: the session is logged already
+                self.therapy.close_open(self.hal.now_ms())
                 return
             e = {
                 m.LOG_START_MS: rec.get(m.LOG_START_MS, 0),
@@ -323,7 +365,7 @@ class Controller:
                 if key in rec:
                     e[key] = rec[key]
             self.sessionlog.add(e)
-            self.store.remove(OPEN_RECORD)
+            self.therapy.close_open(self.hal.now_ms())
         except OSError:
             self.safety.enter_safe_state(faults.STORAGE)
 
@@ -409,8 +451,7 @@ class Controller:
             self.safety.protocol_verified = True  # stimulation only ever comes from a verified protocol
             self.bio.start(doc, plan)
             self.stim.new_session()
-            self.therapy.count_start(now)
-            self._mark_open(doc)
+            self._mark_open(doc, now)
             return
         demo_s = demo_s or timeline.DEMO_DEFAULT_S
         if demo_s < timeline.DEMO_MIN_S or demo_s > timeline.DEMO_MAX_S:
@@ -424,7 +465,7 @@ class Controller:
         self.safety.protocol_verified = False
         self.bio.start(None, plan)
         self.stim.new_session()
-        self._mark_open(None)
+        self._mark_open(None, now)
 
     def _emit_block(self, first_index, payload, flags):
         st = self.stim
@@ -520,6 +561,7 @@ class Controller:
             # the host driving the session came back: its level starts from zero again
             # (a host that only watches a stand-alone session changes nothing)
             self.stim.level_ua = 0
+        self._host_level_gone(now)  # a level set by the host before this one is not this host's
         reply = {
             "version": version,
             "firmware_version": FIRMWARE_VERSION,
@@ -598,8 +640,13 @@ class Controller:
         refusal = self.safety.may_clear()
         if refusal:
             raise ProtocolError(refusal, "release the emergency stop first")
+        # each host e-stop writes the fault record and each clear removes it: a
+        # host looping the two would wear the flash (a person's presses cannot)
+        if self.safety.fault == faults.HOST_ESTOP:
+            _within(self._clears, now, "clears of host e-stops")
         cleared = self.safety.fault
         self.store.remove(FAULT_RECORD)
+        self._fault_saved = -1
         self.safety.clear()
         self.log.add(now, EventLog.CLEARED, cleared, 0)
         self.session.fire(CLEAR, m.REASON_CLEARED, now)
@@ -645,8 +692,12 @@ class Controller:
             raise ProtocolError(BAD_FIELD, "pain/comfort score is 0..%d" % m.PAIN_MAX)
         if self.session.active():
             raise ProtocolError(BUSY, "rate the session after it ends")
-        if not self.sessionlog.update(seq, m.LOG_PAIN, pain):
+        e = self.sessionlog.get(seq)
+        if e is None:
             raise ProtocolError(BAD_FIELD, "session %d is not in the log" % seq)
+        if e.get(m.LOG_PAIN) != pain:  # the same score again writes nothing
+            _within(self._ratings, now, "ratings")
+            self.sessionlog.update(seq, m.LOG_PAIN, pain)
         return {"session": seq}
 
     def _stream(self, body, now):
@@ -674,10 +725,13 @@ class Controller:
 
     def _upload_commit(self, body, now):
         self._quiet()
-        limits = {"amplitude_max_ua": self.policy_max_ua, "max_session_s": MAX_SESSION_S}
+        limits = self._limits()
         # seconds of big-integer work on the board: feed the watchdog as it goes
         summary = self.therapy.commit(now, self.hal.serial, limits, self.hal.wdt_feed)
         return {"protocol": summary}
+
+    def _limits(self):
+        return {"amplitude_max_ua": self.policy_max_ua, "max_session_s": MAX_SESSION_S}
 
     def _protocol_show(self, body, now):
         return {"protocol": self.therapy.summary(), "max_sequence": self.therapy.max_seq}

@@ -15,6 +15,7 @@ class EventLog:
     LINK_ERROR = 4  # a = protocol error code, b = message type
     CLEARED = 5  # a = fault that was cleared
     ADVICE = 6  # a = ADVICE_* (the device advised ending the session)
+    LEVEL_DROPPED = 7  # a = stimulation state: the host that set the level fell silent
 
     def __init__(self):
         self.time_ms = [0] * SIZE

@@ -56,9 +56,9 @@ class Link:
             msg = codec.loads(payload, framing.MAX_PAYLOAD)
             if isinstance(msg, list) and len(msg) == 4:
                 # echo what we can of a broken request so the host can match it
-                if isinstance(msg[1], int) and 0 <= msg[1] < m.SEQ_MODULO:
+                if codec.is_int(msg[1]) and 0 <= msg[1] < m.SEQ_MODULO:
                     seq = msg[1]
-                if isinstance(msg[2], int) and 0 <= msg[2] <= 0xFFFF:
+                if codec.is_int(msg[2]) and 0 <= msg[2] <= 0xFFFF:
                     mtype = msg[2]
             kind, seq, mtype, body = m.parse(msg)
             if kind != m.REQUEST:

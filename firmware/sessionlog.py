@@ -38,7 +38,7 @@ class SessionLog:
                 self.damaged += 1
                 continue
             for e in seg or ():
-                if isinstance(e, dict) and isinstance(e.get(m.LOG_SEQ), int) and e[m.LOG_SEQ] > top:
+                if isinstance(e, dict) and m.is_int(e.get(m.LOG_SEQ)) and e[m.LOG_SEQ] > top:
                     top = e[m.LOG_SEQ]
         self.next_seq = top + 1
 

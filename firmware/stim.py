@@ -68,6 +68,7 @@ class Stimulator:
         self.phase = None
         self.limit_ua = 0
         self.level_ua = 0
+        self.level_by_host = False  # the level came over the link: it lasts while that host does
         self.cmd_ua = 0  # amplitude commanded to the engine now
         self.impedance_ohm = 0
         self.triggers = 0  # ETS triggers in this phase
@@ -104,6 +105,7 @@ class Stimulator:
         self.ets = phase["type"] == "ets"
         self.limit_ua = min(limit_ua, phase["amplitude_max_ua"])
         self.level_ua = 0
+        self.level_by_host = False
         self.triggers = 0
         self.pulses = 0
         self._threshold_dv = mvc_dv * phase["threshold_percent_mvc"] // 100 if self.ets else 0
@@ -128,6 +130,7 @@ class Stimulator:
         self._hal.stim_stop()
         self._safety.release_output()
         self.level_ua = 0
+        self.level_by_host = False
         self._above_ms = -1
         self.state = m.STIM_OFF
         if was != m.STIM_OFF:
@@ -149,7 +152,16 @@ class Stimulator:
         if ua < 0 or ua > self.limit_ua:
             raise ValueError("level outside 0..%d µA" % self.limit_ua)
         self.level_ua = ua // RESOLUTION_UA * RESOLUTION_UA
+        self.level_by_host = True
         return self.level_ua
+
+    def host_gone(self):
+        """The host that set the level fell silent or was replaced: back to zero (applies at once)."""
+        if not self.level_by_host:
+            return False
+        self.level_ua = 0
+        self.level_by_host = False
+        return True
 
     def step_level(self, up):
         if self.state == m.STIM_OFF or self.state == m.STIM_CHECK:
@@ -165,6 +177,7 @@ class Stimulator:
             if 0 < lv < first:
                 lv = first
         self.level_ua = lv
+        self.level_by_host = False  # the patient's own buttons: held without a host
 
     # -- every loop pass -------------------------------------------------------
 

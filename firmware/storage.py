@@ -10,11 +10,34 @@ from protocol import record
 from protocol.errors import BUSY, ProtocolError
 
 FAULT_RECORD = "fault"
-THERAPY_RECORD = "therapy"  # protocol, anti-rollback counter and session counter, together
+# protocol, anti-rollback counter, session counter and the open-session marker, together
+THERAPY_RECORD = "therapy"
 KEYS_RECORD = "keys"  # trusted clinician public keys: {kid: public key}, written by provisioning
 AUDIT_RECORD = "audit"
 POLICY_RECORD = "policy"  # device policy limits, written by provisioning
-OPEN_RECORD = "open"  # a session is under way: found at boot, it was cut short
+
+
+class WriteBudget:
+    """Flash writes a host can ask for at will: a burst, then one per refill_ms."""
+
+    def __init__(self, burst, refill_ms):
+        self._burst = burst
+        self._refill_ms = refill_ms
+        self._credit = burst
+        self._since_ms = 0
+
+    def take(self, now_ms):
+        """0 if a write may happen now (and count it), else the ms to wait."""
+        gained = (now_ms - self._since_ms) // self._refill_ms
+        if gained:
+            self._credit = min(self._burst, self._credit + gained)
+            self._since_ms += gained * self._refill_ms
+        if self._credit < 1:
+            return self._since_ms + self._refill_ms - now_ms
+        if self._credit == self._burst:
+            self._since_ms = now_ms  # a full budget starts refilling from its first use
+        self._credit -= 1
+        return 0
 
 
 class Store:

@@ -23,6 +23,8 @@ from protocol.errors import (
     NO_UPLOAD,
     PROTOCOL_INVALID,
     ROLLBACK,
+    SEQUENCE_JUMP,
+    UNKNOWN_KID,
     UPLOAD_HASH,
     UPLOAD_OFFSET,
     UPLOAD_TOO_LARGE,
@@ -31,10 +33,18 @@ from protocol.errors import (
 )
 
 AUDIT_SIZE = 32
+# Refusals are what a hostile host can cause at will: they are audited in
+# RAM at once (identical ones in a row coalesce into one entry with a count
+# as its fifth item) and reach the flash at most once per AUDIT_FLUSH_MS.
+AUDIT_FLUSH_MS = 60000
+# the encoded summary's ceiling: with it, INFO (the largest reply that
+# carries it) fits one frame whatever else it reports (tests/dual prove it)
+SUMMARY_MAX_BYTES = 250
 AUDIT_ACCEPTED = 1  # code 0, sequence of the new protocol
 AUDIT_REFUSED = 2  # code = the refusal
 AUDIT_REMOVED = 3
 AUDIT_KEYS_CHANGED = 4  # code = number of trusted keys now
+AUDIT_WITHDRAWN = 5  # code = why (UNKNOWN_KID: signer no longer trusted; PROTOCOL_INVALID: outside the limits now)
 
 
 class TherapyStore:
@@ -48,9 +58,13 @@ class TherapyStore:
         self.used = 0  # sessions started under the current protocol
         self.base_ms = 0  # uptime of earlier boots
         self.last_start_ms = -1  # total uptime at the last session start
+        self.open = None  # the marker of a session under way (a map of LOG_* keys), or None
         self.keys = {}
         self.audit = []
         self._keys_digest = b""
+        self._keys_changed = False
+        self._audit_saved_ms = -1  # total uptime of the last audit write of a refusal, -1: none yet
+        self._audit_dirty = False  # refusals in RAM not yet on flash
         self._up = None
         self._up_size = 0
         self._up_digest = b""
@@ -75,11 +89,35 @@ class TherapyStore:
                 self.base_ms = rec["base_ms"]
                 self.last_start_ms = rec["last_ms"]
                 self._keys_digest = rec["keys"]
+                self.open = rec.get("open")
                 if rec["cose"] is not None:
                     self._install(rec["cose"])
             except (KeyError, TypeError, IndexError, AttributeError, ProtocolError):
                 return False
         return self._load_keys(keys)
+
+    def recheck(self, limits):
+        """Trust decided again at boot, after provisioning may have changed keys or policy.
+
+        A protocol whose signer is no longer trusted, or that the device's
+        limits no longer allow, is not installed: it stays on flash (trusting
+        its key again restores it) but runs nothing. Audited when the key set
+        changed, so a reboot loop does not write flash.
+        """
+        if self.doc is None:
+            return
+        why = 0
+        if self.kid not in self.keys:
+            why = UNKNOWN_KID
+        elif therapy.validate(self.doc, limits):
+            why = PROTOCOL_INVALID
+        if why:
+            self._audit(self.base_ms, AUDIT_WITHDRAWN, why, self.doc["sequence"])
+            if self._keys_changed:
+                self._save_audit()
+            self.doc = None
+            self.kid = b""
+            self.digest = b""
 
     def _load_keys(self, keys):
         """Trust the provisioned keys; a changed key set is audited once."""
@@ -94,7 +132,8 @@ class TherapyStore:
                     trusted[kid] = pub
         self.keys = trusted
         digest = hashlib.sha256(codec.dumps(trusted)).digest()
-        if digest != self._keys_digest:
+        self._keys_changed = digest != self._keys_digest
+        if self._keys_changed:
             self._keys_digest = digest
             self._save(0)
             self._audit(self.base_ms, AUDIT_KEYS_CHANGED, len(trusted), 0)
@@ -148,7 +187,7 @@ class TherapyStore:
             # during sessions matters more than a few ms on an upload
             from protocol import cose
 
-            _kid, payload = cose.verify_sign1(signed, self.keys, checkpoint=checkpoint)
+            kid, payload = cose.verify_sign1(signed, self.keys, checkpoint=checkpoint)
             doc = codec.loads(payload)
             problems = therapy.validate(doc, limits)
             if problems:
@@ -158,9 +197,22 @@ class TherapyStore:
                 raise ProtocolError(WRONG_DEVICE, "signed for device %s" % doc["device"])
             if seq <= self.max_seq:
                 raise ProtocolError(ROLLBACK, "sequence %d is not above %d" % (seq, self.max_seq))
+            summary = _summary(doc, 0, hashlib.sha256(signed).digest(), kid)
+            if len(codec.dumps(summary)) > SUMMARY_MAX_BYTES:
+                # never store what the device could not report in one frame
+                raise ProtocolError(PROTOCOL_INVALID, "its texts are too long to report")
+            if seq > self.max_seq + therapy.SEQUENCE_STEP_MAX:
+                raise ProtocolError(
+                    SEQUENCE_JUMP,
+                    "sequence %d is more than %d above %d" % (seq, therapy.SEQUENCE_STEP_MAX, self.max_seq),
+                )
         except ProtocolError as e:
-            self._audit(self.total_ms(now_ms), AUDIT_REFUSED, e.code, seq)
-            self._save_audit()
+            t = self.total_ms(now_ms)
+            self._audit(t, AUDIT_REFUSED, e.code, seq)
+            if self._audit_saved_ms < 0 or t - self._audit_saved_ms >= AUDIT_FLUSH_MS:
+                self._save_audit(t)
+            else:
+                self._audit_dirty = True  # written with the next audit write or session start
             raise
         prev = (self.cose, self.max_seq, self.used, self.last_start_ms)
         self.cose, self.max_seq, self.used, self.last_start_ms = signed, seq, 0, -1
@@ -172,7 +224,7 @@ class TherapyStore:
             raise
         self._install(signed)
         self._audit(self.total_ms(now_ms), AUDIT_ACCEPTED, 0, seq)
-        self._save_audit()
+        self._save_audit(self.total_ms(now_ms))
         return self.summary()
 
     def remove(self, now_ms):
@@ -185,7 +237,7 @@ class TherapyStore:
         self.used = 0
         self._save(now_ms)
         self._audit(self.total_ms(now_ms), AUDIT_REMOVED, 0, self.max_seq)
-        self._save_audit()
+        self._save_audit(self.total_ms(now_ms))
 
     # -- sessions -------------------------------------------------------
 
@@ -202,10 +254,35 @@ class TherapyStore:
             if wait > 0:
                 raise ProtocolError(INTERVAL_NOT_ELAPSED, "next session in %d min" % ((wait + 59999) // 60000))
 
-    def count_start(self, now_ms):
-        """Record a session start (the output is off: the device is ARMED)."""
-        self.used += 1
-        self.last_start_ms = self.total_ms(now_ms)
+    def mark_open(self, now_ms, marker, counted):
+        """Record a session start (the output is off: the device is ARMED).
+
+        The session count and the marker a power cut leaves for the
+        compliance log are one record, written once: charged and logged, or
+        neither. counted: the session uses the approved protocol's budget.
+        """
+        prev = (self.used, self.last_start_ms)
+        if counted:
+            self.used += 1
+            self.last_start_ms = self.total_ms(now_ms)
+        self.open = marker
+        try:
+            self._save(now_ms)
+        except Exception:
+            self.used, self.last_start_ms = prev
+            self.open = None
+            raise
+        if self._audit_dirty:
+            self._save_audit(self.total_ms(now_ms))
+
+    def close_open(self, now_ms, refund=False):
+        """The session's log entry is stored: drop the marker (and carry the uptime over).
+
+        refund: the session gives its count back (docs/security.md says when).
+        """
+        self.open = None
+        if refund and self.used > 0:
+            self.used -= 1
         self._save(now_ms)
 
     def checkpoint_uptime(self, now_ms):
@@ -213,27 +290,19 @@ class TherapyStore:
         self._save(now_ms)
 
     def summary(self):
-        d = self.doc
-        if d is None:
+        if self.doc is None:
             return None
-        return {
-            m.PINFO_ID: d["id"],
-            m.PINFO_SEQUENCE: d["sequence"],
-            m.PINFO_APPROVED_BY: d["approved_by"],
-            m.PINFO_PATIENT: d["patient"],
-            m.PINFO_PROBE: d["probe"],
-            m.PINFO_SESSIONS: d["budget"]["sessions"],
-            m.PINFO_USED: self.used,
-            m.PINFO_HASH: self.digest,
-            m.PINFO_APPROVED_ON: d["approved_on"],
-            m.PINFO_MAX_SESSION_S: d["budget"]["max_session_s"],
-            m.PINFO_MIN_INTERVAL_S: d["budget"]["min_interval_s"],
-            m.PINFO_KID: self.kid,
-        }
+        return _summary(self.doc, self.used, self.digest, self.kid)
 
     # -- persistence ----------------------------------------------------
 
     def _audit(self, t_ms, event, code, seq):
+        last = self.audit[-1] if self.audit else None
+        if event == AUDIT_REFUSED and last is not None and last[1:4] == [event, code, seq]:
+            if len(last) == 4:
+                last.append(1)
+            last[4] += 1
+            return
         self.audit.append([t_ms, event, code, seq])
         if len(self.audit) > AUDIT_SIZE:
             self.audit = self.audit[-AUDIT_SIZE:]
@@ -248,8 +317,29 @@ class TherapyStore:
             "base_ms": self.base_ms + now_ms,
             "last_ms": self.last_start_ms,
             "keys": self._keys_digest,
+            "open": self.open,
         }
         self._store.save(THERAPY_RECORD, rec)
 
-    def _save_audit(self):
+    def _save_audit(self, t_ms=-1):
         self._store.save(AUDIT_RECORD, self.audit)
+        self._audit_saved_ms = t_ms
+        self._audit_dirty = False
+
+
+def _summary(d, used, digest, kid):
+    """What INFO, PROTOCOL_SHOW and the commit reply say about a protocol."""
+    return {
+        m.PINFO_ID: d["id"],
+        m.PINFO_SEQUENCE: d["sequence"],
+        m.PINFO_APPROVED_BY: d["approved_by"],
+        m.PINFO_PATIENT: d["patient"],
+        m.PINFO_PROBE: d["probe"],
+        m.PINFO_SESSIONS: d["budget"]["sessions"],
+        m.PINFO_USED: used,
+        m.PINFO_HASH: digest,
+        m.PINFO_APPROVED_ON: d["approved_on"],
+        m.PINFO_MAX_SESSION_S: d["budget"]["max_session_s"],
+        m.PINFO_MIN_INTERVAL_S: d["budget"]["min_interval_s"],
+        m.PINFO_KID: kid,
+    }

@@ -13,10 +13,8 @@ import importlib
 import os
 import sys
 
-from host.client import DeviceRefused
-from host.errors import TonusError
-from host.transport import LinkError
-from protocol.errors import ProtocolError
+# Only the standard library above: Ctrl-C while the rest imports must end
+# in "interrupted" and 130 like any other moment, never in a traceback.
 
 COMMAND_MODULES = (
     "demo",
@@ -45,8 +43,16 @@ EXIT_USAGE = 2
 EXIT_LINK = 3
 EXIT_REFUSED = 4
 EXIT_INTERRUPTED = 130
-# most specific first
-_EXIT_CODES = ((DeviceRefused, EXIT_REFUSED), (LinkError, EXIT_LINK), (TonusError, EXIT_ERROR))
+DEBUG_ENV = "TONUS_DEBUG"  # set: an unexpected error shows its traceback
+
+
+def _exit_codes():
+    from host.client import DeviceRefused
+    from host.errors import TonusError, UsageError
+    from host.transport import LinkError
+
+    # most specific first
+    return ((DeviceRefused, EXIT_REFUSED), (LinkError, EXIT_LINK), (UsageError, EXIT_USAGE), (TonusError, EXIT_ERROR))
 
 
 def build_parser():
@@ -67,17 +73,19 @@ def build_parser():
 
 
 def _accept_json_anywhere(parser):
-    """`tonus info --json` as well as `tonus --json info`, on every (sub)command."""
+    """`tonus info --json --port X` as well as `tonus --json --port X info`, on every (sub)command."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 if "--json" not in child._option_string_actions:
                     child.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                if "--port" not in child._option_string_actions:
+                    child.add_argument("--port", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
                 _accept_json_anywhere(child)
 
 
 def exit_code(exc):
-    for cls, code in _EXIT_CODES:
+    for cls, code in _exit_codes():
         if isinstance(exc, cls):
             return code
     return EXIT_ERROR
@@ -90,22 +98,45 @@ def _fail(message, status):
 
 
 def main(argv=None):
+    """Run one command; every way it can end is an exit code from the README's table."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _main(argv):
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse's usage errors (2) and --help (0)
         return e.code
+    from host.atomic import file_error
+    from host.errors import TonusError
+    from protocol.errors import ProtocolError
+
     try:
         return args.run(args) or EXIT_OK
     except TonusError as e:
         return _fail(e, exit_code(e))
     except ProtocolError as e:
         return _fail(f"link error {e.name} ({e.code}): {e.detail}", EXIT_LINK)
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
         # the reader of our output went away (`| head`); say nothing more to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
+    except OSError as e:
+        path = e.filename if e.filename is not None else "a file"
+        return _fail(file_error(path, e, "use"), EXIT_ERROR)
+    except EOFError:
+        return _fail("input ended where an answer was needed (no terminal?): see 'tonus -h'", EXIT_ERROR)
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return _fail(
+            "unexpected %s: %s; this is a bug in tonus: please report it with the output of "
+            "%s=1 tonus ..." % (type(e).__name__, e, DEBUG_ENV),
+            EXIT_ERROR,
+        )
 
 
 if __name__ == "__main__":

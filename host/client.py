@@ -35,6 +35,7 @@ from protocol.errors import ProtocolError
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_RETRIES = 2
 _TICK = 0.02  # longest single wait for bytes, so heartbeats stay on time
+LEVEL_HOLD_HEARTBEAT_MS = 1000  # the device's STIM_HEARTBEAT_MAX_MS
 _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 _HEARTBEATS_TRACKED = 32
 # safe to send again after a timeout: a repeated BEGIN resumes, a repeated
@@ -55,6 +56,7 @@ _HINTS = {
     errors.BAD_KEY_ENCODING: "a trusted key or the signature has the wrong size; provision the key again",
     errors.WRONG_DEVICE: "the protocol names another device; compare its device line with 'tonus info'",
     errors.ROLLBACK: "raise the sequence number above the device's ('tonus protocol show') and sign again",
+    errors.SEQUENCE_JUMP: "use the next sequence number after the device's ('tonus protocol show') and sign again",
     errors.BUDGET_EXHAUSTED: "all approved sessions are used; the clinician must approve a new protocol",
 }
 
@@ -699,6 +701,10 @@ class Client:
     def stim_level(self, level_ua):
         """Ask for a stimulation level (µA); the device refuses one outside the approved range."""
         r = self._request(m.STIM_LEVEL, {"level_ua": level_ua})
+        if r.ok and not self.heartbeat_ms:
+            # the device holds a level only while the host that set it talks (SAF-LEVEL-1):
+            # this client keeps the link alive while it reads, until the session ends
+            self.heartbeat_ms = LEVEL_HOLD_HEARTBEAT_MS
         return r
 
     def log_read(self, from_seq, max_entries=m.MAX_LOG_READ):

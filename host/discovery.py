@@ -9,6 +9,7 @@ board's flash unique id, which tells several boards apart.
 from dataclasses import asdict, dataclass
 
 from host.errors import TonusError
+from host.transport import PortError
 
 RASPBERRY_PI_VID = 0x2E8A
 MICROPYTHON_PID = 0x0005
@@ -60,9 +61,9 @@ def resolve_port(port, comports=None):
         for b in boards:
             if (b.serial_number or "").upper() == wanted:
                 return b.device
-        raise TonusError("no attached board has serial number %s; list them with 'tonus devices'" % wanted)
+        raise PortError("no attached board has serial number %s; list them with 'tonus devices'" % wanted)
     if not boards:
-        raise TonusError(
+        raise PortError(
             "no tonus board found: connect one, or pass --port (a device path, "
             "socket://HOST:PORT for 'tonus sim', or sim:// for the in-process simulator)"
         )

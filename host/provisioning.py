@@ -8,6 +8,7 @@ change of its key set at the next boot.
 
 from pathlib import Path
 
+from host import atomic
 from host.errors import TonusError
 from host.signing import kid_for
 from protocol import ed25519, record
@@ -51,7 +52,10 @@ class FlashDir:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise atomic.file_error(self.path, e, "use the flash folder") from None
 
     def read(self, name):
         f = self.path / name
@@ -63,7 +67,4 @@ class FlashDir:
             raise TonusError("the %s record in %s is damaged; provision it anew" % (name, self.path)) from e
 
     def write(self, name, value):
-        f = self.path / name
-        tmp = f.with_name(name + ".new")
-        tmp.write_bytes(record.pack(value))
-        tmp.replace(f)
+        atomic.write_bytes(self.path / name, record.pack(value))

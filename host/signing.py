@@ -87,7 +87,14 @@ def load_public(path):
 def passphrase_from_env_or(prompt):
     """The passphrase from TONUS_KEY_PASSPHRASE, else from prompt() (e.g. getpass)."""
     value = os.environ.get(PASSPHRASE_ENV)
-    return value if value is not None else prompt()
+    if value is not None:
+        return value
+    try:
+        return prompt()
+    except EOFError:
+        raise KeyFileError(
+            "no terminal to ask for the passphrase: run this in a terminal, or set %s" % PASSPHRASE_ENV
+        ) from None
 
 
 def sign_document(doc, private_key):

@@ -7,6 +7,7 @@ by protocol.therapy.validate() come back with the file line they concern.
 """
 
 import datetime
+import math
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
@@ -97,6 +98,8 @@ def _exact(value, factor, key):
     """value (file unit) * factor as an exact integer, or raise ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number, not %s" % value)
     try:
         d = Decimal(str(value)) * factor
     except InvalidOperation as e:
@@ -131,6 +134,10 @@ def _convert_table(table, file_path, problems, lines, failed):
         if isinstance(value, datetime.date):
             value = value.isoformat()
         if isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(Problem(lines.get(fpath), _dotted(fpath), "must be a finite whole number, not %s" % value))
+                failed.add(fpath)
+                continue
             if value != int(value):
                 problems.append(Problem(lines.get(fpath), _dotted(fpath), "must be a whole number"))
                 failed.add(fpath)

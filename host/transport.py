@@ -12,14 +12,10 @@ import importlib
 import select
 import time
 
-from host.errors import TonusError
+from host.errors import TonusError, UsageError
 
 _SIM_HANDLERS = "sim.urlhandler"
 _READ_CHUNK = 65536
-
-
-class PortError(TonusError):
-    """The port could not be opened; the message says what to try next."""
 
 
 class LinkError(TonusError):
@@ -34,6 +30,10 @@ class LinkError(TonusError):
         if self.data:
             message = "%s\n%s" % (message, hexdump(self.data))
         super().__init__(message)
+
+
+class PortError(LinkError):
+    """The port could not be opened, or no board was found; the message says what to try next."""
 
 
 def hexdump(data, limit=256):
@@ -59,6 +59,9 @@ def _register_sim_handler(serial):
 def _open_hint(url, exc):
     err = getattr(exc, "errno", None)
     text = str(exc)
+    if url.lower().startswith("sim://"):
+        # the simulator's own files (flash_dir, scenario), not a cable
+        return "the simulator cannot start from %s: %s; check its flash_dir and scenario" % (url, text)
     if err == errno.ENOENT or "No such file" in text or "FileNotFoundError" in text:
         return "%s does not exist: check the USB cable, or list boards with 'tonus devices'" % url
     if err == errno.EACCES or "Permission denied" in text:
@@ -68,6 +71,21 @@ def _open_hint(url, exc):
     if err == errno.ECONNREFUSED or "refused" in text.lower():
         return "nothing listens at %s: start the simulator with 'tonus sim --listen HOST:PORT'" % url
     return "cannot open %s (%s): check the --port value and that the board is attached" % (url, text)
+
+
+def _check_socket_url(url):
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = bool(parts.hostname) and parts.port is not None and 0 < parts.port < 65536
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            "--port %s needs a host and a port: socket://HOST:PORT, e.g. socket://127.0.0.1:5555 "
+            "as 'tonus sim --listen' prints it" % url
+        )
 
 
 def open_port(url, *, timeout=1.0, wire_log=None):
@@ -86,10 +104,12 @@ def open_port(url, *, timeout=1.0, wire_log=None):
             importlib.import_module(_SIM_HANDLERS + ".protocol_sim")
         except ImportError as e:
             raise PortError("the in-process simulator is not available here (%s)" % e) from e
+    if scheme == "socket":
+        _check_socket_url(url)
     try:
         ser = serial.serial_for_url(url, exclusive=True, timeout=0, write_timeout=timeout)
     except ValueError as e:
-        raise PortError("%s is not a port URL tonus knows (%s)" % (url, e)) from e
+        raise UsageError("--port %s is not a port URL tonus knows (%s)" % (url, e)) from e
     except (serial.SerialException, OSError) as e:
         raise PortError(_open_hint(url, e)) from e
     return Port(ser, url, wire_log)

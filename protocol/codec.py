@@ -80,6 +80,11 @@ def _head(out, major, n):
         out.extend(n.to_bytes(8, "big"))
 
 
+def is_int(v):
+    """An integer and not a bool: CPython's bool is an int, and True must never pass as 1."""
+    return isinstance(v, int) and v is not True and v is not False
+
+
 def _enc_key(k):
     # bool is tested by identity: MicroPython's isinstance(True, int) is
     # False while CPython's is True, and a key True would collide with 1.

@@ -52,6 +52,7 @@ UPLOAD_HASH = 65
 UPLOAD_TOO_LARGE = 66
 INTERVAL_NOT_ELAPSED = 67
 NO_UPLOAD = 68
+SEQUENCE_JUMP = 69  # more than therapy.SEQUENCE_STEP_MAX above the highest accepted
 
 # code -> name, for error responses and for people reading them
 NAMES = {
@@ -96,6 +97,7 @@ NAMES = {
     UPLOAD_TOO_LARGE: "UPLOAD_TOO_LARGE",
     INTERVAL_NOT_ELAPSED: "INTERVAL_NOT_ELAPSED",
     NO_UPLOAD: "NO_UPLOAD",
+    SEQUENCE_JUMP: "SEQUENCE_JUMP",
 }
 
 

@@ -13,6 +13,7 @@ The first exchange is HELLO, which negotiates the protocol version; the
 device refuses every other request until it has happened.
 """
 
+from protocol.codec import is_int
 from protocol.errors import (
     BAD_ENVELOPE,
     BAD_FIELD,
@@ -508,9 +509,9 @@ def _fields(kind, mtype):
 
 def _valid(ftype, v):
     if ftype in _UMAX:
-        return isinstance(v, int) and v is not True and v is not False and 0 <= v <= _UMAX[ftype]
+        return is_int(v) and 0 <= v <= _UMAX[ftype]
     if ftype == I32:
-        return isinstance(v, int) and v is not True and v is not False and -0x80000000 <= v <= 0x7FFFFFFF
+        return is_int(v) and -0x80000000 <= v <= 0x7FFFFFFF
     if ftype == BOOL:
         return v is True or v is False
     if ftype == BYTES:

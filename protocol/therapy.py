@@ -12,9 +12,16 @@ host can point at the file line. Messages speak the clinician's language.
 """
 
 from protocol import electrode
+from protocol.codec import is_int
 
 FORMAT = 1
 MAX_PHASES = 16
+# Sequence numbers: the highest a protocol may carry, and the largest step
+# above the highest one a device accepted. One signature with a huge number
+# would otherwise use up the space and lock the device out of every later
+# protocol; with the step bounded it takes millions of approvals.
+SEQUENCE_MAX = 0xFFFFFFFF
+SEQUENCE_STEP_MAX = 1000
 
 # contraindication screening items: True means the condition is present
 SCREENING = (
@@ -133,12 +140,45 @@ _BUDGET = {
 _LIMITS = {"amplitude_max_ua": (0, 100000, "maximum amplitude", "µA")}
 
 
-def _is_int(v):
-    return isinstance(v, int) and v is not True and v is not False
+# Text limits are in encoded UTF-8 bytes, not characters: the device's
+# replies (INFO, PROTOCOL_SHOW, the commit reply) must fit one frame whatever
+# script a clinician writes in. field -> (min bytes, max bytes)
+TEXT_BYTES = {
+    "id": (1, 40),
+    "patient": (1, 32),
+    "device": (8, 32),
+    "approved_by": (1, 64),
+    "attested_by": (1, 64),
+    "title": (1, 80),
+    "notes": (0, 400),
+}
+# bidirectional controls reorder what a reader sees (U+061C, U+200E/F,
+# U+202A..E, U+2066..9): a text that displays differently from what was
+# signed has no place in an approval
+_BIDI = (0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)
 
 
-def _text(v, lo, hi):
-    return isinstance(v, str) and lo <= len(v) <= hi
+def text_problem(v, key):
+    """Why v cannot be the text field key, or None."""
+    lo, hi = TEXT_BYTES[key]
+    if not isinstance(v, str):
+        return "must be text"
+    n = len(v.encode())
+    if n < lo or n > hi:
+        return "must be %d to %d bytes of UTF-8 (this is %d)" % (lo, hi, n)
+    for c in v:
+        o = ord(c)
+        if o < 0x20 or 0x7F <= o <= 0x9F:
+            return "must not contain control characters (found U+%04X)" % o
+        if o in _BIDI:
+            return "must not contain bidirectional controls (found U+%04X)" % o
+    return None
+
+
+def _text_check(p, path, v, key, what):
+    why = text_problem(v, key)
+    if why:
+        p.add(path, "%s %s" % (what, why))
 
 
 def _date(v):
@@ -163,7 +203,7 @@ class _Problems:
         self.items.append((path, msg))
 
     def ranged(self, path, v, lo, hi, name, unit):
-        if not _is_int(v):
+        if not is_int(v):
             self.add(path, "%s must be a whole number%s" % (name, (" of " + unit) if unit else ""))
             return False
         if v < lo or v > hi:
@@ -329,15 +369,14 @@ def validate(doc, device_limits=None):
             ("format",), "format %r is not understood; this version reads format %d" % (doc["format"], FORMAT)
         )
         return p.items
-    if not _text(doc["id"], 1, 40):
-        p.add(("id",), "protocol id must be text of 1 to 40 characters")
-    p.ranged(("sequence",), doc["sequence"], 1, 0xFFFFFFFF, "sequence number", "")
-    if not _text(doc["patient"], 1, 32):
-        p.add(("patient",), "patient pseudonym must be text of 1 to 32 characters (no names)")
-    if not _text(doc["device"], 8, 32):
-        p.add(("device",), "device serial number must be text of 8 to 32 characters")
-    if not _text(doc["approved_by"], 1, 64):
-        p.add(("approved_by",), "approving clinician must be named")
+    _text_check(p, ("id",), doc["id"], "id", "protocol id")
+    p.ranged(("sequence",), doc["sequence"], 1, SEQUENCE_MAX, "sequence number", "")
+    _text_check(p, ("patient",), doc["patient"], "patient", "patient pseudonym (no names)")
+    _text_check(p, ("device",), doc["device"], "device", "device serial number")
+    _text_check(p, ("approved_by",), doc["approved_by"], "approved_by", "approving clinician")
+    for key in ("title", "notes"):
+        if key in doc:
+            _text_check(p, (key,), doc[key], key, _OPTIONAL_TOP[key])
     for key in ("approved_on", "valid_from", "valid_until"):
         if key in doc and not _date(doc[key]):
             p.add((key,), "%s must be a date written YYYY-MM-DD" % (_TOP.get(key) or _OPTIONAL_TOP[key]))
@@ -405,8 +444,10 @@ def _check_screening(p, doc):
     for key in s:
         if key not in names:
             p.add(("screening", key), "unknown screening item '%s'" % key)
-    if not _text(s.get("attested_by"), 1, 64):
+    if "attested_by" not in s:
         p.add(("screening", "attested_by"), "screening must say who attested it")
+    else:
+        _text_check(p, ("screening", "attested_by"), s["attested_by"], "attested_by", "screening attested by")
     if not _date(s.get("attested_on")):
         p.add(("screening", "attested_on"), "screening must be dated YYYY-MM-DD")
     for key, what in SCREENING:

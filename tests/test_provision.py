@@ -50,7 +50,7 @@ def test_bad_provisioning_requests_change_nothing(tmp_path, keys, capsys):
     before = (flash / "keys").read_bytes()
     assert main(["provision", "--flash-dir", str(flash), "--revoke", "00" * 8]) == 1
     assert main(["provision", "--flash-dir", str(flash), "--revoke", "xyz"]) == 1
-    assert main(["provision", "--flash-dir", str(flash), "--max-amplitude-ma", "101"]) == 1
+    assert main(["provision", "--flash-dir", str(flash), "--max-amplitude-ma", "101"]) == 2
     assert main(["provision", "--flash-dir", str(flash), "--trust", str(tmp_path / "a")]) == 1  # a private key
     assert (flash / "keys").read_bytes() == before
     assert not (flash / "policy").exists()

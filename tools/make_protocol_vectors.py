@@ -42,6 +42,13 @@ def build():
     unsafe = _doc(3)
     unsafe["probe"] = "anal-2ring"
     unsafe["phases"][2]["pulse_width_us"] = 450
+    # stimulation from the first phase: no MVC needed to reach the output
+    stim = _doc(4)
+    pulse = dict(stim["phases"][2])
+    for key in ("type", "duration_s", "threshold_percent_mvc", "hold_ms", "on_ms", "rest_ms"):
+        del pulse[key]
+    pulse.update({"type": "stimulation", "duration_s": 120, "on_ms": 0, "off_ms": 0, "ramp_up_ms": 0})
+    stim["phases"] = [pulse]
     cases = {
         "v1": (v1, "ok"),
         "v2": (v2, "ok"),
@@ -49,6 +56,12 @@ def build():
         "tampered": (bytes(tampered), "BAD_SIGNATURE"),
         "unsafe": (sign_document(unsafe, TRUSTED), "PROTOCOL_INVALID"),
         "stranger": (sign_document(_doc(6), STRANGER), "UNKNOWN_KID"),
+        # 40 characters but 120 bytes: stored, it would not fit the device's replies
+        "wide": (sign_document(_doc(7, id="\u6cbb" * 40), TRUSTED), "PROTOCOL_INVALID"),
+        "bidi": (sign_document(_doc(8, approved_by="A. \u202eTP"), TRUSTED), "PROTOCOL_INVALID"),
+        # the last sequence number: accepted, no protocol could ever follow it
+        "stim": (sign_document(stim, TRUSTED), "ok"),
+        "leap": (sign_document(_doc(0xFFFFFFFF), TRUSTED), "SEQUENCE_JUMP"),
     }
     pub = public_raw(TRUSTED.public_key())
     return {

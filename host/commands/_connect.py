@@ -20,6 +20,15 @@ def emit(args, data, text):
     print(json.dumps(data, indent=2) if args.json else text, flush=True)
 
 
+def say(args, text, **data):
+    """Tell what the command did instead of what was asked: stderr always, and a JSON line with --json."""
+    import sys
+
+    print("tonus: note: %s" % text, file=sys.stderr, flush=True)
+    if args.json:
+        json_line(dict(type="note", text=text, **data))
+
+
 def json_line(data):
     """One JSON object per line, for commands that report as they go."""
     print(json.dumps(data, separators=(",", ":")), flush=True)

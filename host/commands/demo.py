@@ -8,20 +8,17 @@ HTML practice journal of that folder (`tonus report`). Nothing to plug in.
 
 from pathlib import Path
 
+from host import cliargs
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "protocols"
 DEFAULT_PROTOCOL = "relaxation-downtraining.toml"
-
-
-def _milliamps(text):
-    from host.commands.session import _milliamps as parse
-
-    return parse(text)
+_RESULTS = ("scores.json", "session.tonus", "report.html")
 
 
 def register(sub):
     p = sub.add_parser("demo", help="run a demonstration session on the simulator and print its score")
     p.add_argument("--patient", default="hypertonic", help="simulated patient (healthy, hypertonic, weak)")
-    p.add_argument("--seed", type=int, default=0, help="simulator seed (default %(default)s)")
+    p.add_argument("--seed", type=cliargs.whole(0, 2**31 - 1), default=0, help="simulator seed (default %(default)s)")
     p.add_argument(
         "--protocol",
         metavar="FILE",
@@ -29,23 +26,25 @@ def register(sub):
     )
     p.add_argument(
         "--speed",
-        type=float,
+        type=cliargs.decimal(0, 1000, "x real time"),
         default=0.0,
         help="simulated time per wall-clock second (default 0: as fast as the computer goes)",
     )
     p.add_argument(
         "--level",
-        type=_milliamps,
+        type=cliargs.milliamps,
         metavar="MA",
         help="stimulation level for a protocol with stimulation or ETS phases (the simulated patient has no hands)",
     )
     p.add_argument(
         "--out", metavar="DIR", default="tonus-demo", help="where to save the results (default %(default)s)"
     )
+    p.add_argument("--force", action="store_true", help="replace the results of an earlier demo in --out")
     p.set_defaults(run=run_demo)
 
 
 def run_demo(args):
+    from host.atomic import file_error
     from host.commands.session import run_session
     from host.errors import TonusError
     from sim.patient import PROFILES
@@ -58,10 +57,16 @@ def run_demo(args):
     if not protocol.is_file():
         raise TonusError("cannot find the protocol file %s; name one with --protocol" % protocol)
     out = Path(args.out)
+    earlier = [f for f in _RESULTS if (out / f).exists()]
+    if earlier and not args.force:
+        raise TonusError(
+            "%s holds an earlier demo's results (%s): choose another folder with --out, "
+            "or pass --force to replace them" % (out, ", ".join(earlier))
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TonusError("cannot create %s: %s" % (out, e.strerror)) from e
+        raise file_error(out, e, "create the folder") from e
     args.port = "sim://?seed=%d&patient=%s&speed=%g" % (args.seed, args.patient, args.speed)
     args.protocol = str(protocol)
     args.demo_seconds = None

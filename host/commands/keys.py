@@ -1,6 +1,7 @@
 """`tonus keys new|show`: clinician signing keys."""
 
 import json
+import os
 
 
 def register(sub):
@@ -27,22 +28,28 @@ def _ask_new_passphrase():
 
 
 def run_new(args):
-    import os
     from pathlib import Path
 
-    from host import signing
+    from host import atomic, signing
     from host.errors import TonusError
 
     out = Path(args.out)
     pub = out.with_name(out.name + ".pub")
     for f in (out, pub):
-        if f.exists() and not args.force:
+        if os.path.lexists(f) and not args.force:
             raise TonusError("%s exists; choose another --out or pass --force" % f)
     private_pem, public_pem = signing.new_key(signing.passphrase_from_env_or(_ask_new_passphrase))
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private_pem)
-    pub.write_bytes(public_pem)
+    # the public half first: a private key is never left without its own
+    old_pub = pub.read_bytes() if pub.is_file() else None
+    atomic.write_bytes(pub, public_pem, overwrite=args.force)
+    try:
+        atomic.write_bytes(out, private_pem, mode=0o600, overwrite=args.force)
+    except TonusError:
+        if old_pub is None:
+            pub.unlink()
+        else:
+            atomic.write_bytes(pub, old_pub)  # the pair as it was
+        raise
     kid = signing.kid_for(signing.load_public(pub)).hex()
     if args.json:
         print(json.dumps({"private_key": str(out), "public_key": str(pub), "kid": kid}))

@@ -76,19 +76,18 @@ def pull(client, progress=None):
 
 
 def run_pull(args):
+    import errno
     import json
     import sys
     from pathlib import Path
 
     from host.commands._connect import connected, emit
-    from host.errors import TonusError
+    from host.atomic import file_error
     from protocol import codec
 
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TonusError("cannot create %s: %s" % (out, e.strerror)) from e
+    if out.exists() and not out.is_dir():
+        raise file_error(out, OSError(errno.EEXIST, "a file"), "create the folder")
     interactive = sys.stderr.isatty() and not args.json
 
     def progress(done, total):
@@ -105,6 +104,10 @@ def run_pull(args):
         entries, missing, damaged = pull(c, progress)
     if interactive:
         print(file=sys.stderr)
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # only now: a failed pull leaves no empty folder
+    except OSError as e:
+        raise file_error(out, e, "create the folder") from e
     data = [entry_json(e) for e in entries]
     _write(out / "sessions.json", (json.dumps(data, indent=2) + "\n").encode())
     _write(out / "sessions.cbor", codec.dumps({"serial": serial, "entries": list(entries)}))
@@ -122,8 +125,6 @@ def run_pull(args):
 
 
 def _write(path, data):
-    import os
+    from host import atomic
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic.write_bytes(path, data)

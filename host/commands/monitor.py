@@ -3,14 +3,7 @@
 Runs until Ctrl-C, or for --duration seconds (wall clock) in scripts.
 """
 
-import argparse
-
-
-def _duration(text):
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return v
+from host.cliargs import positive_seconds as _duration
 
 
 def register(sub):

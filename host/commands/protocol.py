@@ -79,10 +79,9 @@ def run_check(args):
 
 def run_sign(args):
     import getpass
-    import os
     from pathlib import Path
 
-    from host import signing
+    from host import atomic, signing
     from host.errors import TonusError
 
     doc = _load_checked(args.file)
@@ -93,9 +92,7 @@ def run_sign(args):
     key = signing.load_private(args.key, passphrase)
     signed = signing.sign_document(doc, key)
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(signed)
-    os.replace(tmp, out)
+    atomic.write_bytes(out, signed)
     kid = signing.kid_for(signing.public_raw(key.public_key())).hex()
     if args.json:
         print(json.dumps({"out": str(out), "bytes": len(signed), "kid": kid, "sequence": doc["sequence"]}))

@@ -2,13 +2,18 @@
 
 import json
 
+from host import cliargs
+
 
 def register(sub):
     p = sub.add_parser("provision", help="set a device's trusted clinician keys and policy limits")
     p.add_argument("--flash-dir", required=True, help="the simulator's flash directory (boards: tonus flash)")
     p.add_argument("--trust", action="append", default=[], metavar="KEY.pub", help="trust this clinician key")
     p.add_argument("--revoke", action="append", default=[], metavar="KID", help="stop trusting this key id")
-    p.add_argument("--max-amplitude-ma", type=float, help="device policy: the most any protocol may use")
+    p.add_argument(
+        "--max-amplitude-ma", type=cliargs.decimal(0, 100, "mA", step="0.001"),
+        help="device policy: the most any protocol may use",
+    )
     p.add_argument(
         "--mains-hz", type=int, choices=(50, 60), help="device policy: the mains frequency where it is used (notch)"
     )
@@ -16,10 +21,7 @@ def register(sub):
 
 
 def run(args):
-    from decimal import Decimal
-
     from host import provisioning, signing
-    from host.errors import TonusError
 
     target = provisioning.FlashDir(args.flash_dir)
     keys = provisioning.updated_keys(
@@ -32,9 +34,7 @@ def run(args):
         old = target.read(provisioning.POLICY) or {}
         ua = old.get("amplitude_max_ua", 0)
         if args.max_amplitude_ma is not None:
-            ua = Decimal(str(args.max_amplitude_ma)) * 1000
-            if ua != ua.to_integral_value():
-                raise TonusError("give the maximum amplitude to the µA")
+            ua = args.max_amplitude_ma * 1000
         new_policy = provisioning.policy(int(ua), args.mains_hz or old.get("mains_hz"))
     # everything checked: only now touch the device
     target.write(provisioning.KEYS, keys)

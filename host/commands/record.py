@@ -6,17 +6,7 @@ Ctrl-C or --seconds of device time. Controls nothing. To record a session
 this computer runs, use `tonus session run --record FILE`.
 """
 
-import argparse
-
-
-def _seconds(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a number of seconds") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return v
+from host.cliargs import positive_seconds as _seconds
 
 
 def register(sub):
@@ -29,20 +19,26 @@ def register(sub):
 def run(args):
     from host.commands._connect import connected
     from host.commands._live import Tracker, follow, open_view
+    from host.commands.session import discard_if_empty
     from host.recording import Recorder
 
     with connected(args) as c:
         info = c.info().unwrap()
-        with Recorder(args.out, info) as rec:
-            tracker = Tracker(info)
-            c.stream(True).unwrap()
-            view = open_view(args)
-            limit_ms = None if args.seconds is None else args.seconds * 1000
-            try:
-                follow(c, tracker, view, lambda: limit_ms is not None and tracker.streamed_ms >= limit_ms, rec)
-            except KeyboardInterrupt:
-                pass  # the way to end a recording
-            finally:
-                view.close(tracker, "recorded %.1f s of device time (%d frames, %d events) to %s" % (
-                    rec.seconds, rec.frames, rec.items - rec.frames, rec.path))
+        rec = Recorder(args.out, info)
+        try:
+            with rec:
+                tracker = Tracker(info)
+                c.stream(True).unwrap()
+                view = open_view(args)
+                limit_ms = None if args.seconds is None else args.seconds * 1000
+                try:
+                    follow(c, tracker, view, lambda: limit_ms is not None and tracker.streamed_ms >= limit_ms, rec)
+                except KeyboardInterrupt:
+                    pass  # the way to end a recording
+                finally:
+                    saved = "to %s" % rec.path if rec.items else "(nothing arrived: no file kept)"
+                    view.close(tracker, "recorded %.1f s of device time (%d frames, %d events) %s" % (
+                        rec.seconds, rec.frames, rec.items - rec.frames, saved))
+        finally:
+            discard_if_empty(rec, "nothing recorded")
         c.stream(False)

@@ -5,6 +5,8 @@ Exit status 1 when any check failed, so a bring-up script can stop there.
 
 import sys
 
+from host.cliargs import positive_seconds
+
 _TITLES = {
     "FRONT_END": "front end",
     "LEAD_OFF": "lead-off",
@@ -60,7 +62,7 @@ def register(sub):
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         metavar="S",
         help="seconds to wait for the result (default: 10)",

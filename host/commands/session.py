@@ -6,40 +6,26 @@ session runs on the device by itself. `run` starts a host-driven session
 it until it ends, and stops it cleanly on Ctrl-C.
 """
 
-import argparse
+import os
+
+from host import cliargs
 
 _OK_ENDS = ("FINISHED", "REQUEST", "BUTTON")
 _SCORE_WAIT_S = 2.0
+_HOLD_POLL_S = 0.3  # well inside the device's 1 s for a host that set a level
 _END_HINTS = {
-    "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat; "
-    "check the cable, or raise --heartbeat-ms",
+    "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat "
+    "(this computer too busy or asleep, or the link cut); it logged the session as ended by the host, "
+    "and gives the session back if it ran under a quarter of its plan; raise --heartbeat-ms on a busy computer",
     "PAUSE_TIMEOUT": "the session was paused longer than the device allows",
     "CHECKS_FAILED": "the pre-session checks did not pass: check the probe's contact (lead-off) and the e-stop",
 }
 
 
-def _seconds(text):
-    v = int(text)
-    if not 1 <= v <= 0xFFFF:
-        raise argparse.ArgumentTypeError("must be 1..65535 seconds")
-    return v
-
-
-def _heartbeat(text):
-    v = int(text)
-    if not 100 <= v <= 0xFFFF:
-        raise argparse.ArgumentTypeError("must be 100..65535 ms")
-    return v
-
-
-def _milliamps(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a current in mA, such as 12.5") from None
-    if not 0 <= v <= 100:
-        raise argparse.ArgumentTypeError("must be 0 to 100 mA")
-    return int(round(v * 10)) * 100  # the device's 0.1 mA resolution, in µA
+_seconds = cliargs.whole(1, 0xFFFF, "s")
+_heartbeat = cliargs.whole(100, 0xFFFF, "ms")
+_milliamps = cliargs.milliamps
+_score = cliargs.whole(0, 10)
 
 
 def register(sub):
@@ -56,7 +42,7 @@ def register(sub):
     rt = ss.add_parser("rate", help="record the patient's pain/comfort score (0-10) for the last session")
     rt.add_argument("score", type=_score, help="0 = no pain, fully comfortable ... 10 = worst imaginable")
     rt.add_argument(
-        "--session", type=int, metavar="N", help="the logged session's number (default: the last)"
+        "--session", type=cliargs.whole(0, 0xFFFFFFFF), metavar="N", help="the logged session's number (default: the last)"
     )
     rt.set_defaults(run=run_rate)
     for name, method in (("pause", "session_pause"), ("resume", "session_resume"), ("stop", "session_stop")):
@@ -109,17 +95,8 @@ def run_start(args):
     from host.commands._connect import connected
 
     with connected(args) as c:
+        _refuse_unasked_demo(c, args)
         _report(args, c.session_start(demo_s=args.demo_seconds).unwrap())
-
-
-def _score(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a whole number 0 to 10") from None
-    if not 0 <= v <= 10:
-        raise argparse.ArgumentTypeError("must be 0 to 10")
-    return v
 
 
 def run_rate(args):
@@ -138,11 +115,18 @@ def run_rate(args):
 
 
 def run_level(args):
-    from host.commands._connect import connected, emit
+    from host.commands._connect import connected, emit, say
+
+    import time
 
     with connected(args) as c:
         r = c.stim_level(args.milliamps).unwrap()
         emit(args, {"level_ua": r.level_ua}, "stimulation level %.1f mA" % (r.level_ua / 1000))
+        # the device holds a host's level only while that host keeps talking (SAF-LEVEL-1)
+        say(args, "the level holds while this command runs; Ctrl-C lets go and the device returns to 0 mA")
+        while c.info().unwrap().state == "RUNNING":
+            time.sleep(_HOLD_POLL_S)
+        say(args, "the session is no longer running; the level is back to 0 mA")
 
 
 def _simple(method):
@@ -155,21 +139,39 @@ def _simple(method):
     return run
 
 
+def _refuse_unasked_demo(c, args):
+    """Without a protocol the device runs a demonstration: only when that was asked for."""
+    from host.errors import TonusError
+
+    if args.demo_seconds is None and c.info().unwrap().protocol is None:
+        raise TonusError(
+            "the device has no approved protocol: approve one with --protocol FILE "
+            "(or 'tonus protocol upload FILE'), or ask for a demonstration with --demo-seconds N"
+        )
+
+
 def run_session(args):
+    from host import atomic
     from host.commands._connect import connected
+
+    if args.out:
+        atomic.check_writable(args.out)  # before the session: its scores must have somewhere to go
     from host.commands._live import Tracker, follow, open_view
 
     with connected(args) as c:
         if args.protocol:
             _approve(c, args)
+        else:
+            _refuse_unasked_demo(c, args)
         recorder = _recorder(c, args)  # before the start: a bad path must not leave a session running
-        started = c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms)
-        if recorder is not None and not started.ok:
-            recorder.close("the device refused the session")
-        started.unwrap()
-        info = c.info().unwrap()
-        tracker = Tracker(info, keep=True)
-        c.stream(True).unwrap()
+        try:
+            c.session_start(demo_s=args.demo_seconds, heartbeat_ms=args.heartbeat_ms).unwrap()
+            info = c.info().unwrap()
+            tracker = Tracker(info, keep=True)
+            c.stream(True).unwrap()
+        except BaseException:
+            discard_if_empty(recorder, "the session did not start")
+            raise
         view = open_view(args)
         summary = "session interrupted"
         on_item = _record_too(recorder, _level_setter(c, args, view))
@@ -228,17 +230,26 @@ def _approve(c, args):
 def _level_setter(c, args, view):
     """Ask for --level whenever a stimulation phase is ready (each phase starts from zero)."""
     from host.client import StimEvent
-
-    if not args.level:
-        return None
+    from host.commands._connect import say
 
     def on_item(item):
-        if isinstance(item, StimEvent) and item.state == "READY" and item.level_ua == 0:
-            r = c.stim_level(min(args.level, item.limit_ua))
-            if r.ok:
-                view.note("level set to %.1f mA" % (r.level_ua / 1000), None)
-            else:
-                view.note("level refused: %s" % r.detail, None)
+        if not (isinstance(item, StimEvent) and item.state == "READY" and item.level_ua == 0):
+            return
+        if args.level is None:
+            say(args, "a stimulation phase is ready at 0 mA: raise the level with the device's buttons or "
+                "'tonus session level MA', or run with --level MA", limit_ua=item.limit_ua)
+            return
+        level = args.level
+        if level > item.limit_ua:
+            say(args, "--level %.1f mA is above this phase's approved maximum of %.1f mA: asking for %.1f mA"
+                % (level / 1000, item.limit_ua / 1000, item.limit_ua / 1000),
+                requested_ua=level, limit_ua=item.limit_ua)
+            level = item.limit_ua
+        r = c.stim_level(level)
+        if r.ok:
+            view.note("level set to %.1f mA" % (r.level_ua / 1000), None)
+        else:
+            view.note("level refused: %s" % r.detail, None)
 
     return on_item
 
@@ -248,6 +259,16 @@ def _recorder(c, args):
     from host.recording import Recorder
 
     return Recorder(args.record, c.info().unwrap()) if getattr(args, "record", None) else None
+
+
+def discard_if_empty(recorder, reason):
+    """A recording that holds nothing goes: no file for a report to count as a session, none to block a rerun."""
+    if recorder is not None and recorder.items == 0:
+        recorder.close(reason)
+        try:
+            os.unlink(recorder.path)
+        except OSError:
+            pass
 
 
 def _record_too(recorder, on_item):
@@ -279,9 +300,8 @@ def _report_scores(args, info, tracker):
     import time
     from pathlib import Path
 
-    from host import glazer, scores
+    from host import atomic, glazer, scores
     from host.commands._connect import json_line
-    from host.errors import TonusError
 
     result = {"device": info.serial, "protocol": info.protocol.id if info.protocol else None}
     result["scores"] = scores.to_json(tracker.summary)
@@ -296,12 +316,7 @@ def _report_scores(args, info, tracker):
             result["glazer"] = assessment
             text += glazer.lines(assessment)
     out = Path(args.out or "tonus-session-%s-%s.json" % (info.serial, time.strftime("%Y%m%d-%H%M%S")))
-    try:
-        out.write_text(json.dumps(result, indent=2) + "\n")
-    except OSError as e:
-        raise TonusError(
-            "cannot save the scores to %s: %s; choose another place with --out" % (out, e.strerror)
-        )
+    atomic.write_text(out, json.dumps(result, indent=2) + "\n")
     text.append("saved to %s" % out)
     if args.json:
         json_line(dict(type="scores", saved=str(out), **result))

@@ -133,3 +133,17 @@ def faults_host_estop():
     from protocol import faults
 
     return faults.HOST_ESTOP
+
+
+@req("LINK-TYPES-1")
+def test_a_bool_is_never_taken_for_a_number():
+    hal, ctrl, host = greeted()
+    for msg in ([m.REQUEST, True, m.PING, {}], [m.REQUEST, 3, True, {}], [True, 4, m.PING, {}]):
+        host.send_raw(framing.encode(codec.dumps(msg)))
+        run(hal, ctrl, 5)
+        got = host.receive()  # every reply parses: nothing echoes a bool as a number
+        assert got[-1][0] == m.ERROR and got[-1][1] in (0, 3, 4) and got[-1][2] in (0, m.PING), got[-1]
+    host.send_raw(framing.encode(codec.dumps([m.REQUEST, 9, m.STIM_LEVEL, {0: True}])))
+    run(hal, ctrl, 5)
+    r = host.reply(9)
+    assert r[0] == m.ERROR and r[3][0] == errors.BAD_FIELD

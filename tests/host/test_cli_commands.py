@@ -92,15 +92,15 @@ def test_a_link_that_talks_nonsense_exits_3_with_a_hexdump(capsys):
 
 
 @pytest.mark.req("UX-CLI-1")
-def test_a_port_that_cannot_open_exits_1(capsys):
+def test_a_port_that_cannot_open_exits_3(capsys):
     code, _, err = run(capsys, "--port", "/dev/tonus-no-such-board", "info")
-    assert code == 1 and "does not exist" in err
+    assert code == 3 and "does not exist" in err
 
 
 @pytest.mark.req("UX-CLI-1", "LINK-CLIENT-2")
 def test_without_port_or_board_the_user_is_told_to_pass_port(capsys, no_boards):
     code, _, err = run(capsys, "info")
-    assert code == 1 and "pass --port" in err
+    assert code == 3 and "pass --port" in err
 
 
 @pytest.mark.req("UX-CLI-1")

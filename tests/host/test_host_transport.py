@@ -86,11 +86,14 @@ def test_the_simulator_handler_is_registered_once_and_opens():
             "does not exist: check the USB cable, or list boards with 'tonus devices'",
         ),
         ("nope://x", "is not a port URL tonus knows"),
-        ("sim://?seed=-1", "cannot open sim://"),
+        ("socket://", "needs a host and a port"),
+        ("sim://?seed=-1", "the simulator cannot start from sim://"),
     ],
 )
 def test_open_failures_say_what_to_do_next(url, says):
-    with pytest.raises(PortError, match=says):
+    from host.errors import TonusError
+
+    with pytest.raises(TonusError, match=says):
         open_port(url)
 
 
