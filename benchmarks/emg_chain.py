@@ -1,38 +1,41 @@
-"""Cost of the EMG chain per sample on CPython and MicroPython, and its allocations.
+"""The EMG chain per sample on CPython (plain and compiled kernel), its allocations on MicroPython.
 
-usage: python -m benchmarks.emg_chain [--samples N]
+usage: python -m benchmarks.emg_chain [--samples N] [--repeats R]
 
 Measured: EmgInput.pump (firmware/emg.py) with a fake front end, i.e. the
-whole per-sample path of the firmware: 20 Hz high-pass, mains notch, squares,
-the 20 Hz RMS envelope and the int32 LE packing of each 50-sample stream
-frame. The fake front end fills the block with LCG noise (±2 mV with a 30 mV
-offset) while warming up and then only advances its index, so the figure is
-the firmware's own cost (on the board, DMA does the copying). Time is wall
-time over N samples at 2000 samples/s configuration (ticks_ms on MicroPython:
-its WebAssembly port counts whole milliseconds, so N is large), divided by N,
-then compared with the 500 µs a sample may take at 2 kHz. Allocation:
-gc.mem_alloc() after gc.collect() and a warm-up, before and after 10,000
-samples (MicroPython only: CPython allocates for every int).
+whole per-sample path of the firmware: 20 Hz high-pass, mains notch,
+squares, the 20 Hz RMS envelope and the int32 LE packing of each 50-sample
+stream frame. The fake front end fills its block with LCG noise (±2 mV on
+a 30 mV offset) while warming up and then only advances its index, so the
+figure is the firmware's own cost. Two kernels do the same work on the same
+samples: emg_dsp.run_plain (what CPython and the WebAssembly port run) and
+firmware/emg_viper.py compiled by numba (what the simulator runs:
+sim/emg_kernel.py); both must end on the same envelope. Figures are CPU µs
+per sample, min / median of the repeats (benchmarks/cputime.py).
 
-The WebAssembly port is a correctness proxy, not a speed proxy: it runs this
-kind of bytecode ~25x faster than an RP2040 (MICROPYTHON.md), and it has no
-native emitters, so it runs the plain kernel, not firmware/emg_viper.py.
+Allocation: gc.mem_alloc() after gc.collect() and a warm-up, before and
+after 10,000 samples, on the MicroPython WebAssembly port (CPython
+allocates for every int). Its speed is not reported: the port is neither
+an RP2040 nor a stand-in for one.
+
+What the chain costs on the RP2040, and its share of the 500 µs a sample
+may take at 2 kHz, is measured on the emulated board by
+benchmarks/pico_*.py; nothing here estimates it.
 """
 
 import sys
 
-from firmware import emg_dsp
 from firmware.emg import EmgInput
 
 MICROPYTHON = sys.implementation.name == "micropython"
-BUDGET_US = 500  # one sample period at 2 kHz
 STEP = 40  # samples made available per main-loop pass (20 ms at 2 kHz)
 
 
 class _FrontEnd:
     emg_rate_hz = 2000
 
-    def __init__(self):
+    def __init__(self, kernel=None):
+        self.emg_kernel = kernel  # the HAL's offer (hal.Hal.emg_kernel)
         self.next = 0
         self.produced = 0
         self.seed = 1
@@ -54,14 +57,6 @@ class _FrontEnd:
         return 0
 
 
-def _clock():
-    import time
-
-    if MICROPYTHON:
-        return time.ticks_ms, time.ticks_diff, 1000
-    return (lambda: time.perf_counter_ns() // 1000), (lambda a, b: a - b), 1
-
-
 def _emit(first, payload, flags):
     pass
 
@@ -72,67 +67,72 @@ def _pump(fe, emg, samples):
         emg.pump(0, _emit)
 
 
-def run(samples=100000):
-    fe = _FrontEnd()
+def warmed(kernel=None):
+    """A chain past its warm-up whose front end no longer spends time on samples."""
+    fe = _FrontEnd(kernel)
     emg = EmgInput(fe, 0)
     _pump(fe, emg, 4000)
     fe.fill = False
-    growth = None
-    if MICROPYTHON:
-        import gc
+    return fe, emg
 
-        gc.collect()
-        before = gc.mem_alloc()
-        _pump(fe, emg, 10000)
-        growth = gc.mem_alloc() - before
-    now, diff, us_per_tick = _clock()
-    t0 = now()
-    _pump(fe, emg, samples)
-    elapsed_us = diff(now(), t0) * us_per_tick
-    return {
-        "us_per_sample": elapsed_us / samples,
-        "alloc_growth_10k": growth,
-        "viper": emg_dsp.FAST,
-        "envelope_dv": emg.envelope_dv,
-    }
+
+def allocation():
+    """gc.mem_alloc() growth over 10,000 samples after warm-up, and the envelope (MicroPython)."""
+    import gc
+
+    fe, emg = warmed()
+    gc.collect()
+    before = gc.mem_alloc()
+    _pump(fe, emg, 10000)
+    return {"alloc_growth_10k": gc.mem_alloc() - before, "envelope_dv": emg.envelope_dv}
 
 
 def main():
     import argparse
     import json
 
+    from benchmarks import cputime
+    from sim import emg_kernel
     from tools import mpwasm
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=100000)
+    ap.add_argument("--samples", type=int, default=20000, help="samples per timed run (default 20000)")
+    ap.add_argument("--repeats", type=int, default=cputime.REPEATS)
     args = ap.parse_args()
-    cp = run(args.samples)
+    samples = args.samples - args.samples % STEP
+    kernels = (
+        ("plain bytecode (emg_dsp.run_plain)", None),
+        ("viper source compiled (numba)", emg_kernel.kernel()),
+    )
+    print(
+        "EMG chain per sample on CPython %s (EmgInput.pump: HP + notch + envelope + packing)"
+        % sys.version.split()[0]
+    )
+    print("CPU µs per sample, min / median of %d runs of %d samples" % (args.repeats, samples))
+    figures = []
+    envelopes = []
+    for label, kernel in kernels:
+        fe, emg = warmed(kernel)
+        best, median = cputime.per_call(_pump, (fe, emg, samples), args.repeats, number=1)
+        figures.append(best)
+        envelopes.append(emg.envelope_dv)
+        print("  %-40s %s / %s" % (label, cputime.us(best / samples), cputime.us(median / samples)))
+    print("ratio plain / compiled (minima): %.1f" % (figures[0] / figures[1]))
+    same = "yes" if envelopes[0] == envelopes[1] else "NO"
+    print("same final envelope with both kernels: %s (%d x 0.1 uV)" % (same, envelopes[0]))
     status, lines = mpwasm.run(
-        "import json\nfrom benchmarks import emg_chain\n"
-        f"print('@@' + json.dumps(emg_chain.run({args.samples})))"
+        "import json\nfrom benchmarks import emg_chain\nprint('@@' + json.dumps(emg_chain.allocation()))"
     )
     got = [ln for ln in lines if ln.startswith("@@")]
     mp = json.loads(got[-1][2:]) if status == 0 and got else None
-    print(
-        f"EMG chain per sample (EmgInput.pump: HP + notch + envelope + packing), {args.samples} samples at 2 kHz"
-    )
-    print(f"{'runtime':34} {'us/sample':>10} {'of 500 us':>10}  kernel")
-    print(
-        f"{'CPython ' + sys.version.split()[0]:34} {cp['us_per_sample']:10.2f} {cp['us_per_sample'] / BUDGET_US:10.2%}  plain"
-    )
     if mp:
-        kernel = "viper" if mp["viper"] else "plain"
         print(
-            f"{'MicroPython (WebAssembly port)':34} {mp['us_per_sample']:10.2f} {mp['us_per_sample'] / BUDGET_US:10.2%}  {kernel}"
+            "MicroPython (WebAssembly port, plain kernel): gc.mem_alloc() growth over 10,000 samples"
+            " after warm-up: %d B" % mp["alloc_growth_10k"]
         )
-        print(f"ratio MicroPython / CPython: {mp['us_per_sample'] / cp['us_per_sample']:.2f}")
-        print(
-            f"gc.mem_alloc() growth over 10,000 samples after warm-up (MicroPython): {mp['alloc_growth_10k']} bytes"
-        )
-        same = "yes" if mp["envelope_dv"] == cp["envelope_dv"] else "NO"
-        print(f"same final envelope on both runtimes: {same} ({cp['envelope_dv']} x 0.1 uV)")
     else:
         print("MicroPython: not run: " + "\n".join(lines[-5:]))
+    print("RP2040 cost per sample and share of the 2 kHz budget: benchmarks/pico_*.py (emulated RP2040).")
 
 
 if __name__ == "__main__":

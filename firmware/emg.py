@@ -143,7 +143,9 @@ class Blanker:
 class EmgInput:
     def __init__(self, hal, now_ms, window_ms=250, mains_hz=50, on_envelope=None):
         self._hal = hal
-        self.chain = Chain(hal.emg_rate_hz, window_ms, mains_hz, self._updated)  # ValueError if unsupported
+        kernel = getattr(hal, "emg_kernel", None)  # a board's compiled kernel, if it has one
+        # ValueError if unsupported
+        self.chain = Chain(hal.emg_rate_hz, window_ms, mains_hz, self._updated, kernel)
         self._block = array("i", [0] * FRAME_SAMPLES)
         whole = memoryview(self._block)
         # one view per fill level, made once: slicing in the loop would allocate

@@ -263,11 +263,13 @@ class Chain:
     process() may be given any number of samples; the envelope is kept per
     block and updated every rate/20 samples: on_envelope(envelope_dv, flags)
     is then called, and envelope_dv, envelope_flags and updates are set.
+    kernel replaces the filter kernel (a board's compiled one: hal.Hal.emg_kernel).
     """
 
-    def __init__(self, rate_hz, window_ms=250, mains_hz=50, on_envelope=None):
+    def __init__(self, rate_hz, window_ms=250, mains_hz=50, on_envelope=None, kernel=None):
         check_config(rate_hz, window_ms, mains_hz)
         self.rate_hz = rate_hz
+        self._kernel = kernel or _run
         self.on_envelope = on_envelope
         self._st = array("i", [0] * STATE_LEN)
         self._ring = array("i", [0] * (WINDOW_MAX_MS * max(RATES_HZ) // 1000 // BLOCK))
@@ -309,7 +311,7 @@ class Chain:
         while done < n:
             k = min(BLOCK - self._fill, n - done)
             self._bflags |= flags
-            _run(self._st, self._co, x, done, done + k, out)
+            self._kernel(self._st, self._co, x, done, done + k, out)
             self._fill += k
             done += k
             if self._fill == BLOCK:

@@ -74,6 +74,9 @@ class Hal:
     compliance_mv = 0  # the output stage's compliance voltage, mV
     dummy_load_ohm = 0  # the internal self-test load dummy_load() switches in; 0: the board has none
     profile_ok = True  # the board profile (pins, ceilings, calibration) loaded and passed its checks
+    # A compiled EMG filter kernel with emg_dsp.run_plain's signature and results, bit for bit;
+    # None: the one firmware/emg_dsp.py picks at import (viper where the port has native emitters)
+    emg_kernel = None
 
     # -- clock --
     def now_ms(self):

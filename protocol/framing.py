@@ -7,11 +7,21 @@ any amount of line noise, a truncated frame or a REPL banner. The CRC is
 Sizes: the Pico's USB stdin ring holds 512 bytes and the host keeps one
 request outstanding, so a whole frame of the largest payload must fit in it:
 MAX_PAYLOAD 448 encodes to at most MAX_ENCODED 455 bytes with delimiter.
+
+Where the `cobs` package imports (CPython: the host and the simulator), the
+same standard COBS runs in C; MicroPython runs the portable code below.
+Stream frames hold a zero every few bytes, so the portable loop costs a
+block per zero. Both give the same bytes (tests/test_framing_c.py).
 """
 
 import binascii
 
 from protocol.errors import BAD_COBS, BAD_CRC, FRAME_TOO_LONG, ProtocolError
+
+try:
+    from cobs import cobs as _c
+except ImportError:  # MicroPython
+    _c = None
 
 MAX_PAYLOAD = 448
 _CRC_LEN = 4
@@ -29,27 +39,26 @@ MAX_ENCODED = encoded_size(MAX_PAYLOAD)
 def cobs_encode(data):
     """Consistent Overhead Byte Stuffing: the result holds no 0x00.
 
-    Zero bytes are found with bytes.find (C code on the board) and blocks
-    copied as slices, so the cost per byte stays out of the bytecode loop.
+    The data is cut at its zero bytes by bytes.split (C code on the board)
+    and each run copied whole, so the cost per byte stays out of the
+    bytecode loop: stream frames hold a zero every few bytes.
     """
-    data = bytes(data)
     out = bytearray()
-    n = len(data)
-    i = 0
-    while True:
-        j = data.find(b"\x00", i)
-        end = n if j < 0 else j
-        while end - i >= 254:
+    parts = bytes(data).split(b"\x00")
+    last = len(parts) - 1
+    for k in range(last + 1):
+        part = parts[k]
+        n = len(part)
+        i = 0
+        while n - i >= 254:
             out.append(0xFF)
-            out.extend(data[i : i + 254])
+            out.extend(part[i : i + 254])
             i += 254
-            if i == n:
-                return bytes(out)  # a full block ending the data needs no empty block
-        out.append(end - i + 1)
-        out.extend(data[i:end])
-        if j < 0:
-            return bytes(out)
-        i = j + 1
+        if i and i == n and k == last:
+            break  # a full block ending the data needs no empty block
+        out.append(n - i + 1)
+        out.extend(part[i:] if i else part)
+    return bytes(out)
 
 
 def cobs_decode(data):
@@ -85,6 +94,8 @@ def encode(payload):
         raise ProtocolError(FRAME_TOO_LONG, "payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))
     body = bytearray(payload)
     body.extend((binascii.crc32(payload) & 0xFFFFFFFF).to_bytes(4, "little"))
+    if _c is not None:
+        return _c.encode(body) + b"\x00"
     return cobs_encode(body) + b"\x00"
 
 
@@ -95,8 +106,20 @@ def decode(frame):
         n -= 1
     if n > MAX_ENCODED - 1:
         raise ProtocolError(FRAME_TOO_LONG, "frame of %d bytes" % n)
-    out = bytearray(n)
-    return _check(out, _cobs_decode_into(frame, n, out))
+    return _check(*_unstuff(frame, n, bytearray(n)))
+
+
+def _unstuff(src, n, out):
+    """(buffer, length) of the COBS-decoded first n bytes of src; out is used when decoding here."""
+    if _c is None:
+        return out, _cobs_decode_into(src, n, out)
+    try:
+        body = _c.decode(bytes(src[:n]))
+    except _c.DecodeError:
+        body = None
+    if body is None:
+        raise ProtocolError(BAD_COBS, "malformed COBS block")
+    return body, len(body)
 
 
 def _check(out, m):
@@ -159,8 +182,7 @@ class Decoder:
 
     def _finish(self, frames):
         try:
-            m = _cobs_decode_into(self._buf, self._n, self._out)
-            payload = _check(self._out, m)
+            payload = _check(*_unstuff(self._buf, self._n, self._out))
         except ProtocolError as e:
             self._drop(e.code)
             return

@@ -14,6 +14,7 @@ import hashlib
 from collections import deque
 
 from firmware import hal as H
+from sim import emg_kernel
 from sim.emg_model import StimArtefact
 from sim.output import COMPLIANCE_V
 
@@ -22,6 +23,9 @@ WDT_MAX_MS = 8388  # the RP2040 watchdog's longest timeout (hardware erratum)
 # CDC FIFO plus the host's tty buffer. Past it, link_write reports a drop
 # rather than block.
 TX_BOUND = 4096
+# The Pico's USB receive ring: a host cannot write further ahead of the firmware's
+# reads than this (the CDC endpoint NAKs, and the host's writes wait).
+RX_RING = 512
 HISTORY = 10000
 HAL_METHODS = tuple(n for n, v in vars(H.Hal).items() if callable(v) and not n.startswith("_"))
 
@@ -48,6 +52,7 @@ class SimBoard(H.Hal):
         self.flash = flash
         self.output = output
         self.serial = serial
+        self.emg_kernel = emg_kernel.kernel()  # the board's viper kernel, compiled
         self.cause = H.RESET_POWER_ON
         self.boot_us = 0
         self.estop_is_open = False
@@ -261,9 +266,19 @@ class SimBoard(H.Hal):
         return w
 
     def host_write(self, data):
-        """The host sends bytes; lost while it is disconnected."""
-        if self.host_connected:
-            self._rx += data
+        """The host sends bytes: as many as the receive ring has room for (the count returned).
+
+        While the host is disconnected its bytes are lost (all count as sent).
+        """
+        if not self.host_connected:
+            return len(data)
+        n = min(len(data), self.host_room())
+        self._rx += data[:n]
+        return n
+
+    def host_room(self):
+        """Bytes the receive ring can take now."""
+        return RX_RING - len(self._rx)
 
     def host_read(self, max_bytes):
         if not self.host_connected:
@@ -277,8 +292,14 @@ class SimBoard(H.Hal):
         return len(self._tx) if self.host_connected else 0
 
     def connect_host(self):
-        """A host opens the port: it starts reading fresh, and stale output is not delivered."""
+        """A host opens the port: both directions start afresh.
+
+        Stale output is not delivered; what the last host left unread in the
+        receive ring is discarded, and a delimiter ends any frame it left half
+        sent (one dropped frame), so the new host's first frame arrives whole.
+        """
         self._tx.clear()
+        self._rx[:] = b"\x00"
         self.host_connected = True
 
     def disconnect_host(self):

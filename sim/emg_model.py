@@ -32,6 +32,7 @@ import numpy as np
 from scipy.signal import bilinear_zpk, butter, sosfilt, sosfreqz, zpk2sos
 
 from firmware import hal as H
+from sim.filters import sosfilt_chunk
 
 # ADS1292R-class front end at PGA gain 6, Vref 2.42 V: +-403 mV input range
 FULL_SCALE_DV = 4_000_000
@@ -177,10 +178,10 @@ class EmgModel:
         rms_uv, cv = self.patient.muscle(n)
         w = np.interp(cv, self._mdf_ratio, self._weight)  # power of the compressed spectrum
         zi = self._zi
-        fresh, zi[0] = sosfilt(self._shapes[0], rng.standard_normal(n), zi=zi[0])
-        tired, zi[1] = sosfilt(self._shapes[1], rng.standard_normal(n), zi=zi[1])
+        fresh, zi[0] = sosfilt_chunk(self._shapes[0], rng.standard_normal(n), zi[0])
+        tired, zi[1] = sosfilt_chunk(self._shapes[1], rng.standard_normal(n), zi[1])
         mix = np.sqrt(1.0 - w) * (fresh / self._gains[0]) + np.sqrt(w) * (tired / self._gains[1])
-        y, zi[2] = sosfilt(self._band, mix, zi=zi[2])
+        y, zi[2] = sosfilt_chunk(self._band, mix, zi[2])
         muscle = rms_uv * y
         k = self._generated + np.arange(n, dtype=np.int64)
         # integer phase keeps the hum exact however long the run

@@ -15,6 +15,7 @@ for the samples read, when they are read. While a pulse is under way its
 samples wait (at most its ~1 ms) until it is complete and its artefact known.
 """
 
+from collections import deque
 from itertools import islice
 
 import numpy as np
@@ -35,6 +36,7 @@ class EmgFrontEnd:
         self._written = 0
         self._read = 0
         self._status = 0
+        self._rails = deque()  # (first, end) index runs of written samples that read the rail
         self.artefact = None  # StimArtefact, when coupled
         self._output = None
         self._drawn = 0  # output pulses whose artefact is in the overlay
@@ -58,6 +60,7 @@ class EmgFrontEnd:
         self._written = 0
         self._read = 0
         self._status = 0
+        self._rails.clear()
 
     def sync(self, now_us):
         """Convert every sample due by now_us (sample k is ready at (k + 1) / rate)."""
@@ -68,8 +71,11 @@ class EmgFrontEnd:
         if n <= 0:
             return
         samples, status = self.model.take(n)
+        # the model reports EMG_SATURATED whenever a sample it gives reads the rail
+        may_rail = status & H.EMG_SATURATED
         if len(self._art):
             samples = self._with_artefact(samples)
+            may_rail = True
         self._taken = due
         if self.stalled:
             return
@@ -81,11 +87,31 @@ class EmgFrontEnd:
         start = self._written % RING_SAMPLES
         first = min(n, RING_SAMPLES - start)
         self._ring[start : start + first] = samples[:first]
-        self._ring[: n - first] = samples[first:]
+        if n > first:
+            self._ring[: n - first] = samples[first:]
+        if may_rail:
+            self._note_rails(samples, self._written)
         self._written += n
         if self._written - self._read > RING_SAMPLES:
             self._read = self._written - RING_SAMPLES
             self._status |= H.EMG_OVERRUN
+
+    def _note_rails(self, samples, base):
+        """Keep the runs of railed samples (indices from base on): read() reports them without a scan."""
+        hit = np.flatnonzero(np.abs(samples) >= FULL_SCALE_DV)
+        if not len(hit):
+            return
+        breaks = np.flatnonzero(np.diff(hit) > 1)
+        starts = hit[np.r_[0, breaks + 1]] + base
+        ends = hit[np.r_[breaks, len(hit) - 1]] + base + 1
+        self._rails.extend(zip(starts.tolist(), ends.tolist()))
+
+    def _railed(self, begin, end):
+        """Did a sample in [begin, end) read the rail? Forgets the runs before begin."""
+        rails = self._rails
+        while rails and rails[0][1] <= begin:
+            rails.popleft()
+        return bool(rails) and rails[0][0] < end
 
     def index(self):
         return self._read
@@ -99,12 +125,11 @@ class EmgFrontEnd:
             return 0
         start = self._read % RING_SAMPLES
         first = min(n, RING_SAMPLES - start)
-        a = self._ring[start : start + first]
-        b = self._ring[: n - first]
-        if _railed(a) or _railed(b):
+        if self._rails and self._railed(self._read, self._read + n):
             self._status |= H.EMG_SATURATED
-        _copy(buf, 0, a)
-        _copy(buf, first, b)
+        _copy(buf, 0, self._ring[start : start + first])
+        if n > first:
+            _copy(buf, first, self._ring[: n - first])
         self._read += n
         return n
 
@@ -163,10 +188,6 @@ class EmgFrontEnd:
         self._over = self._over[used:]
         self._art_at += used
         return samples
-
-
-def _railed(seg):
-    return len(seg) > 0 and bool(np.any(np.abs(seg) >= FULL_SCALE_DV))
 
 
 def _copy(buf, at, src):

@@ -30,7 +30,6 @@ import math
 from collections import deque
 
 import numpy as np
-from scipy.signal import lfilter
 
 from firmware.controller import (
     TONE_ADVICE_HZ,
@@ -40,6 +39,7 @@ from firmware.controller import (
     TONE_FEEDBACK_MAX_HZ,
     TONE_FEEDBACK_MIN_HZ,
 )
+from sim.filters import lfilter_chunk
 
 STEP_MS = 100
 _STAGES = 4  # a chain of stages: a hold starts flat, then sags
@@ -178,6 +178,8 @@ class Patient:
         self._rng = np.random.default_rng([seed, 1])
         self._step = max(1, STEP_MS * rate_hz // 1000)
         self._phi = math.exp(-1.0 / (p["wander_s"] * rate_hz))  # AR(1) pole of the wander
+        self._wander_b = np.array([math.sqrt(1 - self._phi**2)])
+        self._wander_a = np.array([1.0, -self._phi])
         self._wander_zi = np.zeros(1)
         self._changes = deque()  # (sample index, kind, value), in time order
         self._next = 0  # index of the next sample to compute
@@ -306,7 +308,7 @@ class Patient:
         p = self.profile
         sigma = p["rest_wander"]
         w = self._rng.standard_normal(n)
-        x, self._wander_zi = lfilter([math.sqrt(1 - self._phi**2)], [1.0, -self._phi], w, zi=self._wander_zi)
+        x, self._wander_zi = lfilter_chunk(self._wander_b, self._wander_a, w, self._wander_zi)
         rest = tone * np.exp(sigma * x - sigma * sigma)  # E[rest²] = tone²
         vol = math.sqrt(p["contract_uv"] ** 2 - p["rest_uv"] ** 2) * act
         return np.sqrt(rest * rest + vol * vol), cv

@@ -46,7 +46,7 @@ log = logging.getLogger("tonus.sim")
 TICK_MS = 5
 HISTORY = 10000
 # The first two bytes of every stream frame's payload, [4, ...]: the
-# patient watches cues, not samples, so EMG frames are not decoded.
+# patient watches cues, not samples, so stream frames are not decoded.
 _STREAM_HEAD = bytes((0x84, m.STREAM))
 
 
@@ -79,6 +79,7 @@ class Simulator:
         self.rig = Rig(self)
         self._events = deque(events)
         self._decoder = framing.Decoder()
+        self._between_frames = True  # the decoder holds no part of a frame
         self._heard = 0  # buzzer tone changes the patient has heard
         self.device_events = deque(maxlen=HISTORY)  # (t_us, type, fields by name): EVENT frames sent
         self.bad_frames = 0  # frames from the device that did not parse: a firmware bug
@@ -222,9 +223,13 @@ class Simulator:
 
     def _observe(self):
         for chunk in self.board.take_written():
+            # a whole stream frame, recognised by its first payload bytes (COBS keeps
+            # them in place: neither is zero), is not decoded at all
+            if self._between_frames and chunk[1:3] == _STREAM_HEAD and chunk.find(0) == len(chunk) - 1:
+                continue
+            self._between_frames = chunk[-1:] == b"\x00"
             for payload in self._decoder.feed(chunk):
-                if payload[:2] != _STREAM_HEAD:
-                    self._device_said(payload)
+                self._device_said(payload)
 
     def _device_said(self, payload):
         try:
@@ -264,7 +269,11 @@ class Simulator:
     # -- the host's end of the link ---------------------------------------------
 
     def host_write(self, data):
-        self.board.host_write(bytes(data))
+        """Bytes of data the device's receive ring took (it holds RX_RING at most)."""
+        return self.board.host_write(bytes(data))
+
+    def host_room(self):
+        return self.board.host_room()
 
     def host_read(self, max_bytes=-1):
         return self.board.host_read(max_bytes)

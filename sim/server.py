@@ -1,12 +1,18 @@
 """The simulator's link on a TCP socket, for `socket://` clients such as the host.
 
 One host at a time, like a serial port: a new connection replaces the old
-one, and stale output from before it is not delivered. While no host is
+one, and both directions start afresh (sim/board.py connect_host): stale
+output is not delivered, and what the old host left half sent does not
+reach the device ahead of the new host's first frame. While no host is
 connected the device's output piles up to the link's bound and is then
 dropped, as when nobody reads a port. The loop is single-threaded: it waits
 on the sockets only until the next tick is due, so pacing and I/O share one
-clock. Device output is fetched from the simulator only when the previous
-batch has gone out, so a host that stops reading pushes back to the device.
+clock. Every buffer is bounded: the socket is read only into the room the
+device's receive ring has (a firmware that does not read pushes back on the
+host's writes, as a USB CDC does), and device output is fetched from the
+simulator only when the previous batch has gone out. Unpaced (speed 0) the
+board also waits for a connected host to take its output before it runs on,
+so a session over TCP loses no frame however fast the simulator runs.
 
 The link has no authentication: by default only loopback addresses are
 accepted for listening.
@@ -20,6 +26,8 @@ import socket
 log = logging.getLogger("tonus.sim.server")
 
 _RECV_BYTES = 4096
+_SLICE_MS = 50  # unpaced with a host: simulated time between looks at the sockets, at most
+_HOLD_S = 1.0  # longest wait for a host that holds an unpaced board, before looking at stop again
 
 
 class ListenError(ValueError):
@@ -80,6 +88,7 @@ class LinkServer:
         self.sim = simulator
         self.listener = listener
         self.conn = None
+        self._events = 0  # what the selector watches the connection for
         self._out = b""  # device output fetched but not yet accepted by the socket
         self._sel = selectors.DefaultSelector()
         self._sel.register(listener, selectors.EVENT_READ)
@@ -90,20 +99,46 @@ class LinkServer:
         sim = self.sim
         try:
             while not stop.is_set():
-                for key, _mask in self._sel.select(sim.clock.wall_delay(sim.next_tick_us)):
+                held = self._watch()
+                # unpaced, a host that has not taken the last output holds the board: wait for it
+                wait = None if held else sim.clock.wall_delay(sim.next_tick_us)
+                for key, mask in self._sel.select(_HOLD_S if held else wait):
                     if key.fileobj is self.listener:
                         self._accept()
-                    else:
+                    elif mask & selectors.EVENT_READ:
                         self._receive()
                 if sim.clock.speed:
                     sim.catch_up()
-                else:
+                elif self.conn is None:
                     sim.run_for(sim.tick_ms)
+                elif not self._held():
+                    # unpaced: on to the device's next output (a bounded slice), then to the host
+                    sim.advance_until_output(_SLICE_MS)
                 self._send()
         finally:
             if self.conn is not None:
                 self._drop("server stopping")
             self._sel.close()
+
+    def _held(self):
+        return self.conn is not None and not self.sim.clock.speed and bool(self._out)
+
+    def _watch(self):
+        """Watch the connection for what it can do now; True if the board waits for the host."""
+        if self.conn is None:
+            return False
+        events = 0
+        if self.sim.host_room() > 0:
+            events |= selectors.EVENT_READ
+        if self._out:
+            events |= selectors.EVENT_WRITE
+        if events != self._events:
+            if self._events:
+                self._sel.unregister(self.conn)
+            if events:
+                self._sel.register(self.conn, events)
+            self._events = events
+        return self._held()
 
     def _accept(self):
         try:
@@ -116,13 +151,16 @@ class LinkServer:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = conn
         self._out = b""
-        self._sel.register(conn, selectors.EVENT_READ)
+        self._events = 0
         self.sim.rig.reconnect_host()
         log.info("host connected from %s", peer[:2])
 
     def _receive(self):
+        room = self.sim.host_room()
+        if room <= 0:
+            return
         try:
-            data = self.conn.recv(_RECV_BYTES)
+            data = self.conn.recv(min(room, _RECV_BYTES))
         except BlockingIOError:
             return
         except OSError as e:
@@ -151,7 +189,9 @@ class LinkServer:
 
     def _drop(self, why):
         log.info("host disconnected: %s", why)
-        self._sel.unregister(self.conn)
+        if self._events:
+            self._sel.unregister(self.conn)
+        self._events = 0
         self.conn.close()
         self.conn = None
         self._out = b""

@@ -13,10 +13,14 @@ calls, so a host client is in lockstep with it. Unpaced (speed 0), a read
 runs the simulator until the bytes it wants are there, and its timeout is
 simulated time: a device that does not answer costs the client simulated
 seconds, not wall-clock ones. A non-blocking read (timeout 0) that finds
-nothing lets one tick pass, so a polling loop makes progress. Paced, the
-simulator first catches up with the wall clock, and a read waits in wall
-time like on a real port. A read without a timeout returns after
-READ_CAP_MS of simulated time at the latest, so it cannot hang.
+nothing lets one tick pass, so a polling loop makes progress. Paced, a read
+waits in wall time like on a real port, and simulated time waits for the
+host: it moves only while the host is inside a port call, and a read runs
+the board only until it has output (docs/simulator.md). A read without a
+timeout returns after READ_CAP_MS of simulated time at the latest, so it
+cannot hang. The device's receive ring holds RX_RING bytes (sim/board.py):
+a write waits until the firmware has read enough, and times out after the
+port's write_timeout (simulated when unpaced) like a real port.
 """
 
 import math
@@ -24,7 +28,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_bytes
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, to_bytes
 
 from sim.patient import PROFILES
 
@@ -89,6 +93,7 @@ class Serial(SerialBase):
         self.simulator = None
         self._owned = True  # close() closes the simulator too
         self._lock = threading.Lock()  # a reader thread and a writer thread share one simulator
+        self._away_since = None  # wall time the host last left a port call (paced only)
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -159,29 +164,77 @@ class Serial(SerialBase):
             timeout = READ_CAP_MS / 1000 / sim.clock.speed
         deadline = time.monotonic() + timeout
         got = bytearray()
+        self._host_returns()
         while True:
             with self._lock:
-                sim.catch_up()
+                self._catch_up()
                 got += sim.host_read(size - len(got))
                 delay = sim.clock.wall_delay(sim.next_tick_us)
             left = deadline - time.monotonic()
             if len(got) >= size or left <= 0:
+                self._host_leaves()
                 return bytes(got)
             time.sleep(min(delay, left))  # the lock is free meanwhile: a writer can send
+
+    # Paced, simulated time moves only while the host is inside a port call:
+    # wall time the host spends elsewhere (its own work, a CPU it did not get)
+    # is not caught up, and a call runs the board only until it has output,
+    # so the host has its turn (a heartbeat, a reply) before the board goes on.
+
+    def _host_returns(self):
+        clock = self.simulator.clock
+        if clock.speed and self._away_since is not None:
+            clock.anchor()  # what passed while the host was away is not owed
+            self._away_since = None
+
+    def _host_leaves(self):
+        self._away_since = time.monotonic()
+
+    def _catch_up(self):
+        sim = self.simulator
+        due_ms = (sim.clock.due_us() - sim.clock.us) / 1000
+        if due_ms > 0:
+            sim.advance_until_output(due_ms)
 
     def write(self, data):
         self._check_open()
         data = to_bytes(data)
-        with self._lock:
-            self.simulator.catch_up()
-            self.simulator.host_write(data)
+        sim = self.simulator
+        sent = 0
+        if sim.clock.speed:
+            self._host_returns()
+            deadline = None if self._write_timeout is None else time.monotonic() + self._write_timeout
+        else:
+            budget_ms = READ_CAP_MS if self._write_timeout is None else self._write_timeout * 1000
+            end_us = sim.clock.us + round(budget_ms * 1000)
+        while True:
+            with self._lock:
+                if sim.clock.speed:
+                    sim.catch_up()
+                sent += sim.host_write(data[sent:])
+                if sent == len(data):
+                    break
+                if not sim.clock.speed:
+                    # the receive ring is full: the device must read before the host can go on
+                    if sim.clock.us >= end_us:
+                        raise SerialTimeoutException(
+                            "the device took no more bytes for %g s" % (budget_ms / 1000)
+                        )
+                    sim.run_for(sim.tick_ms)
+                    continue
+                delay = sim.clock.wall_delay(sim.next_tick_us)
+            if deadline is not None and time.monotonic() >= deadline:
+                self._host_leaves()
+                raise SerialTimeoutException("the device took no more bytes for %g s" % self._write_timeout)
+            time.sleep(delay)
+        if sim.clock.speed:
+            self._host_leaves()
         return len(data)
 
     @property
     def in_waiting(self):
         self._check_open()
         with self._lock:
-            self.simulator.catch_up()
             return self.simulator.host_pending()
 
     @property

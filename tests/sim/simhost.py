@@ -16,7 +16,10 @@ class LinkHost:
 
     def send(self, mtype, **fields):
         self.seq += 1
-        self.sim.host_write(framing.encode(codec.dumps(m.build(m.REQUEST, self.seq, mtype, **fields))))
+        frame = framing.encode(codec.dumps(m.build(m.REQUEST, self.seq, mtype, **fields)))
+        # the device's receive ring is bounded: a test that writes faster than it reads must say so
+        if self.sim.host_write(frame) != len(frame):
+            raise AssertionError("the device's receive ring had no room for the request")
         return self.seq
 
     def pump(self):
