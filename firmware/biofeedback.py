@@ -302,6 +302,11 @@ class Biofeedback:
             over = s.target_dv
         return lo_hz + (hi_hz - lo_hz) * over // s.target_dv
 
+    def target_dv(self):
+        """The running phase's envelope target (0.1 µV), 0 when it has none."""
+        s = self._score
+        return s.target_dv if s is not None else 0
+
     def below_target(self):
         s = self._score
         return s is not None and s.target_dv > 0 and self.last_trusted and self.last_dv <= s.target_dv

@@ -486,6 +486,13 @@ class Controller:
         }
         if st.state != m.STIM_OFF:
             frame["stim_ua"] = st.cmd_ua
+        if self.session.state == m.RUNNING:
+            # what the patient sees and hears, so a screen can show the same
+            target = self.bio.target_dv() or st.trigger_dv()
+            if target:
+                frame["target_dv"] = target
+            if self.bio.feedback_hz(TONE_FEEDBACK_MIN_HZ, TONE_FEEDBACK_MAX_HZ):
+                frame["flags"] = flags | m.FLAG_FEEDBACK
         self.link.push(m.STREAM, m.EMG, **frame)
 
     # -- the patient's buttons, LED and buzzer --------------------------

@@ -50,6 +50,16 @@ def tolerance_ua(commanded_ua):
     return t if t > TOLERANCE_MIN_UA else TOLERANCE_MIN_UA
 
 
+def next_level(level_ua, limit_ua, up):
+    """The level one press of up or down asks for, before the limit: the device's buttons
+    and the host's screens step alike."""
+    first = first_step_ua(limit_ua)
+    if up:
+        return first if level_ua < first else (level_ua // LEVEL_STEP_UA + 1) * LEVEL_STEP_UA
+    lv = 0 if level_ua <= first else ((level_ua - 1) // LEVEL_STEP_UA) * LEVEL_STEP_UA
+    return first if 0 < lv < first else lv
+
+
 def first_step_ua(limit_ua):
     """The smallest non-zero level: at most 2 % of the maximum (IEC 60601-2-10 201.12.1.101)."""
     step = limit_ua * 2 // 100 // RESOLUTION_UA * RESOLUTION_UA
@@ -89,6 +99,10 @@ class Stimulator:
         self._ramp_up = 0  # slope limits in µA per s
         self._ramp_down = 0
         self._charge_pc = 0
+
+    def trigger_dv(self):
+        """The running ETS phase's trigger threshold (0.1 µV), 0 outside one."""
+        return self._threshold_dv if self.ets and self.state != m.STIM_OFF else 0
 
     # -- phases ---------------------------------------------------------
 
@@ -166,17 +180,8 @@ class Stimulator:
     def step_level(self, up):
         if self.state == m.STIM_OFF or self.state == m.STIM_CHECK:
             return
-        lv = self.level_ua
-        first = first_step_ua(self.limit_ua)
-        if up:
-            lv = first if lv < first else (lv // LEVEL_STEP_UA + 1) * LEVEL_STEP_UA
-            if lv > self.limit_ua:
-                lv = self.limit_ua
-        else:
-            lv = 0 if lv <= first else ((lv - 1) // LEVEL_STEP_UA) * LEVEL_STEP_UA
-            if 0 < lv < first:
-                lv = first
-        self.level_ua = lv
+        lv = next_level(self.level_ua, self.limit_ua, up)
+        self.level_ua = lv if lv <= self.limit_ua else self.limit_ua  # the buttons stop at the limit
         self.level_by_host = False  # the patient's own buttons: held without a host
 
     # -- every loop pass -------------------------------------------------------

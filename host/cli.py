@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "record",
     "export",
     "report",
+    "view",
 )
 
 EXIT_OK = 0

@@ -297,6 +297,7 @@ class EmgFrame:
     state: str
     flags: int
     stim_ua: int = 0  # stimulation current commanded at the end of the block
+    target_dv: int = 0  # the running phase's envelope target (0.1 µV), 0 when it has none
 
     @property
     def count(self):
@@ -328,6 +329,11 @@ class EmgFrame:
     @property
     def lead_off(self):
         return bool(self.flags & m.FLAG_LEAD_OFF)
+
+    @property
+    def feedback(self):
+        """The device's biofeedback tone sounds: a relaxation phase, above its target."""
+        return bool(self.flags & m.FLAG_FEEDBACK)
 
     @property
     def saturated(self):
@@ -578,6 +584,7 @@ def _unsolicited(kind, seq, mtype, b):
         _name(m.STATE_NAMES, b["state"]),
         b["flags"],
         b.get("stim_ua", 0),
+        b.get("target_dv", 0),
     )
 
 

@@ -35,7 +35,17 @@ PRIVACY_NOTE = (
     "holds the patient's pseudonym only: no name, birth date or other identifying data; "
     "keep it with the clinical record all the same"
 )
-TYPES = {c.__name__: c for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice)}
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A note the clinician added while watching, at a device time (`tonus view`)."""
+
+    time_ms: int
+    text: str
+
+
+TYPES = {c.__name__: c for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice, Marker)}
 _FIELDS = {c: tuple(f.name for f in dataclasses.fields(c)) for c in TYPES.values()}
 _END = "end"
 _TYPE_KEY = b"dtype"  # "type" as a CBOR text string: every item map starts with it
@@ -155,7 +165,7 @@ class Annotation:
 
     onset_s: float
     duration_s: float
-    kind: str  # cue, phase, state, stim, trigger, fault, advice, summary, gap, lead_off, saturated
+    kind: str  # cue, phase, state, stim, trigger, fault, advice, summary, marker, gap, lead_off, saturated
     text: str
 
 
@@ -310,6 +320,8 @@ def _event_annotation(it):
         return Annotation(t, 0.0, "advice", "advice %s" % it.reason)
     if isinstance(it, SessionSummary):
         return Annotation(t, 0.0, "summary", "scored: ended %s" % it.end_reason)
+    if isinstance(it, Marker):
+        return Annotation(t, 0.0, "marker", "marker: %s" % it.text)
     return None
 
 

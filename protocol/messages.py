@@ -472,6 +472,7 @@ CATALOGUE = {
             (3, "state", STATE, True),
             (4, "flags", U16, True),
             (5, "stim_ua", U32, False),  # current commanded at the end of the block, while stimulating
+            (6, "target_dv", U32, False),  # the running phase's envelope target (ETS: trigger threshold)
         ),
         None,
     ),
@@ -484,6 +485,7 @@ FLAG_GAP = 4
 FLAG_STIM = 8  # pulses were delivered during the block
 FLAG_TRIGGER = 16  # an ETS trigger fired during the block
 FLAG_BLANKED = 32  # samples around pulses were blanked (stimulation artefact)
+FLAG_FEEDBACK = 64  # relaxation above target: the biofeedback tone sounds
 
 
 def type_name(mtype):

@@ -1,7 +1,6 @@
 """The HTML practice journal: what goes in, what is skipped, and that a browser shows every plot."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,19 +16,9 @@ SIM = "sim://?seed=0&patient=healthy&speed=0"
 
 
 @pytest.fixture(scope="session")
-def chromium(tmp_path_factory):
-    """The Debian chromium binary, installed with apt-get when missing (a one-time cost)."""
-    exe = shutil.which("chromium")
-    if exe is None:
-        cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:  # a stale package list: fetch it, then try once more
-            subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        exe = shutil.which("chromium")
-        if exe is None:
-            pytest.skip("chromium is not installed and apt-get could not install it: %s" % done.stderr[-300:])
+def chromium(chromium_exe, tmp_path_factory):
+    """dump_dom(path): the DOM chromium builds from a local HTML file."""
+    exe = chromium_exe
     profile = tmp_path_factory.mktemp("chromium-profile")
 
     def dump_dom(path):

@@ -1,0 +1,24 @@
+"""Fixtures shared by the host tests: a real browser."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def chromium_exe():
+    """The Debian chromium binary, installed with apt-get when missing (a one-time cost)."""
+    exe = shutil.which("chromium")
+    if exe is None:
+        cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:  # a stale package list: fetch it, then try once more
+            subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        exe = shutil.which("chromium")
+        if exe is None:
+            pytest.skip("chromium is not installed and apt-get could not install it: %s" % done.stderr[-300:])
+    return exe
