@@ -58,6 +58,14 @@ def _third_party_imports(path):
                 yield top
 
 
+def _project_sources():
+    """The tree's own Python files: not a virtual environment, build output or installed packages."""
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT).parts
+        if not any(p.startswith(".") or p in ("build", "node_modules", "site-packages") for p in parts):
+            yield path
+
+
 @pytest.mark.req("DEV-SETUP-1")
 def test_every_third_party_import_is_a_declared_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -65,13 +73,12 @@ def test_every_third_party_import_is_a_declared_dependency():
     # an optional feature's extra may serve the code that imports it only when it is there
     runtime = _declared(project["dependencies"]).union(*(_declared(v) for k, v in extras.items() if k != "test"))
     test = runtime | _declared(extras["test"])
-    local = {p.name for p in ROOT.iterdir()} | {p.stem for p in ROOT.rglob("*.py")}
+    sources = list(_project_sources())
+    local = {p.name for p in ROOT.iterdir()} | {p.stem for p in sources}
     dists = metadata.packages_distributions()
     undeclared = set()
-    for path in ROOT.rglob("*.py"):
+    for path in sources:
         rel = path.relative_to(ROOT)
-        if rel.parts[0].startswith(".") or rel.parts[0] in ("build", "node_modules"):
-            continue
         allowed = test if rel.parts[0] in TEST_TREES or rel.name == "conftest.py" else runtime
         for top in _third_party_imports(path):
             if top in local:
