@@ -19,7 +19,6 @@ import machine
 
 from firmware import maintenance
 from firmware.board_pico import DATA_DIR, PIN_BTN_START, PIN_OUT_ENABLE, PicoHal
-from firmware.controller import Controller
 
 
 class _Records:
@@ -50,7 +49,11 @@ def main():
     if maintenance.take_marker(_Records()) or start_held():
         micropython.kbd_intr(3)  # Ctrl-C for mpremote, whatever turned it off before the reset
         return
+    # the HAL's large buffers (the DMA ring wants 16 KB in one piece) before the controller's
+    # modules fragment the heap: imported first, they left no such run free on the board
     hal = PicoHal()
+    from firmware.controller import Controller
+
     ctrl = Controller(hal)
     ctrl.boot()
     while True:
