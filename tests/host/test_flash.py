@@ -572,7 +572,8 @@ def test_the_board_boots_the_application_unless_maintenance_was_asked_for(
             raise _Started
 
     monkeypatch.setattr(mod, "PicoHal", FakeHal)
-    monkeypatch.setattr(mod, "Controller", Controller)
+    # imported inside main(), after the HAL has taken its large buffers
+    monkeypatch.setattr("firmware.controller.Controller", Controller)
     _Pin.levels = {18: 0 if held else 1}
     if app:
         with pytest.raises(_Started):
