@@ -187,9 +187,7 @@ class Handlers:
             # latched, in storage too, and is reported
             c.records.save_fault()
             c.poll_safety(now)
-            raise ProtocolError(
-                ESTOP_ACTIVE if c.hal.estop_open() else FAULT_LATCHED, "a new fault arrived"
-            )
+            raise ProtocolError(ESTOP_ACTIVE if c.hal.estop_open() else FAULT_LATCHED, "a new fault arrived")
         c.log.add(now, EventLog.CLEARED, cleared, 0)
         c.session.fire(CLEAR, m.REASON_CLEARED, now)
         return {"state": c.session.state}

@@ -44,7 +44,8 @@ AUDIT_ACCEPTED = 1  # code 0, sequence of the new protocol
 AUDIT_REFUSED = 2  # code = the refusal
 AUDIT_REMOVED = 3
 AUDIT_KEYS_CHANGED = 4  # code = number of trusted keys now
-AUDIT_WITHDRAWN = 5  # code = why (UNKNOWN_KID: signer no longer trusted; PROTOCOL_INVALID: outside the limits now)
+# code = why (UNKNOWN_KID: signer no longer trusted; PROTOCOL_INVALID: outside the limits now)
+AUDIT_WITHDRAWN = 5
 
 
 class TherapyStore:
@@ -252,7 +253,9 @@ class TherapyStore:
         if self.last_start_ms >= 0:
             wait = self.last_start_ms + budget["min_interval_s"] * 1000 - self.total_ms(now_ms)
             if wait > 0:
-                raise ProtocolError(INTERVAL_NOT_ELAPSED, "next session in %d min" % ((wait + 59999) // 60000))
+                raise ProtocolError(
+                    INTERVAL_NOT_ELAPSED, "next session in %d min" % ((wait + 59999) // 60000)
+                )
 
     def mark_open(self, now_ms, marker, counted):
         """Record a session start (the output is off: the device is ARMED).

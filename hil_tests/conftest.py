@@ -174,7 +174,9 @@ def _record(config, target):
     if trace is None or target.recorded:
         return
     c = target.client
-    trace.record_target(provenance.target_facts(target.url, c.hello().unwrap(), c.info().unwrap(), config.rootpath))
+    trace.record_target(
+        provenance.target_facts(target.url, c.hello().unwrap(), c.info().unwrap(), config.rootpath)
+    )
     target.recorded = True
 
 

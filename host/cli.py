@@ -53,7 +53,12 @@ def _exit_codes():
     from host.transport import LinkError
 
     # most specific first
-    return ((DeviceRefused, EXIT_REFUSED), (LinkError, EXIT_LINK), (UsageError, EXIT_USAGE), (TonusError, EXIT_ERROR))
+    return (
+        (DeviceRefused, EXIT_REFUSED),
+        (LinkError, EXIT_LINK),
+        (UsageError, EXIT_USAGE),
+        (TonusError, EXIT_ERROR),
+    )
 
 
 def build_parser():
@@ -79,7 +84,9 @@ def _accept_json_anywhere(parser):
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 if "--json" not in child._option_string_actions:
-                    child.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                    child.add_argument(
+                        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    )
                 if "--port" not in child._option_string_actions:
                     child.add_argument("--port", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
                 _accept_json_anywhere(child)

@@ -45,7 +45,9 @@ def decimal(lo, hi, unit, step=None):
         if not lo <= v <= hi:
             raise argparse.ArgumentTypeError("%s is outside: give %s" % (text, what))
         if step is not None and v % Decimal(str(step)):
-            raise argparse.ArgumentTypeError("%s %s is finer than the steps of %s %s" % (text, unit, step, unit))
+            raise argparse.ArgumentTypeError(
+                "%s %s is finer than the steps of %s %s" % (text, unit, step, unit)
+            )
         return v
 
     parse.__name__ = "number"

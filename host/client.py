@@ -345,7 +345,9 @@ class Client:
             for _ in range(attempts):
                 seq = self._next_seq()
                 seqs.append(seq)
-                got = self._send_and_wait(codec.dumps(m.build(m.REQUEST, seq, req.TYPE, **req.fields)), seqs, timeout)
+                got = self._send_and_wait(
+                    codec.dumps(m.build(m.REQUEST, seq, req.TYPE, **req.fields)), seqs, timeout
+                )
                 if got is not None:
                     return self._reply(req.TYPE, *got)
         finally:

@@ -60,7 +60,12 @@ class Cue:
     @classmethod
     def parse(cls, seq, b):
         return cls(
-            seq, b["phase"], name_of(m.CUE_NAMES, b["cue"]), b["time_ms"], b["duration_ms"], b.get("protocol_phase")
+            seq,
+            b["phase"],
+            name_of(m.CUE_NAMES, b["cue"]),
+            b["time_ms"],
+            b["duration_ms"],
+            b.get("protocol_phase"),
         )
 
 

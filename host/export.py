@@ -218,9 +218,16 @@ def write_edf(rec, path):
                     present += int(have.sum())
                     emg = np.where(have, s.emg_uv, 0.0)
                     beyond = np.abs(emg) > emg_max
-                    clip_runs += [(s.first_index - first + a, s.first_index - first + b) for a, b in runs(beyond)]
-                    w.writeSamples([np.clip(emg, -emg_max, emg_max), _decimate(s.envelope_uv, k),
-                                    _decimate(s.stim_ma, k)])
+                    clip_runs += [
+                        (s.first_index - first + a, s.first_index - first + b) for a, b in runs(beyond)
+                    ]
+                    w.writeSamples(
+                        [
+                            np.clip(emg, -emg_max, emg_max),
+                            _decimate(s.envelope_uv, k),
+                            _decimate(s.stim_ma, k),
+                        ]
+                    )
                 notes = _edf_annotations(rec, t0, end - first) + _clip_annotations(clip_runs, rate, emg_max)
                 if len(notes) > records * _MAX_ANNOTATION_SIGNALS:
                     raise ExportError(
@@ -292,7 +299,9 @@ def check_edf(path, records=None, name=None):
     except OSError as e:
         raise ExportError("%s is not a readable EDF+ file: %s" % (name, e)) from e
     if records is not None and got != records:
-        raise ExportError("%s holds %d of %d data records (%d bytes): it was cut short" % (name, got, records, size))
+        raise ExportError(
+            "%s holds %d of %d data records (%d bytes): it was cut short" % (name, got, records, size)
+        )
     return got
 
 
@@ -327,8 +336,9 @@ def write_csv(rec, path):
                 keep = np.flatnonzero(s.present)
                 present += len(keep)
                 index = s.first_index + keep
-                table = np.column_stack((index, index / rate, s.emg_uv[keep], s.envelope_uv[keep], s.stim_ma[keep],
-                                         s.flags[keep]))
+                table = np.column_stack(
+                    (index, index / rate, s.emg_uv[keep], s.envelope_uv[keep], s.stim_ma[keep], s.flags[keep])
+                )
                 np.savetxt(f, table, fmt=["%d", "%.4f", "%.1f", "%.1f", "%.3f", "%d"], delimiter=",")
         with atomic.open_replacing(ev, "w", newline="") as f:
             out = csv.writer(f)

@@ -48,6 +48,8 @@ def installed_tool(name):
     """
     here = Path(sys.executable).parent / name
     return str(here) if here.is_file() else name
+
+
 DATA_DIR = "data"  # the board's record directory (firmware/board_pico.py DATA_DIR)
 RECORDS = (provisioning.KEYS, provisioning.POLICY)  # what --provision copies
 MARCH = "armv6m"  # RP2040; RP2350 runs it too (ARM cores)

@@ -367,7 +367,9 @@ def lines(result):
         "  post-baseline rest  %6.1f µV  CV %.0f %%"
         % (r["post_baseline"]["mean_uv"], r["post_baseline"]["cv_percent"])
     )
-    out.append("  against norms (phasic peak, other mean amplitudes; mean ± SD of healthy nulliparous women):")
+    out.append(
+        "  against norms (phasic peak, other mean amplitudes; mean ± SD of healthy nulliparous women):"
+    )
     for row in r["normative"]["rows"]:
         out.append(
             "    %-20s %6.1f µV  norm %5.2f ± %5.2f  z %+5.2f  %s"

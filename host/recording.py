@@ -48,7 +48,10 @@ class Marker:
     text: str
 
 
-TYPES = {c.__name__: c for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice, Marker)}
+TYPES = {
+    c.__name__: c
+    for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice, Marker)
+}
 _FIELDS = {c: tuple(f.name for f in dataclasses.fields(c)) for c in TYPES.values()}
 _END = "end"
 _TYPE_KEY = b"dtype"  # "type" as a CBOR text string: every item map starts with it
@@ -107,7 +110,9 @@ class Recorder:
         try:
             self._fp = open(self.path, "xb")
         except FileExistsError:
-            raise RecordingError("%s exists already; choose another name for the recording" % self.path) from None
+            raise RecordingError(
+                "%s exists already; choose another name for the recording" % self.path
+            ) from None
         except OSError as e:
             raise RecordingError("cannot create the recording %s: %s" % (self.path, e.strerror)) from e
         self._clock = clock
@@ -141,7 +146,12 @@ class Recorder:
         if self._fp is None:
             return
         try:
-            end = {"type": _END, "host_s": round(self._clock() - self._t0, 4), "items": self.items, "reason": reason}
+            end = {
+                "type": _END,
+                "host_s": round(self._clock() - self._t0, 4),
+                "items": self.items,
+                "reason": reason,
+            }
             self._write(cbor2.dumps(end))
         finally:
             self._fp.close()
@@ -176,7 +186,9 @@ class Annotation:
 
     onset_s: float
     duration_s: float
-    kind: str  # cue, phase, state, stim, trigger, fault, advice, summary, marker, gap, lead_off, saturated, ...
+    kind: (
+        str  # cue, phase, state, stim, trigger, fault, advice, summary, marker, gap, lead_off, saturated, ...
+    )
     text: str
 
 
@@ -205,8 +217,14 @@ class Signals:
         return [(self.first_index + int(a), int(b - a)) for a, b in runs(~self.present)]
 
 
-_TABLE_COLUMNS = (("first_index", "q"), ("count", "l"), ("envelope_dv", "l"), ("flags", "B"), ("stim_ua", "l"),
-                  ("triggered", "B"))
+_TABLE_COLUMNS = (
+    ("first_index", "q"),
+    ("count", "l"),
+    ("envelope_dv", "l"),
+    ("flags", "B"),
+    ("stim_ua", "l"),
+    ("triggered", "B"),
+)
 
 
 class FrameTable:
@@ -369,7 +387,10 @@ class Recording:
         out += _phase_annotations(self.cues, self.summary)
         rate = self.rate_hz
         t = self.table
-        out += [Annotation(float(i / rate), 0.0, "trigger", "ETS trigger") for i in t.first_index[t.triggered != 0]]
+        out += [
+            Annotation(float(i / rate), 0.0, "trigger", "ETS trigger")
+            for i in t.first_index[t.triggered != 0]
+        ]
         out += _stream_annotations(t, rate)
         out.sort(key=lambda a: (a.onset_s, a.kind))
         return out
@@ -450,8 +471,10 @@ def _stream_annotations(t, rate):
         return []
     end = t.end_index
     missing = t.first_index[1:] - end[:-1]
-    out = [Annotation(float(end[k] / rate), float(missing[k] / rate), "gap", "gap: %d samples lost" % missing[k])
-           for k in np.flatnonzero(missing)]
+    out = [
+        Annotation(float(end[k] / rate), float(missing[k] / rate), "gap", "gap: %d samples lost" % missing[k])
+        for k in np.flatnonzero(missing)
+    ]
     joined = np.concatenate(([False], missing == 0, [False]))  # frame k follows frame k-1 without a gap
     for bit, kind, text in (
         (m.FLAG_LEAD_OFF, "lead_off", "lead off"),
@@ -460,8 +483,10 @@ def _stream_annotations(t, rate):
         on = np.concatenate(([False], (t.flags & bit) != 0, [False]))
         starts = np.flatnonzero(on[1:-1] & ~(on[:-2] & joined[:-1]))
         ends = np.flatnonzero(on[1:-1] & ~(on[2:] & joined[1:]))
-        out += [Annotation(float(t.first_index[a] / rate), float((end[b] - t.first_index[a]) / rate), kind, text)
-                for a, b in zip(starts, ends)]
+        out += [
+            Annotation(float(t.first_index[a] / rate), float((end[b] - t.first_index[a]) / rate), kind, text)
+            for a, b in zip(starts, ends)
+        ]
     return out
 
 
@@ -476,8 +501,15 @@ def _decode_item(d):
     return float(d["host_s"]), cls(**fields)
 
 
-_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, IndexError, OverflowError,
-                  AttributeError)
+_DECODE_ERRORS = (
+    cbor2.CBORDecodeError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    AttributeError,
+)
 
 
 class _Unknown(Exception):
@@ -563,7 +595,8 @@ class _Scanner:
             dec = cbor2.CBORDecoder(fp)
         for name, n in sorted(self.unknown.items()):
             self.problems.append(
-                "%d items of type %r are not understood by this tonus and were left out: update tonus" % (n, name)
+                "%d items of type %r are not understood by this tonus and were left out: update tonus"
+                % (n, name)
             )
         if self.end is None and not self.problems:
             self.problems.append(
@@ -585,7 +618,9 @@ def _load(source, path, mapped=None):
         if not isinstance(it, EmgFrame):
             events.append((t, it))
             continue
-        if dropped or (end is not None and (it.first_index < end or it.first_index - end > _MAX_JUMP_S * rate)):
+        if dropped or (
+            end is not None and (it.first_index < end or it.first_index - end > _MAX_JUMP_S * rate)
+        ):
             if not dropped:
                 jump = (it.first_index, end)
             dropped += 1
@@ -595,8 +630,10 @@ def _load(source, path, mapped=None):
             cols[name].append(getattr(it, name))
     problems = scan.problems
     if dropped:
-        problems.append("%d EMG frames from sample %d on are not in the signals: the sample index went from %d "
-                        "to %d (the device restarted?)" % (dropped, jump[0], jump[1], jump[0]))
+        problems.append(
+            "%d EMG frames from sample %d on are not in the signals: the sample index went from %d "
+            "to %d (the device restarted?)" % (dropped, jump[0], jump[1], jump[0])
+        )
     return Recording(path, scan.header, events, FrameTable(cols), problems, scan.end, source, mapped)
 
 

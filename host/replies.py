@@ -93,7 +93,12 @@ class Hello(Reply):
     @classmethod
     def parse(cls, request, b, rtt):
         return cls(
-            b["version"], b["firmware_version"], b["board"], b["serial"], b["max_payload"], b.get("firmware_hash")
+            b["version"],
+            b["firmware_version"],
+            b["board"],
+            b["serial"],
+            b["max_payload"],
+            b.get("firmware_hash"),
         )
 
 

@@ -43,8 +43,10 @@ _ADVICE_TEXT = {
 def _fields(kind):
     if kind != "glazer":
         return FIELDS
-    return tuple((key,) + _GLAZER[key] + (unit,) if key in _GLAZER else (key, name, label, unit)
-                 for key, name, label, unit in FIELDS)
+    return tuple(
+        (key,) + _GLAZER[key] + (unit,) if key in _GLAZER else (key, name, label, unit)
+        for key, name, label, unit in FIELDS
+    )
 
 
 def _convert(kind, v):

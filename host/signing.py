@@ -52,7 +52,9 @@ def new_key(passphrase):
 
 
 def public_pem(public_key):
-    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def load_private(path, passphrase):
@@ -124,5 +126,7 @@ def open_signed(signed, public_raw_key=None):
         try:
             Ed25519PublicKey.from_public_bytes(public_raw_key).verify(signature, to_sign)
         except InvalidSignature as e:
-            raise TonusError("the signature does not match: the file was altered or signed with another key") from e
+            raise TonusError(
+                "the signature does not match: the file was altered or signed with another key"
+            ) from e
     return kid, codec.loads(payload)

@@ -68,7 +68,9 @@ class Problem:
 
     def __str__(self):
         where = "line %d" % self.line if self.line else "file"
-        return "%s: %s: %s" % (where, self.path, self.message) if self.path else "%s: %s" % (where, self.message)
+        return (
+            "%s: %s: %s" % (where, self.path, self.message) if self.path else "%s: %s" % (where, self.message)
+        )
 
 
 def _key_lines(text):
@@ -108,7 +110,9 @@ def _exact(value, factor, key):
         raise ValueError("must be a number") from e
     if d != d.to_integral_value():
         unit = key.rsplit("_", 1)[1]
-        raise ValueError("%s %s is finer than the device's steps of %s %s" % (value, unit, Decimal(1) / factor, unit))
+        raise ValueError(
+            "%s %s is finer than the device's steps of %s %s" % (value, unit, Decimal(1) / factor, unit)
+        )
     return int(d)
 
 
@@ -118,7 +122,9 @@ def _convert_table(table, file_path, problems, lines, failed):
     for key, value in table.items():
         fpath = file_path + (key,)
         if key in _HINTS and key not in _UNITS:
-            problems.append(Problem(lines.get(fpath), _dotted(fpath), "write this as %s (clinical units)" % _HINTS[key]))
+            problems.append(
+                Problem(lines.get(fpath), _dotted(fpath), "write this as %s (clinical units)" % _HINTS[key])
+            )
             hinted = _UNITS.get(_HINTS[key])
             failed.add(file_path + ((hinted[0] if hinted else _HINTS[key]),))
             continue
@@ -131,13 +137,17 @@ def _convert_table(table, file_path, problems, lines, failed):
                 failed.add(file_path + (doc_key,))
             continue
         if isinstance(value, datetime.datetime):
-            problems.append(Problem(lines.get(fpath), _dotted(fpath), "give a date only (YYYY-MM-DD), no time"))
+            problems.append(
+                Problem(lines.get(fpath), _dotted(fpath), "give a date only (YYYY-MM-DD), no time")
+            )
             continue
         if isinstance(value, datetime.date):
             value = value.isoformat()
         if isinstance(value, float):
             if not math.isfinite(value):
-                problems.append(Problem(lines.get(fpath), _dotted(fpath), "must be a finite whole number, not %s" % value))
+                problems.append(
+                    Problem(lines.get(fpath), _dotted(fpath), "must be a finite whole number, not %s" % value)
+                )
                 failed.add(fpath)
                 continue
             if value != int(value):
@@ -178,7 +188,9 @@ def loads(text):
     failed = set()  # settings already reported; the schema would only call them missing
     for key in data:
         if key not in _SECTIONS:
-            problems.append(Problem(lines.get((key,)), key, "unknown section; a protocol has %s" % ", ".join(_SECTIONS)))
+            problems.append(
+                Problem(lines.get((key,)), key, "unknown section; a protocol has %s" % ", ".join(_SECTIONS))
+            )
     meta = data.get("protocol", {})
     if not isinstance(meta, dict):
         raise ProtocolFileError("[protocol] must be a table")
@@ -186,7 +198,9 @@ def loads(text):
     doc.setdefault("format", therapy.FORMAT)
     for section in ("budget", "limits", "screening", "emg"):
         value = data.get(section)
-        doc[section] = _convert_table(value, (section,), problems, lines, failed) if isinstance(value, dict) else value
+        doc[section] = (
+            _convert_table(value, (section,), problems, lines, failed) if isinstance(value, dict) else value
+        )
     phases = data.get("phase", [])
     if not isinstance(phases, list):
         raise ProtocolFileError("phases are written as [[phase]] tables")
@@ -202,11 +216,17 @@ def loads(text):
             continue
         fpath = _file_path(dpath)
         problems.append(Problem(_line_for(lines, fpath), _dotted(fpath), msg))
-    problems.sort(key=lambda pr: (pr.line or 0))
+    problems.sort(key=lambda pr: pr.line or 0)
     return doc, problems
 
 
-_SECTION_OF = {"budget": "budget", "limits": "limits", "screening": "screening", "emg": "emg", "phases": "phase"}
+_SECTION_OF = {
+    "budget": "budget",
+    "limits": "limits",
+    "screening": "screening",
+    "emg": "emg",
+    "phases": "phase",
+}
 
 
 def _doc_in_file_terms(dpath):

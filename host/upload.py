@@ -22,7 +22,9 @@ def upload(open_client, signed, progress=None):
     connection, up to ATTEMPTS times. progress(sent, total) reports bytes.
     """
     if len(signed) > m.UPLOAD_MAX:
-        raise TonusError("a signed protocol is at most %d bytes; this one has %d" % (m.UPLOAD_MAX, len(signed)))
+        raise TonusError(
+            "a signed protocol is at most %d bytes; this one has %d" % (m.UPLOAD_MAX, len(signed))
+        )
     digest = hashlib.sha256(signed).digest()
     last = None
     for _ in range(ATTEMPTS):

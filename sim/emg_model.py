@@ -212,7 +212,6 @@ class EmgModel:
         self._generated += n
         return np.clip(np.rint(uv * 10), -FULL_SCALE_DV, FULL_SCALE_DV).astype(np.int32)
 
-
     def _firings(self, rate_hz):
         """Motor-unit firings per sample (rate_hz: firings/s at each sample), unit variance."""
         rng = self._rng

@@ -24,7 +24,18 @@ def _stubs():
         return
     spec = next(d for d in _deps() if d.startswith("micropython-rp2-rpi_pico-stubs=="))
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--upgrade", "--target", str(STUBS), spec],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-compile",
+            "--upgrade",
+            "--target",
+            str(STUBS),
+            spec,
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -70,7 +70,14 @@ def test_documented_difference_on_mixed_keys():
 
 @pytest.mark.req("LINK-CBOR-2")
 def test_cbor2_things_outside_the_subset_are_refused():
-    for v in (1.0, float("nan"), float("inf"), cbor2.CBORTag(2, b"\x01"), cbor2.undefined, cbor2.CBORSimpleValue(99)):
+    for v in (
+        1.0,
+        float("nan"),
+        float("inf"),
+        cbor2.CBORTag(2, b"\x01"),
+        cbor2.undefined,
+        cbor2.CBORSimpleValue(99),
+    ):
         with pytest.raises(ProtocolError):
             codec.loads(cbor2.dumps(v, canonical=True))
     with pytest.raises(ProtocolError):

@@ -83,8 +83,18 @@ BROKEN = [
     [0, 1, m.PROTOCOL_BEGIN, {0: 10, 1: bytes(31)}],  # digest of the wrong size
     [0, 1, m.PROTOCOL_CHUNK, {0: 0, 1: bytes(m.UPLOAD_CHUNK + 1)}],
     [0, 1, m.PROTOCOL_CHUNK, {0: 0, 1: b""}],
-    [3, 1, m.SUMMARY, {0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: [{0: 1}] * 17, 7: 0, 8: 0, 9: 0}],  # too many phases
-    [3, 1, m.SUMMARY, {0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: [7], 7: 0, 8: 0, 9: 0}],  # a score that is not a map
+    [
+        3,
+        1,
+        m.SUMMARY,
+        {0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: [{0: 1}] * 17, 7: 0, 8: 0, 9: 0},
+    ],  # too many phases
+    [
+        3,
+        1,
+        m.SUMMARY,
+        {0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: [7], 7: 0, 8: 0, 9: 0},
+    ],  # a score that is not a map
 ]
 
 

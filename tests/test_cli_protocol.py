@@ -38,7 +38,11 @@ def test_check_prints_delivery_and_exits_zero(capsys):
 @pytest.mark.req("PROT-SCHEMA-1", "UX-CLI-1")
 def test_check_reports_problems_with_lines_and_exits_nonzero(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text((EXAMPLES / "ets-weak-pelvic-floor.toml").read_text().replace("frequency_hz = 35", "frequency_hz = 135"))
+    bad.write_text(
+        (EXAMPLES / "ets-weak-pelvic-floor.toml")
+        .read_text()
+        .replace("frequency_hz = 35", "frequency_hz = 135")
+    )
     assert main(["protocol", "check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "line 50: phase[3].frequency_hz: frequency 135 Hz is outside 1 Hz to 100 Hz" in err
@@ -52,11 +56,26 @@ def test_sign_refuses_incomplete_screening_and_signs_a_clean_file(key, tmp_path,
     src = (EXAMPLES / "relaxation-downtraining.toml").read_text()
     incomplete = tmp_path / "incomplete.toml"
     incomplete.write_text(src.replace("pregnancy = false\n", ""))
-    assert main(["protocol", "sign", str(incomplete), "--key", str(key), "--out", str(tmp_path / "x.cose")]) == 1
+    assert (
+        main(["protocol", "sign", str(incomplete), "--key", str(key), "--out", str(tmp_path / "x.cose")]) == 1
+    )
     assert "screening is incomplete" in capsys.readouterr().err
     assert not (tmp_path / "x.cose").exists()
     good = tmp_path / "good.cose"
-    assert main(["protocol", "sign", str(EXAMPLES / "relaxation-downtraining.toml"), "--key", str(key), "--out", str(good)]) == 0
+    assert (
+        main(
+            [
+                "protocol",
+                "sign",
+                str(EXAMPLES / "relaxation-downtraining.toml"),
+                "--key",
+                str(key),
+                "--out",
+                str(good),
+            ]
+        )
+        == 0
+    )
     kid, doc = signing.open_signed(good.read_bytes(), signing.load_public(str(key) + ".pub"))
     assert doc["id"] == "relax-downtrain" and doc["screening"]["attested_by"].startswith("A. Example")
 
@@ -64,6 +83,14 @@ def test_sign_refuses_incomplete_screening_and_signs_a_clean_file(key, tmp_path,
 @pytest.mark.req("PROT-SIGN-1")
 def test_wrong_passphrase_is_a_clear_error(key, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TONUS_KEY_PASSPHRASE", "not-the-passphrase")
-    args = ["protocol", "sign", str(EXAMPLES / "glazer-assessment.toml"), "--key", str(key), "--out", str(tmp_path / "g.cose")]
+    args = [
+        "protocol",
+        "sign",
+        str(EXAMPLES / "glazer-assessment.toml"),
+        "--key",
+        str(key),
+        "--out",
+        str(tmp_path / "g.cose"),
+    ]
     assert main(args) == 1
     assert "wrong passphrase" in capsys.readouterr().err

@@ -71,7 +71,9 @@ def test_every_third_party_import_is_a_declared_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     # an optional feature's extra may serve the code that imports it only when it is there
-    runtime = _declared(project["dependencies"]).union(*(_declared(v) for k, v in extras.items() if k != "test"))
+    runtime = _declared(project["dependencies"]).union(
+        *(_declared(v) for k, v in extras.items() if k != "test")
+    )
     test = runtime | _declared(extras["test"])
     sources = list(_project_sources())
     local = {p.name for p in ROOT.iterdir()} | {p.stem for p in sources}

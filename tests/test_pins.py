@@ -43,7 +43,9 @@ def test_installed_tools_follow_the_pin():
 def test_the_port_under_test_is_the_pinned_release():
     release = _project()["tool"]["tonus"]["micropython"]["release"]
     try:
-        status, lines = mpwasm.run("import sys\nprint('.'.join(str(x) for x in sys.implementation.version[:3]))")
+        status, lines = mpwasm.run(
+            "import sys\nprint('.'.join(str(x) for x in sys.implementation.version[:3]))"
+        )
     except mpwasm.Unavailable as e:
         pytest.skip(str(e))
     assert status == 0

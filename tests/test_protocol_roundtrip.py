@@ -60,7 +60,9 @@ def test_upload_refuses_files_that_are_not_signed_protocols(tmp_path, capsys):
     junk.write_bytes(b"\x00not cbor")
     assert main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(junk)]) == 1
     assert "not a signed tonus protocol" in capsys.readouterr().err
-    assert main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(tmp_path / "missing.cose")]) == 1
+    assert (
+        main(["--port", "sim://?seed=0&speed=0", "protocol", "upload", str(tmp_path / "missing.cose")]) == 1
+    )
 
 
 @pytest.mark.req("PROT-UPLOAD-1")
@@ -90,6 +92,11 @@ def test_info_names_the_protocol_and_its_budget(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["--port", port, "info", "--json"]) == 0
     p = _json(capsys)["protocol"]
-    assert (p["id"], p["sequence"], p["remaining"], p["probe"]) == ("glazer-assessment", 1, 4, "vaginal-2plate")
+    assert (p["id"], p["sequence"], p["remaining"], p["probe"]) == (
+        "glazer-assessment",
+        1,
+        4,
+        "vaginal-2plate",
+    )
     assert main(["--port", port, "info"]) == 0
     assert "glazer-assessment v1 for P-0042, 4 of 4 sessions left" in capsys.readouterr().out

@@ -27,13 +27,32 @@ def _kids(capsys):
 def test_trust_rotate_revoke_and_the_device_audits_each_change(tmp_path, keys, capsys):
     flash = tmp_path / "flash"
     capsys.readouterr()
-    assert main(["--json", "provision", "--flash-dir", str(flash), "--trust", str(keys[0]), "--max-amplitude-ma", "40"]) == 0
+    assert (
+        main(
+            [
+                "--json",
+                "provision",
+                "--flash-dir",
+                str(flash),
+                "--trust",
+                str(keys[0]),
+                "--max-amplitude-ma",
+                "40",
+            ]
+        )
+        == 0
+    )
     first = _kids(capsys)
     with Simulator(flash_dir=flash) as sim:
         sim.run_for(50)
         assert sorted(k.hex() for k in sim.ctrl.therapy.keys) == first
         assert sim.ctrl.policy_max_ua == 40000
-    assert main(["--json", "provision", "--flash-dir", str(flash), "--trust", str(keys[1]), "--revoke", first[0]]) == 0
+    assert (
+        main(
+            ["--json", "provision", "--flash-dir", str(flash), "--trust", str(keys[1]), "--revoke", first[0]]
+        )
+        == 0
+    )
     second = _kids(capsys)
     assert len(second) == 1 and second != first
     with Simulator(flash_dir=flash) as sim:
@@ -51,7 +70,9 @@ def test_bad_provisioning_requests_change_nothing(tmp_path, keys, capsys):
     assert main(["provision", "--flash-dir", str(flash), "--revoke", "00" * 8]) == 1
     assert main(["provision", "--flash-dir", str(flash), "--revoke", "xyz"]) == 1
     assert main(["provision", "--flash-dir", str(flash), "--max-amplitude-ma", "101"]) == 2
-    assert main(["provision", "--flash-dir", str(flash), "--trust", str(tmp_path / "a")]) == 1  # a private key
+    assert (
+        main(["provision", "--flash-dir", str(flash), "--trust", str(tmp_path / "a")]) == 1
+    )  # a private key
     assert (flash / "keys").read_bytes() == before
     assert not (flash / "policy").exists()
     assert "not trusted" in capsys.readouterr().err
@@ -67,7 +88,10 @@ def test_a_small_order_key_is_never_trusted(tmp_path, capsys):
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     (tmp_path / "evil.pub").write_bytes(pem)
-    assert main(["provision", "--flash-dir", str(tmp_path / "flash"), "--trust", str(tmp_path / "evil.pub")]) == 1
+    assert (
+        main(["provision", "--flash-dir", str(tmp_path / "flash"), "--trust", str(tmp_path / "evil.pub")])
+        == 1
+    )
     assert "full order" in capsys.readouterr().err
     assert not (tmp_path / "flash" / "keys").exists()
 

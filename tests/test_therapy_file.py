@@ -47,9 +47,13 @@ def test_every_problem_at_once_with_its_line():
 
 @pytest.mark.req("PROT-SCHEMA-1", "SAF-ELECTRODE-1")
 def test_electrode_limit_names_the_amplitude_line_and_the_allowed_maximum():
-    text = ETS.replace('probe = "vaginal-2plate"', 'probe = "anal-2ring"').replace("pulse_width_us = 250", "pulse_width_us = 450")
+    text = ETS.replace('probe = "vaginal-2plate"', 'probe = "anal-2ring"').replace(
+        "pulse_width_us = 250", "pulse_width_us = 450"
+    )
     probs = _problems(text)
-    assert any(p.startswith("line 53: phase[3].amplitude_max_ma: charge per phase 13500 nC") for p in probs), probs
+    assert any(
+        p.startswith("line 53: phase[3].amplitude_max_ma: charge per phase 13500 nC") for p in probs
+    ), probs
 
 
 @pytest.mark.req("PROT-SCHEMA-1")
@@ -65,7 +69,9 @@ def test_unknown_sections_keys_and_bad_toml():
 @pytest.mark.req("PROT-SCREEN-1")
 def test_incomplete_screening_is_pointed_at():
     probs = _problems(ETS.replace("pregnancy = false\n", ""))
-    assert probs == ["line 14: screening.pregnancy: screening is incomplete: answer pregnancy with true or false"]
+    assert probs == [
+        "line 14: screening.pregnancy: screening is incomplete: answer pregnancy with true or false"
+    ]
 
 
 @pytest.mark.req("PROT-SCHEMA-1")

@@ -461,7 +461,9 @@ def test_micropython_leg_of_the_dual_tests_carries_the_requirement_ids(pytester)
     assert len(legs) > 50
     for name, by_leg in legs.items():
         # the unix port (native emitters) is a third leg where it is installed
-        assert set(by_leg) in ({"cpython", "micropython"}, {"cpython", "micropython", "micropython-unix"}), name
+        assert set(by_leg) in ({"cpython", "micropython"}, {"cpython", "micropython", "micropython-unix"}), (
+            name
+        )
         for leg in by_leg:
             assert by_leg[leg] == by_leg["cpython"], (name, leg)
 

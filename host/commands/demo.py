@@ -18,7 +18,9 @@ _RESULTS = ("scores.json", "session.tonus", "report.html")
 def register(sub):
     p = sub.add_parser("demo", help="run a demonstration session on the simulator and print its score")
     p.add_argument("--patient", default="hypertonic", help="simulated patient (healthy, hypertonic, weak)")
-    p.add_argument("--seed", type=cliargs.whole(0, 2**31 - 1), default=0, help="simulator seed (default %(default)s)")
+    p.add_argument(
+        "--seed", type=cliargs.whole(0, 2**31 - 1), default=0, help="simulator seed (default %(default)s)"
+    )
     p.add_argument(
         "--protocol",
         metavar="FILE",

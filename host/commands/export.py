@@ -9,9 +9,15 @@ a script notices, and the file stays.
 
 def register(sub):
     p = sub.add_parser("export", help="write a recording as EDF+ or CSV")
-    p.add_argument("recording", metavar="RECORDING", help="a recording made by 'tonus record' or 'session run --record'")
-    p.add_argument("--format", choices=("edf", "csv"), required=True, help="EDF+ (viewers) or CSV (spreadsheets)")
-    p.add_argument("--out", metavar="FILE", required=True, help="the file to write (CSV: events go to FILE-events.csv)")
+    p.add_argument(
+        "recording", metavar="RECORDING", help="a recording made by 'tonus record' or 'session run --record'"
+    )
+    p.add_argument(
+        "--format", choices=("edf", "csv"), required=True, help="EDF+ (viewers) or CSV (spreadsheets)"
+    )
+    p.add_argument(
+        "--out", metavar="FILE", required=True, help="the file to write (CSV: events go to FILE-events.csv)"
+    )
     p.set_defaults(run=run)
 
 
@@ -32,8 +38,15 @@ def run(args):
     )
     emit(
         args,
-        {"format": args.format, "paths": done.paths, "seconds": done.seconds, "samples": done.samples,
-         "missing": done.missing, "annotations": done.annotations, "problems": rec.problems},
+        {
+            "format": args.format,
+            "paths": done.paths,
+            "seconds": done.seconds,
+            "samples": done.samples,
+            "missing": done.missing,
+            "annotations": done.annotations,
+            "problems": rec.problems,
+        },
         text,
     )
     if rec.problems:

@@ -53,7 +53,13 @@ def describe(i, version):
             "none loaded (demonstration sessions only)"
             if i.protocol is None
             else "%s v%d for %s, %d of %d sessions left"
-            % (i.protocol.id, i.protocol.sequence, i.protocol.patient, i.protocol.remaining, i.protocol.sessions),
+            % (
+                i.protocol.id,
+                i.protocol.sequence,
+                i.protocol.patient,
+                i.protocol.remaining,
+                i.protocol.sessions,
+            ),
         ),
         (
             "limits",

@@ -21,7 +21,9 @@ def _catalogue_samples():
     for mtype, (_name, kind, fields, _resp) in sorted(m.CATALOGUE.items()):
         if kind == m.REQUEST and all(not f[3] for f in fields):
             yield m.build(m.REQUEST, mtype, mtype)
-    yield m.build(m.STREAM, 7, m.EMG, first_index=0, samples=bytes(200), envelope_dv=60, state=m.RUNNING, flags=0)
+    yield m.build(
+        m.STREAM, 7, m.EMG, first_index=0, samples=bytes(200), envelope_dv=60, state=m.RUNNING, flags=0
+    )
 
 
 def run(args):

@@ -31,7 +31,9 @@ def _load_checked(path):
     doc, problems = therapy_file.load(path)
     if problems:
         lines = "\n".join("  %s" % p for p in problems)
-        raise TonusError("%s has %d problem%s:\n%s" % (path, len(problems), "" if len(problems) == 1 else "s", lines))
+        raise TonusError(
+            "%s has %d problem%s:\n%s" % (path, len(problems), "" if len(problems) == 1 else "s", lines)
+        )
     return doc
 
 
@@ -60,18 +62,35 @@ def run_check(args):
     if args.json:
         print(json.dumps({"ok": True, "delivery": report, "calendar": notes}))
         return 0
-    print("%s: %s v%d for %s, probe %s (%.2f cm² per electrode)" % (
-        args.file, doc["id"], doc["sequence"], doc["patient"], report["probe"], report["probe_area_cm2"]))
+    print(
+        "%s: %s v%d for %s, probe %s (%.2f cm² per electrode)"
+        % (args.file, doc["id"], doc["sequence"], doc["patient"], report["probe"], report["probe_area_cm2"])
+    )
     for row in report["phases"]:
         line = "  phase %d %-11s %5d s" % (row["phase"], row["type"], row["seconds"])
         if "rms_ma" in row:
-            line += "  up to %.1f mA at %d Hz, %d µs: RMS %.2f mA, %.3f mA/cm² (limit 2), %.2f µC/phase (max %.1f mA here)" % (
-                row["amplitude_max_ma"], row["frequency_hz"], row["pulse_width_us"], row["rms_ma"],
-                row["rms_density_ma_cm2"], row["charge_per_phase_uc"], row["max_allowed_ma"])
+            line += (
+                "  up to %.1f mA at %d Hz, %d µs: RMS %.2f mA, %.3f mA/cm² (limit 2), %.2f µC/phase (max %.1f mA here)"
+                % (
+                    row["amplitude_max_ma"],
+                    row["frequency_hz"],
+                    row["pulse_width_us"],
+                    row["rms_ma"],
+                    row["rms_density_ma_cm2"],
+                    row["charge_per_phase_uc"],
+                    row["max_allowed_ma"],
+                )
+            )
         print(line)
     stim = report["stimulation_s"]
-    print("  session %d s (%.1f min), stimulation %s" % (
-        report["session_s"], report["session_s"] / 60, "%d s" % stim if stim else "none or patient-triggered"))
+    print(
+        "  session %d s (%.1f min), stimulation %s"
+        % (
+            report["session_s"],
+            report["session_s"] / 60,
+            "%d s" % stim if stim else "none or patient-triggered",
+        )
+    )
     for note in notes:
         print("  note: %s" % note)
     return 0
@@ -97,13 +116,24 @@ def run_sign(args):
     if args.json:
         print(json.dumps({"out": str(out), "bytes": len(signed), "kid": kid, "sequence": doc["sequence"]}))
     else:
-        print("signed %s -> %s (%d bytes, kid %s, for device %s, sequence %d)" % (
-            args.file, out, len(signed), kid, doc["device"], doc["sequence"]))
+        print(
+            "signed %s -> %s (%d bytes, kid %s, for device %s, sequence %d)"
+            % (args.file, out, len(signed), kid, doc["device"], doc["sequence"])
+        )
 
 
 def _describe(p):
     return "%s v%d for %s, approved by %s on %s; %d of %d sessions left; sha256 %s..., key %s" % (
-        p.id, p.sequence, p.patient, p.approved_by, p.approved_on, p.remaining, p.sessions, p.sha256[:16], p.kid)
+        p.id,
+        p.sequence,
+        p.patient,
+        p.approved_by,
+        p.approved_on,
+        p.remaining,
+        p.sessions,
+        p.sha256[:16],
+        p.kid,
+    )
 
 
 def _summary_json(p):
@@ -127,7 +157,9 @@ def run_upload(args):
         _kid, doc = open_signed(signed)  # a readable file? the device decides whether it is valid
         when = _calendar_problems(doc, datetime.date.today())
     except Exception as e:
-        raise TonusError("%s is not a signed tonus protocol (sign it with 'tonus protocol sign')" % args.file) from e
+        raise TonusError(
+            "%s is not a signed tonus protocol (sign it with 'tonus protocol sign')" % args.file
+        ) from e
     if when:
         # the device has no trusted clock: the calendar is the host's to check
         raise TonusError("%s is %s; the clinician must approve a current one" % (args.file, when[0]))
@@ -150,8 +182,11 @@ def run_show(args):
     with connected(args) as c:
         r = c.protocol_show().unwrap()
     text = _describe(r.protocol) if r.protocol else "no protocol stored"
-    emit(args, {"protocol": _summary_json(r.protocol), "max_sequence": r.max_sequence},
-         "%s (highest sequence accepted: %d)" % (text, r.max_sequence))
+    emit(
+        args,
+        {"protocol": _summary_json(r.protocol), "max_sequence": r.max_sequence},
+        "%s (highest sequence accepted: %d)" % (text, r.max_sequence),
+    )
 
 
 def run_remove(args):
@@ -160,5 +195,8 @@ def run_remove(args):
     with connected(args) as c:
         c.protocol_remove().unwrap()
         shown = c.protocol_show().unwrap()
-    emit(args, {"removed": True, "max_sequence": shown.max_sequence},
-         "protocol removed; sequences up to %d stay refused" % shown.max_sequence)
+    emit(
+        args,
+        {"removed": True, "max_sequence": shown.max_sequence},
+        "protocol removed; sequences up to %d stay refused" % shown.max_sequence,
+    )

@@ -11,11 +11,15 @@ def register(sub):
     p.add_argument("--trust", action="append", default=[], metavar="KEY.pub", help="trust this clinician key")
     p.add_argument("--revoke", action="append", default=[], metavar="KID", help="stop trusting this key id")
     p.add_argument(
-        "--max-amplitude-ma", type=cliargs.decimal(0, 100, "mA", step="0.001"),
+        "--max-amplitude-ma",
+        type=cliargs.decimal(0, 100, "mA", step="0.001"),
         help="device policy: the most any protocol may use",
     )
     p.add_argument(
-        "--mains-hz", type=int, choices=(50, 60), help="device policy: the mains frequency where it is used (notch)"
+        "--mains-hz",
+        type=int,
+        choices=(50, 60),
+        help="device policy: the mains frequency where it is used (notch)",
     )
     p.set_defaults(run=run)
 
@@ -46,4 +50,7 @@ def run(args):
         print(json.dumps(out))
     else:
         print("trusted keys: %s" % (", ".join(out["trusted_kids"]) or "none"))
-        print("policy: %s" % ("max %.1f mA" % (pol["amplitude_max_ua"] / 1000) if pol else "not set (no stimulation)"))
+        print(
+            "policy: %s"
+            % ("max %.1f mA" % (pol["amplitude_max_ua"] / 1000) if pol else "not set (no stimulation)")
+        )

@@ -11,7 +11,9 @@ from host.cliargs import positive_seconds as _seconds
 
 def register(sub):
     p = sub.add_parser("record", help="save the device's live stream and events to a recording (Ctrl-C ends)")
-    p.add_argument("--out", metavar="FILE", required=True, help="the recording to create (.tonus; never overwritten)")
+    p.add_argument(
+        "--out", metavar="FILE", required=True, help="the recording to create (.tonus; never overwritten)"
+    )
     p.add_argument("--seconds", type=_seconds, metavar="N", help="stop after N seconds of device time")
     p.set_defaults(run=run)
 
@@ -32,13 +34,22 @@ def run(args):
                 view = open_view(args)
                 limit_ms = None if args.seconds is None else args.seconds * 1000
                 try:
-                    follow(c, tracker, view, lambda: limit_ms is not None and tracker.streamed_ms >= limit_ms, rec)
+                    follow(
+                        c,
+                        tracker,
+                        view,
+                        lambda: limit_ms is not None and tracker.streamed_ms >= limit_ms,
+                        rec,
+                    )
                 except KeyboardInterrupt:
                     pass  # the way to end a recording
                 finally:
                     saved = "to %s" % rec.path if rec.items else "(nothing arrived: no file kept)"
-                    view.close(tracker, "recorded %.1f s of device time (%d frames, %d events) %s" % (
-                        rec.seconds, rec.frames, rec.items - rec.frames, saved))
+                    view.close(
+                        tracker,
+                        "recorded %.1f s of device time (%d frames, %d events) %s"
+                        % (rec.seconds, rec.frames, rec.items - rec.frames, saved),
+                    )
         finally:
             discard_if_empty(rec, "nothing recorded")
         c.stream(False)

@@ -9,7 +9,9 @@ DIR holds recordings (session run --record, tonus record), scores files
 def register(sub):
     p = sub.add_parser("report", help="an HTML practice journal of the sessions in a folder")
     p.add_argument("folder", metavar="DIR", help="recordings, scores files and sessions.json")
-    p.add_argument("--out", metavar="FILE", default="report.html", help="the HTML file to write (default %(default)s)")
+    p.add_argument(
+        "--out", metavar="FILE", default="report.html", help="the HTML file to write (default %(default)s)"
+    )
     p.set_defaults(run=run)
 
 
@@ -24,9 +26,14 @@ def run(args):
     lines += ["read in part %s: %s" % d for d in r.damaged]
     emit(
         args,
-        {"out": r.path, "sessions": r.sessions, "protocols": r.protocols, "images": r.images,
-         "skipped": [{"file": n, "reason": why} for n, why in r.skipped],
-         "stubs": [{"file": n, "reason": why} for n, why in r.stubs],
-         "damaged": [{"files": n, "lost": what} for n, what in r.damaged]},
+        {
+            "out": r.path,
+            "sessions": r.sessions,
+            "protocols": r.protocols,
+            "images": r.images,
+            "skipped": [{"file": n, "reason": why} for n, why in r.skipped],
+            "stubs": [{"file": n, "reason": why} for n, why in r.stubs],
+            "damaged": [{"files": n, "lost": what} for n, what in r.damaged],
+        },
         "\n".join(lines),
     )

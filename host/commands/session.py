@@ -42,7 +42,10 @@ def register(sub):
     rt = ss.add_parser("rate", help="record the patient's pain/comfort score (0-10) for the last session")
     rt.add_argument("score", type=_score, help="0 = no pain, fully comfortable ... 10 = worst imaginable")
     rt.add_argument(
-        "--session", type=cliargs.whole(0, 0xFFFFFFFF), metavar="N", help="the logged session's number (default: the last)"
+        "--session",
+        type=cliargs.whole(0, 0xFFFFFFFF),
+        metavar="N",
+        help="the logged session's number (default: the last)",
     )
     rt.set_defaults(run=run_rate)
     for name, method in (("pause", "session_pause"), ("resume", "session_resume"), ("stop", "session_stop")):
@@ -236,14 +239,22 @@ def _level_setter(c, args, view):
         if not (isinstance(item, StimEvent) and item.state == "READY" and item.level_ua == 0):
             return
         if args.level is None:
-            say(args, "a stimulation phase is ready at 0 mA: raise the level with the device's buttons or "
-                "'tonus session level MA', or run with --level MA", limit_ua=item.limit_ua)
+            say(
+                args,
+                "a stimulation phase is ready at 0 mA: raise the level with the device's buttons or "
+                "'tonus session level MA', or run with --level MA",
+                limit_ua=item.limit_ua,
+            )
             return
         level = args.level
         if level > item.limit_ua:
-            say(args, "--level %.1f mA is above this phase's approved maximum of %.1f mA: asking for %.1f mA"
+            say(
+                args,
+                "--level %.1f mA is above this phase's approved maximum of %.1f mA: asking for %.1f mA"
                 % (level / 1000, item.limit_ua / 1000, item.limit_ua / 1000),
-                requested_ua=level, limit_ua=item.limit_ua)
+                requested_ua=level,
+                limit_ua=item.limit_ua,
+            )
             level = item.limit_ua
         r = c.stim_level(level)
         if r.ok:

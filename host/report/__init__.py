@@ -47,4 +47,6 @@ def build(folder, out, made=None):
     except OSError as e:
         raise TonusError("cannot write the report to %s: %s" % (out, e.strerror)) from e
     damaged = [(", ".join(s.files), p) for s in found.sessions for p in s.problems]
-    return Built(str(out), len(found.sessions), list(found.groups()), found.skipped, damaged, images, found.stubs)
+    return Built(
+        str(out), len(found.sessions), list(found.groups()), found.skipped, damaged, images, found.stubs
+    )

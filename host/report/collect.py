@@ -140,8 +140,13 @@ def collect(folder):
                 continue
             with rec:  # only the digest stays
                 if rec.span is None and rec.summary is None:
-                    stubs.append((path.name, "no EMG and no scores (%d bytes): a start the device refused, or a "
-                                   "recorder stopped at once" % path.stat().st_size))
+                    stubs.append(
+                        (
+                            path.name,
+                            "no EMG and no scores (%d bytes): a start the device refused, or a "
+                            "recorder stopped at once" % path.stat().st_size,
+                        )
+                    )
                     continue
                 s = _from_recording(rec, path)
             sessions.append(s)
@@ -164,8 +169,14 @@ def collect(folder):
         if same is None:
             when, how = _file_time(path)
             sc = data["scores"]
-            same = Session(data.get("protocol"), data.get("device"), when, how, sc,
-                           outcome=outcome(sc.get("ended"), sc.get("advice")))
+            same = Session(
+                data.get("protocol"),
+                data.get("device"),
+                when,
+                how,
+                sc,
+                outcome=outcome(sc.get("ended"), sc.get("advice")),
+            )
             sessions.append(same)
         same.files.append(path.name)
         same.glazer = data.get("glazer")
@@ -176,7 +187,9 @@ def collect(folder):
         _match(trend, sessions)
     else:
         trend = [_point(s) for s in sessions]
-        trend_from = "the sessions in this folder (no %s: pain/comfort scores are in the device's log)" % LOG_NAME
+        trend_from = (
+            "the sessions in this folder (no %s: pain/comfort scores are in the device's log)" % LOG_NAME
+        )
     pseudonyms = sorted({s.pseudonym for s in sessions if s.pseudonym})
     return Folder(sessions, trend, trend_from, skipped, pseudonyms, stubs)
 
@@ -184,14 +197,23 @@ def collect(folder):
 def _from_recording(rec, path):
     summary = rec.summary
     faulted = any(isinstance(e, FaultEvent) and e.latched for e in rec.events)
-    s = Session(rec.protocol_id, rec.serial, rec.started, "recording", scores.to_json(summary) if summary else None,
-                outcome=outcome(summary.end_reason if summary else None, summary.advice if summary else None,
-                                faulted))
+    s = Session(
+        rec.protocol_id,
+        rec.serial,
+        rec.started,
+        "recording",
+        scores.to_json(summary) if summary else None,
+        outcome=outcome(
+            summary.end_reason if summary else None, summary.advice if summary else None, faulted
+        ),
+    )
     s.trace = _trace(rec)
     s.files.append(path.name)
     s.problems = list(rec.problems)
     s.pseudonym = rec.pseudonym
-    s.notes = [(rec.wall_time(e.time_ms / 1000), e.text) for e in rec.events if isinstance(e, recording.Marker)]
+    s.notes = [
+        (rec.wall_time(e.time_ms / 1000), e.text) for e in rec.events if isinstance(e, recording.Marker)
+    ]
     return s
 
 
@@ -206,8 +228,11 @@ def _trace(rec):
     env = t.envelope_dv / 10.0
     minutes = (int(t.end_index[-1]) - first) / rate / 60
     t0 = first / rate
-    notes = [recording.Annotation((a.onset_s - t0) / 60, a.duration_s / 60, a.kind, a.text)
-             for a in rec.annotations() if a.kind in _PLOTTED]
+    notes = [
+        recording.Annotation((a.onset_s - t0) / 60, a.duration_s / 60, a.kind, a.text)
+        for a in rec.annotations()
+        if a.kind in _PLOTTED
+    ]
     return Trace(
         (t.first_index[starts] - first) / rate / 60,
         np.minimum.reduceat(env, starts),
@@ -225,8 +250,13 @@ def _match(trend, sessions):
     matched = set()
     for p in trend:
         for k, s in enumerate(sessions):
-            if (p.when is not None and s.when is not None and k not in matched and s.protocol_id == p.protocol_id
-                    and abs(s.when - p.when) <= _SAME_SESSION):
+            if (
+                p.when is not None
+                and s.when is not None
+                and k not in matched
+                and s.protocol_id == p.protocol_id
+                and abs(s.when - p.when) <= _SAME_SESSION
+            ):
                 p.notes = [text for _w, text in s.notes]
                 p.target_uv = s.target_uv
                 matched.add(k)
@@ -242,7 +272,7 @@ def _read_scores(path):
         raise ValueError("not readable JSON: %s" % e) from None
     sc = data.get("scores") if isinstance(data, dict) else None
     if not isinstance(sc, dict) or not isinstance(sc.get("phases"), list):
-        raise ValueError("not a tonus scores file (no \"scores\" with phases)")
+        raise ValueError('not a tonus scores file (no "scores" with phases)')
     return data
 
 
@@ -300,4 +330,6 @@ def _point(s, label=None):
     run = sc.get("practised_s") or 0
     pct = round(100 * below / run, 1) if run and below else None
     label = label or (s.when.astimezone().strftime("%d %b %H:%M") if s.when else "?")
-    return TrendPoint(s.protocol_id, s.when, label, rest, pct, None, s.outcome, [t for _w, t in s.notes], s.target_uv)
+    return TrendPoint(
+        s.protocol_id, s.when, label, rest, pct, None, s.outcome, [t for _w, t in s.notes], s.target_uv
+    )

@@ -61,24 +61,42 @@ window.addEventListener("load", function () {
 
 # each figure defined once; labels elsewhere link here
 DEFINITIONS = (
-    ("rest-tone", "Rest tone",
-     "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation phase's, "
-     "else the first phase that measured one. Lower is more relaxed."),
-    ("target", "Target",
-     "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every plot that "
-     "has one. The device sounds its feedback tone while the envelope is above it."),
-    ("below-session", "At or below target, % of the session",
-     "Time the envelope was at or below the target, as a share of the whole session practised (all phases). "
-     "The trend uses this figure, as the device's log does."),
-    ("below-phase", "At or below target, % of the phase",
-     "The same time as a share of the relaxation phase alone, counting only time with a trustworthy signal. "
-     "The session cards use this figure; it is higher than the session's share when other phases ran."),
-    ("pain", "Pain/comfort",
-     "The patient's own score after the session, 0 no pain ... 10 worst (tonus session rate); from the "
-     "device's log."),
-    ("outcome", "How a session ended",
-     "; ".join("%s: %s" % (plots.OUTCOME_STYLE[k][2], v) for k, v in OUTCOMES.items())
-     + ". Only finished sessions ran their whole plan; the others are marked in the trend and on their card."),
+    (
+        "rest-tone",
+        "Rest tone",
+        "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation phase's, "
+        "else the first phase that measured one. Lower is more relaxed.",
+    ),
+    (
+        "target",
+        "Target",
+        "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every plot that "
+        "has one. The device sounds its feedback tone while the envelope is above it.",
+    ),
+    (
+        "below-session",
+        "At or below target, % of the session",
+        "Time the envelope was at or below the target, as a share of the whole session practised (all phases). "
+        "The trend uses this figure, as the device's log does.",
+    ),
+    (
+        "below-phase",
+        "At or below target, % of the phase",
+        "The same time as a share of the relaxation phase alone, counting only time with a trustworthy signal. "
+        "The session cards use this figure; it is higher than the session's share when other phases ran.",
+    ),
+    (
+        "pain",
+        "Pain/comfort",
+        "The patient's own score after the session, 0 no pain ... 10 worst (tonus session rate); from the "
+        "device's log.",
+    ),
+    (
+        "outcome",
+        "How a session ended",
+        "; ".join("%s: %s" % (plots.OUTCOME_STYLE[k][2], v) for k, v in OUTCOMES.items())
+        + ". Only finished sessions ran their whole plan; the others are marked in the trend and on their card.",
+    ),
 )
 
 
@@ -123,39 +141,57 @@ def render(folder, found, made):
         "<header><h1>Practice journal</h1>",
         "<p>Patient (pseudonym): <b>%s</b></p>" % escape(who),
         "<p>%d session%s%s: %s. From the folder <code>%s</code>; made %s.</p>"
-        % (n, "" if n == 1 else "s", span,
-           ", ".join("%d %s" % (counts[k], plots.OUTCOME_STYLE[k][2]) for k in OUTCOMES if k in counts) or "none",
-           escape(folder.name), made.astimezone().strftime("%Y-%m-%d %H:%M")),
+        % (
+            n,
+            "" if n == 1 else "s",
+            span,
+            ", ".join("%d %s" % (counts[k], plots.OUTCOME_STYLE[k][2]) for k in OUTCOMES if k in counts)
+            or "none",
+            escape(folder.name),
+            made.astimezone().strftime("%Y-%m-%d %H:%M"),
+        ),
         '<p class="note">The report holds the pseudonym only. Times are this computer\'s local time.</p>',
         "</header>",
         '<p id="render-check" class="warning" hidden></p>',
     ]
     if len(found.pseudonyms) > 1:
-        out.append('<p class="warning">This folder holds sessions of %d pseudonyms: check that they belong '
-                   "to one patient.</p>" % len(found.pseudonyms))
+        out.append(
+            '<p class="warning">This folder holds sessions of %d pseudonyms: check that they belong '
+            "to one patient.</p>" % len(found.pseudonyms)
+        )
     groups = found.groups()
     if len(groups) > 1:
-        out.append('<p class="warning">This folder holds sessions of %d protocols (%s): each is shown on its '
-                   "own, with its own trend.</p>" % (len(groups), escape(", ".join(_protocol(p) for p in groups))))
+        out.append(
+            '<p class="warning">This folder holds sessions of %d protocols (%s): each is shown on its '
+            "own, with its own trend.</p>" % (len(groups), escape(", ".join(_protocol(p) for p in groups)))
+        )
     glazer_source = None
     for pid, (sessions, trend) in groups.items():
         out.append("<section><h2>Protocol %s</h2>" % escape(_protocol(pid)))
         out.append('<h3>Trend</h3><p class="note">From %s.</p>' % escape(found.trend_from))
         if trend:
-            out.append(_img(plots.trend(trend), "trend over the session dates: rest tone against the target, "
-                            "time at or below target, pain/comfort, each session marked by how it ended"))
+            out.append(
+                _img(
+                    plots.trend(trend),
+                    "trend over the session dates: rest tone against the target, "
+                    "time at or below target, pain/comfort, each session marked by how it ended",
+                )
+            )
             images += 1
             out.append(_trend_table(trend))
         else:
             out.append("<p>No session.</p>")
-        out.append("<h3>Sessions</h3><div class=\"cards\">")
+        out.append('<h3>Sessions</h3><div class="cards">')
         for s in sessions:
             try:
                 html, k = _session(s)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 # a scores file edited by hand or from another version: say so, keep the rest
-                html, k = '<article><p class="warning">%s could not be shown: %s %s</p></article>' % (
-                    escape(", ".join(s.files)), type(e).__name__, escape(str(e))), 0
+                html, k = (
+                    '<article><p class="warning">%s could not be shown: %s %s</p></article>'
+                    % (escape(", ".join(s.files)), type(e).__name__, escape(str(e))),
+                    0,
+                )
             out.append(html)
             images += k
             if s.glazer:
@@ -173,8 +209,10 @@ def render(folder, found, made):
     out += ['<dt id="%s">%s</dt><dd>%s</dd>' % (a, escape(t), escape(d)) for a, t, d in DEFINITIONS]
     out.append("</dl>")
     if glazer_source:
-        out.append('<footer class="note"><p>Glazer norms: %s</p><p>%s</p></footer>'
-                   % (escape(glazer_source.get("source", "")), escape(glazer_source.get("reliability", ""))))
+        out.append(
+            '<footer class="note"><p>Glazer norms: %s</p><p>%s</p></footer>'
+            % (escape(glazer_source.get("source", "")), escape(glazer_source.get("reliability", "")))
+        )
     out.append("<script>%s</script></body></html>" % _CHECK)
     return "\n".join(out) + "\n", images
 
@@ -184,35 +222,58 @@ def _protocol(pid):
 
 
 def _trend_table(points):
-    rows = ['<div class="scroll"><table><tr><th>session</th><th>date</th><th>ended</th>'
-            "<th>%s</th><th>%s</th><th>%s</th><th>notes</th></tr>"
-            % (_ref("rest-tone", "rest tone"), _ref("below-session", "at or below target, % of session"),
-               _ref("pain", "pain / comfort"))]
+    rows = [
+        '<div class="scroll"><table><tr><th>session</th><th>date</th><th>ended</th>'
+        "<th>%s</th><th>%s</th><th>%s</th><th>notes</th></tr>"
+        % (
+            _ref("rest-tone", "rest tone"),
+            _ref("below-session", "at or below target, % of session"),
+            _ref("pain", "pain / comfort"),
+        )
+    ]
     for p in points:
-        rows.append('<tr><td>%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
-                    '<td class="n">%s</td><td>%s</td></tr>' % (
-            escape(p.label), _when(p.when), _badge(p.outcome), _fmt(p.rest_uv, " µV"),
-            _fmt(p.below_target_percent, " %"), _fmt(p.pain, "/10"), escape("; ".join(p.notes))))
+        rows.append(
+            '<tr><td>%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
+            '<td class="n">%s</td><td>%s</td></tr>'
+            % (
+                escape(p.label),
+                _when(p.when),
+                _badge(p.outcome),
+                _fmt(p.rest_uv, " µV"),
+                _fmt(p.below_target_percent, " %"),
+                _fmt(p.pain, "/10"),
+                escape("; ".join(p.notes)),
+            )
+        )
     rows.append("</table></div>")
     return "".join(rows)
 
 
 def _session(s):
-    out = ["<article><h4>%s · %s · device %s</h4>" % (_when(s.when), _badge(s.outcome), escape(s.serial or "?"))]
+    out = [
+        "<article><h4>%s · %s · device %s</h4>" % (_when(s.when), _badge(s.outcome), escape(s.serial or "?"))
+    ]
     out.append('<p class="note">From %s (time from the %s).</p>' % (escape(", ".join(s.files)), s.when_from))
     for p in s.problems:
         out.append('<p class="warning">Read in part: %s</p>' % escape(p))
     n = 0
     if s.trace is not None:
         target = s.target_uv
-        out.append(_img(plots.session(s.trace, target), "EMG envelope over the session%s" % (
-            " against the target of %.1f µV" % target if target is not None else "")))
+        out.append(
+            _img(
+                plots.session(s.trace, target),
+                "EMG envelope over the session%s"
+                % (" against the target of %.1f µV" % target if target is not None else ""),
+            )
+        )
         n += 1
     elif s.files and s.files[0].endswith(".tonus"):
         out.append("<p>The recording holds no EMG.</p>")
     if s.notes:
-        out.append("<p>Notes: %s</p>" % "; ".join(
-            "%s %s" % (w.astimezone().strftime("%H:%M"), escape(t)) for w, t in s.notes))
+        out.append(
+            "<p>Notes: %s</p>"
+            % "; ".join("%s %s" % (w.astimezone().strftime("%H:%M"), escape(t)) for w, t in s.notes)
+        )
     out.append(_scores(s.scores) if s.scores else "<p>No scores: the session did not end while recorded.</p>")
     if s.glazer:
         rows = s.glazer.get("normative", {}).get("rows", [])
@@ -248,21 +309,43 @@ def _scores(d):
             if name in ph:
                 figures.append("%s %s" % (escape(label), _fmt(ph[name], _UNITS[unit])))
         if "below_target_percent" in ph:
-            figures.append("%s: %s" % (_ref("below-phase", "at or below target, % of the phase"),
-                                       _fmt(ph["below_target_percent"], " %")))
-        rows.append("<tr><td>%s %s</td><td>%s / %s s</td><td>%s</td></tr>" % (
-            escape(str(ph.get("phase", "?"))), escape(str(ph.get("type", "?"))), _fmt(ph.get("practised_s")),
-            _fmt(ph.get("planned_s")), "; ".join(figures)))
+            figures.append(
+                "%s: %s"
+                % (
+                    _ref("below-phase", "at or below target, % of the phase"),
+                    _fmt(ph["below_target_percent"], " %"),
+                )
+            )
+        rows.append(
+            "<tr><td>%s %s</td><td>%s / %s s</td><td>%s</td></tr>"
+            % (
+                escape(str(ph.get("phase", "?"))),
+                escape(str(ph.get("type", "?"))),
+                _fmt(ph.get("practised_s")),
+                _fmt(ph.get("planned_s")),
+                "; ".join(figures),
+            )
+        )
     rows.append("</table></div>")
     return "".join(rows)
 
 
 def _glazer_table(rows):
-    out = ['<div class="scroll"><table><tr><th>measure</th><th>value</th><th>norm (mean ± SD)</th><th>z</th>'
-           "<th></th></tr>"]
+    out = [
+        '<div class="scroll"><table><tr><th>measure</th><th>value</th><th>norm (mean ± SD)</th><th>z</th>'
+        "<th></th></tr>"
+    ]
     for r in rows:
-        out.append("<tr><td>%s</td><td>%.1f µV</td><td>%.1f ± %.1f µV</td><td>%+.1f</td><td>%s</td></tr>" % (
-            escape(r["measure"].removesuffix("_uv").replace("_", " ")), r["value_uv"], r["norm_mean_uv"],
-            r["norm_sd_uv"], r["z"], escape(r["verdict"])))
+        out.append(
+            "<tr><td>%s</td><td>%.1f µV</td><td>%.1f ± %.1f µV</td><td>%+.1f</td><td>%s</td></tr>"
+            % (
+                escape(r["measure"].removesuffix("_uv").replace("_", " ")),
+                r["value_uv"],
+                r["norm_mean_uv"],
+                r["norm_sd_uv"],
+                r["z"],
+                escape(r["verdict"]),
+            )
+        )
     out.append("</table></div>")
     return "".join(out)

@@ -60,27 +60,44 @@ def session(trace, target_uv=None):
         spans = [(a.onset_s, a.duration_s) for a in notes if a.kind == "cue" and a.text.endswith(name)]
         if spans:
             ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color=colour, lw=0, zorder=0)
-    bad = [(a.onset_s, max(a.duration_s, trace.minutes / 600)) for a in notes if a.kind in ("gap", "lead_off")]
+    bad = [
+        (a.onset_s, max(a.duration_s, trace.minutes / 600)) for a in notes if a.kind in ("gap", "lead_off")
+    ]
     if bad:
         ax.broken_barh(bad, (0, 1), transform=ax.get_xaxis_transform(), color="#cc3333", alpha=0.25, lw=0)
     ax.fill_between(trace.t_min, trace.env_lo, trace.env_hi, color="#1f4e79", alpha=0.25, lw=0, step="post")
     ax.plot(trace.t_min, trace.env_mean, color="#1f4e79", lw=0.9, drawstyle="steps-post")
     handles = [Line2D([], [], color="#1f4e79", lw=1.2, label="envelope (µV)")]
-    handles += [Patch(color=c, label=n.lower()) for n, c in CUE_COLOURS.items()
-                if any(a.kind == "cue" and a.text.endswith(n) for a in notes)]
+    handles += [
+        Patch(color=c, label=n.lower())
+        for n, c in CUE_COLOURS.items()
+        if any(a.kind == "cue" and a.text.endswith(n) for a in notes)
+    ]
     if target_uv is not None:
         relax = [a for a in notes if a.kind == "phase" and "relaxation" in a.text]
         spans = [(a.onset_s, a.onset_s + a.duration_s) for a in relax] or [(0, trace.minutes)]
         for x0, x1 in spans:
             ax.hlines(target_uv, x0, x1, color=TARGET_COLOUR, lw=1.6, ls="--", zorder=3)
-        handles.append(Line2D([], [], color=TARGET_COLOUR, lw=1.6, ls="--", label="target %.1f µV" % target_uv))
+        handles.append(
+            Line2D([], [], color=TARGET_COLOUR, lw=1.6, ls="--", label="target %.1f µV" % target_uv)
+        )
     for k, a in enumerate(a for a in notes if a.kind == "phase"):
         ax.axvline(a.onset_s, color="#555555", ls="--", lw=0.7)
         # staggered: a short phase's label does not run into the next one's
-        ax.annotate(a.text.removeprefix("phase "), (a.onset_s, 1), xycoords=("data", "axes fraction"),
-                    xytext=(2, -11 - 10 * (k % 2)), textcoords="offset points", fontsize=_FONT - 2, color="#333333")
-    for kind, colour, ls, label in (("fault", "#c62828", "-", "fault"), ("advice", "#e08a00", ":", "advice"),
-                                    ("marker", "#6a1b9a", "-.", "clinician's note")):
+        ax.annotate(
+            a.text.removeprefix("phase "),
+            (a.onset_s, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -11 - 10 * (k % 2)),
+            textcoords="offset points",
+            fontsize=_FONT - 2,
+            color="#333333",
+        )
+    for kind, colour, ls, label in (
+        ("fault", "#c62828", "-", "fault"),
+        ("advice", "#e08a00", ":", "advice"),
+        ("marker", "#6a1b9a", "-.", "clinician's note"),
+    ):
         xs = [a.onset_s for a in notes if a.kind == kind]
         for x in xs:
             ax.axvline(x, color=colour, lw=1.6, ls=ls)
@@ -88,8 +105,9 @@ def session(trace, target_uv=None):
             handles.append(Line2D([], [], color=colour, lw=1.6, ls=ls, label=label))
     triggers = [a.onset_s for a in notes if a.kind == "trigger"]
     if triggers:
-        handles += ax.plot(triggers, np.zeros(len(triggers)), "^", color="#d62728", ms=5, clip_on=False,
-                           label="ETS trigger")
+        handles += ax.plot(
+            triggers, np.zeros(len(triggers)), "^", color="#d62728", ms=5, clip_on=False, label="ETS trigger"
+        )
     if trace.stim_ma.max(initial=0) > 0:
         ax2 = ax.twinx()
         ax2.plot(trace.t_min, trace.stim_ma, color="#d62728", lw=0.9, drawstyle="steps-post")
@@ -154,26 +172,53 @@ def trend(points):
             # a session without figures (cut off) still shows, on the axis's floor
             k = [i for i in k if np.isnan(v[i]) and o == "aborted"]
             if k:
-                ax.plot(x[k], [0.05] * len(k), marker, color=colour, ms=7, ls="none", clip_on=False,
-                        transform=ax.get_xaxis_transform())
+                ax.plot(
+                    x[k],
+                    [0.05] * len(k),
+                    marker,
+                    color=colour,
+                    ms=7,
+                    ls="none",
+                    clip_on=False,
+                    transform=ax.get_xaxis_transform(),
+                )
         ax.set_ylabel(label, fontsize=_FONT - 0.5)
         if lim:
             ax.set_ylim(lim[0], lim[1] * 1.05)
         if np.isnan(v).all():
-            ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center", va="center", color="#888888")
+            ax.text(
+                0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center", va="center", color="#888888"
+            )
     targets = sorted({p.target_uv for p in dated if p.target_uv is not None})
-    handles = [Line2D([], [], marker=mk, color=c, ls="none", label=lab)
-               for o, (mk, c, lab) in OUTCOME_STYLE.items() if any(p.outcome == o for p in dated)]
+    handles = [
+        Line2D([], [], marker=mk, color=c, ls="none", label=lab)
+        for o, (mk, c, lab) in OUTCOME_STYLE.items()
+        if any(p.outcome == o for p in dated)
+    ]
     if targets:
         for t in targets:
             axes[0].axhline(t, color=TARGET_COLOUR, ls="--", lw=1.4)
-        handles.append(Line2D([], [], color=TARGET_COLOUR, ls="--", label="target %s µV"
-                              % "/".join("%.1f" % t for t in targets)))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=TARGET_COLOUR,
+                ls="--",
+                label="target %s µV" % "/".join("%.1f" % t for t in targets),
+            )
+        )
     noted = [x[k] for k, p in enumerate(dated) if p.notes]
     for when in noted:
         axes[2].axvline(when, color="#6a1b9a", lw=1, ls="-.")
-        axes[2].annotate("note", (when, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
-                         textcoords="offset points", fontsize=_FONT - 2, color="#6a1b9a")
+        axes[2].annotate(
+            "note",
+            (when, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -10),
+            textcoords="offset points",
+            fontsize=_FONT - 2,
+            color="#6a1b9a",
+        )
     if noted:
         handles.append(Line2D([], [], color="#6a1b9a", ls="-.", label="note (see the table)"))
     locator = dates.AutoDateLocator(minticks=3, maxticks=8)

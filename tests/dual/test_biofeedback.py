@@ -285,7 +285,13 @@ def _tone_session(margin, relax_s, tone_at, flags_at=None, seed=11):
     """60 s baseline at REST_DV, then relaxation; tone_at(t_ms) -> dv before noise. Second advised, or -1."""
     doc = _doc(
         {"type": "baseline", "duration_s": 60},
-        {"type": "relaxation", "duration_s": relax_s, "target_percent": 80, "hold_s": 10, "tone_margin_percent": margin},
+        {
+            "type": "relaxation",
+            "duration_s": relax_s,
+            "target_percent": 80,
+            "hold_s": 10,
+            "tone_margin_percent": margin,
+        },
     )
     plan = timeline.from_protocol(doc)
     rnd = Lcg(seed)
@@ -330,6 +336,7 @@ def test_bursts_squeezes_coughs_and_steps_never_advise_stopping():
     for label, tone in cases.items():
         bio, advised = _tone_session(15, 240, tone)  # the tighter of the usual margins
         assert advised < 0 and bio.advice == 0, (label, advised)
+
     # everything at once, a minute apart, and the step flagged as the device flags it
     def mixed(t):
         for f in (_burst(60, 2000, 500), _burst(120, 10000, 400), _coughs, _burst(240, 3000, 14190)):
@@ -375,7 +382,9 @@ def _hold_session(env, grace_ms=None, flags_at=None):
     ph = {"type": "relaxation", "duration_s": 300, "target_dv": 48, "hold_s": 10, "tone_margin_percent": 30}
     if grace_ms is not None:
         ph["hold_grace_ms"] = grace_ms
-    _bio, summary = _run(_doc(ph), lambda seg, cue, t: env(t), (lambda seg, t: flags_at(t)) if flags_at else None)
+    _bio, summary = _run(
+        _doc(ph), lambda seg, cue, t: env(t), (lambda seg, t: flags_at(t)) if flags_at else None
+    )
     return _phase(summary, 0)
 
 

@@ -166,7 +166,10 @@ def test_viper_scan_matches_the_plain_scan():
     from firmware import emg_artefact
 
     if emg_artefact._scan is emg_artefact.scan_plain:
-        skip("this port has no native emitters (%s): firmware/emg_artefact_viper.py cannot load here" % sys.platform)
+        skip(
+            "this port has no native emitters (%s): firmware/emg_artefact_viper.py cannot load here"
+            % sys.platform
+        )
     x = noise(8, 1, 3000, dc=-RAIL + 5000)  # negative words: the viper loads must sign-extend
     for i in range(0, len(x), 97):
         x[i] = RAIL if i % 2 else -RAIL

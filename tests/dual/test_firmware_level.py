@@ -14,7 +14,10 @@ def _stimulating():
     assert upload(hal, ctrl, host, cose("stim"))[0] == m.RESPONSE
     assert request(hal, ctrl, host, m.SESSION_START)[0] == m.RESPONSE
     run(hal, ctrl, 400)
-    assert ctrl.session.state == m.RUNNING and ctrl.stim.state == m.STIM_ON, (ctrl.session.state, ctrl.stim.state)
+    assert ctrl.session.state == m.RUNNING and ctrl.stim.state == m.STIM_ON, (
+        ctrl.session.state,
+        ctrl.stim.state,
+    )
     return hal, ctrl, host
 
 

@@ -56,8 +56,12 @@ def test_version_the_device_does_not_speak():
 @req("LINK-ROBUST-1", "SAF-STATE-1")
 def test_illegal_requests_get_typed_errors_and_nothing_changes():
     hal, ctrl, host = greeted()
-    for mtype, want in ((m.SESSION_PAUSE, errors.ILLEGAL_STATE), (m.SESSION_RESUME, errors.ILLEGAL_STATE),
-                        (m.FAULT_CLEAR, errors.ILLEGAL_STATE), (m.SESSION_STOP, errors.ILLEGAL_STATE)):
+    for mtype, want in (
+        (m.SESSION_PAUSE, errors.ILLEGAL_STATE),
+        (m.SESSION_RESUME, errors.ILLEGAL_STATE),
+        (m.FAULT_CLEAR, errors.ILLEGAL_STATE),
+        (m.SESSION_STOP, errors.ILLEGAL_STATE),
+    ):
         r = request(hal, ctrl, host, mtype)
         assert r[0] == m.ERROR and r[3][0] == want, m.type_name(mtype)
     assert ctrl.session.state == m.IDLE

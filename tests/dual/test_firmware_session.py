@@ -27,7 +27,11 @@ def test_every_transition_not_in_the_table_is_refused_and_logged():
                 assert ses.fire(event, m.REASON_REQUEST, 100) == S.TRANSITIONS[(state, event)]
                 assert changes == [(state, ses.state, m.REASON_REQUEST, 100)]
             else:
-                want = errors.FAULT_LATCHED if (state == m.FAULT_STATE and event == S.START) else errors.ILLEGAL_STATE
+                want = (
+                    errors.FAULT_LATCHED
+                    if (state == m.FAULT_STATE and event == S.START)
+                    else errors.ILLEGAL_STATE
+                )
                 raises(want, ses.fire, event, m.REASON_REQUEST, 100)
                 assert ses.state == state and changes == []
                 assert log.last(1) == [(100, EventLog.REFUSED, state, event)]
@@ -38,7 +42,9 @@ def test_fault_is_reachable_from_every_state_but_maintenance_and_only_clear_leav
     for state in range(len(m.STATE_NAMES)):
         has = (state, S.FAULT) in S.TRANSITIONS
         assert has == (state != m.MAINTENANCE)
-    leaving = [e for (st, e) in S.TRANSITIONS if st == m.FAULT_STATE and S.TRANSITIONS[(st, e)] != m.FAULT_STATE]
+    leaving = [
+        e for (st, e) in S.TRANSITIONS if st == m.FAULT_STATE and S.TRANSITIONS[(st, e)] != m.FAULT_STATE
+    ]
     assert leaving == [S.CLEAR]
 
 

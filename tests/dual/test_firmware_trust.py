@@ -73,7 +73,10 @@ def test_every_reply_about_the_widest_protocol_fits_one_frame():
     ses.phase, ses.cue, ses.heartbeat_ms = 15, 255, 0xFFFF
     ln = ctrl.link
     ln.rx_frames = ln.rx_refused = ln.tx_frames = ln.tx_dropped = 0xFFFFFFFF
-    for mtype, body in ((m.INFO, ctrl.handlers.info({}, 0xFFFFFFFF)), (m.PROTOCOL_SHOW, ctrl.handlers.protocol_show({}, 0))):
+    for mtype, body in (
+        (m.INFO, ctrl.handlers.info({}, 0xFFFFFFFF)),
+        (m.PROTOCOL_SHOW, ctrl.handlers.protocol_show({}, 0)),
+    ):
         payload = codec.dumps(m.build(m.RESPONSE, 0xFFFF, mtype, **body))
         assert len(payload) <= framing.MAX_PAYLOAD, (mtype, len(payload))
         framing.encode(payload)  # raises when a frame would be too long

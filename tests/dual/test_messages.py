@@ -30,7 +30,16 @@ def test_golden_encodings():
     assert codec.dumps(hello).hex() == "84000101a200010103"
     err = m.error(7, m.SESSION_START, errors.FAULT_LATCHED, "clear the fault first")
     assert codec.dumps(err).hex() == "84020704a20018290175636c65617220746865206661756c74206669727374"
-    emg = m.build(m.STREAM, 65535, m.EMG, first_index=2000, samples=b"\x01\x00\x00\x00", envelope_dv=62, state=2, flags=0)
+    emg = m.build(
+        m.STREAM,
+        65535,
+        m.EMG,
+        first_index=2000,
+        samples=b"\x01\x00\x00\x00",
+        envelope_dv=62,
+        state=2,
+        flags=0,
+    )
     assert codec.dumps(emg).hex() == "840419ffff1860a5001907d001440100000002183e03020400"
 
 
@@ -85,7 +94,18 @@ def test_fields_are_typed_and_ranged():
     raises(errors.BAD_FIELD, m.build, m.RESPONSE, 1, m.INFO, **_info(limits={0: -5}))
     raises(errors.BAD_FIELD, m.build, m.RESPONSE, 1, m.INFO, **_info(serial="x" * 65))
     raises(errors.BAD_FIELD, m.build, m.REQUEST, 1, m.HELLO, min_version=1, max_version=1, colour=3)
-    raises(errors.BAD_FIELD, m.build, m.STREAM, 1, m.EMG, first_index=0, samples=[1, 2], envelope_dv=0, state=0, flags=0)
+    raises(
+        errors.BAD_FIELD,
+        m.build,
+        m.STREAM,
+        1,
+        m.EMG,
+        first_index=0,
+        samples=[1, 2],
+        envelope_dv=0,
+        state=0,
+        flags=0,
+    )
     raises(errors.BAD_ENVELOPE, m.build, m.REQUEST, 0x10000, m.PING)
 
 
@@ -107,7 +127,9 @@ def test_emg_frame_of_fifty_samples_fits_one_frame():
     samples = bytearray(200)
     for i in range(50):
         struct.pack_into("<i", samples, 4 * i, (i - 25) * 40000)
-    msg = m.build(m.STREAM, 1, m.EMG, first_index=1 << 40, samples=bytes(samples), envelope_dv=1 << 31, state=2, flags=7)
+    msg = m.build(
+        m.STREAM, 1, m.EMG, first_index=1 << 40, samples=bytes(samples), envelope_dv=1 << 31, state=2, flags=7
+    )
     payload = codec.dumps(msg)
     assert len(payload) < framing.MAX_PAYLOAD
     kind, _seq, mtype, body = m.parse(codec.loads(payload))

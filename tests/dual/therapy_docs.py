@@ -42,6 +42,12 @@ def valid():
                 "ramp_up_ms": 1000,
                 "ramp_down_ms": 1000,
             },
-            {"type": "relaxation", "duration_s": 300, "target_percent": 80, "hold_s": 10, "tone_margin_percent": 30},
+            {
+                "type": "relaxation",
+                "duration_s": 300,
+                "target_percent": 80,
+                "hold_s": 10,
+                "tone_margin_percent": 30,
+            },
         ],
     }

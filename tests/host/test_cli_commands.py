@@ -179,11 +179,15 @@ def test_session_run_follows_the_session_to_its_end(capsys, tmp_path, monkeypatc
 @pytest.mark.req("UX-CLI-1")
 def test_session_run_for_people_in_a_log(capsys, tmp_path):
     out_file = tmp_path / "s.json"
-    code, out, _ = run(capsys, "--port", SIM, "session", "run", "--demo-seconds", "10", "--out", str(out_file))
+    code, out, _ = run(
+        capsys, "--port", SIM, "session", "run", "--demo-seconds", "10", "--out", str(out_file)
+    )
     assert code == 0
     assert "ARMED -> RUNNING (CHECKS_PASSED)" in out and "cue REST for 10.0 s" in out
     assert "RUNNING  cue REST" in out and "µV [" in out
-    assert "session ended DONE (FINISHED) after 10.0 of 10.0 s\nscore: practised 10.0 s, ended finished" in out
+    assert (
+        "session ended DONE (FINISHED) after 10.0 of 10.0 s\nscore: practised 10.0 s, ended finished" in out
+    )
     assert out.rstrip().endswith("saved to %s" % out_file) and out_file.exists()
 
 

@@ -37,7 +37,10 @@ def test_estop_from_the_cli_latches_a_fault_that_info_shows(sim_url, capsys):
     before = json.loads(out)
     assert before["board"] == "sim" and before["fault"] is None and before["state"] in ("IDLE", "DONE")
 
-    assert tonus(capsys, "--port", sim_url, "session", "start", "--demo-seconds", "60")[:2] == (0, "session: ARMED\n")
+    assert tonus(capsys, "--port", sim_url, "session", "start", "--demo-seconds", "60")[:2] == (
+        0,
+        "session: ARMED\n",
+    )
     assert tonus(capsys, "--port", sim_url, "estop")[0] == 0
 
     code, out, _ = tonus(capsys, "--port", sim_url, "--json", "info")

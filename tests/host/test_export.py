@@ -29,14 +29,31 @@ def stim_recording(tmp_path_factory):
     text = text.replace('id = "lf-stim-10hz"', 'id = "lf-stim-short"')
     text = text.replace("duration_s = 60", "duration_s = 10").replace("duration_s = 1200", "duration_s = 60")
     (d / "p.toml").write_text(text)
-    code = main(["--port", SIM, "--json", "session", "run", "--protocol", str(d / "p.toml"), "--level", "10",
-                 "--record", str(d / "s.tonus"), "--out", str(d / "s.json")])
+    code = main(
+        [
+            "--port",
+            SIM,
+            "--json",
+            "session",
+            "run",
+            "--protocol",
+            str(d / "p.toml"),
+            "--level",
+            "10",
+            "--record",
+            str(d / "s.tonus"),
+            "--out",
+            str(d / "s.json"),
+        ]
+    )
     assert code == 0
     return d / "s.tonus"
 
 
 def _resolution(r, ch):
-    return (r.getPhysicalMaximum(ch) - r.getPhysicalMinimum(ch)) / (r.getDigitalMaximum(ch) - r.getDigitalMinimum(ch))
+    return (r.getPhysicalMaximum(ch) - r.getPhysicalMinimum(ch)) / (
+        r.getDigitalMaximum(ch) - r.getDigitalMinimum(ch)
+    )
 
 
 @pytest.mark.req("UX-EXPORT-1", "UX-CLI-1")
@@ -97,14 +114,23 @@ def _rewrite(path, keep, tweak=lambda it: it):
 
 @pytest.mark.req("UX-EXPORT-1")
 def test_gaps_are_zero_filled_and_annotated_and_big_values_do_not_clip(stim_recording, tmp_path):
-    frames = [k for k, (_t, it) in enumerate(recording.read(stim_recording).items) if isinstance(it, EmgFrame)]
+    frames = [
+        k for k, (_t, it) in enumerate(recording.read(stim_recording).items) if isinstance(it, EmgFrame)
+    ]
     lost = set(frames[200:205])
     big = frames[300]
 
     def tweak(it):
         if isinstance(it, EmgFrame) and it.first_index == loud_index:
-            return EmgFrame(it.seq, it.first_index, np.full(it.count, -123456, "<i4").tobytes(), it.envelope_dv,
-                            it.state, it.flags, it.stim_ua)
+            return EmgFrame(
+                it.seq,
+                it.first_index,
+                np.full(it.count, -123456, "<i4").tobytes(),
+                it.envelope_dv,
+                it.state,
+                it.flags,
+                it.stim_ua,
+            )
         return it
 
     rec0 = recording.read(stim_recording)
@@ -123,7 +149,9 @@ def test_gaps_are_zero_filled_and_annotated_and_big_values_do_not_clip(stim_reco
         a = gap_index - first
         assert (np.abs(emg[a : a + 250]) <= _resolution(r, 0)).all()
         b = loud_index - first
-        assert r.getPhysicalMinimum(0) <= -12345.6 and emg[b] == pytest.approx(-12345.6, abs=_resolution(r, 0))
+        assert r.getPhysicalMinimum(0) <= -12345.6 and emg[b] == pytest.approx(
+            -12345.6, abs=_resolution(r, 0)
+        )
         onsets, durations, texts = r.readAnnotations()
     k = list(texts).index("gap: 250 samples lost")
     assert onsets[k] == pytest.approx(a / 2000, abs=1e-4) and durations[k] == pytest.approx(0.125)
@@ -138,8 +166,15 @@ def test_an_artefact_on_the_rail_is_clipped_to_the_emgs_range_and_annotated(stim
 
     def tweak(it):
         if isinstance(it, EmgFrame) and it.first_index == hit.first_index:
-            return EmgFrame(it.seq, it.first_index, rail.tobytes(), it.envelope_dv, it.state,
-                            it.flags | m.FLAG_STIM | m.FLAG_SATURATED, it.stim_ua)
+            return EmgFrame(
+                it.seq,
+                it.first_index,
+                rail.tobytes(),
+                it.envelope_dv,
+                it.state,
+                it.flags | m.FLAG_STIM | m.FLAG_SATURATED,
+                it.stim_ua,
+            )
         return it
 
     _, data = _rewrite(stim_recording, lambda k, it: True, tweak)
@@ -163,7 +198,9 @@ def test_an_artefact_on_the_rail_is_clipped_to_the_emgs_range_and_annotated(stim
 @pytest.mark.req("UX-EXPORT-1")
 def test_csv_round_trips_samples_and_events(stim_recording, tmp_path, capsys):
     out = tmp_path / "s.csv"
-    code, text, err = run_cli(capsys, "--json", "export", str(stim_recording), "--format", "csv", "--out", str(out))
+    code, text, err = run_cli(
+        capsys, "--json", "export", str(stim_recording), "--format", "csv", "--out", str(out)
+    )
     assert code == 0, err
     report = json.loads(text)
     assert report["paths"] == [str(out), str(tmp_path / "s-events.csv")] and report["problems"] == []
@@ -226,8 +263,10 @@ def test_a_recording_without_emg_cannot_be_exported(tmp_path, stim_recording):
         export.write_csv(recording.read(path), tmp_path / "x.csv")
 
 
-@pytest.mark.parametrize("value, floor, want", [(0, 10, 10), (37.2, 10, 50), (200, 10, 200), (201, 1, 500),
-                                                 (12345.6, 10, 20000), (0.4, 1, 1)])
+@pytest.mark.parametrize(
+    "value, floor, want",
+    [(0, 10, 10), (37.2, 10, 50), (200, 10, 200), (201, 1, 500), (12345.6, 10, 20000), (0.4, 1, 1)],
+)
 @pytest.mark.req("UX-EXPORT-1")
 def test_physical_ranges_are_round_and_above_the_largest_value(value, floor, want):
     assert export.nice_ceiling(value, floor) == want
@@ -268,7 +307,9 @@ def test_two_independent_strict_readers_read_the_edf_whole(stim_recording, tmp_p
     done = export.write_edf(rec, out)
     sig = rec.signals()
     t0 = sig.first_index / 2000
-    want = ["protocol lf-stim-short"] + [("pre: " if a.onset_s < t0 else "") + a.text for a in rec.annotations()]
+    want = ["protocol lf-stim-short"] + [
+        ("pre: " if a.onset_s < t0 else "") + a.text for a in rec.annotations()
+    ]
     assert any(len(t) > export.ANNOTATION_CHARS for t in want)  # the rule is exercised
     edf = edfio.read_edf(out)
     assert [s.label for s in edf.signals] == ["EMG", "EMG envelope", "Stim current"]
@@ -277,9 +318,12 @@ def test_two_independent_strict_readers_read_the_edf_whole(stim_recording, tmp_p
     assert all(s.prefiltering and s.physical_dimension for s in edf.signals)
     texts = [a.text for a in edf.annotations]
     assert all(len(t) <= export.ANNOTATION_CHARS for t in texts) and len(texts) == done.annotations
-    assert sorted(_joined(texts)) == sorted(want + ["end of signal (zeros follow)"] * (len(sig.emg_uv) % 2000 > 0))
-    np.testing.assert_allclose(edf.signals[0].data[: len(sig.emg_uv)][sig.flags == 0], sig.emg_uv[sig.flags == 0],
-                               atol=0.01)
+    assert sorted(_joined(texts)) == sorted(
+        want + ["end of signal (zeros follow)"] * (len(sig.emg_uv) % 2000 > 0)
+    )
+    np.testing.assert_allclose(
+        edf.signals[0].data[: len(sig.emg_uv)][sig.flags == 0], sig.emg_uv[sig.flags == 0], atol=0.01
+    )
     raw = mne.io.read_raw_edf(out, preload=False, verbose="error")
     assert raw.ch_names == ["EMG", "EMG envelope", "Stim current"] and raw.info["sfreq"] == 2000
     assert sorted(_joined(list(raw.annotations.description))) == sorted(_joined(texts))
@@ -287,19 +331,25 @@ def test_two_independent_strict_readers_read_the_edf_whole(stim_recording, tmp_p
     np.testing.assert_allclose(emg, edf.signals[0].data[:2000], atol=0.01)
 
 
-@pytest.mark.parametrize("text", ["short", "pre: ARMED -> RUNNING (CHECKS_PASSED) and then some more words",
-                                  "x" * 100])
+@pytest.mark.parametrize(
+    "text", ["short", "pre: ARMED -> RUNNING (CHECKS_PASSED) and then some more words", "x" * 100]
+)
 @pytest.mark.req("UX-EXPORT-2")
 def test_a_long_annotation_is_split_at_spaces_never_cut(text):
     parts = export.fit_annotation(text)
     assert all(len(p) <= export.ANNOTATION_CHARS for p in parts)
-    assert _joined(parts) == [text] if " " in text or len(text) <= 40 else "".join(
-        p.split("] ", 1)[1] for p in parts) == text
+    assert (
+        _joined(parts) == [text]
+        if " " in text or len(text) <= 40
+        else "".join(p.split("] ", 1)[1] for p in parts) == text
+    )
 
 
 @pytest.mark.req("UX-EXPORT-3")
 @pytest.mark.parametrize("fmt", ["edf", "csv"])
-def test_a_failed_export_leaves_the_earlier_file_and_no_partial_one(stim_recording, tmp_path, monkeypatch, fmt):
+def test_a_failed_export_leaves_the_earlier_file_and_no_partial_one(
+    stim_recording, tmp_path, monkeypatch, fmt
+):
     out = tmp_path / ("s." + fmt)
     out.write_text("the earlier export\n")
     rec = recording.read(stim_recording)

@@ -18,8 +18,21 @@ SIM = "sim://?seed=0&patient=healthy&speed=0"
 def session(tmp_path_factory):
     """A 20 s demonstration session recorded by `session run --record`, and its scores file."""
     d = tmp_path_factory.mktemp("rec")
-    code = main(["--port", SIM, "--json", "session", "run", "--demo-seconds", "20",
-                 "--record", str(d / "s.tonus"), "--out", str(d / "s.json")])
+    code = main(
+        [
+            "--port",
+            SIM,
+            "--json",
+            "session",
+            "run",
+            "--demo-seconds",
+            "20",
+            "--record",
+            str(d / "s.tonus"),
+            "--out",
+            str(d / "s.json"),
+        ]
+    )
     assert code == 0
     return d / "s.tonus", json.loads((d / "s.json").read_text())
 
@@ -53,7 +66,9 @@ def test_signals_are_contiguous_by_sample_index_and_match_the_frames(session):
     rec = recording.read(session[0])
     sig = rec.signals()
     frames = rec.frames
-    assert sig.first_index == frames[0].first_index and len(sig.emg_uv) == frames[-1].end_index - sig.first_index
+    assert (
+        sig.first_index == frames[0].first_index and len(sig.emg_uv) == frames[-1].end_index - sig.first_index
+    )
     assert sig.gaps() == [] and sig.present.all()
     f = frames[len(frames) // 2]
     a = f.first_index - sig.first_index
@@ -65,7 +80,9 @@ def test_signals_are_contiguous_by_sample_index_and_match_the_frames(session):
 
     def mean(c):
         t = sig.time_s
-        return np.nanmean(sig.envelope_uv[(t >= c.time_ms / 1000 + 1) & (t < (c.time_ms + c.duration_ms) / 1000)])
+        return np.nanmean(
+            sig.envelope_uv[(t >= c.time_ms / 1000 + 1) & (t < (c.time_ms + c.duration_ms) / 1000)]
+        )
 
     assert mean(cues["CONTRACT"]) > 3 * mean(cues["REST"])
 
@@ -75,7 +92,11 @@ def test_annotations_are_in_device_time(session):
     rec = recording.read(session[0])
     notes = rec.annotations()
     cue = [a for a in notes if a.kind == "cue"]
-    assert [(a.text, a.duration_s) for a in cue] == [("cue REST", 10.0), ("cue CONTRACT", 5.0), ("cue RELAX", 5.0)]
+    assert [(a.text, a.duration_s) for a in cue] == [
+        ("cue REST", 10.0),
+        ("cue CONTRACT", 5.0),
+        ("cue RELAX", 5.0),
+    ]
     assert cue[0].onset_s == rec.cues[0].time_ms / 1000
     assert [a.text for a in notes if a.kind == "state"][-1] == "RUNNING -> DONE (FINISHED)"
     assert [a.onset_s for a in notes] == sorted(a.onset_s for a in notes)
@@ -103,7 +124,11 @@ def test_a_cut_off_recording_reads_to_its_last_complete_item_and_says_so(session
     cut = recording.parse(data[: ends[300] - 7])
     assert len(cut.items) == 299 and cut.end is None
     assert cut.items == whole.items[:299]
-    assert len(cut.problems) == 1 and "cut off or damaged" in cut.problems[0] and "were not read" in cut.problems[0]
+    assert (
+        len(cut.problems) == 1
+        and "cut off or damaged" in cut.problems[0]
+        and "were not read" in cut.problems[0]
+    )
     # cut exactly between items: all of them read, the missing end mark is named
     clean_cut = recording.parse(data[: ends[300]])
     assert len(clean_cut.items) == 300 and "without its end mark" in clean_cut.problems[0]
@@ -139,7 +164,9 @@ def test_what_is_not_a_recording_is_refused_with_a_reason(tmp_path, capsys, cont
     path.write_bytes(content)
     with pytest.raises(recording.RecordingError, match=message):
         recording.read(path)
-    code, _out, err = run_cli(capsys, "export", str(path), "--format", "csv", "--out", str(tmp_path / "x.csv"))
+    code, _out, err = run_cli(
+        capsys, "export", str(path), "--format", "csv", "--out", str(tmp_path / "x.csv")
+    )
     assert code == 1 and message in err and "Traceback" not in err
 
 
@@ -163,16 +190,37 @@ def test_tonus_record_saves_the_live_stream_for_the_seconds_asked(tmp_path, caps
 def test_an_unknown_field_from_a_newer_tonus_is_ignored(tmp_path):
     from host.client import Info, Limits, LinkCounters
 
-    info = Info("0.1.0", "sim", "S1", "IDLE", None, None, Limits(1, 1, 1, 2000), 5, False, None,
-                LinkCounters(0, 0, 0, 0, 0))
+    info = Info(
+        "0.1.0",
+        "sim",
+        "S1",
+        "IDLE",
+        None,
+        None,
+        Limits(1, 1, 1, 2000),
+        5,
+        False,
+        None,
+        LinkCounters(0, 0, 0, 0, 0),
+    )
     path = tmp_path / "n.tonus"
     with recording.Recorder(path, info) as r:
         r(Cue(1, 0, "REST", 10, 1000))
     data = path.read_bytes()
     end = recording.parse(data).end
     body = data[: len(data) - len(cbor2.dumps(end))]
-    extra = cbor2.dumps({"type": "Cue", "host_s": 0.5, "seq": 2, "phase": 1, "cue": "RELAX", "time_ms": 20,
-                         "duration_ms": 5, "loudness": 3})
+    extra = cbor2.dumps(
+        {
+            "type": "Cue",
+            "host_s": 0.5,
+            "seq": 2,
+            "phase": 1,
+            "cue": "RELAX",
+            "time_ms": 20,
+            "duration_ms": 5,
+            "loudness": 3,
+        }
+    )
     rec = recording.parse(body + extra + cbor2.dumps(end))
     assert [c.cue for c in rec.cues] == ["REST", "RELAX"] and rec.complete
 
@@ -200,17 +248,26 @@ def test_a_recording_is_what_docs_recording_cddl_says(session, validate):
     head, body, end = items[0], items[1:-1], items[-1]
     # every event and the first frames (the frames all have one shape)
     kinds = [cbor2.loads(x)["type"] for x in body]
-    body = [x for k, x in zip(kinds, body) if k != "EmgFrame"] + [x for k, x in zip(kinds, body) if k == "EmgFrame"][:20]
+    body = [x for k, x in zip(kinds, body) if k != "EmgFrame"] + [
+        x for k, x in zip(kinds, body) if k == "EmgFrame"
+    ][:20]
     assert validate("header", [head]) == [None]
     assert validate("item", body) == [None] * len(body)
     assert validate("end", [end]) == [None]
     # and the rules bite: a header of another version, a frame without its samples, an end without its count
     frame = cbor2.loads(body[-1])
     del frame["data"]
-    wrong = [cbor2.dumps(dict(cbor2.loads(head), version=2)), cbor2.dumps(frame),
-             cbor2.dumps({"type": "end", "host_s": 1.0, "reason": "closed"})]
-    assert [v is not None for v in (validate("header", wrong[:1]) + validate("emg-frame", wrong[1:2])
-                                     + validate("end", wrong[2:]))] == [True, True, True]
+    wrong = [
+        cbor2.dumps(dict(cbor2.loads(head), version=2)),
+        cbor2.dumps(frame),
+        cbor2.dumps({"type": "end", "host_s": 1.0, "reason": "closed"}),
+    ]
+    assert [
+        v is not None
+        for v in (
+            validate("header", wrong[:1]) + validate("emg-frame", wrong[1:2]) + validate("end", wrong[2:])
+        )
+    ] == [True, True, True]
 
 
 @pytest.mark.req("UX-RECORD-2")
@@ -220,8 +277,9 @@ def test_an_item_of_an_unknown_type_is_left_out_and_named_never_taken_for_damage
     extra = cbor2.dumps({"type": "Hologram", "host_s": 1.5, "depth": 3})
     rec = recording.parse(data[: ends[5]] + extra + extra + data[ends[5] :])
     assert rec.items == whole.items and rec.end is not None
-    assert rec.problems == ["2 items of type 'Hologram' are not understood by this tonus and were left out: "
-                            "update tonus"]
+    assert rec.problems == [
+        "2 items of type 'Hologram' are not understood by this tonus and were left out: update tonus"
+    ]
 
 
 @pytest.mark.req("UX-RECORD-2")

@@ -28,8 +28,13 @@ def chromium(chromium_exe, tmp_path_factory):
     flags = [*chromium_tool.ARGS, "--hide-scrollbars", "--user-data-dir=%s" % profile]
 
     def run(path, *args, width=1280, height=2000):
-        done = subprocess.run([exe, *flags, "--window-size=%d,%d" % (width, height), *args, path.resolve().as_uri()],
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [exe, *flags, "--window-size=%d,%d" % (width, height), *args, path.resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
@@ -39,20 +44,40 @@ def chromium(chromium_exe, tmp_path_factory):
 def _check(dom):
     """The render check's verdict in the page the browser built: (images, broken)."""
     tag = re.search(r'<p id="render-check"[^>]*>', dom).group(0)
-    return int(re.search(r'data-images="(\d+)"', tag).group(1)), int(re.search(r'data-broken="(\d+)"', tag).group(1))
+    return int(re.search(r'data-images="(\d+)"', tag).group(1)), int(
+        re.search(r'data-broken="(\d+)"', tag).group(1)
+    )
 
 
 def _glazer_scores():
     """A scores file as `session run --out` writes it for a Glazer assessment (the norms' own rows)."""
-    summary = {"pre_baseline_uv": 7.0, "phasic_peak_uv": 30.0, "tonic_mean_uv": 25.0, "endurance_mean_uv": 12.0,
-               "post_baseline_uv": 14.0}
-    phase = {"phase": 1, "type": "glazer", "planned_s": 600.0, "practised_s": 600.0, "untrusted_s": 0.0,
-             "pre_baseline_uv": 7.0, "tonic_uv": 25.0}
+    summary = {
+        "pre_baseline_uv": 7.0,
+        "phasic_peak_uv": 30.0,
+        "tonic_mean_uv": 25.0,
+        "endurance_mean_uv": 12.0,
+        "post_baseline_uv": 14.0,
+    }
+    phase = {
+        "phase": 1,
+        "type": "glazer",
+        "planned_s": 600.0,
+        "practised_s": 600.0,
+        "untrusted_s": 0.0,
+        "pre_baseline_uv": 7.0,
+        "tonic_uv": 25.0,
+    }
     return {
         "device": "A9265168D7A5AFA7",
         "protocol": "glazer-assess",
-        "scores": {"ended": "FINISHED", "advice": None, "practised_s": 600.0, "mvc_uv": None,
-                   "baseline_uv": None, "phases": [phase]},
+        "scores": {
+            "ended": "FINISHED",
+            "advice": None,
+            "practised_s": 600.0,
+            "mvc_uv": None,
+            "baseline_uv": None,
+            "phases": [phase],
+        },
         "glazer": {"normative": glazer.compare(summary)},
     }
 
@@ -63,15 +88,36 @@ def folder(tmp_path_factory):
     assessment's scores, a cut-off recording, and two files that are not what they claim."""
     d = tmp_path_factory.mktemp("journal")
     raw = d / "raw.tonus"
-    assert main(["--port", SIM, "--json", "session", "run", "--demo-seconds", "20",
-                 "--record", str(raw), "--out", str(d / "tonus-session-A926-20261121-090000.json")]) == 0
+    assert (
+        main(
+            [
+                "--port",
+                SIM,
+                "--json",
+                "session",
+                "run",
+                "--demo-seconds",
+                "20",
+                "--record",
+                str(raw),
+                "--out",
+                str(d / "tonus-session-A926-20261121-090000.json"),
+            ]
+        )
+        == 0
+    )
     # as a device with an approved protocol would have written it
     rec = recording.read(raw)
     # dated like its scores file (the day before the Glazer assessment), never "today"
     start = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-    head = dict(rec.header, patient="P-0042", protocol_id="relax-a", started_unix_s=start.timestamp(),
-                started_utc=start.isoformat(timespec="milliseconds"))
-    body = raw.read_bytes()[len(cbor2.dumps(rec.header)):]
+    head = dict(
+        rec.header,
+        patient="P-0042",
+        protocol_id="relax-a",
+        started_unix_s=start.timestamp(),
+        started_utc=start.isoformat(timespec="milliseconds"),
+    )
+    body = raw.read_bytes()[len(cbor2.dumps(rec.header)) :]
     (d / "s1.tonus").write_bytes(cbor2.dumps(head) + body)
     raw.unlink()
     scores = json.loads((d / "tonus-session-A926-20261121-090000.json").read_text())
@@ -81,7 +127,7 @@ def folder(tmp_path_factory):
     whole = (d / "s1.tonus").read_bytes()
     (d / "s2-cut.tonus").write_bytes(whole[: len(whole) * 2 // 3])
     (d / "notes.tonus").write_text("not a recording\n")
-    (d / "broken.json").write_text("{\"scores\": ")
+    (d / "broken.json").write_text('{"scores": ')
     return d
 
 
@@ -103,7 +149,11 @@ def test_the_report_holds_each_session_groups_protocols_and_lists_what_it_skippe
     assert "broken.json</code>: not readable JSON" in html
     assert "Read in part: the last" in html
     # self-contained: every image inline, nothing fetched
-    assert not re.search(r"""(src|href)=["'](?!data:|#)""", html) and "<link" not in html and "@import" not in html
+    assert (
+        not re.search(r"""(src|href)=["'](?!data:|#)""", html)
+        and "<link" not in html
+        and "@import" not in html
+    )
     assert html.count("<img ") == r["images"] == 2 + 2 + 1  # trends, session plots (whole, cut), Glazer
     # the Glazer assessment against the norms, with the source named
     assert "Glazer assessment against the norms" in html and "Oleksy" in html
@@ -116,21 +166,48 @@ def test_the_report_holds_each_session_groups_protocols_and_lists_what_it_skippe
 def test_the_trend_reads_the_devices_compliance_log_when_there_is_one(folder, tmp_path, capsys):
     d = tmp_path / "with-log"
     shutil.copytree(folder, d)
-    entry = {"protocol_id": "relax-a", "start_uptime_ms": 10, "duration_s": 600.0, "phases_completed": 3,
-             "mvc_uv": None, "ets_triggers": 0, "charge_uc": 0, "max_ma": 0.0, "faults": [],
-             "end_reason": "FINISHED", "advice": None}
-    log = [dict(entry, seq=n, host_time_s=1795000000 + 86400 * n, rest_uv=rest, below_target_s=b,
-                below_target_percent=p, pain=pain)
-           for n, (rest, b, p, pain) in enumerate([(14.2, 120.0, 20.0, 6), (12.5, 240.0, 40.0, 4),
-                                                   (11.1, 300.0, 50.0, None)])]
+    entry = {
+        "protocol_id": "relax-a",
+        "start_uptime_ms": 10,
+        "duration_s": 600.0,
+        "phases_completed": 3,
+        "mvc_uv": None,
+        "ets_triggers": 0,
+        "charge_uc": 0,
+        "max_ma": 0.0,
+        "faults": [],
+        "end_reason": "FINISHED",
+        "advice": None,
+    }
+    log = [
+        dict(
+            entry,
+            seq=n,
+            host_time_s=1795000000 + 86400 * n,
+            rest_uv=rest,
+            below_target_s=b,
+            below_target_percent=p,
+            pain=pain,
+        )
+        for n, (rest, b, p, pain) in enumerate(
+            [(14.2, 120.0, 20.0, 6), (12.5, 240.0, 40.0, 4), (11.1, 300.0, 50.0, None)]
+        )
+    ]
     (d / "sessions.json").write_text(json.dumps(log))
     code, _text, err = run_cli(capsys, "report", str(d), "--out", str(d / "r.html"))
     assert code == 0, err
     html = (d / "r.html").read_text()
     assert "From the device&#x27;s compliance log (sessions.json)." in html
-    rows = re.findall(r'<tr><td>(#\d)</td><td class="n">[^<]*</td><td><span[^>]*>finished</span></td>'
-                      r'<td class="n">([^<]*)</td><td class="n">([^<]*)</td><td class="n">([^<]*)</td><td></td></tr>', html)
-    assert rows == [("#0", "14.2 µV", "20.0 %", "6/10"), ("#1", "12.5 µV", "40.0 %", "4/10"), ("#2", "11.1 µV", "50.0 %", "–")]
+    rows = re.findall(
+        r'<tr><td>(#\d)</td><td class="n">[^<]*</td><td><span[^>]*>finished</span></td>'
+        r'<td class="n">([^<]*)</td><td class="n">([^<]*)</td><td class="n">([^<]*)</td><td></td></tr>',
+        html,
+    )
+    assert rows == [
+        ("#0", "14.2 µV", "20.0 %", "6/10"),
+        ("#1", "12.5 µV", "40.0 %", "4/10"),
+        ("#2", "11.1 µV", "50.0 %", "–"),
+    ]
 
 
 @pytest.mark.req("UX-REPORT-1")
@@ -171,8 +248,10 @@ def test_sessions_are_marked_by_how_they_ended_and_stubs_are_never_counted(journ
     _d, out, built = journal
     html = out.read_text()
     assert built.sessions == 9 and [n for n, _why in built.stubs] == ["2026-11-02-refused.tonus"]
-    assert "9 sessions from 2026-11-02 to 2026-11-15: 5 finished, 1 stopped early, 1 advised stop, 1 fault, " \
-           "1 cut off" in html
+    assert (
+        "9 sessions from 2026-11-02 to 2026-11-15: 5 finished, 1 stopped early, 1 advised stop, 1 fault, "
+        "1 cut off" in html
+    )
     assert "made 2026-11-16" in html
     # the stub is listed apart, under its own heading, and nowhere among the sessions
     stubs = html.index("Not sessions (not counted)")
@@ -186,7 +265,9 @@ def test_sessions_are_marked_by_how_they_ended_and_stubs_are_never_counted(journ
     # a session card per session, each with its outcome badge and its plot against the target
     cards = html[html.index("<h3>Sessions</h3>") :]
     assert cards.count("<article>") == 9
-    assert cards.count('alt="EMG envelope over the session against the target of 8.0 µV"') == 8  # not the cut one
+    assert (
+        cards.count('alt="EMG envelope over the session against the target of 8.0 µV"') == 8
+    )  # not the cut one
     # each figure defined once; every use links to its definition
     for anchor, _title, _text in page.DEFINITIONS:
         assert html.count('id="%s"' % anchor) == 1
@@ -210,7 +291,9 @@ def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal
         check = page.locator("#render-check")
         assert (check.get_attribute("data-images"), check.get_attribute("data-broken")) == ("10", "0")
         # every plot shrinks to the column, none is cut
-        widest = page.evaluate("Math.max(...Array.from(document.images, i => i.getBoundingClientRect().right))")
+        widest = page.evaluate(
+            "Math.max(...Array.from(document.images, i => i.getBoundingClientRect().right))"
+        )
         assert widest <= width
         if media == "screen":
             shot = page.screenshot(path=str(tmp_path / ("report-%d.png" % width)))
@@ -221,4 +304,6 @@ def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal
     pages = re.findall(rb"/Type\s*/Page[^s]", pdf)
     boxes = [[float(v) for v in b.split()] for b in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)]
     assert 2 <= len(pages) <= 40 and len(boxes) == len(pages)
-    assert all(b[:2] == [0, 0] and abs(b[2] - 595.3) < 1.5 and abs(b[3] - 841.9) < 1.5 for b in boxes)  # A4, points
+    assert all(
+        b[:2] == [0, 0] and abs(b[2] - 595.3) < 1.5 and abs(b[3] - 841.9) < 1.5 for b in boxes
+    )  # A4, points
