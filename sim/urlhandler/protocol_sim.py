@@ -225,7 +225,7 @@ class Serial(SerialBase):
                 delay = sim.clock.wall_delay(sim.next_tick_us)
             if deadline is not None and time.monotonic() >= deadline:
                 self._host_leaves()
-                raise SerialTimeoutException("the device took no more bytes for %g s" % self._write_timeout)
+                raise SerialTimeoutException(f"the device took no more bytes for {self._write_timeout:g} s")
             time.sleep(delay)
         if sim.clock.speed:
             self._host_leaves()
