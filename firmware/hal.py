@@ -190,7 +190,7 @@ class Hal:
         raise NotImplementedError
 
     def wdt_left_ms(self):
-        """Milliseconds before the watchdog resets the board, as the hardware counts them; -1 if it is not running."""
+        """Milliseconds before the watchdog resets the board, as the hardware counts them; -1 if it " "" "is not running."""
         raise NotImplementedError
 
     def reset(self):

@@ -116,7 +116,7 @@ class Selftest:
         return {"started": True}
 
     def step(self, now):
-        """One stage's work for this loop pass; an exception ends the test with the output off, then propagates."""
+        """One stage's work for this loop pass; an exception ends the test with the output off, then " "" "propagates."""
         st = self.stage
         if st == _IDLE:
             return

@@ -397,7 +397,7 @@ class Recording:
 
 
 def _fill(rate, a, b, frames):
-    """Signals for samples [a, b) from the frames that hold some of them, in whole arrays (no loop per frame)."""
+    """Signals for samples [a, b) from the frames that hold some of them, in whole arrays (no loop " "per frame)."""
     n = b - a
     s = Signals(rate, a, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.uint8))
     if not frames:
@@ -424,7 +424,7 @@ def _event_annotation(it):
     if isinstance(it, StimEvent):
         text = f"stim {it.state} {it.level_ua / 1000:.1f}/{it.limit_ua / 1000:.1f} mA"
         if it.state == "READY" and it.impedance_ohm:  # measured by the electrode check
-            text += " %d ohm" % it.impedance_ohm
+            text += f" {it.impedance_ohm:d} ohm"
         return Annotation(t, 0.0, "stim", text)
     if isinstance(it, FaultEvent):
         return Annotation(t, 0.0, "fault", "fault {}{}".format(it.name, " latched" if it.latched else ""))
@@ -454,7 +454,7 @@ def _phase_annotations(cues, summary):
         last = cues[-1] if k + 1 == len(starts) else None
         end = starts[k + 1].time_ms if last is None else last.time_ms + last.duration_ms
         name = kinds.get(c.protocol_phase)
-        text = "phase %d%s" % (c.protocol_phase + 1, " " + name if name else "")
+        text = "phase {:d}{}".format(c.protocol_phase + 1, " " + name if name else "")
         out.append(Annotation(c.time_ms / 1000, (end - c.time_ms) / 1000, "phase", text))
     return out
 
@@ -472,7 +472,7 @@ def _stream_annotations(t, rate):
     end = t.end_index
     missing = t.first_index[1:] - end[:-1]
     out = [
-        Annotation(float(end[k] / rate), float(missing[k] / rate), "gap", "gap: %d samples lost" % missing[k])
+        Annotation(float(end[k] / rate), float(missing[k] / rate), "gap", f"gap: {missing[k]:d} samples lost")
         for k in np.flatnonzero(missing)
     ]
     joined = np.concatenate(([False], missing == 0, [False]))  # frame k follows frame k-1 without a gap
@@ -521,8 +521,9 @@ def _check_header(head, path):
         raise RecordingError(f"{path} is not a tonus recording (no recording header at its start)")
     if not isinstance(head.get("version"), int) or not 1 <= head["version"] <= VERSION:
         raise RecordingError(
-            "%s is a version %r recording; this tonus reads versions 1 to %d: update tonus"
-            % (path, head.get("version"), VERSION)
+            "{} is a version {!r} recording; this tonus reads versions 1 to {:d}: update tonus".format(
+                path, head.get("version"), VERSION
+            )
         )
     for key, kind in (("emg_rate_hz", int), ("started_unix_s", (int, float)), ("device_uptime_ms", int)):
         v = head.get(key)
@@ -582,28 +583,28 @@ class _Scanner:
             nxt = _resync(data, fp, pos + 1)
             if nxt is None:
                 self.problems.append(
-                    "the last %d bytes (after %.1f s of host time) are cut off or damaged and were not read"
-                    % (size - pos, last_s)
+                    f"the last {size - pos:d} bytes (after {last_s:.1f} s of host time) are cut off "
+                    "or damaged and were not read"
                 )
                 break
             self.problems.append(
-                "%d damaged bytes after %.1f s of host time were skipped; the items in them are lost"
-                % (nxt - pos, last_s)
+                f"{nxt - pos:d} damaged bytes after {last_s:.1f} s of host time were skipped; the "
+                "items in them are lost"
             )
             pos = nxt
             fp.seek(pos)
             dec = cbor2.CBORDecoder(fp)
         for name, n in sorted(self.unknown.items()):
             self.problems.append(
-                "%d items of type %r are not understood by this tonus and were left out: update tonus"
-                % (n, name)
+                f"{n:d} items of type {name!r} are not understood by this tonus and were left out: "
+                "update tonus"
             )
         if self.end is None and not self.problems:
             self.problems.append(
                 f"the recording stops after {last_s:.1f} s of host time without its end mark: it was cut off"
             )
         elif self.end is not None and pos < size:
-            self.problems.append("%d bytes after the end mark were ignored" % (size - pos))
+            self.problems.append(f"{size - pos:d} bytes after the end mark were ignored")
 
 
 def _load(source, path, mapped=None):
@@ -631,8 +632,9 @@ def _load(source, path, mapped=None):
     problems = scan.problems
     if dropped:
         problems.append(
-            "%d EMG frames from sample %d on are not in the signals: the sample index went from %d "
-            "to %d (the device restarted?)" % (dropped, jump[0], jump[1], jump[0])
+            f"{dropped:d} EMG frames from sample {jump[0]:d} on are not in the signals: the "
+            f"sample index went from {jump[1]:d} "
+            f"to {jump[0]:d} (the device restarted?)"
         )
     return Recording(path, scan.header, events, FrameTable(cols), problems, scan.end, source, mapped)
 

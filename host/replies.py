@@ -30,7 +30,7 @@ _HINTS = {
 
 def name_of(names, i):
     """names[i], or UNKNOWN(i) for a code this host does not know."""
-    return names[i] if 0 <= i < len(names) else "UNKNOWN(%d)" % i
+    return names[i] if 0 <= i < len(names) else f"UNKNOWN({i:d})"
 
 
 def state_of(body):
@@ -73,7 +73,7 @@ class DeviceRefused(TonusError):
         r = refusal
         why = _HINTS.get(r.code) or r.detail
         super().__init__(
-            "device refused %s: %s (%d)%s" % (r.request, r.name, r.code, " — " + why if why else "")
+            "device refused {}: {} ({:d}){}".format(r.request, r.name, r.code, " — " + why if why else "")
         )
 
 

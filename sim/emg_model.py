@@ -233,7 +233,7 @@ def _shape(scale, rate_hz):
 
 
 def _mixing(shapes, band, rate_hz):
-    """Unit-RMS gains of the two spectra, the compressed one's weight against the mix's median ratio, fresh median."""
+    """Unit-RMS gains of the two spectra, the compressed one's weight against the mix's median " " ""ratio, fresh median."""
     psd = []
     gains = []
     for sos in shapes:

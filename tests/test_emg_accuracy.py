@@ -74,7 +74,8 @@ def check(label, got, ref, report):
     )  # n/a: a steady sine
     report.append(
         f"{label:34} rel err max {rel.max() * 100:6.3f} % mean {np.mean(err / ref) * 100:+7.3f} %"
-        f"  abs max {np.abs(err).max() / 10:5.2f} uV  corr {'   n/a' if np.isnan(corr) else format(corr, '.6f')}"
+        f"  abs max {np.abs(err).max() / 10:5.2f} uV  corr "
+        f"{'   n/a' if np.isnan(corr) else format(corr, '.6f')}"
     )
     assert np.all(np.abs(err) <= tol), (label, float(np.max(np.abs(err) - tol)))
     return corr

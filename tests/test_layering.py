@@ -49,7 +49,7 @@ def violations(root, folder, forbidden):
     for path in sorted(package.rglob("*.py")):
         for line, module in imports(path, package):
             if module.split(".")[0] in forbidden:
-                found.append("%s:%d imports %s" % (path.relative_to(root), line, module))
+                found.append(f"{path.relative_to(root)}:{line:d} imports {module}")
     return found
 
 

@@ -151,7 +151,7 @@ def by_nodeid(results):
 def gate_passing_suite():
     return {
         "tests/test_ok.py": "\n".join(
-            '@pytest.mark.req("%s")\ndef test_%d():\n    pass\n' % (rid, i)
+            f'@pytest.mark.req("{rid}")\ndef test_{i:d}():\n    pass\n'
             for i, rid in enumerate(("S-OK", "S-FAIL", "S-SKIP", "S-NONE"))
         ).join(("import pytest\n", "")),
     }
@@ -276,7 +276,7 @@ def test_gate_fails_a_whole_run_on_safety_requirements_without_a_passing_test(pr
             "1 safety requirement(s) without a passing test:",
             "  S-SKIP Safe but skipped: all 7 tests skipped:",
         ]
-        + ["      tests/test_s.py::test_skipped[%d]: skipped (no rig attached)" % n for n in range(5)]
+        + [f"      tests/test_s.py::test_skipped[{n:d}]: skipped (no rig attached)" for n in range(5)]
         + ["      and 2 more (see the matrix)"]
     )
 
@@ -559,7 +559,7 @@ def test_a_requirement_needing_a_board_fails_the_board_gate_when_only_the_simula
 
 @pytest.mark.req("DEV-TRACE-6")
 def test_the_installed_package_works_without_pytest(tmp_path):
-    """host/ is what `pip install tonus` installs: nothing in it imports pytest; tonus-trace runs without it."""
+    """host/ is what `pip install tonus` installs: nothing in it imports pytest; tonus-trace runs " " ""without it."""
     import subprocess
     import sys
 

@@ -24,7 +24,7 @@ def pulse_index(t0_us, k, hz, rate):
 
 
 class PulsedHal:
-    """Noise of ±amp around dc, a pulse train from t0_us whose artefacts rail the input; EMG_SATURATED as read."""
+    """Noise of ±amp around dc, a pulse train from t0_us whose artefacts rail the input; " " ""EMG_SATURATED as read."""
 
     def __init__(self, seed, n, amp=300, dc=0, rate=2000, hz=0, t0_us=0, pulses=0, art=RAIL, rail_at=-1):
         self.emg_rate_hz = rate

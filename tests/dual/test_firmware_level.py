@@ -1,4 +1,4 @@
-"""A stimulation level lasts while the host that set it does, or the patient's buttons set it. Both runtimes."""
+"""A stimulation level lasts while the host that set it does, or the patient's buttons set it. Both " "" "runtimes."""
 
 from dualtest import req
 

@@ -162,7 +162,7 @@ def test_a_level_beyond_the_approved_range_shows_the_devices_refusal(view, clini
         if "refused" in page.locator("#answer").inner_text():
             break
     answer = page.locator("#answer").inner_text()
-    assert "device refused STIM_LEVEL" in answer and "level outside 0..%d" % LIMIT_UA in answer
+    assert "device refused STIM_LEVEL" in answer and f"level outside 0..{LIMIT_UA:d}" in answer
     assert "refused" in page.locator("#answer").get_attribute("class")
     assert feed.view.level_ua == LIMIT_UA  # the steps reached the limit; the one beyond it was refused
 
