@@ -44,7 +44,8 @@ elif kind == "edf-bare":  # pyEDFlib alone writing the export's three signals, a
     emg = np.nan_to_num(sig.emg_uv)
     env, stim = export._decimate(sig.envelope_uv, 50), export._decimate(sig.stim_ma, 50)
     heads = [export._signal_header(n, u, r, lo, hi, "") for n, u, r, lo, hi in
-             (("EMG", "uV", 2000, -2000, 2000), ("EMG envelope", "uV", 40, 0, 100), ("Stim current", "mA", 40, 0, 100))]
+             (("EMG", "uV", 2000, -2000, 2000), ("EMG envelope", "uV", 40, 0, 100),
+              ("Stim current", "mA", 40, 0, 100))]
     t = time.process_time()
     w = pyedflib.EdfWriter(out, 3, pyedflib.FILETYPE_EDFPLUS)
     w.setSignalHeaders(heads)

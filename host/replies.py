@@ -23,7 +23,8 @@ _HINTS = {
     errors.BAD_KEY_ENCODING: "a trusted key or the signature has the wrong size; provision the key again",
     errors.WRONG_DEVICE: "the protocol names another device; compare its device line with 'tonus info'",
     errors.ROLLBACK: "raise the sequence number above the device's ('tonus protocol show') and sign again",
-    errors.SEQUENCE_JUMP: "use the next sequence number after the device's ('tonus protocol show') and sign again",
+    errors.SEQUENCE_JUMP: "use the next sequence number after the device's ('tonus protocol show') "
+    "and sign again",
     errors.BUDGET_EXHAUSTED: "all approved sessions are used; the clinician must approve a new protocol",
 }
 

@@ -138,8 +138,7 @@ def _message(report):
         crash = getattr(longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(longrepr or "")
     text = text.strip()
-    if text.startswith("Skipped: "):
-        text = text[len("Skipped: ") :]
+    text = text.removeprefix("Skipped: ")
     return text[:_MESSAGE_MAX]
 
 

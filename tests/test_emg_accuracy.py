@@ -98,7 +98,7 @@ def band_noise(rng, rate, seconds, rms_uv, band=(30, 400)):
 @pytest.mark.req("EMG-CHAIN-2")
 def test_coefficients_are_the_derived_ones_and_realise_the_design():
     d = derive()
-    assert HP == d["hp"] and NOTCH == d["notch"]
+    assert d["hp"] == HP and d["notch"] == NOTCH
     for rate in emg_dsp.RATES_HZ:
         (c1, s1), (c2, s2), (g, sg) = HP[rate]
         a2 = 1 - c2 / 2**s2

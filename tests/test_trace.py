@@ -491,8 +491,8 @@ def pytest_addoption(parser):
 @pytest.fixture
 def target(request):
     request.config.pluginmanager.get_plugin("tonus-trace").record_target({{
-        "url": "sim://fake", "kind": "{kind}", "serial": "E6614C", "board": "pico", "firmware_version": "0.1.0",
-        "image_sha256": "ab" * 32, "image_from": "reported by the device"}})
+        "url": "sim://fake", "kind": "{kind}", "serial": "E6614C", "board": "pico",
+        "firmware_version": "0.1.0", "image_sha256": "ab" * 32, "image_from": "reported by the device"}})
     return request.config.getoption("--target")
 """,
         "tests/test_hil.py": "import pytest\n\n@pytest.mark.req('B-1', 'S-OK')\ndef test_out(target):\n"
@@ -559,7 +559,7 @@ def test_a_requirement_needing_a_board_fails_the_board_gate_when_only_the_simula
 
 @pytest.mark.req("DEV-TRACE-6")
 def test_the_installed_package_works_without_pytest(tmp_path):
-    """host/ is what `pip install tonus` installs: nothing in it imports pytest; tonus-trace runs " " ""without it."""
+    """host/ is what `pip install tonus` installs: nothing in it imports pytest, so tonus-trace runs alone."""
     import subprocess
     import sys
 

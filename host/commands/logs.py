@@ -82,8 +82,8 @@ def run_pull(args):
     import sys
     from pathlib import Path
 
-    from host.commands._connect import connected, emit
     from host.atomic import file_error
+    from host.commands._connect import connected, emit
     from protocol import codec
 
     out = Path(args.out)

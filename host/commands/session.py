@@ -19,7 +19,8 @@ _END_HINTS = {
     "and gives the session back if it ran under a quarter of its plan; raise --heartbeat-ms on a "
     "busy computer",
     "PAUSE_TIMEOUT": "the session was paused longer than the device allows",
-    "CHECKS_FAILED": "the pre-session checks did not pass: check the probe's contact (lead-off) and the e-stop",
+    "CHECKS_FAILED": "the pre-session checks did not pass: "
+    "check the probe's contact (lead-off) and the e-stop",
 }
 
 
@@ -119,9 +120,9 @@ def run_rate(args):
 
 
 def run_level(args):
-    from host.commands._connect import connected, emit, say
-
     import time
+
+    from host.commands._connect import connected, emit, say
 
     with connected(args) as c:
         r = c.stim_level(args.milliamps).unwrap()
@@ -278,7 +279,7 @@ def _recorder(c, args):
 
 
 def discard_if_empty(recorder, reason):
-    """A recording that holds nothing goes: no file for a report to count as a session, none to " " ""block a rerun."""
+    """An empty recording goes: no file for a report to count as a session, none to block a rerun."""
     if recorder is not None and recorder.items == 0:
         recorder.close(reason)
         try:

@@ -229,7 +229,7 @@ def render(folder, found, made):
 
 
 def _protocol(pid):
-    return pid if pid else "none (demonstration sessions)"
+    return pid or "none (demonstration sessions)"
 
 
 def _trend_table(points):

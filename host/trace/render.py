@@ -42,8 +42,8 @@ def _grouped(tests):
 
 
 def provenance_facts(run):
-    """(label, value) pairs saying where a run's results came from: commit, operator, firmware, targets, tools.
-    Runs recorded before these were kept say "not recorded"."""
+    """(label, value) pairs saying where a run's results came from: commit, operator, firmware,
+    targets, tools. Runs recorded before these were kept say "not recorded"."""
     git = run.get("git") or {}
     if git.get("commit"):
         commit = "{}{} ({})".format(
@@ -269,7 +269,7 @@ def _classname_and_name(nodeid):
     """As pytest's junitxml names them: `tests/a.py::TestB::test_c[x]` -> (`tests.a.TestB`, `test_c[x]`)."""
     base, param = _split_param(nodeid)
     parts = base.split("::")
-    path = parts[0][:-3] if parts[0].endswith(".py") else parts[0]
+    path = parts[0].removesuffix(".py")
     classname = ".".join([path.replace("/", ".")] + parts[1:-1])
     return classname, parts[-1] + (f"[{param}]" if param else "")
 

@@ -180,7 +180,7 @@ def invariant_problems(bench, healthy_until_us):
 
 
 def ramp_problems(bench):
-    """Each train (enable on .. off) starts at the electrode check and rises no steeper than the " " ""slew limit."""
+    """Each train (enable on .. off) starts at the electrode check and rises within the slew limit."""
     edges = [t for t, on in bench.out.changes if on]
     problems = []
     prev = None

@@ -26,20 +26,19 @@ WAIT_MS = 60000
 @pytest.fixture(scope="module")
 def view(chromium_exe, tmp_path_factory):
     folder = tmp_path_factory.mktemp("view")
-    with running_view(SIM, folder) as (feed, server, client, path):
-        with sync_playwright() as p:
-            browser = chromium.launch(p, chromium_exe)
-            sim = simclinic.simulator_of(client)
-            state = {
-                "feed": feed,
-                "url": server.url,
-                "client": client,
-                "path": path,
-                "browser": browser,
-                "sim": sim,
-            }
-            yield state
-            browser.close()
+    with running_view(SIM, folder) as (feed, server, client, path), sync_playwright() as p:
+        browser = chromium.launch(p, chromium_exe)
+        sim = simclinic.simulator_of(client)
+        state = {
+            "feed": feed,
+            "url": server.url,
+            "client": client,
+            "path": path,
+            "browser": browser,
+            "sim": sim,
+        }
+        yield state
+        browser.close()
 
 
 @pytest.fixture(scope="module")
