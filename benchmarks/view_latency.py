@@ -22,6 +22,7 @@ clinician's page open in Debian's chromium (Playwright), and prints:
 """
 
 import argparse
+import itertools
 import shutil
 import statistics
 import sys
@@ -143,7 +144,7 @@ def run(args):
     ends = [e for e in recording.events if type(e).__name__ == "StateChanged" and e.from_state == "RUNNING"]
     print("\nthe session ended: {}".format(", ".join(f"{e.to_state} ({e.reason})" for e in ends)))
     frames = recording.frames
-    unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in zip(frames, frames[1:]))
+    unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in itertools.pairwise(frames))
     print(
         f"frames: {feed.view.tracker.frames:d} delivered by the link, {len(frames):d} in the "
         f"recording (missing from it: {feed.view.tracker.frames - len(frames):d}); "

@@ -108,7 +108,7 @@ class Recorder:
     def __init__(self, path, info, clock=time.monotonic, wall=time.time):
         self.path = str(path)
         try:
-            self._fp = open(self.path, "xb")
+            self._fp = open(self.path, "xb")  # noqa: SIM115 - the recorder holds it until close()
         except FileExistsError:
             raise RecordingError(
                 f"{self.path} exists already; choose another name for the recording"
@@ -462,7 +462,7 @@ def _phase_annotations(cues, summary):
 def runs(mask):
     """(start, end) of each stretch where the boolean array is true."""
     edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
-    return zip(edges[::2], edges[1::2])
+    return zip(edges[::2], edges[1::2], strict=True)
 
 
 def _stream_annotations(t, rate):
@@ -485,7 +485,7 @@ def _stream_annotations(t, rate):
         ends = np.flatnonzero(on[1:-1] & ~(on[2:] & joined[1:]))
         out += [
             Annotation(float(t.first_index[a] / rate), float((end[b] - t.first_index[a]) / rate), kind, text)
-            for a, b in zip(starts, ends)
+            for a, b in zip(starts, ends, strict=True)
         ]
     return out
 

@@ -118,7 +118,7 @@ def _verdict(result):
 
 
 def describe(result):
-    table = [("check", "result", "measured", "limit", "")] + rows(result)
+    table = [("check", "result", "measured", "limit", ""), *rows(result)]
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     lines = [
         "  ".join(r[i].ljust(widths[i]) for i in range(4)) + ("  " + r[4] if r[4] else "") for r in table

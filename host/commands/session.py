@@ -6,6 +6,7 @@ session runs on the device by itself. `run` starts a host-driven session
 it until it ends, and stops it cleanly on Ctrl-C.
 """
 
+import contextlib
 import os
 
 from host import cliargs
@@ -282,10 +283,8 @@ def discard_if_empty(recorder, reason):
     """An empty recording goes: no file for a report to count as a session, none to block a rerun."""
     if recorder is not None and recorder.items == 0:
         recorder.close(reason)
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(recorder.path)
-        except OSError:
-            pass
 
 
 def _record_too(recorder, on_item):

@@ -200,9 +200,11 @@ def html_page(results):
     e = html.escape
     out = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>tonus traceability matrix</title>",
+        (
+            '<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>tonus traceability matrix</title>"
+        ),
         f"<style>{_CSS}</style></head><body>",
         "<h1>Traceability matrix</h1>",
         "<dl>",
@@ -270,7 +272,7 @@ def _classname_and_name(nodeid):
     base, param = _split_param(nodeid)
     parts = base.split("::")
     path = parts[0].removesuffix(".py")
-    classname = ".".join([path.replace("/", ".")] + parts[1:-1])
+    classname = ".".join([path.replace("/", "."), *parts[1:-1]])
     return classname, parts[-1] + (f"[{param}]" if param else "")
 
 

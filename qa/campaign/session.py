@@ -186,7 +186,7 @@ def _to_the_end(bench, case, problems):
     off = bench.off_after(end - TICK_US)
     if off is None or off > end + TICK_US:
         problems.append("the output was still on after the session's end")
-    late = [p for p in bench.pulses(end)]
+    late = list(bench.pulses(end))
     if late:
         problems.append(f"{len(late):d} pulses after the session's end")
     done = [
@@ -204,7 +204,7 @@ def _to_the_end(bench, case, problems):
 def _after(bench, case, code, problems):
     """Records after the session: the latched fault, the FAULT record, the log, a power cycle."""
     fault = FAULTS[case.fault]
-    if case.fault in ("emg_stall",):
+    if case.fault == "emg_stall":
         bench.rig.stall_emg(False)
     if not bench.link_up:
         bench.rig.reconnect_host()
