@@ -219,7 +219,7 @@ def _pct(values, p):
 def _dist(values, unit="µs"):
     if not values:
         return "none"
-    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values):d})"
+    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values)})"
 
 
 def board_script(passes):

@@ -103,7 +103,7 @@ def run(args):
                     ages[i] + (shown - got) for i, got, shown in stamps if i in ages and shown >= got
                 ]
                 print(
-                    f"sample-to-screen latency over {len(latencies):d} redraws in real time "
+                    f"sample-to-screen latency over {len(latencies)} redraws in real time "
                     f"({args.latency_s:d} s):"
                 )
                 print(
@@ -146,7 +146,7 @@ def run(args):
     frames = recording.frames
     unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in itertools.pairwise(frames))
     print(
-        f"frames: {feed.view.tracker.frames:d} delivered by the link, {len(frames):d} in the "
+        f"frames: {feed.view.tracker.frames:d} delivered by the link, {len(frames)} in the "
         f"recording (missing from it: {feed.view.tracker.frames - len(frames):d}); "
         f"the device could not send {unsent:d} (the link counted {c.missed[m.STREAM]:d})"
     )

@@ -113,7 +113,7 @@ def _measured(c):
 def _verdict(result):
     bad = [_TITLES.get(c.check, c.check) for c in result.failed]
     if not bad:
-        return f"all {len(result.checks):d} checks passed"
+        return f"all {len(result.checks)} checks passed"
     return "{:d} of {:d} checks FAILED: {}".format(len(bad), len(result.checks), ", ".join(bad))
 
 

@@ -359,7 +359,7 @@ def _recording(tracker):
         have += len(a)
     missing = len(x) - have
     if missing > len(x) // 100:
-        raise glazer.GlazerError(f"{missing:d} of {len(x):d} samples were lost on the way; run it again")
+        raise glazer.GlazerError(f"{missing:d} of {len(x)} samples were lost on the way; run it again")
     return glazer.Recording(tracker.rate_hz, first, x, tracker.cues)
 
 

@@ -169,7 +169,7 @@ def render(folder, found, made):
     ]
     if len(found.pseudonyms) > 1:
         out.append(
-            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms):d} '
+            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms)} '
             "pseudonyms: check that they belong "
             "to one patient.</p>"
         )

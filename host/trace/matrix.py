@@ -235,7 +235,7 @@ def gate_report(results, board=False):
     what = "safety requirement(s) without a passing test"
     if board:
         what += ", or board requirement(s) without a pass on a board"
-    out = [f"{len(rows):d} {what}:"]
+    out = [f"{len(rows)} {what}:"]
     out += [
         "  {} {}: {}".format(row.req["id"], row.req["title"], row.why_not_passed().replace("\n", "\n      "))
         for row in rows

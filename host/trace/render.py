@@ -98,11 +98,11 @@ def _header_facts(results):
     facts.append(
         (
             "requirements",
-            f"{len(rows):d} ({len(safety):d} safety): "
+            f"{len(rows)} ({len(safety)} safety): "
             + ", ".join(f"{counts[k]:d} {k}" for k in (PASSED, FAILED, SKIPPED, UNTESTED) if k in counts),
         )
     )
-    facts.append(("tests", f"{len(results.tests):d} results"))
+    facts.append(("tests", f"{len(results.tests)} results"))
     gate = results.gate_failures()
     facts.append(
         ("safety requirements without a passing test", ", ".join(r.req["id"] for r in gate) or "none")
