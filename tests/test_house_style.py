@@ -46,14 +46,15 @@ def test_the_tree_is_formatted():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-# printf formatting, zip without strict and try/except/pass: what MicroPython code writes
+# printf formatting and str.format (f-strings are optional there), zip without strict, try/except/pass
+# (no contextlib) and [a] + b (no unpacking in displays): what MicroPython code writes
 MICROPYTHON_IDIOMS = """\
 def show(a, b):
     try:
-        print("%d of %d" % (len(a), len(b)))
+        print("%d of %d" % (len(a), len(b)), "{} left".format(len(b) - len(a)))
     except OSError:
         pass
-    return list(zip(a, b))
+    return [0] + list(zip(a, b))
 """
 
 
@@ -67,7 +68,7 @@ def test_micropython_code_may_use_its_idioms(path):
 @pytest.mark.parametrize("path", ["host/x.py", "sim/x.py", "qa/x.py", "tools/x.py", "tests/test_x.py"])
 def test_cpython_code_may_not(path):
     found = _findings(path, MICROPYTHON_IDIOMS)
-    for rule in ("UP031", "SIM105", "B905"):
+    for rule in ("UP031", "UP032", "SIM105", "B905", "RUF005"):
         assert rule in found, found
 
 
