@@ -371,8 +371,8 @@ class Client:
         name = req.name()
         if req.TYPE == m.ESTOP:
             msg = (
-                f"ESTOP was not confirmed within {timeout:g} s: "
-                "press the emergency stop button on the device now"
+                f"ESTOP was not confirmed within {timeout:g} s: press the emergency stop button on the "
+                "device now"
             )
         elif attempts == 1:
             msg = (
@@ -399,8 +399,9 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LinkError(
-                    f"{req.name()} started but sent no result within {timeout:g} s: "
-                    "the device may have reset; check it with 'tonus info'"
+                    f"{req.name()} started but sent no result within {timeout:g} s: the device may "
+                    "have reset; "
+                    "check it with 'tonus info'"
                 )
             self._pump(min(left, _TICK))
 

@@ -588,16 +588,16 @@ class _Scanner:
                 )
                 break
             self.problems.append(
-                f"{nxt - pos:d} damaged bytes after {last_s:.1f} s of host time were skipped; "
-                "the items in them are lost"
+                f"{nxt - pos:d} damaged bytes after {last_s:.1f} s of host time were skipped; the "
+                "items in them are lost"
             )
             pos = nxt
             fp.seek(pos)
             dec = cbor2.CBORDecoder(fp)
         for name, n in sorted(self.unknown.items()):
             self.problems.append(
-                f"{n:d} items of type {name!r} are not understood by this tonus "
-                "and were left out: update tonus"
+                f"{n:d} items of type {name!r} are not understood by this tonus and were left out: "
+                "update tonus"
             )
         if self.end is None and not self.problems:
             self.problems.append(
