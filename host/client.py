@@ -28,6 +28,7 @@ from host.events import (
     CheckResult,
     Cue,
     EmgFrame,
+    Event,
     FaultEvent,
     SelftestResult,
     SessionSummary,
@@ -124,7 +125,7 @@ class Client:
         self._replies = {}
         self._heartbeat = Heartbeat()
         self._next_seq_of = {m.EVENT: None, m.STREAM: None}
-        self._queue = collections.deque()
+        self._queue: collections.deque[Event] = collections.deque()
         self._streaming = False
         if hello:
             self.hello().unwrap()

@@ -6,6 +6,7 @@ client queues the items for poll()/events().
 
 import struct
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from host.replies import Reply, name_of
 from protocol import faults
@@ -277,8 +278,17 @@ class SelftestResult(Reply):
         return cls(seq, b["time_ms"], b["passed"], tuple(CheckResult.parse(d) for d in b["checks"]))
 
 
+Event = StateChanged | FaultEvent | Cue | SessionSummary | StimEvent | Advice | SelftestResult | EmgFrame
+
+
+class EventType(Protocol):
+    """An event class: parse(seq, body) reads the body with named fields."""
+
+    def parse(self, seq: int, b: dict[str, Any]) -> Event: ...
+
+
 # message type -> the class that reads its body (protocol.messages.parse lets no other type through)
-EVENTS = {
+EVENTS: dict[int, EventType] = {
     m.STATE_CHANGED: StateChanged,
     m.FAULT: FaultEvent,
     m.CUE: Cue,

@@ -5,6 +5,7 @@ names, for every request, the reply type its RESPONSE carries.
 """
 
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from host.errors import TonusError
 from protocol import errors, faults
@@ -77,8 +78,11 @@ class DeviceRefused(TonusError):
         )
 
 
-# Every parse(request, body, rtt) takes the request's type name, the
-# RESPONSE body with named fields, and the seconds the answer took.
+class ReplyType(Protocol):
+    """A reply class as host/requests.py names it: parse(request, body, rtt) takes the
+    request's type name, the RESPONSE body with named fields, and the seconds the answer took."""
+
+    def parse(self, request: str, b: dict[str, Any], rtt: float) -> Reply: ...
 
 
 @dataclass(frozen=True)

@@ -12,23 +12,25 @@ a lost SESSION_START reply does not say whether the session started, and a
 lost ESTOP reply must reach a person, not a loop.
 """
 
+from typing import Any, ClassVar
+
 from host import events, replies
 from protocol import messages as m
 
 
 class Request:
-    TYPE = None
-    Reply = None
-    resend = False
-    min_timeout = 0.0  # seconds
-    Result = None
-    result_timeout = 0.0  # seconds
+    TYPE: ClassVar[int]
+    Reply: ClassVar[replies.ReplyType]
+    resend: ClassVar[bool] = False
+    min_timeout: ClassVar[float] = 0.0  # seconds
+    Result: ClassVar[type | None] = None
+    result_timeout: ClassVar[float] = 0.0  # seconds
 
-    def __init__(self, **fields):
+    def __init__(self, **fields: Any) -> None:
         self.fields = fields
 
     @classmethod
-    def name(cls):
+    def name(cls) -> str:
         return m.type_name(cls.TYPE)
 
 

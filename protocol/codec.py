@@ -260,7 +260,7 @@ def _dec(r, depth, max_depth):
     if major == _MT_MAP:
         if 2 * n > r.end - r.pos:
             raise ProtocolError(TRUNCATED, "map of %d cannot fit" % n)
-        out = {}
+        d = {}
         prev = None
         for _ in range(n):
             start = r.pos
@@ -274,8 +274,8 @@ def _dec(r, depth, max_depth):
                 if kb < prev:
                     raise ProtocolError(UNSORTED_KEYS, "map keys out of order at offset %d" % start)
             prev = kb
-            out[k] = _dec(r, depth + 1, max_depth)
-        return out
+            d[k] = _dec(r, depth + 1, max_depth)
+        return d
     if major == _MT_TAG:
         if n != COSE_SIGN1_TAG or depth != 1:
             raise ProtocolError(UNSUPPORTED_TAG, "tag %d not allowed here" % n)
