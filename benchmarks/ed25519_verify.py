@@ -64,7 +64,7 @@ def _upload_on_the_simulator():
         pub_raw = public_raw(TRUSTED.public_key())
         flash.write(provisioning.KEYS, {kid_for(pub_raw): pub_raw})
         flash.write(provisioning.POLICY, provisioning.policy(50000))
-        port = open_port("sim://?seed=0&speed=0&flash_dir=%s" % d)
+        port = open_port(f"sim://?seed=0&speed=0&flash_dir={d}")
         _kid, doc = open_signed(bytes.fromhex(build()["cases"]["v1"]["cose"]))
         doc["device"] = port.serial.simulator.board.serial
         signed = sign_document(doc, TRUSTED)

@@ -257,7 +257,9 @@ def measure_passes(passes):
         while proc.poll() is None and not pico.state()["out"]["live"]:
             if pico.state()["resets"]:  # mpremote would wait for its board for ever
                 proc.kill()
-                raise SystemExit("the board reset during the measurement: %r" % pico.state()["resets"])
+                raise SystemExit(
+                    "the board reset during the measurement: {!r}".format(pico.state()["resets"])
+                )
             time.sleep(0.5)
         if proc.poll() is None:
             pico.wait_board_ms(20)
@@ -265,11 +267,11 @@ def measure_passes(passes):
         stdout, stderr = proc.communicate(timeout=3600)
         latency = pico.state()["out"]["estop_to_off_ns"]
         r = subprocess.CompletedProcess(
-            proc.args, proc.returncode, stdout + "\nFIG estop_to_off_ns %s\n" % latency, stderr
+            proc.args, proc.returncode, stdout + f"\nFIG estop_to_off_ns {latency}\n", stderr
         )
         if "DONE" not in r.stdout:
             raise SystemExit(
-                "the measurement script failed on the board:\n%s\n%s" % (r.stdout[-3000:], r.stderr[-2000:])
+                f"the measurement script failed on the board:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
             )
         return r.stdout
 
@@ -289,35 +291,38 @@ def report_passes(out):
     busy = sum(num["PASS_US"]) or 1
     board_us = int(figs["board_us"])
     print(
-        "streaming at 2 kHz to a host, no stimulation (%s passes, %.2f s of board time):"
-        % (figs["passes"], board_us / 1e6)
+        "streaming at 2 kHz to a host, no stimulation ({} passes, {:.2f} s of board time):".format(
+            figs["passes"], board_us / 1e6
+        )
     )
-    print("  pass (Controller.step):       %s" % _dist(num["PASS_US"]))
+    print("  pass (Controller.step):       {}".format(_dist(num["PASS_US"])))
     print("  CPU busy in step():           %.1f %% of board time" % (100 * busy / board_us))
     print(
-        "  samples streamed:             %s in %s frames; ring overrun: %s"
-        % (figs["samples"], figs["frames_sent"], "yes" if figs["overrun_flags"] == "1" else "no")
+        "  samples streamed:             {} in {} frames; ring overrun: {}".format(
+            figs["samples"], figs["frames_sent"], "yes" if figs["overrun_flags"] == "1" else "no"
+        )
     )
     alloc = num["ALLOC_B"]
     print(
-        "  heap allocated per pass:      %s (mean %.0f B)"
-        % (_dist(alloc, "B"), sum(alloc) / len(alloc) if alloc else float("nan"))
+        "  heap allocated per pass:      {} (mean {:.0f} B)".format(
+            _dist(alloc, "B"), sum(alloc) / len(alloc) if alloc else float("nan")
+        )
     )
     print(
-        "  free heap after boot:         %s B (the firmware's imports and objects took %s B)"
-        % (figs["free_heap_after_boot_B"], figs["heap_taken_by_firmware_B"])
+        "  free heap after boot:         {} B (the firmware's imports and objects took {} B)".format(
+            figs["free_heap_after_boot_B"], figs["heap_taken_by_firmware_B"]
+        )
     )
     print(
-        "  hal.collect() per pass:       %s; passes with a collection: %s"
-        % (_dist(num["COLLECT_US"]), figs["collections"])
+        "  hal.collect() per pass:       {}; passes with a collection: {}".format(
+            _dist(num["COLLECT_US"]), figs["collections"]
+        )
     )
-    print("  GC pause (gc.collect, live):  %s" % _dist(num["GC_US"]))
-    print("  stream frame send (push_emg): %s" % _dist(num["FRAME_US"]))
+    print("  GC pause (gc.collect, live):  {}".format(_dist(num["GC_US"])))
+    print("  stream frame send (push_emg): {}".format(_dist(num["FRAME_US"])))
     print(
         "  CPU share per task:           "
-        + ", ".join(
-            "%s %.1f %%" % (k, 100 * v / busy) for k, v in sorted(tasks.items(), key=lambda kv: -kv[1])
-        )
+        + ", ".join(f"{k} {100 * v / busy:.1f} %" for k, v in sorted(tasks.items(), key=lambda kv: -kv[1]))
     )
     for k in ("emg_plain_us_per_sample", "emg_viper_us_per_sample"):
         if k in figs:
@@ -325,7 +330,7 @@ def report_passes(out):
                 "  EMG kernel %-6s             %s µs/sample (%.1f %% of the 500 µs at 2 kHz)"
                 % (k.split("_")[1], figs[k], float(figs[k]) / 5)
             )
-    print("  COSE_Sign1 (Ed25519) verify:  %s ms" % figs["cose_verify_ms"])
+    print("  COSE_Sign1 (Ed25519) verify:  {} ms".format(figs["cose_verify_ms"]))
     ns = figs.get("estop_to_off_ns", "None")
     print(
         "  e-stop edge to enable low:    %s (the firmware's hard IRQ, output held by keepalives)"
@@ -356,7 +361,7 @@ def measure_stimulation(stim_s):
                 if isinstance(ev, FaultEvent) or time.monotonic() > deadline:
                     print(
                         "streaming at 2 kHz with stimulation: not measured, the session %s"
-                        % ("latched %s" % ev.name if ev else "never reached READY")
+                        % (f"latched {ev.name}" if ev else "never reached READY")
                     )
                     return
             assert c.stim_level(LEVEL_UA).ok
@@ -372,7 +377,7 @@ def measure_stimulation(stim_s):
         "streaming at 2 kHz with stimulation (%s s of board time, %d pulses, last at %d µA):"
         % (stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0)
     )
-    print("  keepalive gap (output hold):  %s" % _dist([round(g) for g in gaps]))
+    print(f"  keepalive gap (output hold):  {_dist([round(g) for g in gaps])}")
     print("  output-stage lapses:          %d; resets: %d" % (s["out"]["lapses"], len(resets)))
 
 

@@ -81,7 +81,7 @@ def make_folder(folder, sessions, minutes):
         head = dict(
             head, started_unix_s=when.timestamp(), started_utc=when.isoformat(timespec="milliseconds")
         )
-        (folder / ("%s.tonus" % when.strftime("%Y-%m-%d"))).write_bytes(cbor2.dumps(head) + body)
+        (folder / ("{}.tonus".format(when.strftime("%Y-%m-%d")))).write_bytes(cbor2.dumps(head) + body)
     return folder
 
 
@@ -136,7 +136,7 @@ def main(argv=None):
             % (REPORT_GOAL_MB, max(args.sessions), "met" if peak <= REPORT_GOAL_MB else "NOT met", peak)
         )
         one = min((tmp / ("n%d" % args.sessions[0])).glob("*.tonus"))  # the first: a finished session
-        print("\nexport of one %g-minute recording (%.1f MB)" % (args.minutes, one.stat().st_size / 1e6))
+        print(f"\nexport of one {args.minutes:g}-minute recording ({one.stat().st_size / 1e6:.1f} MB)")
         print("%9s %9s %9s %9s" % ("format", "min s", "median s", "peak MB"))
         cpu = {}
         for kind, suffix in (("edf", ".edf"), ("csv", ".csv"), ("edf-bare", ".edf")):

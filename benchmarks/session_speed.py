@@ -123,7 +123,7 @@ def _report(title, runs, sim_s, server):
             r["dropped_samples"],
             r["lost_frames"],
         )
-        print(line + ", bytes sha256 %s" % r["digest"][:16])
+        print(line + ", bytes sha256 {}".format(r["digest"][:16]))
 
     def row(label, key):
         xs = [sim_s / r[key] for r in runs]
@@ -150,7 +150,7 @@ def main():
     args = ap.parse_args()
     sim_s = args.minutes * 60
     print(
-        "%g-minute demonstration session, hypertonic patient, seed 0, EMG streamed to the host" % args.minutes
+        f"{args.minutes:g}-minute demonstration session, hypertonic patient, seed 0, EMG streamed to the host"
     )
     runs = [session(IN_PROCESS, args.minutes) for _ in range(args.repeats)]
     _report("in-process (sim://, unpaced)", runs, sim_s, server=False)

@@ -106,15 +106,10 @@ def run(args):
                     % (len(latencies), args.latency_s)
                 )
                 print(
-                    "  p50 %.1f ms   p99 %.1f ms   max %.1f ms   (goal: p99 <= 100 ms)"
-                    % (percentile(latencies, 0.5), percentile(latencies, 0.99), max(latencies))
+                    f"  p50 {percentile(latencies, 0.5):.1f} ms   p99 {percentile(latencies, 0.99):.1f} ms   max {max(latencies):.1f} ms   (goal: p99 <= 100 ms)"
                 )
                 print(
-                    "  of which device to host p50 %.1f ms, host to screen p50 %.1f ms"
-                    % (
-                        statistics.median(ages[i] for i, _g, _s in stamps if i in ages),
-                        statistics.median(s - g for _i, g, s in stamps),
-                    )
+                    f"  of which device to host p50 {statistics.median(ages[i] for i, _g, _s in stamps if i in ages):.1f} ms, host to screen p50 {statistics.median(s - g for _i, g, s in stamps):.1f} ms"
                 )
 
                 print("  frames the device could not send meanwhile: %d" % c.missed[m.STREAM])
@@ -141,7 +136,7 @@ def run(args):
                 browser.close()
     recording = read(rec_path)
     ends = [e for e in recording.events if type(e).__name__ == "StateChanged" and e.from_state == "RUNNING"]
-    print("\nthe session ended: %s" % ", ".join("%s (%s)" % (e.to_state, e.reason) for e in ends))
+    print("\nthe session ended: {}".format(", ".join(f"{e.to_state} ({e.reason})" for e in ends)))
     frames = recording.frames
     unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in zip(frames, frames[1:]))
     print(

@@ -57,8 +57,7 @@ def pytest_addoption(parser):
         "--target",
         default=DEFAULT_TARGET,
         metavar="URL",
-        help="device to test: sim://..., socket://HOST:PORT, a serial device or %s (default: %%(default)s)"
-        % EMULATED,
+        help=f"device to test: sim://..., socket://HOST:PORT, a serial device or {EMULATED} (default: %(default)s)",
     )
     g.addoption(
         "--rig",
@@ -69,7 +68,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "needs(*capabilities): run only on targets that have them (%s)" % ", ".join(CAPABILITIES)
+        "markers",
+        "needs(*capabilities): run only on targets that have them ({})".format(", ".join(CAPABILITIES)),
     )
 
 
@@ -103,7 +103,7 @@ class Target:
             return None
         if "rig" in lacking and self._rig_file and not self.in_process:
             return "--rig for board targets is not implemented yet"
-        return "target %s lacks %s" % (self.url, ", ".join(lacking))
+        return "target {} lacks {}".format(self.url, ", ".join(lacking))
 
     def connect(self):
         timeout = _LINK_TIMEOUT_S * self.slowdown
@@ -132,7 +132,7 @@ def _bring_to_rest(c):
     if info.state == "FAULT":
         r = c.fault_clear()
         if not r.ok:
-            pytest.fail("the target is in FAULT and will not clear it (%s): release its e-stop" % r.name)
+            pytest.fail(f"the target is in FAULT and will not clear it ({r.name}): release its e-stop")
     while c.poll(0) is not None:
         pass
 
@@ -154,7 +154,7 @@ def target_spec(request):
     try:
         pico = EmulatedPico.start(extra_files=provisioning_files(clinician.public_key(), _EMULATED_POLICY_UA))
     except image.Unavailable as e:
-        pytest.skip("the emulated Pico cannot run: %s" % e)
+        pytest.skip(f"the emulated Pico cannot run: {e}")
     with pico:
         if pico.wait_event("usb", 120) is None:
             pytest.fail("the emulated Pico did not enumerate on USB")

@@ -38,7 +38,7 @@ def stim_client(target, client):
     if sim is None:
         shown = client.protocol_show().unwrap()
         if shown.protocol is None or shown.protocol.id != PROTOCOL_ID:
-            pytest.skip("approve %s on this board first (tonus protocol upload)" % PROTOCOL.name)
+            pytest.skip(f"approve {PROTOCOL.name} on this board first (tonus protocol upload)")
         return client
     from host import simclinic
     from host.provisioning import POLICY, policy
@@ -65,7 +65,7 @@ def _until(client, condition, device_ms, what):
     """Let device time pass (reading the link) until condition() holds."""
     deadline = time.monotonic() + (device_ms / 1000 + MARGIN_S) * Watch.slowdown
     while not condition():
-        assert time.monotonic() < deadline, "%s did not happen" % what
+        assert time.monotonic() < deadline, f"{what} did not happen"
         client.poll(0.02)
 
 

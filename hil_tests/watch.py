@@ -33,21 +33,21 @@ class Watch:
                 self._take(item)
                 if predicate(item):
                     return item
-        raise AssertionError("%s did not happen; last events: %r" % (what, self.events[-8:]))
+        raise AssertionError(f"{what} did not happen; last events: {self.events[-8:]!r}")
 
     def state(self, to_state, device_ms=1000, reason=None):
         """The next STATE_CHANGED into to_state (with that reason, if given)."""
         return self.until(
             lambda e: isinstance(e, StateChanged) and e.to_state == to_state and reason in (None, e.reason),
             device_ms,
-            "a change to %s%s" % (to_state, " (%s)" % reason if reason else ""),
+            "a change to {}{}".format(to_state, f" ({reason})" if reason else ""),
         )
 
     def event(self, cls, device_ms=1000, **fields):
         return self.until(
             lambda e: isinstance(e, cls) and all(getattr(e, k) == v for k, v in fields.items()),
             device_ms,
-            "a %s %r" % (cls.__name__, fields),
+            f"a {cls.__name__} {fields!r}",
         )
 
     def stream_for(self, device_ms, rate_hz=2000):

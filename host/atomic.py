@@ -31,7 +31,7 @@ _FIX = {
 def file_error(path, exc, doing="write"):
     """A TonusError for an OSError on path, saying what to do."""
     fix = _FIX.get(exc.errno) or "%s: check the path" % (exc.strerror or exc)
-    return TonusError("cannot %s %s: %s" % (doing, path, fix))
+    return TonusError(f"cannot {doing} {path}: {fix}")
 
 
 def write_bytes(path, data, *, mode=0o644, overwrite=True):

@@ -141,8 +141,8 @@ def _main(argv):
         if os.environ.get(DEBUG_ENV):
             raise
         return _fail(
-            "unexpected %s: %s; this is a bug in tonus: please report it with the output of "
-            "%s=1 tonus ..." % (type(e).__name__, e, DEBUG_ENV),
+            f"unexpected {type(e).__name__}: {e}; this is a bug in tonus: please report it with the output of "
+            f"{DEBUG_ENV}=1 tonus ...",
             EXIT_ERROR,
         )
 

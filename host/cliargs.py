@@ -19,14 +19,14 @@ def _fmt(v):
 
 def whole(lo, hi, unit=""):
     """An argparse type: a whole number lo..hi written in ASCII digits."""
-    what = "a whole number %s to %s%s" % (lo, hi, (" " + unit) if unit else "")
+    what = "a whole number {} to {}{}".format(lo, hi, (" " + unit) if unit else "")
 
     def parse(text):
         if not _WHOLE.match(text):
-            raise argparse.ArgumentTypeError("%r is not %s" % (text, what))
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         v = int(text)
         if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError("%s is outside: give %s" % (text, what))
+            raise argparse.ArgumentTypeError(f"{text} is outside: give {what}")
         return v
 
     parse.__name__ = "whole number"
@@ -36,18 +36,16 @@ def whole(lo, hi, unit=""):
 def decimal(lo, hi, unit, step=None):
     """An argparse type: a Decimal lo..hi in ASCII digits, a multiple of step when given."""
     lo, hi = Decimal(str(lo)), Decimal(str(hi))
-    what = "a number %s to %s %s" % (_fmt(lo), _fmt(hi), unit)
+    what = f"a number {_fmt(lo)} to {_fmt(hi)} {unit}"
 
     def parse(text):
         if not _DECIMAL.match(text):
-            raise argparse.ArgumentTypeError("%r is not %s, such as %s" % (text, what, _fmt((lo + hi) / 4)))
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}, such as {_fmt((lo + hi) / 4)}")
         v = Decimal(text)
         if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError("%s is outside: give %s" % (text, what))
+            raise argparse.ArgumentTypeError(f"{text} is outside: give {what}")
         if step is not None and v % Decimal(str(step)):
-            raise argparse.ArgumentTypeError(
-                "%s %s is finer than the steps of %s %s" % (text, unit, step, unit)
-            )
+            raise argparse.ArgumentTypeError(f"{text} {unit} is finer than the steps of {step} {unit}")
         return v
 
     parse.__name__ = "number"

@@ -371,14 +371,11 @@ class Client:
     def _timeout_error(self, req, attempts, timeout, dropped):
         name = req.name()
         if req.TYPE == m.ESTOP:
-            msg = (
-                "ESTOP was not confirmed within %g s: press the emergency stop button on the device now"
-                % timeout
-            )
+            msg = f"ESTOP was not confirmed within {timeout:g} s: press the emergency stop button on the device now"
         elif attempts == 1:
             msg = (
-                "no answer to %s within %g s; not resent because repeating it is not safe: "
-                "check the device state with 'tonus info'" % (name, timeout)
+                f"no answer to {name} within {timeout:g} s; not resent because repeating it is not safe: "
+                "check the device state with 'tonus info'"
             )
         else:
             msg = "no answer to %s from %s after %d tries of %g s: is the tonus firmware running?" % (
@@ -402,8 +399,8 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LinkError(
-                    "%s started but sent no result within %g s: the device may have reset; "
-                    "check it with 'tonus info'" % (req.name(), timeout)
+                    f"{req.name()} started but sent no result within {timeout:g} s: the device may have reset; "
+                    "check it with 'tonus info'"
                 )
             self._pump(min(left, _TICK))
 
@@ -428,7 +425,7 @@ class Client:
         req = rq.REQUESTS.get(mtype)
         if rtype != mtype or req is None:
             raise LinkError(
-                "the device answered %s with a %s response" % (m.type_name(mtype), m.type_name(rtype)),
+                f"the device answered {m.type_name(mtype)} with a {m.type_name(rtype)} response",
                 payload,
             )
         r = req.Reply.parse(m.type_name(mtype), m.named(kind, rtype, body), rtt)

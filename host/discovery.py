@@ -61,13 +61,13 @@ def resolve_port(port, comports=None):
         for b in boards:
             if (b.serial_number or "").upper() == wanted:
                 return b.device
-        raise PortError("no attached board has serial number %s; list them with 'tonus devices'" % wanted)
+        raise PortError(f"no attached board has serial number {wanted}; list them with 'tonus devices'")
     if not boards:
         raise PortError(
             "no tonus board found: connect one, or pass --port (a device path, "
             "socket://HOST:PORT for 'tonus sim', or sim:// for the in-process simulator)"
         )
     if len(boards) > 1:
-        names = ", ".join("%s (id:%s)" % (b.device, b.serial_number) for b in boards)
-        raise TonusError("several boards attached: %s; choose one with --port id:SERIAL" % names)
+        names = ", ".join(f"{b.device} (id:{b.serial_number})" for b in boards)
+        raise TonusError(f"several boards attached: {names}; choose one with --port id:SERIAL")
     return boards[0].device

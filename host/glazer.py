@@ -337,26 +337,28 @@ def lines(result):
     r = result
     out = ["Glazer assessment"]
     out.append(
-        "  pre-baseline rest   %6.1f µV  CV %.0f %%"
-        % (r["pre_baseline"]["mean_uv"], r["pre_baseline"]["cv_percent"])
+        "  pre-baseline rest   {:6.1f} µV  CV {:.0f} %".format(
+            r["pre_baseline"]["mean_uv"], r["pre_baseline"]["cv_percent"]
+        )
     )
     ph = r["phasic"]
-    rec = "%.1f s" % ph["recovery_s"] if ph["recovery_s"] is not None else "not reached"
+    rec = "{:.1f} s".format(ph["recovery_s"]) if ph["recovery_s"] is not None else "not reached"
     out.append(
-        "  phasic peak         %6.1f µV  (mean of the 5 flicks' peaks) mean %.1f µV, time to peak %.2f s, recovery %s"
-        % (ph["peak_uv"], ph["mean_uv"], ph["time_to_peak_s"], rec)
+        "  phasic peak         {:6.1f} µV  (mean of the 5 flicks' peaks) mean {:.1f} µV, time to peak {:.2f} s, recovery {}".format(
+            ph["peak_uv"], ph["mean_uv"], ph["time_to_peak_s"], rec
+        )
     )
     to = r["tonic"]
-    rise = "%.2f s" % to["rise_time_s"] if to["rise_time_s"] is not None else "-"
-    fall = "%.2f s" % to["fall_time_s"] if to["fall_time_s"] is not None else "-"
+    rise = "{:.2f} s".format(to["rise_time_s"]) if to["rise_time_s"] is not None else "-"
+    fall = "{:.2f} s".format(to["fall_time_s"]) if to["fall_time_s"] is not None else "-"
     out.append(
-        "  tonic mean          %6.1f µV  peak %.1f µV, rise %s, fall %s"
-        % (to["mean_uv"], to["peak_uv"], rise, fall)
+        "  tonic mean          {:6.1f} µV  peak {:.1f} µV, rise {}, fall {}".format(
+            to["mean_uv"], to["peak_uv"], rise, fall
+        )
     )
     en = r["endurance"]
     out.append(
-        "  endurance mean      %6.1f µV  median frequency %.0f Hz, slope %+.2f Hz/s (%+.2f %%/s)"
-        % (
+        "  endurance mean      {:6.1f} µV  median frequency {:.0f} Hz, slope {:+.2f} Hz/s ({:+.2f} %/s)".format(
             en["mean_uv"],
             en["median_frequency_start_hz"],
             en["median_frequency_slope_hz_per_s"],
@@ -364,8 +366,9 @@ def lines(result):
         )
     )
     out.append(
-        "  post-baseline rest  %6.1f µV  CV %.0f %%"
-        % (r["post_baseline"]["mean_uv"], r["post_baseline"]["cv_percent"])
+        "  post-baseline rest  {:6.1f} µV  CV {:.0f} %".format(
+            r["post_baseline"]["mean_uv"], r["post_baseline"]["cv_percent"]
+        )
     )
     out.append(
         "  against norms (phasic peak, other mean amplitudes; mean ± SD of healthy nulliparous women):"

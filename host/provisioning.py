@@ -29,9 +29,9 @@ def updated_keys(current, add=(), revoke=()):
         try:
             kid = bytes.fromhex(kid_hex)
         except ValueError as e:
-            raise TonusError("%r is not a key id (16 hex digits)" % kid_hex) from e
+            raise TonusError(f"{kid_hex!r} is not a key id (16 hex digits)") from e
         if kid not in keys:
-            raise TonusError("key %s is not trusted on this device" % kid_hex)
+            raise TonusError(f"key {kid_hex} is not trusted on this device")
         del keys[kid]
     return keys
 
@@ -64,7 +64,7 @@ class FlashDir:
         try:
             return record.unpack(f.read_bytes())
         except Exception as e:
-            raise TonusError("the %s record in %s is damaged; provision it anew" % (name, self.path)) from e
+            raise TonusError(f"the {name} record in {self.path} is damaged; provision it anew") from e
 
     def write(self, name, value):
         atomic.write_bytes(self.path / name, record.pack(value))

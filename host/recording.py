@@ -111,10 +111,10 @@ class Recorder:
             self._fp = open(self.path, "xb")
         except FileExistsError:
             raise RecordingError(
-                "%s exists already; choose another name for the recording" % self.path
+                f"{self.path} exists already; choose another name for the recording"
             ) from None
         except OSError as e:
-            raise RecordingError("cannot create the recording %s: %s" % (self.path, e.strerror)) from e
+            raise RecordingError(f"cannot create the recording {self.path}: {e.strerror}") from e
         self._clock = clock
         self._t0 = clock()
         self._flushed = self._t0
@@ -161,13 +161,13 @@ class Recorder:
         try:
             self._fp.write(data)
         except OSError as e:
-            raise RecordingError("cannot write the recording %s: %s" % (self.path, e.strerror)) from e
+            raise RecordingError(f"cannot write the recording {self.path}: {e.strerror}") from e
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, *exc):
-        self.close("closed" if exc_type is None else "interrupted (%s)" % exc_type.__name__)
+        self.close("closed" if exc_type is None else f"interrupted ({exc_type.__name__})")
 
 
 # -- reading -------------------------------------------------------------------
@@ -418,22 +418,22 @@ def _fill(rate, a, b, frames):
 def _event_annotation(it):
     t = it.time_ms / 1000
     if isinstance(it, Cue):
-        return Annotation(t, it.duration_ms / 1000, "cue", "cue %s" % it.cue)
+        return Annotation(t, it.duration_ms / 1000, "cue", f"cue {it.cue}")
     if isinstance(it, StateChanged):
-        return Annotation(t, 0.0, "state", "%s -> %s (%s)" % (it.from_state, it.to_state, it.reason))
+        return Annotation(t, 0.0, "state", f"{it.from_state} -> {it.to_state} ({it.reason})")
     if isinstance(it, StimEvent):
-        text = "stim %s %.1f/%.1f mA" % (it.state, it.level_ua / 1000, it.limit_ua / 1000)
+        text = f"stim {it.state} {it.level_ua / 1000:.1f}/{it.limit_ua / 1000:.1f} mA"
         if it.state == "READY" and it.impedance_ohm:  # measured by the electrode check
             text += " %d ohm" % it.impedance_ohm
         return Annotation(t, 0.0, "stim", text)
     if isinstance(it, FaultEvent):
-        return Annotation(t, 0.0, "fault", "fault %s%s" % (it.name, " latched" if it.latched else ""))
+        return Annotation(t, 0.0, "fault", "fault {}{}".format(it.name, " latched" if it.latched else ""))
     if isinstance(it, Advice):
-        return Annotation(t, 0.0, "advice", "advice %s" % it.reason)
+        return Annotation(t, 0.0, "advice", f"advice {it.reason}")
     if isinstance(it, SessionSummary):
-        return Annotation(t, 0.0, "summary", "scored: ended %s" % it.end_reason)
+        return Annotation(t, 0.0, "summary", f"scored: ended {it.end_reason}")
     if isinstance(it, Marker):
-        return Annotation(t, 0.0, "marker", "marker: %s" % it.text)
+        return Annotation(t, 0.0, "marker", f"marker: {it.text}")
     return None
 
 
@@ -518,7 +518,7 @@ class _Unknown(Exception):
 
 def _check_header(head, path):
     if not isinstance(head, dict) or head.get("format") != FORMAT:
-        raise RecordingError("%s is not a tonus recording (no recording header at its start)" % path)
+        raise RecordingError(f"{path} is not a tonus recording (no recording header at its start)")
     if not isinstance(head.get("version"), int) or not 1 <= head["version"] <= VERSION:
         raise RecordingError(
             "%s is a version %r recording; this tonus reads versions 1 to %d: update tonus"
@@ -527,7 +527,7 @@ def _check_header(head, path):
     for key, kind in (("emg_rate_hz", int), ("started_unix_s", (int, float)), ("device_uptime_ms", int)):
         v = head.get(key)
         if not isinstance(v, kind) or isinstance(v, bool) or (key == "emg_rate_hz" and v <= 0):
-            raise RecordingError("%s has no valid %s in its header" % (path, key))
+            raise RecordingError(f"{path} has no valid {key} in its header")
 
 
 class _Scanner:
@@ -600,7 +600,7 @@ class _Scanner:
             )
         if self.end is None and not self.problems:
             self.problems.append(
-                "the recording stops after %.1f s of host time without its end mark: it was cut off" % last_s
+                f"the recording stops after {last_s:.1f} s of host time without its end mark: it was cut off"
             )
         elif self.end is not None and pos < size:
             self.problems.append("%d bytes after the end mark were ignored" % (size - pos))
@@ -646,7 +646,7 @@ def read(path):
             empty = os.fstat(f.fileno()).st_size == 0
             data = b"" if empty else mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
-        raise RecordingError("cannot read %s: %s" % (path, e.strerror)) from e
+        raise RecordingError(f"cannot read {path}: {e.strerror}") from e
 
     def source():
         return _Scanner(data, path)

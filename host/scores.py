@@ -96,9 +96,9 @@ def to_json(summary):
 def lines(summary):
     """The score as a clinician reads it, one line per figure."""
     d = to_json(summary)
-    out = ["score: practised %.1f s, ended %s" % (d["practised_s"], d["ended"].lower())]
+    out = ["score: practised {:.1f} s, ended {}".format(d["practised_s"], d["ended"].lower())]
     if d["advice"]:
-        out.append("  the device advised ending early: %s" % _ADVICE_TEXT.get(d["advice"], d["advice"]))
+        out.append("  the device advised ending early: {}".format(_ADVICE_TEXT.get(d["advice"], d["advice"])))
     if d["stim_max_ma"]:
         out.append(
             "  stimulation: up to %.1f mA, %d µC delivered, %d ETS triggers"
@@ -112,7 +112,7 @@ def lines(summary):
             ph["planned_s"],
         )
         if ph["untrusted_s"]:
-            head += " (%.1f s without a trustworthy signal)" % ph["untrusted_s"]
+            head += " ({:.1f} s without a trustworthy signal)".format(ph["untrusted_s"])
         out.append(head)
         for _key, name, label, unit in _fields(ph["type"]):
             if name not in ph:
@@ -120,6 +120,6 @@ def lines(summary):
             v = ph[name]
             text = {"uv": "%.1f µV", "s": "%.1f s", "pct": "%.1f %%", "n": "%d"}[unit] % v
             if name == "below_target_s" and "below_target_percent" in ph:
-                text += " (%.0f %% of the time practised)" % ph["below_target_percent"]
+                text += " ({:.0f} % of the time practised)".format(ph["below_target_percent"])
             out.append("    %-26s %s" % (label, text))
     return out

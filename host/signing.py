@@ -61,13 +61,13 @@ def load_private(path, passphrase):
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise KeyFileError("cannot read key %s: %s" % (path, e.strerror)) from e
+        raise KeyFileError(f"cannot read key {path}: {e.strerror}") from e
     try:
         key = serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
     except (ValueError, TypeError) as e:
-        raise KeyFileError("cannot open %s: wrong passphrase, or not a tonus private key" % path) from e
+        raise KeyFileError(f"cannot open {path}: wrong passphrase, or not a tonus private key") from e
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError("%s is not an Ed25519 key" % path)
+        raise KeyFileError(f"{path} is not an Ed25519 key")
     return key
 
 
@@ -76,13 +76,13 @@ def load_public(path):
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise KeyFileError("cannot read key %s: %s" % (path, e.strerror)) from e
+        raise KeyFileError(f"cannot read key {path}: {e.strerror}") from e
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as e:
-        raise KeyFileError("%s is not a public key in PEM form" % path) from e
+        raise KeyFileError(f"{path} is not a public key in PEM form") from e
     if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError("%s is not an Ed25519 key" % path)
+        raise KeyFileError(f"{path} is not an Ed25519 key")
     return public_raw(key)
 
 
@@ -95,7 +95,7 @@ def passphrase_from_env_or(prompt):
         return prompt()
     except EOFError:
         raise KeyFileError(
-            "no terminal to ask for the passphrase: run this in a terminal, or set %s" % PASSPHRASE_ENV
+            f"no terminal to ask for the passphrase: run this in a terminal, or set {PASSPHRASE_ENV}"
         ) from None
 
 

@@ -50,7 +50,7 @@ def approve(client, path):
     except therapy_file.ProtocolFileError as e:
         raise TonusError(str(e)) from e
     if problems:
-        raise TonusError("%s has problems; 'tonus protocol check %s' lists them" % (path, path))
+        raise TonusError(f"{path} has problems; 'tonus protocol check {path}' lists them")
     doc["device"] = client.hello().unwrap().serial
     key = Ed25519PrivateKey.generate()
     flash = sim.board.flash

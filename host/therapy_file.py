@@ -68,9 +68,7 @@ class Problem:
 
     def __str__(self):
         where = "line %d" % self.line if self.line else "file"
-        return (
-            "%s: %s: %s" % (where, self.path, self.message) if self.path else "%s: %s" % (where, self.message)
-        )
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
 def _key_lines(text):
@@ -103,16 +101,14 @@ def _exact(value, factor, key):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("must be a finite number, not %s" % value)
+        raise ValueError(f"must be a finite number, not {value}")
     try:
         d = Decimal(str(value)) * factor
     except InvalidOperation as e:
         raise ValueError("must be a number") from e
     if d != d.to_integral_value():
         unit = key.rsplit("_", 1)[1]
-        raise ValueError(
-            "%s %s is finer than the device's steps of %s %s" % (value, unit, Decimal(1) / factor, unit)
-        )
+        raise ValueError(f"{value} {unit} is finer than the device's steps of {Decimal(1) / factor} {unit}")
     return int(d)
 
 
@@ -123,7 +119,7 @@ def _convert_table(table, file_path, problems, lines, failed):
         fpath = file_path + (key,)
         if key in _HINTS and key not in _UNITS:
             problems.append(
-                Problem(lines.get(fpath), _dotted(fpath), "write this as %s (clinical units)" % _HINTS[key])
+                Problem(lines.get(fpath), _dotted(fpath), f"write this as {_HINTS[key]} (clinical units)")
             )
             hinted = _UNITS.get(_HINTS[key])
             failed.add(file_path + ((hinted[0] if hinted else _HINTS[key]),))
@@ -146,7 +142,7 @@ def _convert_table(table, file_path, problems, lines, failed):
         if isinstance(value, float):
             if not math.isfinite(value):
                 problems.append(
-                    Problem(lines.get(fpath), _dotted(fpath), "must be a finite whole number, not %s" % value)
+                    Problem(lines.get(fpath), _dotted(fpath), f"must be a finite whole number, not {value}")
                 )
                 failed.add(fpath)
                 continue
@@ -172,9 +168,9 @@ def load(path):
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ProtocolFileError("cannot read %s: %s" % (path, e.strerror)) from e
+        raise ProtocolFileError(f"cannot read {path}: {e.strerror}") from e
     except UnicodeDecodeError as e:
-        raise ProtocolFileError("%s is not UTF-8 text" % path) from e
+        raise ProtocolFileError(f"{path} is not UTF-8 text") from e
     return loads(text)
 
 
@@ -182,14 +178,16 @@ def loads(text):
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ProtocolFileError("not valid TOML: %s" % e) from e
+        raise ProtocolFileError(f"not valid TOML: {e}") from e
     lines = _key_lines(text)
     problems = []
     failed = set()  # settings already reported; the schema would only call them missing
     for key in data:
         if key not in _SECTIONS:
             problems.append(
-                Problem(lines.get((key,)), key, "unknown section; a protocol has %s" % ", ".join(_SECTIONS))
+                Problem(
+                    lines.get((key,)), key, "unknown section; a protocol has {}".format(", ".join(_SECTIONS))
+                )
             )
     meta = data.get("protocol", {})
     if not isinstance(meta, dict):

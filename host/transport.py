@@ -28,7 +28,7 @@ class LinkError(TonusError):
     def __init__(self, message, data=b""):
         self.data = bytes(data)
         if self.data:
-            message = "%s\n%s" % (message, hexdump(self.data))
+            message = f"{message}\n{hexdump(self.data)}"
         super().__init__(message)
 
 
@@ -42,7 +42,7 @@ def hexdump(data, limit=256):
     shown = data[:limit]
     for off in range(0, len(shown), 16):
         chunk = shown[off : off + 16]
-        hexes = " ".join("%02x" % b for b in chunk)
+        hexes = " ".join(f"{b:02x}" for b in chunk)
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         rows.append("  %04x  %-47s  |%s|" % (off, hexes, text))
     if len(data) > limit:
@@ -61,16 +61,16 @@ def _open_hint(url, exc):
     text = str(exc)
     if url.lower().startswith("sim://"):
         # the simulator's own files (flash_dir, scenario), not a cable
-        return "the simulator cannot start from %s: %s; check its flash_dir and scenario" % (url, text)
+        return f"the simulator cannot start from {url}: {text}; check its flash_dir and scenario"
     if err == errno.ENOENT or "No such file" in text or "FileNotFoundError" in text:
-        return "%s does not exist: check the USB cable, or list boards with 'tonus devices'" % url
+        return f"{url} does not exist: check the USB cable, or list boards with 'tonus devices'"
     if err == errno.EACCES or "Permission denied" in text:
-        return "no permission to open %s: add your user to the 'dialout' group (Linux) and log in again" % url
+        return f"no permission to open {url}: add your user to the 'dialout' group (Linux) and log in again"
     if err == errno.EBUSY or "exclusively lock" in text or "busy" in text.lower():
-        return "%s is in use by another program (mpremote, a serial monitor?): close it and retry" % url
+        return f"{url} is in use by another program (mpremote, a serial monitor?): close it and retry"
     if err == errno.ECONNREFUSED or "refused" in text.lower():
-        return "nothing listens at %s: start the simulator with 'tonus sim --listen HOST:PORT'" % url
-    return "cannot open %s (%s): check the --port value and that the board is attached" % (url, text)
+        return f"nothing listens at {url}: start the simulator with 'tonus sim --listen HOST:PORT'"
+    return f"cannot open {url} ({text}): check the --port value and that the board is attached"
 
 
 def _check_socket_url(url):
@@ -83,8 +83,8 @@ def _check_socket_url(url):
         ok = False
     if not ok:
         raise UsageError(
-            "--port %s needs a host and a port: socket://HOST:PORT, e.g. socket://127.0.0.1:5555 "
-            "as 'tonus sim --listen' prints it" % url
+            f"--port {url} needs a host and a port: socket://HOST:PORT, e.g. socket://127.0.0.1:5555 "
+            "as 'tonus sim --listen' prints it"
         )
 
 
@@ -103,13 +103,13 @@ def open_port(url, *, timeout=1.0, wire_log=None):
             # serial_for_url hides import errors behind "protocol not known"
             importlib.import_module(_SIM_HANDLERS + ".protocol_sim")
         except ImportError as e:
-            raise PortError("the in-process simulator is not available here (%s)" % e) from e
+            raise PortError(f"the in-process simulator is not available here ({e})") from e
     if scheme == "socket":
         _check_socket_url(url)
     try:
         ser = serial.serial_for_url(url, exclusive=True, timeout=0, write_timeout=timeout)
     except ValueError as e:
-        raise UsageError("--port %s is not a port URL tonus knows (%s)" % (url, e)) from e
+        raise UsageError(f"--port {url} is not a port URL tonus knows ({e})") from e
     except (serial.SerialException, OSError) as e:
         raise PortError(_open_hint(url, e)) from e
     return Port(ser, url, wire_log)
@@ -161,7 +161,7 @@ class Port:
                         data += self.serial.read(pending)
         except (serial.SerialException, OSError) as e:
             raise LinkError(
-                "lost the connection to %s (%s): check the cable or the simulator" % (self.url, e)
+                f"lost the connection to {self.url} ({e}): check the cable or the simulator"
             ) from e
         if data and self._log is not None:
             self._trace("<", data)
@@ -179,14 +179,14 @@ class Port:
         try:
             self.serial.write(data)
         except (serial.SerialException, OSError) as e:
-            raise LinkError(
-                "cannot write to %s (%s): check the cable or the simulator" % (self.url, e)
-            ) from e
+            raise LinkError(f"cannot write to {self.url} ({e}): check the cable or the simulator") from e
         if self._log is not None:
             self._trace(">", data)
 
     def _trace(self, direction, data):
-        self._log.write("%10.6f %s %s\n" % (time.monotonic() - self._t0, direction, bytes(data).hex(" ")))
+        self._log.write(
+            "{:10.6f} {} {}\n".format(time.monotonic() - self._t0, direction, bytes(data).hex(" "))
+        )
 
     def close(self):
         self.serial.close()

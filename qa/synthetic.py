@@ -97,7 +97,7 @@ def write(
 ):
     """Write one synthetic session recording to path; `markers` are (minute, text) clinician notes."""
     if outcome not in OUTCOMES:
-        raise ValueError("outcome must be one of %s" % ", ".join(OUTCOMES))
+        raise ValueError("outcome must be one of {}".format(", ".join(OUTCOMES)))
     started = started or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     rng = np.random.default_rng(seed)
     planned_ms = int(minutes * 60000)
@@ -201,7 +201,7 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
     log = []
     for seq, (day, outcome, rest, pain, note) in enumerate(days):
         when = start + timedelta(days=day, minutes=7 * seq)
-        path = folder / ("%s.tonus" % when.strftime("%Y-%m-%d-%H%M"))
+        path = folder / ("{}.tonus".format(when.strftime("%Y-%m-%d-%H%M")))
         write(
             path,
             minutes,
@@ -232,5 +232,5 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
             }
         )
     (folder / "sessions.json").write_text(json.dumps(log, indent=1))
-    stub(folder / ("%s-refused.tonus" % start.strftime("%Y-%m-%d")), start)
+    stub(folder / ("{}-refused.tonus".format(start.strftime("%Y-%m-%d"))), start)
     return folder

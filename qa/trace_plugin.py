@@ -178,8 +178,8 @@ class TracePlugin:
         for item in items:
             for mark in item.iter_markers("req"):
                 if not mark.args:
-                    unknown.add("%s: req marker without IDs" % item.nodeid)
-                unknown.update("%s: %s" % (item.nodeid, i) for i in mark.args if i not in known)
+                    unknown.add(f"{item.nodeid}: req marker without IDs")
+                unknown.update(f"{item.nodeid}: {i}" for i in mark.args if i not in known)
         if unknown and os.environ.get("TONUS_ALLOW_UNKNOWN_REQS") == "1":
             # a developer drafting tests before their requirement is written down
             print("\nwarning: unknown requirement IDs:\n  " + "\n  ".join(sorted(unknown)))

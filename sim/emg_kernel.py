@@ -57,7 +57,7 @@ def _python_function(path):
                 arg.annotation = None
             body.append(node)
     if len(body) != 1:
-        raise ImportError("%s defines no viper kernel 'run'" % path)
+        raise ImportError(f"{path} defines no viper kernel 'run'")
     # numba freezes globals into the compiled code; a cached copy reloads by this module's name.
     # viper's int(word) is a machine word: a signed 64-bit one here, whatever the load's type
     namespace = dict(consts, __name__=__name__, int=np.int64)

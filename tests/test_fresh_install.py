@@ -88,7 +88,7 @@ def test_every_third_party_import_is_a_declared_dependency():
             owners = {d.lower().replace("_", "-") for d in dists.get(top, [])}
             # a module no installed distribution provides cannot be imported here either: the test above fails
             if owners and not owners & allowed:
-                undeclared.add("%s imports %s (%s)" % (rel, top, ", ".join(sorted(owners))))
+                undeclared.add("{} imports {} ({})".format(rel, top, ", ".join(sorted(owners))))
     assert not undeclared, "declare these in pyproject.toml:\n" + "\n".join(sorted(undeclared))
 
 

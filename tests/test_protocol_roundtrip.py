@@ -87,7 +87,7 @@ def test_info_names_the_protocol_and_its_budget(tmp_path, monkeypatch, capsys):
     assert main(["keys", "new", "--out", str(key)]) == 0
     assert main(["protocol", "sign", str(glazer), "--key", str(key), "--out", str(signed)]) == 0
     assert main(["provision", "--flash-dir", str(flash), "--trust", str(key) + ".pub"]) == 0
-    port = "sim://?seed=0&speed=0&flash_dir=%s" % flash
+    port = f"sim://?seed=0&speed=0&flash_dir={flash}"
     assert main(["--port", port, "protocol", "upload", str(signed)]) == 0
     capsys.readouterr()
     assert main(["--port", port, "info", "--json"]) == 0

@@ -215,7 +215,7 @@ def test_matrix_lists_every_requirement_with_its_tests_and_result(project):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "<style>" in page and "http" not in page  # nothing fetched from elsewhere
     for rid in ("S-OK", "S-FAIL", "S-SKIP", "S-NONE", "N-1", "N-UNTESTED"):
-        assert "<strong>%s</strong>" % rid in page
+        assert f"<strong>{rid}</strong>" in page
     assert "Not safety | with a pipe" in page and "socket://rig:7" in page
     assert "assert 1 + 1 == 3" in page  # the failure's traceback
 
@@ -482,7 +482,7 @@ board = true
 def _hil_suite(kind):
     """A HIL-style suite whose target tells the record what it is, as hil_tests/conftest.py does."""
     return {
-        "tests/conftest.py": """
+        "tests/conftest.py": f"""
 import pytest
 
 def pytest_addoption(parser):
@@ -490,12 +490,11 @@ def pytest_addoption(parser):
 
 @pytest.fixture
 def target(request):
-    request.config.pluginmanager.get_plugin("tonus-trace").record_target({
-        "url": "sim://fake", "kind": "%s", "serial": "E6614C", "board": "pico", "firmware_version": "0.1.0",
-        "image_sha256": "ab" * 32, "image_from": "reported by the device"})
+    request.config.pluginmanager.get_plugin("tonus-trace").record_target({{
+        "url": "sim://fake", "kind": "{kind}", "serial": "E6614C", "board": "pico", "firmware_version": "0.1.0",
+        "image_sha256": "ab" * 32, "image_from": "reported by the device"}})
     return request.config.getoption("--target")
-"""
-        % kind,
+""",
         "tests/test_hil.py": "import pytest\n\n@pytest.mark.req('B-1', 'S-OK')\ndef test_out(target):\n"
         "    pass\n",
     }
@@ -528,7 +527,7 @@ def test_a_run_records_commit_dirty_flag_operator_tools_and_target(project, monk
     root = ET.fromstring(trace(project, "junit.xml"))
     props = {p.get("name"): p.get("value") for p in root.find("testsuite").find("properties")}
     assert props["commit"].startswith(commit) and "dirty" in props["commit"]
-    assert props["operator"] == "A. Tester (QA-7)" and "pytest %s" % pytest.__version__ in props["tools"]
+    assert props["operator"] == "A. Tester (QA-7)" and f"pytest {pytest.__version__}" in props["tools"]
     assert "serial E6614C" in props["target"] and "ab" * 32 in props["target"]
     for name in ("matrix.md", "matrix.html"):
         text = trace(project, name)

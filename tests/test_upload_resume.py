@@ -23,7 +23,7 @@ def test_resume_after_a_dropped_connection(tmp_path):
     flash.write(provisioning.POLICY, provisioning.policy(50000))
     # the vectors are signed for the test serial; re-sign the same document for this simulator
     _kid, doc = open_signed(bytes.fromhex(VECTORS["cases"]["v1"]["cose"]))
-    port = open_port("sim://?seed=0&speed=0&flash_dir=%s" % flash.path)
+    port = open_port(f"sim://?seed=0&speed=0&flash_dir={flash.path}")
     doc["device"] = port.serial.simulator.board.serial
     signed = sign_document(doc, TRUSTED)
     assert len(signed) > 2 * m.UPLOAD_CHUNK

@@ -24,7 +24,7 @@ def say(args, text, **data):
     """Tell what the command did instead of what was asked: stderr always, and a JSON line with --json."""
     import sys
 
-    print("tonus: note: %s" % text, file=sys.stderr, flush=True)
+    print(f"tonus: note: {text}", file=sys.stderr, flush=True)
     if args.json:
         json_line(dict(type="note", text=text, **data))
 

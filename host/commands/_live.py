@@ -85,24 +85,19 @@ class Tracker:
                 self.cue = None
                 if item.from_state in ACTIVE_STATES:
                     self.end = item
-            return "%s -> %s (%s)" % (item.from_state, item.to_state, item.reason)
+            return f"{item.from_state} -> {item.to_state} ({item.reason})"
         if isinstance(item, Cue):
             self.cue = item.cue
             self.cues.append(item)
             if not item.duration_ms:
-                return "cue %s" % item.cue  # until the next: ETS waits for the patient
-            return "cue %s for %.1f s" % (item.cue, item.duration_ms / 1000)
+                return f"cue {item.cue}"  # until the next: ETS waits for the patient
+            return f"cue {item.cue} for {item.duration_ms / 1000:.1f} s"
         if isinstance(item, StimEvent):
             self.stim = item
             extra = ""
             if item.state == "READY" and item.impedance_ohm:
                 extra = ", electrode %d Ω" % item.impedance_ohm
-            return "stimulation %s (level %.1f mA of %.1f mA%s)" % (
-                item.state,
-                item.level_ua / 1000,
-                item.limit_ua / 1000,
-                extra,
-            )
+            return f"stimulation {item.state} (level {item.level_ua / 1000:.1f} mA of {item.limit_ua / 1000:.1f} mA{extra})"
         if isinstance(item, SessionSummary):
             self.summary = item
             return "session scored by the device"
@@ -110,7 +105,7 @@ class Tracker:
             return "the device advises ending the session: " + _ADVICE_TEXT.get(item.reason, item.reason)
         if isinstance(item, FaultEvent):
             self.fault = item
-            return "fault %s%s" % (item.name, " (latched)" if item.latched else "")
+            return "fault {}{}".format(item.name, " (latched)" if item.latched else "")
         return None
 
     def status(self):
@@ -157,7 +152,7 @@ def _bar(value, full, width=_BAR):
 
 
 def status_line(t):
-    clock = "%6.1f / %.1f s" % (t.elapsed_ms / 1000, t.duration_ms / 1000) if t.duration_ms else "no session"
+    clock = f"{t.elapsed_ms / 1000:6.1f} / {t.duration_ms / 1000:.1f} s" if t.duration_ms else "no session"
     return "%s  %-7s  cue %-8s  EMG %6.1f µV %s%s" % (
         clock,
         t.state,
@@ -220,7 +215,7 @@ class RichView:
             grid.add_row(
                 "time",
                 ProgressBar(total=t.duration_ms, completed=min(t.elapsed_ms, t.duration_ms), width=40),
-                "%.1f / %.1f s" % (t.elapsed_ms / 1000, t.duration_ms / 1000),
+                f"{t.elapsed_ms / 1000:.1f} / {t.duration_ms / 1000:.1f} s",
             )
         grid.add_row("state", t.state, "")
         if t.stim is not None:
@@ -234,7 +229,7 @@ class RichView:
         grid.add_row(
             "EMG",
             ProgressBar(total=_ENVELOPE_FULL_DV, completed=min(t.envelope_dv, _ENVELOPE_FULL_DV), width=40),
-            "%.1f µV%s" % (t.envelope_dv / 10, "  LEAD OFF" if t.lead_off else ""),
+            "{:.1f} µV{}".format(t.envelope_dv / 10, "  LEAD OFF" if t.lead_off else ""),
         )
         self._live.update(grid)
 

@@ -52,18 +52,20 @@ def run_demo(args):
     from sim.patient import PROFILES
 
     if args.patient not in PROFILES:
-        raise TonusError("unknown patient %r; choose one of %s" % (args.patient, ", ".join(sorted(PROFILES))))
+        raise TonusError(
+            "unknown patient {!r}; choose one of {}".format(args.patient, ", ".join(sorted(PROFILES)))
+        )
     if args.seed < 0 or args.speed < 0:
         raise TonusError("seed and speed must not be negative")
     protocol = Path(args.protocol) if args.protocol else EXAMPLES / DEFAULT_PROTOCOL
     if not protocol.is_file():
-        raise TonusError("cannot find the protocol file %s; name one with --protocol" % protocol)
+        raise TonusError(f"cannot find the protocol file {protocol}; name one with --protocol")
     out = Path(args.out)
     earlier = [f for f in _RESULTS if (out / f).exists()]
     if earlier and not args.force:
         raise TonusError(
-            "%s holds an earlier demo's results (%s): choose another folder with --out, "
-            "or pass --force to replace them" % (out, ", ".join(earlier))
+            "{} holds an earlier demo's results ({}): choose another folder with --out, "
+            "or pass --force to replace them".format(out, ", ".join(earlier))
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,7 @@ def run_demo(args):
     args.record = out / "session.tonus"
     args.record.unlink(missing_ok=True)  # a recording is never overwritten; the demo's is made afresh
     if not args.json:
-        print("tonus demo: a simulated %s patient, protocol %s" % (args.patient, protocol.name), flush=True)
+        print(f"tonus demo: a simulated {args.patient} patient, protocol {protocol.name}", flush=True)
     run_session(args)
     _report(args, out)
 
@@ -90,4 +92,4 @@ def _report(args, out):
     if args.json:  # the session's output is JSON lines: one more
         json_line({"type": "report", "report": r.path, "sessions": r.sessions})
     else:
-        print("the practice journal: %s" % r.path, flush=True)
+        print(f"the practice journal: {r.path}", flush=True)

@@ -14,5 +14,5 @@ def run(args):
     if boards:
         text = "\n".join("%-16s id:%-18s %s" % (b.device, b.serial_number, b.description) for b in boards)
     else:
-        text = "no board attached (looking for USB %04X:%04X)" % (RASPBERRY_PI_VID, MICROPYTHON_PID)
+        text = f"no board attached (looking for USB {RASPBERRY_PI_VID:04X}:{MICROPYTHON_PID:04X})"
     emit(args, [b.to_json() for b in boards], text)

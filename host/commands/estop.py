@@ -18,5 +18,5 @@ def run(args):
         emit(
             args,
             {"request": r.request, "state": r.state},
-            "emergency stop latched: the device is in %s; clear it with 'tonus fault clear'" % r.state,
+            f"emergency stop latched: the device is in {r.state}; clear it with 'tonus fault clear'",
         )

@@ -51,5 +51,7 @@ def run(args):
     )
     if rec.problems:
         raise TonusError(
-            "%s is damaged; exported what could be read:\n  %s" % (args.recording, "\n  ".join(rec.problems))
+            "{} is damaged; exported what could be read:\n  {}".format(
+                args.recording, "\n  ".join(rec.problems)
+            )
         )

@@ -13,4 +13,4 @@ def run_clear(args):
 
     with connected(args) as c:
         r = c.fault_clear().unwrap()
-        emit(args, {"request": r.request, "state": r.state}, "fault cleared: the device is %s" % r.state)
+        emit(args, {"request": r.request, "state": r.state}, f"fault cleared: the device is {r.state}")

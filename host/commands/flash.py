@@ -114,8 +114,8 @@ def run(args):
         )
     )
     if result["records"]:
-        print("records replaced: %s" % ", ".join(result["records"]))
+        print("records replaced: {}".format(", ".join(result["records"])))
     if not after["hash_reported"]:
         print("note: the firmware does not report its hash over the link; each file was checked on the board")
-    print("state %s, fault %s" % (after["state"], after["fault"] or "none"))
+    print("state {}, fault {}".format(after["state"], after["fault"] or "none"))
     return 0

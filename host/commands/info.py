@@ -31,7 +31,7 @@ def describe(i, version):
     session = "none"
     if i.session:
         s = i.session
-        session = "%.1f of %.1f s running, cue %s%s" % (
+        session = "{:.1f} of {:.1f} s running, cue {}{}".format(
             s.elapsed_ms / 1000,
             s.duration_ms / 1000,
             s.cue,

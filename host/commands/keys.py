@@ -37,7 +37,7 @@ def run_new(args):
     pub = out.with_name(out.name + ".pub")
     for f in (out, pub):
         if os.path.lexists(f) and not args.force:
-            raise TonusError("%s exists; choose another --out or pass --force" % f)
+            raise TonusError(f"{f} exists; choose another --out or pass --force")
     private_pem, public_pem = signing.new_key(signing.passphrase_from_env_or(_ask_new_passphrase))
     # the public half first: a private key is never left without its own
     old_pub = pub.read_bytes() if pub.is_file() else None
@@ -54,9 +54,9 @@ def run_new(args):
     if args.json:
         print(json.dumps({"private_key": str(out), "public_key": str(pub), "kid": kid}))
     else:
-        print("private key: %s (keep it; it is encrypted with your passphrase)" % out)
-        print("public key:  %s (give it to whoever provisions the devices)" % pub)
-        print("kid:         %s" % kid)
+        print(f"private key: {out} (keep it; it is encrypted with your passphrase)")
+        print(f"public key:  {pub} (give it to whoever provisions the devices)")
+        print(f"kid:         {kid}")
 
 
 def run_show(args):
@@ -64,4 +64,4 @@ def run_show(args):
 
     raw = signing.load_public(args.key)
     out = {"kid": signing.kid_for(raw).hex(), "public_key": raw.hex()}
-    print(json.dumps(out) if args.json else "kid %s\npublic key %s" % (out["kid"], out["public_key"]))
+    print(json.dumps(out) if args.json else "kid {}\npublic key {}".format(out["kid"], out["public_key"]))

@@ -30,7 +30,7 @@ def _load_checked(path):
 
     doc, problems = therapy_file.load(path)
     if problems:
-        lines = "\n".join("  %s" % p for p in problems)
+        lines = "\n".join(f"  {p}" for p in problems)
         raise TonusError(
             "%s has %d problem%s:\n%s" % (path, len(problems), "" if len(problems) == 1 else "s", lines)
         )
@@ -40,9 +40,9 @@ def _load_checked(path):
 def _calendar_problems(doc, today):
     out = []
     if "valid_from" in doc and datetime.date.fromisoformat(doc["valid_from"]) > today:
-        out.append("not valid before %s" % doc["valid_from"])
+        out.append("not valid before {}".format(doc["valid_from"]))
     if "valid_until" in doc and datetime.date.fromisoformat(doc["valid_until"]) < today:
-        out.append("expired on %s" % doc["valid_until"])
+        out.append("expired on {}".format(doc["valid_until"]))
     return out
 
 
@@ -92,7 +92,7 @@ def run_check(args):
         )
     )
     for note in notes:
-        print("  note: %s" % note)
+        print(f"  note: {note}")
     return 0
 
 
@@ -106,8 +106,8 @@ def run_sign(args):
     doc = _load_checked(args.file)
     notes = _calendar_problems(doc, datetime.date.today())
     if any(n.startswith("expired") for n in notes):
-        raise TonusError("%s has %s; change valid_until before signing" % (args.file, notes[0]))
-    passphrase = signing.passphrase_from_env_or(lambda: getpass.getpass("passphrase for %s: " % args.key))
+        raise TonusError(f"{args.file} has {notes[0]}; change valid_until before signing")
+    passphrase = signing.passphrase_from_env_or(lambda: getpass.getpass(f"passphrase for {args.key}: "))
     key = signing.load_private(args.key, passphrase)
     signed = signing.sign_document(doc, key)
     out = Path(args.out)
@@ -152,17 +152,17 @@ def run_upload(args):
     try:
         signed = Path(args.file).read_bytes()
     except OSError as e:
-        raise TonusError("cannot read %s: %s" % (args.file, e.strerror)) from e
+        raise TonusError(f"cannot read {args.file}: {e.strerror}") from e
     try:
         _kid, doc = open_signed(signed)  # a readable file? the device decides whether it is valid
         when = _calendar_problems(doc, datetime.date.today())
     except Exception as e:
         raise TonusError(
-            "%s is not a signed tonus protocol (sign it with 'tonus protocol sign')" % args.file
+            f"{args.file} is not a signed tonus protocol (sign it with 'tonus protocol sign')"
         ) from e
     if when:
         # the device has no trusted clock: the calendar is the host's to check
-        raise TonusError("%s is %s; the clinician must approve a current one" % (args.file, when[0]))
+        raise TonusError(f"{args.file} is {when[0]}; the clinician must approve a current one")
     interactive = sys.stderr.isatty() and not args.json
 
     def progress(sent, total):

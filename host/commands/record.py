@@ -44,7 +44,7 @@ def run(args):
                 except KeyboardInterrupt:
                     pass  # the way to end a recording
                 finally:
-                    saved = "to %s" % rec.path if rec.items else "(nothing arrived: no file kept)"
+                    saved = f"to {rec.path}" if rec.items else "(nothing arrived: no file kept)"
                     view.close(
                         tracker,
                         "recorded %.1f s of device time (%d frames, %d events) %s"

@@ -21,9 +21,9 @@ def run(args):
 
     r = build(args.folder, args.out)
     lines = ["%d sessions of %d protocols -> %s" % (r.sessions, len(r.protocols), r.path)]
-    lines += ["skipped %s: %s" % s for s in r.skipped]
-    lines += ["not a session %s: %s" % s for s in r.stubs]
-    lines += ["read in part %s: %s" % d for d in r.damaged]
+    lines += ["skipped {}: {}".format(*s) for s in r.skipped]
+    lines += ["not a session {}: {}".format(*s) for s in r.stubs]
+    lines += ["read in part {}: {}".format(*d) for d in r.damaged]
     emit(
         args,
         {

@@ -93,10 +93,10 @@ def rows(result):
 
 def _measured(c):
     if c.check == "CURRENT":
-        measured = "%.1f / %.1f mA, %.2f V" % (c.value / 1000, (c.ua_2 or 0) / 1000, (c.mv or 0) / 1000)
-        limit = "%.1f-%.1f mA" % (c.low / 1000, c.high / 1000)
+        measured = f"{c.value / 1000:.1f} / {(c.ua_2 or 0) / 1000:.1f} mA, {(c.mv or 0) / 1000:.2f} V"
+        limit = f"{c.low / 1000:.1f}-{c.high / 1000:.1f} mA"
         if c.mv_low is not None:
-            limit += ", %.2f-%.2f V" % (c.mv_low / 1000, c.mv_high / 1000)
+            limit += f", {c.mv_low / 1000:.2f}-{c.mv_high / 1000:.2f} V"
         return measured, limit
     if c.check == "LEAD_OFF":
         probe = "no probe" if c.low == 100 else "probe attached"

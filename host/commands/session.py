@@ -49,7 +49,7 @@ def register(sub):
     )
     rt.set_defaults(run=run_rate)
     for name, method in (("pause", "session_pause"), ("resume", "session_resume"), ("stop", "session_stop")):
-        q = ss.add_parser(name, help="%s the running session" % name)
+        q = ss.add_parser(name, help=f"{name} the running session")
         q.set_defaults(run=_simple(method))
     r = ss.add_parser("run", help="run a session here: live view, heartbeat, Ctrl-C stops it")
     r.add_argument(
@@ -91,7 +91,7 @@ def register(sub):
 def _report(args, r):
     from host.commands._connect import emit
 
-    emit(args, {"request": r.request, "state": r.state}, "session: %s" % r.state)
+    emit(args, {"request": r.request, "state": r.state}, f"session: {r.state}")
 
 
 def run_start(args):
@@ -185,7 +185,7 @@ def run_session(args):
         except KeyboardInterrupt:
             r = c.session_stop()
             summary = "stopped by Ctrl-C: the device is %s" % (
-                r.state if r.ok else "refusing the stop (%s)" % r.name
+                r.state if r.ok else f"refusing the stop ({r.name})"
             )
             raise
         finally:
@@ -193,7 +193,7 @@ def run_session(args):
             if recorder is not None:
                 recorder.close(summary)
                 if not args.json:
-                    print("recording saved to %s" % recorder.path, flush=True)
+                    print(f"recording saved to {recorder.path}", flush=True)
         c.stream(False)
         if tracker.summary is not None:
             _report_scores(args, info, tracker)
@@ -216,7 +216,7 @@ def _approve(c, args):
         try:
             signed = path.read_bytes()
         except OSError as e:
-            raise TonusError("cannot read %s: %s" % (path, e.strerror)) from e
+            raise TonusError(f"cannot read {path}: {e.strerror}") from e
         current = c.info().unwrap().protocol
         if current is not None and current.sha256 == hashlib.sha256(signed).hexdigest():
             stored = current  # approved already: uploading it again would be refused as a rollback
@@ -250,8 +250,7 @@ def _level_setter(c, args, view):
         if level > item.limit_ua:
             say(
                 args,
-                "--level %.1f mA is above this phase's approved maximum of %.1f mA: asking for %.1f mA"
-                % (level / 1000, item.limit_ua / 1000, item.limit_ua / 1000),
+                f"--level {level / 1000:.1f} mA is above this phase's approved maximum of {item.limit_ua / 1000:.1f} mA: asking for {item.limit_ua / 1000:.1f} mA",
                 requested_ua=level,
                 limit_ua=item.limit_ua,
             )
@@ -260,7 +259,7 @@ def _level_setter(c, args, view):
         if r.ok:
             view.note("level set to %.1f mA" % (r.level_ua / 1000), None)
         else:
-            view.note("level refused: %s" % r.detail, None)
+            view.note(f"level refused: {r.detail}", None)
 
     return on_item
 
@@ -321,14 +320,14 @@ def _report_scores(args, info, tracker):
         try:
             assessment = glazer.analyse(_recording(tracker))
         except glazer.GlazerError as e:
-            text.append("Glazer assessment not computed: %s" % e)
+            text.append(f"Glazer assessment not computed: {e}")
             result["glazer_error"] = str(e)
         else:
             result["glazer"] = assessment
             text += glazer.lines(assessment)
-    out = Path(args.out or "tonus-session-%s-%s.json" % (info.serial, time.strftime("%Y%m%d-%H%M%S")))
+    out = Path(args.out or "tonus-session-{}-{}.json".format(info.serial, time.strftime("%Y%m%d-%H%M%S")))
     atomic.write_text(out, json.dumps(result, indent=2) + "\n")
-    text.append("saved to %s" % out)
+    text.append(f"saved to {out}")
     if args.json:
         json_line(dict(type="scores", saved=str(out), **result))
     else:
@@ -360,12 +359,7 @@ def _recording(tracker):
 
 def _summary(c, t):
     end = t.end
-    text = "session ended %s (%s) after %.1f of %.1f s" % (
-        end.to_state,
-        end.reason,
-        t.elapsed_ms / 1000,
-        t.duration_ms / 1000,
-    )
+    text = f"session ended {end.to_state} ({end.reason}) after {t.elapsed_ms / 1000:.1f} of {t.duration_ms / 1000:.1f} s"
     if end.to_state == "FAULT":
         fault = c.info().unwrap().fault
         text += ": fault %s; release the e-stop and run 'tonus fault clear'" % (fault.name if fault else "?")

@@ -79,7 +79,7 @@ def run(args):
         if args.protocol:
             _approve(c, args)
         info = c.info().unwrap()
-        path = args.record or "tonus-view-%s-%s.tonus" % (info.serial, time.strftime("%Y%m%d-%H%M%S"))
+        path = args.record or "tonus-view-{}-{}.tonus".format(info.serial, time.strftime("%Y%m%d-%H%M%S"))
         with (
             Recorder(path, info) as recorder,
             serving(c, recorder, plan, args.heartbeat_ms, args.demo_seconds, *args.bind) as (feed, server),
@@ -88,7 +88,7 @@ def run(args):
             _say(
                 args,
                 {"clinician": url, "patient": url + "patient", "recording": path},
-                "clinician: %s\npatient:   %spatient\nrecording to %s (Ctrl-C ends)" % (url, url, path),
+                f"clinician: {url}\npatient:   {url}patient\nrecording to {path} (Ctrl-C ends)",
             )
             if args.open:
                 import webbrowser

@@ -38,14 +38,14 @@ def build(folder, out, made=None):
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise TonusError("%s is not a folder" % folder)
+        raise TonusError(f"{folder} is not a folder")
     found = collect.collect(folder)
     text, images = page.render(folder, found, made or datetime.now().astimezone())
     try:
         with atomic.open_replacing(out, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as e:
-        raise TonusError("cannot write the report to %s: %s" % (out, e.strerror)) from e
+        raise TonusError(f"cannot write the report to {out}: {e.strerror}") from e
     damaged = [(", ".join(s.files), p) for s in found.sessions for p in s.problems]
     return Built(
         str(out), len(found.sessions), list(found.groups()), found.skipped, damaged, images, found.stubs

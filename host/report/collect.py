@@ -183,12 +183,12 @@ def collect(folder):
         same.glazer_error = data.get("glazer_error")
     sessions.sort(key=lambda s: (s.when is None, s.when or datetime.min.replace(tzinfo=UTC)))
     if log is not None:
-        trend, trend_from = log, "the device's compliance log (%s)" % LOG_NAME
+        trend, trend_from = log, f"the device's compliance log ({LOG_NAME})"
         _match(trend, sessions)
     else:
         trend = [_point(s) for s in sessions]
         trend_from = (
-            "the sessions in this folder (no %s: pain/comfort scores are in the device's log)" % LOG_NAME
+            f"the sessions in this folder (no {LOG_NAME}: pain/comfort scores are in the device's log)"
         )
     pseudonyms = sorted({s.pseudonym for s in sessions if s.pseudonym})
     return Folder(sessions, trend, trend_from, skipped, pseudonyms, stubs)
@@ -269,7 +269,7 @@ def _read_scores(path):
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError("not readable JSON: %s" % e) from None
+        raise ValueError(f"not readable JSON: {e}") from None
     sc = data.get("scores") if isinstance(data, dict) else None
     if not isinstance(sc, dict) or not isinstance(sc.get("phases"), list):
         raise ValueError('not a tonus scores file (no "scores" with phases)')
@@ -290,7 +290,7 @@ def _read_log(path):
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError("not readable JSON: %s" % e) from None
+        raise ValueError(f"not readable JSON: {e}") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise ValueError("not a compliance log (a list of session entries)")
     out = []
@@ -302,7 +302,7 @@ def _read_log(path):
             TrendPoint(
                 e.get("protocol_id"),
                 when,
-                "#%s" % e.get("seq"),
+                "#{}".format(e.get("seq")),
                 _number(e.get("rest_uv")),
                 _number(e.get("below_target_percent")),
                 _number(e.get("pain")),

@@ -94,7 +94,7 @@ DEFINITIONS = (
     (
         "outcome",
         "How a session ended",
-        "; ".join("%s: %s" % (plots.OUTCOME_STYLE[k][2], v) for k, v in OUTCOMES.items())
+        "; ".join(f"{plots.OUTCOME_STYLE[k][2]}: {v}" for k, v in OUTCOMES.items())
         + ". Only finished sessions ran their whole plan; the others are marked in the trend and on their card.",
     ),
 )
@@ -107,19 +107,19 @@ def _when(dt):
 def _fmt(v, unit=""):
     if v is None:
         return "–"
-    return ("%.1f" % v if isinstance(v, float) else str(v)) + unit
+    return (f"{v:.1f}" if isinstance(v, float) else str(v)) + unit
 
 
 def _img(uri, alt):
-    return '<img src="%s" alt="%s">' % (uri, escape(alt))
+    return f'<img src="{uri}" alt="{escape(alt)}">'
 
 
 def _badge(outcome):
-    return '<span class="badge %s">%s</span>' % (outcome, escape(plots.OUTCOME_STYLE[outcome][2]))
+    return f'<span class="badge {outcome}">{escape(plots.OUTCOME_STYLE[outcome][2])}</span>'
 
 
 def _ref(anchor, text):
-    return '<a href="#%s">%s</a>' % (anchor, escape(text))
+    return f'<a href="#{anchor}">{escape(text)}</a>'
 
 
 def render(folder, found, made):
@@ -131,15 +131,15 @@ def render(folder, found, made):
     for s in found.sessions:
         counts[s.outcome] = counts.get(s.outcome, 0) + 1
     dated = [s.when for s in found.sessions if s.when]
-    span = " from %s to %s" % (_when(min(dated))[:10], _when(max(dated))[:10]) if dated else ""
+    span = f" from {_when(min(dated))[:10]} to {_when(max(dated))[:10]}" if dated else ""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>tonus practice journal: %s</title>" % escape(who),
-        "<style>%s</style></head><body>" % _CSS,
+        f"<title>tonus practice journal: {escape(who)}</title>",
+        f"<style>{_CSS}</style></head><body>",
         "<header><h1>Practice journal</h1>",
-        "<p>Patient (pseudonym): <b>%s</b></p>" % escape(who),
+        f"<p>Patient (pseudonym): <b>{escape(who)}</b></p>",
         "<p>%d session%s%s: %s. From the folder <code>%s</code>; made %s.</p>"
         % (
             n,
@@ -167,8 +167,8 @@ def render(folder, found, made):
         )
     glazer_source = None
     for pid, (sessions, trend) in groups.items():
-        out.append("<section><h2>Protocol %s</h2>" % escape(_protocol(pid)))
-        out.append('<h3>Trend</h3><p class="note">From %s.</p>' % escape(found.trend_from))
+        out.append(f"<section><h2>Protocol {escape(_protocol(pid))}</h2>")
+        out.append(f'<h3>Trend</h3><p class="note">From {escape(found.trend_from)}.</p>')
         if trend:
             out.append(
                 _img(
@@ -188,8 +188,9 @@ def render(folder, found, made):
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 # a scores file edited by hand or from another version: say so, keep the rest
                 html, k = (
-                    '<article><p class="warning">%s could not be shown: %s %s</p></article>'
-                    % (escape(", ".join(s.files)), type(e).__name__, escape(str(e))),
+                    '<article><p class="warning">{} could not be shown: {} {}</p></article>'.format(
+                        escape(", ".join(s.files)), type(e).__name__, escape(str(e))
+                    ),
                     0,
                 )
             out.append(html)
@@ -199,21 +200,22 @@ def render(folder, found, made):
         out.append("</div></section>")
     if found.stubs:
         out.append("<h2>Not sessions (not counted)</h2><ul>")
-        out += ["<li><code>%s</code>: %s</li>" % (escape(n), escape(r)) for n, r in found.stubs]
+        out += [f"<li><code>{escape(n)}</code>: {escape(r)}</li>" for n, r in found.stubs]
         out.append("</ul>")
     if found.skipped:
         out.append("<h2>Files that could not be read (not counted)</h2><ul>")
-        out += ["<li><code>%s</code>: %s</li>" % (escape(n), escape(r)) for n, r in found.skipped]
+        out += [f"<li><code>{escape(n)}</code>: {escape(r)}</li>" for n, r in found.skipped]
         out.append("</ul>")
     out.append('<h2 id="how-to-read">How to read this report</h2><dl>')
-    out += ['<dt id="%s">%s</dt><dd>%s</dd>' % (a, escape(t), escape(d)) for a, t, d in DEFINITIONS]
+    out += [f'<dt id="{a}">{escape(t)}</dt><dd>{escape(d)}</dd>' for a, t, d in DEFINITIONS]
     out.append("</dl>")
     if glazer_source:
         out.append(
-            '<footer class="note"><p>Glazer norms: %s</p><p>%s</p></footer>'
-            % (escape(glazer_source.get("source", "")), escape(glazer_source.get("reliability", "")))
+            '<footer class="note"><p>Glazer norms: {}</p><p>{}</p></footer>'.format(
+                escape(glazer_source.get("source", "")), escape(glazer_source.get("reliability", ""))
+            )
         )
-    out.append("<script>%s</script></body></html>" % _CHECK)
+    out.append(f"<script>{_CHECK}</script></body></html>")
     return "\n".join(out) + "\n", images
 
 
@@ -224,8 +226,7 @@ def _protocol(pid):
 def _trend_table(points):
     rows = [
         '<div class="scroll"><table><tr><th>session</th><th>date</th><th>ended</th>'
-        "<th>%s</th><th>%s</th><th>%s</th><th>notes</th></tr>"
-        % (
+        "<th>{}</th><th>{}</th><th>{}</th><th>notes</th></tr>".format(
             _ref("rest-tone", "rest tone"),
             _ref("below-session", "at or below target, % of session"),
             _ref("pain", "pain / comfort"),
@@ -233,9 +234,8 @@ def _trend_table(points):
     ]
     for p in points:
         rows.append(
-            '<tr><td>%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
-            '<td class="n">%s</td><td>%s</td></tr>'
-            % (
+            '<tr><td>{}</td><td class="n">{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td>'
+            '<td class="n">{}</td><td>{}</td></tr>'.format(
                 escape(p.label),
                 _when(p.when),
                 _badge(p.outcome),
@@ -251,11 +251,15 @@ def _trend_table(points):
 
 def _session(s):
     out = [
-        "<article><h4>%s · %s · device %s</h4>" % (_when(s.when), _badge(s.outcome), escape(s.serial or "?"))
+        "<article><h4>{} · {} · device {}</h4>".format(
+            _when(s.when), _badge(s.outcome), escape(s.serial or "?")
+        )
     ]
-    out.append('<p class="note">From %s (time from the %s).</p>' % (escape(", ".join(s.files)), s.when_from))
+    out.append(
+        '<p class="note">From {} (time from the {}).</p>'.format(escape(", ".join(s.files)), s.when_from)
+    )
     for p in s.problems:
-        out.append('<p class="warning">Read in part: %s</p>' % escape(p))
+        out.append(f'<p class="warning">Read in part: {escape(p)}</p>')
     n = 0
     if s.trace is not None:
         target = s.target_uv
@@ -263,7 +267,7 @@ def _session(s):
             _img(
                 plots.session(s.trace, target),
                 "EMG envelope over the session%s"
-                % (" against the target of %.1f µV" % target if target is not None else ""),
+                % (f" against the target of {target:.1f} µV" if target is not None else ""),
             )
         )
         n += 1
@@ -271,8 +275,9 @@ def _session(s):
         out.append("<p>The recording holds no EMG.</p>")
     if s.notes:
         out.append(
-            "<p>Notes: %s</p>"
-            % "; ".join("%s %s" % (w.astimezone().strftime("%H:%M"), escape(t)) for w, t in s.notes)
+            "<p>Notes: {}</p>".format(
+                "; ".join("{} {}".format(w.astimezone().strftime("%H:%M"), escape(t)) for w, t in s.notes)
+            )
         )
     out.append(_scores(s.scores) if s.scores else "<p>No scores: the session did not end while recorded.</p>")
     if s.glazer:
@@ -283,7 +288,7 @@ def _session(s):
             n += 1
             out.append(_glazer_table(rows))
     elif s.glazer_error:
-        out.append("<p>Glazer assessment not computed: %s</p>" % escape(s.glazer_error))
+        out.append(f"<p>Glazer assessment not computed: {escape(s.glazer_error)}</p>")
     out.append("</article>")
     return "\n".join(out), n
 
@@ -292,14 +297,16 @@ _UNITS = {"uv": " µV", "s": " s", "pct": " %", "n": ""}
 
 
 def _scores(d):
-    head = "practised %s s, ended %s" % (_fmt(d.get("practised_s")), escape(str(d.get("ended", "?")).lower()))
+    head = "practised {} s, ended {}".format(
+        _fmt(d.get("practised_s")), escape(str(d.get("ended", "?")).lower())
+    )
     if d.get("advice"):
-        head += "; the device advised ending early (%s)" % escape(d["advice"])
+        head += "; the device advised ending early ({})".format(escape(d["advice"]))
     for key, label in (("baseline_uv", "baseline"), ("mvc_uv", "MVC")):
         if d.get(key) is not None:
-            head += "; %s %s µV" % (label, _fmt(d[key]))
+            head += f"; {label} {_fmt(d[key])} µV"
     rows = [
-        "<p>Device scores: %s.</p>" % head,
+        f"<p>Device scores: {head}.</p>",
         '<div class="scroll"><table><tr><th>phase</th><th>practised / planned</th><th>figures of this phase</th>'
         "</tr>",
     ]
@@ -307,18 +314,16 @@ def _scores(d):
         figures = []
         for _key, name, label, unit in scores.FIELDS:
             if name in ph:
-                figures.append("%s %s" % (escape(label), _fmt(ph[name], _UNITS[unit])))
+                figures.append(f"{escape(label)} {_fmt(ph[name], _UNITS[unit])}")
         if "below_target_percent" in ph:
             figures.append(
-                "%s: %s"
-                % (
+                "{}: {}".format(
                     _ref("below-phase", "at or below target, % of the phase"),
                     _fmt(ph["below_target_percent"], " %"),
                 )
             )
         rows.append(
-            "<tr><td>%s %s</td><td>%s / %s s</td><td>%s</td></tr>"
-            % (
+            "<tr><td>{} {}</td><td>{} / {} s</td><td>{}</td></tr>".format(
                 escape(str(ph.get("phase", "?"))),
                 escape(str(ph.get("type", "?"))),
                 _fmt(ph.get("practised_s")),
@@ -337,8 +342,7 @@ def _glazer_table(rows):
     ]
     for r in rows:
         out.append(
-            "<tr><td>%s</td><td>%.1f µV</td><td>%.1f ± %.1f µV</td><td>%+.1f</td><td>%s</td></tr>"
-            % (
+            "<tr><td>{}</td><td>{:.1f} µV</td><td>{:.1f} ± {:.1f} µV</td><td>{:+.1f}</td><td>{}</td></tr>".format(
                 escape(r["measure"].removesuffix("_uv").replace("_", " ")),
                 r["value_uv"],
                 r["norm_mean_uv"],

@@ -79,7 +79,7 @@ def session(trace, target_uv=None):
         for x0, x1 in spans:
             ax.hlines(target_uv, x0, x1, color=TARGET_COLOUR, lw=1.6, ls="--", zorder=3)
         handles.append(
-            Line2D([], [], color=TARGET_COLOUR, lw=1.6, ls="--", label="target %.1f µV" % target_uv)
+            Line2D([], [], color=TARGET_COLOUR, lw=1.6, ls="--", label=f"target {target_uv:.1f} µV")
         )
     for k, a in enumerate(a for a in notes if a.kind == "phase"):
         ax.axvline(a.onset_s, color="#555555", ls="--", lw=0.7)
@@ -204,7 +204,7 @@ def trend(points):
                 [],
                 color=TARGET_COLOUR,
                 ls="--",
-                label="target %s µV" % "/".join("%.1f" % t for t in targets),
+                label="target {} µV".format("/".join(f"{t:.1f}" for t in targets)),
             )
         )
     noted = [x[k] for k, p in enumerate(dated) if p.notes]

@@ -52,7 +52,7 @@ def main(argv=None):
     try:
         results = Results.load(args.dir)
     except TraceError as e:
-        print("tonus-trace: %s" % e, file=sys.stderr)
+        print(f"tonus-trace: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.check:
         verdict = gate_report(results, board=args.board)

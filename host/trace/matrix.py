@@ -54,13 +54,13 @@ def load_requirements(path):
         with open(path, "rb") as f:
             doc = tomllib.load(f)
     except FileNotFoundError:
-        raise TraceError("no requirements file %s" % path) from None
+        raise TraceError(f"no requirements file {path}") from None
     except tomllib.TOMLDecodeError as e:
-        raise TraceError("%s: %s" % (path, e)) from None
+        raise TraceError(f"{path}: {e}") from None
     reqs = []
     for r in doc.get("requirement", []):
         if "id" not in r:
-            raise TraceError("%s: a [[requirement]] without id" % path)
+            raise TraceError(f"{path}: a [[requirement]] without id")
         reqs.append(
             {
                 "id": r["id"],
@@ -119,9 +119,9 @@ class Results:
             with open(path, encoding="utf-8") as f:
                 doc = json.load(f)
         except FileNotFoundError:
-            raise NoResults("no test results in %s: run pytest first" % directory) from None
+            raise NoResults(f"no test results in {directory}: run pytest first") from None
         except ValueError as e:
-            raise TraceError("%s: %s" % (path, e)) from None
+            raise TraceError(f"{path}: {e}") from None
         return cls.from_json(doc)
 
     def save(self, directory):
@@ -206,19 +206,17 @@ class Row:
         if not self.tests:
             return "no test names it"
         if self.counts.get(PASSED) and self.req.get("board") and not self.board_passes:
-            return "needs a pass on a board or an emulated board; it passed only on the simulator (%s)" % (
-                self.summary()
-            )
+            return f"needs a pass on a board or an emulated board; it passed only on the simulator ({self.summary()})"
         n = len(self.tests)
         if self.counts.get(SKIPPED) == n:
             head = "all %d tests skipped" % n if n > 1 else "its test was skipped"
         else:
-            head = "no test passed (%s)" % self.summary()
+            head = f"no test passed ({self.summary()})"
         lines = [head + ":"]
         for t in self.tests[:_GATE_TESTS_SHOWN]:
-            line = "%s: %s" % (t["nodeid"], t["outcome"])
+            line = "{}: {}".format(t["nodeid"], t["outcome"])
             if t.get("message"):
-                line += " (%s)" % _first_line(t["message"])
+                line += " ({})".format(_first_line(t["message"]))
             lines.append(line)
         if n > _GATE_TESTS_SHOWN:
             lines.append("and %d more (see the matrix)" % (n - _GATE_TESTS_SHOWN))
@@ -237,6 +235,8 @@ def gate_report(results, board=False):
     out = ["%d %s:" % (len(rows), what)]
     for row in rows:
         out.append(
-            "  %s %s: %s" % (row.req["id"], row.req["title"], row.why_not_passed().replace("\n", "\n      "))
+            "  {} {}: {}".format(
+                row.req["id"], row.req["title"], row.why_not_passed().replace("\n", "\n      ")
+            )
         )
     return "\n".join(out)

@@ -34,7 +34,7 @@ def git_state(root):
             "commit": None,
             "dirty": None,
             "branch": None,
-            "error": "not a git checkout (%s)" % type(e).__name__,
+            "error": f"not a git checkout ({type(e).__name__})",
         }
     return {"commit": commit, "dirty": dirty, "branch": branch}
 

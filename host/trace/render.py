@@ -46,7 +46,7 @@ def provenance_facts(run):
     Runs recorded before these were kept say "not recorded"."""
     git = run.get("git") or {}
     if git.get("commit"):
-        commit = "%s%s (%s)" % (
+        commit = "{}{} ({})".format(
             git["commit"],
             " with uncommitted changes (dirty)" if git.get("dirty") else " (clean)",
             git.get("branch") or "?",
@@ -56,15 +56,14 @@ def provenance_facts(run):
     out = [
         ("commit", commit),
         ("operator", run.get("operator", "not recorded")),
-        ("date", "%s to %s" % (run["started"], run.get("finished", "?"))),
+        ("date", "{} to {}".format(run["started"], run.get("finished", "?"))),
         ("firmware version (tree)", run.get("firmware_version") or "not recorded"),
     ]
     for k, t in enumerate(run.get("targets") or ()):
         out.append(
             (
                 "target %d" % (k + 1) if len(run["targets"]) > 1 else "target",
-                "%s %s: serial %s, board %s, firmware %s, image sha256 %s (%s)"
-                % (
+                "{} {}: serial {}, board {}, firmware {}, image sha256 {} ({})".format(
                     t["kind"],
                     t["url"],
                     t["serial"],
@@ -76,7 +75,7 @@ def provenance_facts(run):
             )
         )
     tools = run.get("tools")
-    out.append(("tools", ", ".join("%s %s" % kv for kv in tools.items()) if tools else "not recorded"))
+    out.append(("tools", ", ".join("{} {}".format(*kv) for kv in tools.items()) if tools else "not recorded"))
     return out
 
 
@@ -85,12 +84,12 @@ def _header_facts(results):
     facts = []
     for i, run in enumerate(results.runs):
         scope = "whole suite" if run["whole_suite"] else "subset"
-        what = "`%s` (%s) at %s on Python %s" % (run["command"], scope, run["started"], run["python"])
+        what = "`{}` ({}) at {} on Python {}".format(run["command"], scope, run["started"], run["python"])
         if run.get("target"):
-            what += ", HIL target %s" % run["target"]
+            what += ", HIL target {}".format(run["target"])
         name = "run %d" % (i + 1) if len(results.runs) > 1 else "run"
         facts.append((name, what))
-        facts += [("%s %s" % (name, k), v) for k, v in provenance_facts(run)]
+        facts += [(f"{name} {k}", v) for k, v in provenance_facts(run)]
     rows = results.rows()
     safety = [r for r in rows if r.req["safety"]]
     counts = {}
@@ -113,7 +112,7 @@ def _header_facts(results):
         facts.append(
             (
                 "requirements needing a board (passed on one)",
-                ", ".join("%s (%s)" % (r.req["id"], "yes" if r.board_passes else "no") for r in board),
+                ", ".join("{} ({})".format(r.req["id"], "yes" if r.board_passes else "no") for r in board),
             )
         )
     unknown = results.unknown_ids()
@@ -131,23 +130,24 @@ def _md(text):
 
 def markdown(results):
     out = ["# Traceability matrix", ""]
-    out += ["- **%s**: %s" % (k, v) for k, v in _header_facts(results)]
+    out += [f"- **{k}**: {v}" for k, v in _header_facts(results)]
     out += [
         "",
         "| requirement | title | safety | result | tests |",
         "| --- | --- | --- | --- | --- |",
     ]
     for row in results.rows():
-        result = "**%s**" % row.result.upper() if row.result != PASSED else row.result
+        result = f"**{row.result.upper()}**" if row.result != PASSED else row.result
         if row.tests:
-            result += " (%s)" % row.summary()
+            result += f" ({row.summary()})"
         tests = "<br>".join(
-            "`%s` %s" % (_md(base), ", ".join(_md(("%s: %s" % (p, o)) if p else o) for p, o in legs))
+            "`{}` {}".format(_md(base), ", ".join(_md((f"{p}: {o}") if p else o) for p, o in legs))
             for base, legs in _grouped(row.tests)
         )
         out.append(
-            "| %s | %s | %s | %s | %s |"
-            % (row.req["id"], _md(row.req["title"]), "yes" if row.req["safety"] else "", result, tests or "")
+            "| {} | {} | {} | {} | {} |".format(
+                row.req["id"], _md(row.req["title"]), "yes" if row.req["safety"] else "", result, tests or ""
+            )
         )
     bad = [t for t in results.tests if t["outcome"] in _NOT_PASSED]
     if bad:
@@ -160,8 +160,9 @@ def markdown(results):
         ]
         for t in sorted(bad, key=lambda t: t["nodeid"]):
             out.append(
-                "| `%s` | %s | %s | %s |"
-                % (_md(t["nodeid"]), t["outcome"], ", ".join(t["reqs"]), _md(t["message"]))
+                "| `{}` | {} | {} | {} |".format(
+                    _md(t["nodeid"]), t["outcome"], ", ".join(t["reqs"]), _md(t["message"])
+                )
             )
     verdict = gate_report(results)
     if verdict:
@@ -192,7 +193,7 @@ dd{margin:0;overflow-wrap:anywhere;min-width:0}
 
 
 def _badge(outcome, text=None):
-    return '<span class="r %s">%s</span>' % (outcome, html.escape(text or outcome))
+    return f'<span class="r {outcome}">{html.escape(text or outcome)}</span>'
 
 
 def html_page(results):
@@ -201,15 +202,15 @@ def html_page(results):
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>tonus traceability matrix</title>',
-        "<style>%s</style></head><body>" % _CSS,
+        f"<style>{_CSS}</style></head><body>",
         "<h1>Traceability matrix</h1>",
         "<dl>",
     ]
-    out += ["<dt>%s</dt><dd>%s</dd>" % (e(k), e(v)) for k, v in _header_facts(results)]
+    out += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _header_facts(results)]
     out.append("</dl>")
     verdict = gate_report(results)
     if verdict:
-        out.append('<div class="gate bad"><pre>%s</pre></div>' % e(verdict))
+        out.append(f'<div class="gate bad"><pre>{e(verdict)}</pre></div>')
     else:
         out.append('<div class="gate ok">Every safety requirement has a passing test.</div>')
     out.append(
@@ -220,14 +221,14 @@ def html_page(results):
     for row in results.rows():
         r = row.req
         tests = "<br>".join(
-            "<code>%s</code> %s"
-            % (e(base), " ".join(_badge(o, "%s: %s" % (p, o) if p else o) for p, o in legs))
+            "<code>{}</code> {}".format(
+                e(base), " ".join(_badge(o, f"{p}: {o}" if p else o) for p, o in legs)
+            )
             for base, legs in _grouped(row.tests)
         )
         out.append(
-            '<tr class="%s"><td><strong>%s</strong></td><td title="%s">%s<br><small>%s</small></td>'
-            "<td>%s</td><td>%s<br><small>%s</small></td><td>%s</td></tr>"
-            % (
+            '<tr class="{}"><td><strong>{}</strong></td><td title="{}">{}<br><small>{}</small></td>'
+            "<td>{}</td><td>{}<br><small>{}</small></td><td>{}</td></tr>".format(
                 "safety" if r["safety"] else "",
                 e(r["id"]),
                 e(r["text"]),
@@ -245,8 +246,7 @@ def html_page(results):
         out.append("<h2>Tests that failed</h2>")
         for t in sorted(bad, key=lambda t: t["nodeid"]):
             out.append(
-                "<details><summary><code>%s</code> %s %s</summary><pre>%s</pre></details>"
-                % (
+                "<details><summary><code>{}</code> {} {}</summary><pre>{}</pre></details>".format(
                     e(t["nodeid"]),
                     _badge(t["outcome"]),
                     e(", ".join(t["reqs"])),
@@ -270,11 +270,11 @@ def _classname_and_name(nodeid):
     parts = base.split("::")
     path = parts[0][:-3] if parts[0].endswith(".py") else parts[0]
     classname = ".".join([path.replace("/", ".")] + parts[1:-1])
-    return classname, parts[-1] + ("[%s]" % param if param else "")
+    return classname, parts[-1] + (f"[{param}]" if param else "")
 
 
 def _suite_name(test):
-    return "hil %s" % test["target"] if test.get("target") else test["leg"]
+    return "hil {}".format(test["target"]) if test.get("target") else test["leg"]
 
 
 def junit(results):
@@ -296,7 +296,7 @@ def junit(results):
         }
         time = sum(t["duration"] for t in tests)
         suite = ET.SubElement(
-            root, "testsuite", name=name, time="%.3f" % time, **{k: str(v) for k, v in counts.items()}
+            root, "testsuite", name=name, time=f"{time:.3f}", **{k: str(v) for k, v in counts.items()}
         )
         # where these results came from (the last run that produced one of them)
         run = results.runs[max(t.get("run", 0) for t in tests)] if results.runs else {}
@@ -309,7 +309,7 @@ def junit(results):
         for t in tests:
             classname, tname = _classname_and_name(t["nodeid"])
             case = ET.SubElement(
-                suite, "testcase", classname=classname, name=tname, time="%.3f" % t["duration"]
+                suite, "testcase", classname=classname, name=tname, time="{:.3f}".format(t["duration"])
             )
             props = ET.SubElement(case, "properties")
             for rid in t["reqs"]:
@@ -325,9 +325,9 @@ def junit(results):
             elif t["outcome"] == ERROR:
                 ET.SubElement(case, "error", message=message).text = _x(t.get("details") or message)
             elif t["outcome"] in (SKIPPED, XFAILED):
-                ET.SubElement(case, "skipped", type="pytest.%s" % t["outcome"], message=message)
+                ET.SubElement(case, "skipped", type="pytest.{}".format(t["outcome"]), message=message)
     for k, v in totals.items():
         root.set(k, str(v))
-    root.set("time", "%.3f" % total_time)
+    root.set("time", f"{total_time:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -88,13 +88,13 @@ class Feed:
             self._wind_down()
         except (LinkError, TonusError) as e:
             self.error = e
-            self._say("the link to the device failed: %s" % e)
+            self._say(f"the link to the device failed: {e}")
         except Exception as e:  # a bug: the command raises it; the pages and the recording say so
             self.error = e
-            self._say("the live view stopped on an error: %r" % e)
+            self._say(f"the live view stopped on an error: {e!r}")
         finally:
             self._close_recording(
-                "the live view closed" if self.error is None else "link failed: %s" % self.error
+                "the live view closed" if self.error is None else f"link failed: {self.error}"
             )
 
     def _take(self, item):
@@ -104,7 +104,7 @@ class Feed:
             except TonusError as e:
                 self.recorder = None
                 self.view.recording_error = str(e)
-                self._say("the recording stopped: %s" % e)
+                self._say(f"the recording stopped: {e}")
         msg = self.view.feed(item)
         if isinstance(item, EmgFrame):
             msg["h"] = round(time.time() * 1000, 1)
@@ -145,7 +145,7 @@ class Feed:
                 self.view.started(c.info().unwrap())
             return self._answer(r, "session started")
         if name in ("pause", "resume", "stop"):
-            return self._answer(getattr(c, "session_" + name)(), "session: %s" % name)
+            return self._answer(getattr(c, "session_" + name)(), f"session: {name}")
         if name == "clear":
             return self._answer(c.fault_clear(), "fault cleared")
         if name == "level":
@@ -160,7 +160,7 @@ class Feed:
             return self._answer(r, "")
         if name == "marker":
             return self._marker(cmd.get("text"))
-        return False, "unknown command %r" % (name,)
+        return False, f"unknown command {name!r}"
 
     def _answer(self, r, text):
         return (True, text) if r.ok else (False, str(DeviceRefused(r)))
@@ -170,7 +170,7 @@ class Feed:
             return False, "a marker needs a note"
         text = " ".join(text.split())[:MARKER_MAX]
         self._take(Marker(self.view.device_ms, text))
-        return True, "marker added: %s" % text
+        return True, f"marker added: {text}"
 
     def _wind_down(self):
         """Leaving: stop a session this computer keeps alive and read it to its end."""

@@ -129,7 +129,7 @@ class ViewServer:
             self._sock.close()
             raise TonusError("cannot serve on %s:%d: %s" % (host, port, e.strerror)) from e
         bound = self._sock.getsockname()
-        shown = "[%s]" % bound[0] if ":" in bound[0] else bound[0]
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.url = "http://%s:%d/%s/" % (shown, bound[1], self.token)
         self._hub = hub
         config = uvicorn.Config(

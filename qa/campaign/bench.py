@@ -34,7 +34,7 @@ class Bench:
         self.path = PROTOCOL_DIR / protocol if not Path(protocol).is_absolute() else Path(protocol)
         doc, problems = therapy_file.load(self.path)
         if problems:
-            raise ValueError("%s: %s" % (self.path, problems))
+            raise ValueError(f"{self.path}: {problems}")
         self.doc = doc
         self.stim_phase = next(p for p in doc["phases"] if p["type"] in ("stimulation", "ets"))
         self.ets = self.stim_phase["type"] == "ets"

@@ -28,7 +28,7 @@ def main(argv=None):
     def progress(r):
         if r.problems:
             failed.append(r)
-            print("FAIL %s" % describe(r), file=sys.stderr)
+            print(f"FAIL {describe(r)}", file=sys.stderr)
 
     results = run(cases, args.jobs, progress)
     print(table(results))

@@ -170,7 +170,7 @@ def invariant_problems(bench, healthy_until_us):
     problems += ramp_problems(bench)
     for p in trace:
         if p.t_us < healthy_until_us and not p.cut and abs(p.net_nc) > 0.01 * abs(p.q1_nc) + 0.1:
-            problems.append("net charge %.2f nC in the pulse at %.3f s" % (p.net_nc, p.t_us / 1e6))
+            problems.append(f"net charge {p.net_nc:.2f} nC in the pulse at {p.t_us / 1e6:.3f} s")
             break
     if bench.sim.board.fs_writes_while_output_on:
         problems.append("%d storage writes with the output on" % bench.sim.board.fs_writes_while_output_on)

@@ -86,23 +86,25 @@ def _per_pulse(bench, case, t_inj, problems):
     code = tripped[0][1] if tripped else 0
     if first is None:
         if code:
-            problems.append("tripped %s although no pulse showed the fault" % faults.name(code))
+            problems.append(f"tripped {faults.name(code)} although no pulse showed the fault")
         return None, code
     p, want = first
     if not code:
         problems.append(
-            "a faulty pulse at %.3f s (%s) did not trip"
-            % (p.t_us / 1e6, "/".join(faults.name(c) for c in want))
+            "a faulty pulse at {:.3f} s ({}) did not trip".format(
+                p.t_us / 1e6, "/".join(faults.name(c) for c in want)
+            )
         )
         return None, 0
     if code not in want:
         problems.append(
-            "tripped %s; the pulse called for %s"
-            % (faults.name(code), "/".join(faults.name(c) for c in want))
+            "tripped {}; the pulse called for {}".format(
+                faults.name(code), "/".join(faults.name(c) for c in want)
+            )
         )
     expected = FAULTS[case.fault].codes
     if code not in expected:
-        problems.append("tripped %s, expected %s" % (faults.name(code), faults.name(expected[0])))
+        problems.append(f"tripped {faults.name(code)}, expected {faults.name(expected[0])}")
     if case.fault == "charge_imbalance" and abs(p.net_nc) <= 0.01 * abs(p.q1_nc) + 0.1:
         problems.append("the unbalanced pulse at %.3f s left no net charge" % (p.t_us / 1e6))
     if off is None or off >= p.t_us + bench.period_us:
@@ -150,9 +152,9 @@ def _timed(bench, case, t_ref, deadline, problems, extra):
         tripped = bench.faults_after(t_ref)
         code = tripped[0][1] if tripped else 0
     if fault.codes and code not in fault.codes:
-        problems.append("fault %s reported, expected %s" % (faults.name(code), faults.name(fault.codes[0])))
+        problems.append(f"fault {faults.name(code)} reported, expected {faults.name(fault.codes[0])}")
     if not fault.codes and code:
-        problems.append("fault %s reported where none is detectable" % faults.name(code))
+        problems.append(f"fault {faults.name(code)} reported where none is detectable")
     return reaction, code
 
 
@@ -172,7 +174,7 @@ def _flagged(bench, case, t_ref, problems, extra):
         problems.append("%d ETS triggers while the EMG was flagged" % len(triggers))
     tripped = bench.faults_after(t_ref)
     if tripped:
-        problems.append("fault %s on a flagged EMG" % faults.name(tripped[0][1]))
+        problems.append(f"fault {faults.name(tripped[0][1])} on a flagged EMG")
     _to_the_end(bench, case, problems)
 
 
@@ -195,7 +197,7 @@ def _to_the_end(bench, case, problems):
     if not done:
         problems.append("the session did not finish on time")
     if bench.faults_after(0):
-        problems.append("fault %s in a session without one" % faults.name(bench.faults_after(0)[0][1]))
+        problems.append(f"fault {faults.name(bench.faults_after(0)[0][1])} in a session without one")
     return None if off is None else off - end
 
 
@@ -217,7 +219,7 @@ def _after(bench, case, code, problems):
         rec = bench.sim.board.flash.read("fault")
         stored = record.unpack(rec) if rec is not None else None
         if not isinstance(stored, dict) or stored.get(0) != code:
-            problems.append("no FAULT record of %s in flash" % faults.name(code))
+            problems.append(f"no FAULT record of {faults.name(code)} in flash")
     bench.rig.power_cycle()
     bench.run_for(200)
     if bench.rig.output_on() or any(t > bench.sim.boots[-1][0] for t, on in bench.out.changes if on):
@@ -229,12 +231,12 @@ def _after(bench, case, code, problems):
         return
     if latched:
         if info.fault is None or info.fault.code != code or info.state != "FAULT":
-            problems.append("%s not latched after a power cycle" % faults.name(code))
+            problems.append(f"{faults.name(code)} not latched after a power cycle")
         r = c.session_start(keep_alive=False)
         if r.ok or r.name != "FAULT_LATCHED":
             problems.append("a start was not refused with the fault latched")
     elif info.fault is not None:
-        problems.append("fault %s latched where none should be" % info.fault.name)
+        problems.append(f"fault {info.fault.name} latched where none should be")
     if info.protocol is None:
         problems.append("the approved protocol was lost")
     page = c.log_read(0)
@@ -248,7 +250,7 @@ def _after(bench, case, code, problems):
             return
         entry = page.entries[-1]
         if code and code not in entry.get(m.LOG_FAULTS, ()):
-            problems.append("the log entry does not list %s" % faults.name(code))
+            problems.append(f"the log entry does not list {faults.name(code)}")
         if entry.get(m.LOG_MAX_UA, 0) > bench.limit_ua:
             problems.append("the log says %d µA, above the limit" % entry[m.LOG_MAX_UA])
 

@@ -223,14 +223,14 @@ class Serial(SerialBase):
                     # the receive ring is full: the device must read before the host can go on
                     if sim.clock.us >= end_us:
                         raise SerialTimeoutException(
-                            "the device took no more bytes for %g s" % (budget_ms / 1000)
+                            f"the device took no more bytes for {budget_ms / 1000:g} s"
                         )
                     sim.run_for(sim.tick_ms)
                     continue
                 delay = sim.clock.wall_delay(sim.next_tick_us)
             if time.monotonic() >= deadline:
                 self._host_leaves()
-                raise SerialTimeoutException("the device took no more bytes for %g s" % (budget_ms / 1000))
+                raise SerialTimeoutException(f"the device took no more bytes for {budget_ms / 1000:g} s")
             time.sleep(delay)
         if sim.clock.speed:
             self._host_leaves()

@@ -75,7 +75,7 @@ def app(app_board, monkeypatch):
         if c.info().unwrap().state == "FAULT":
             c.fault_clear().unwrap()
         yield c
-    assert app_board.state()["resets"] == [], "the board reset: %r" % app_board.state()["resets"]
+    assert app_board.state()["resets"] == [], "the board reset: {!r}".format(app_board.state()["resets"])
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
         3000,
         "the stimulator READY",
     )
-    assert isinstance(ready, StimEvent), "the session latched %s before the stimulator was ready" % ready.name
+    assert isinstance(ready, StimEvent), f"the session latched {ready.name} before the stimulator was ready"
     asked_ns = app_board.state()["t_ns"]
     assert app.stim_level(LEVEL_UA).level_ua == LEVEL_UA
     # on the board's clock: the trial ramps 3 mA in well under 10 s, however loaded this machine is

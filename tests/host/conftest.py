@@ -20,7 +20,7 @@ def chromium_exe():
             done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         exe = shutil.which("chromium")
         if exe is None:
-            pytest.skip("chromium is not installed and apt-get could not install it: %s" % done.stderr[-300:])
+            pytest.skip(f"chromium is not installed and apt-get could not install it: {done.stderr[-300:]}")
     return exe
 
 

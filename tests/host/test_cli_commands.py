@@ -188,7 +188,7 @@ def test_session_run_for_people_in_a_log(capsys, tmp_path):
     assert (
         "session ended DONE (FINISHED) after 10.0 of 10.0 s\nscore: practised 10.0 s, ended finished" in out
     )
-    assert out.rstrip().endswith("saved to %s" % out_file) and out_file.exists()
+    assert out.rstrip().endswith(f"saved to {out_file}") and out_file.exists()
 
 
 @pytest.mark.req("UX-CLI-1")

@@ -15,9 +15,9 @@ HEALTHY = "sim://?seed=0&speed=0"
 
 def _scenario(tmp_path, action, **fields):
     path = tmp_path / "bench.toml"
-    extra = "".join("%s = %s\n" % (k, v) for k, v in fields.items())
-    path.write_text("[[event]]\nat_ms = 1\naction = '%s'\n%s" % (action, extra))
-    return "%s&scenario=%s" % (HEALTHY, path)
+    extra = "".join(f"{k} = {v}\n" for k, v in fields.items())
+    path.write_text(f"[[event]]\nat_ms = 1\naction = '{action}'\n{extra}")
+    return f"{HEALTHY}&scenario={path}"
 
 
 @pytest.mark.req("UX-SELFTEST-1", "DEV-SELFTEST-1")

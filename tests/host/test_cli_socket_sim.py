@@ -92,8 +92,8 @@ def test_the_hil_suite_runs_against_a_socket_target_and_skips_with_reasons(sim_u
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "failed" not in r.stdout and " passed" in r.stdout
-    assert "target %s lacks rig" % sim_url in r.stdout
-    assert "target %s lacks fast_time" % sim_url in r.stdout
+    assert f"target {sim_url} lacks rig" in r.stdout
+    assert f"target {sim_url} lacks fast_time" in r.stdout
 
 
 def _session_run(url, *extra):
@@ -110,7 +110,7 @@ def _session_run(url, *extra):
         if line.startswith("ARMED -> RUNNING"):
             return proc
     proc.kill()
-    pytest.fail("the session never ran: %s" % proc.stderr.read())
+    pytest.fail(f"the session never ran: {proc.stderr.read()}")
 
 
 @pytest.mark.req("UX-CLI-1", "SES-RUN-1")

@@ -88,7 +88,7 @@ def test_edf_reads_back_with_labels_units_rates_values_and_annotations(stim_reco
         # the patient field holds the pseudonym only; the equipment names the device
         head = out.read_bytes()[:168].decode("ascii")
         assert head[8:88].split() == ["P-0042", "X", "X", "X"]
-        assert head[88:168].split()[-1] == "tonus_%s_fw%s" % (rec.serial, rec.header["firmware_version"])
+        assert head[88:168].split()[-1] == "tonus_{}_fw{}".format(rec.serial, rec.header["firmware_version"])
         start = rec.wall_time(sig.first_index / 2000).astimezone().replace(tzinfo=None, microsecond=0)
         assert r.getStartdatetime() == start
         onsets, durations, texts = r.readAnnotations()
@@ -191,7 +191,7 @@ def test_an_artefact_on_the_rail_is_clipped_to_the_emgs_range_and_annotated(stim
         onsets, durations, texts = r.readAnnotations()
     assert limit == clean_limit < 100  # the rail does not cost the EMG its resolution
     np.testing.assert_allclose(emg, np.resize([limit, -limit], hit.count), atol=2 * limit / 65535)
-    k = list(texts).index("EMG clipped at +-%g uV" % limit)
+    k = list(texts).index(f"EMG clipped at +-{limit:g} uV")
     assert onsets[k] == pytest.approx(a / 2000, abs=1e-4) and durations[k] == pytest.approx(hit.count / 2000)
 
 

