@@ -5,8 +5,9 @@ allocations with gc.mem_alloc() exactly as the board does, so it is the proxy
 for "0 B per pass" until the emulated RP2040 confirms it; it says nothing
 about time. The real Controller runs on tests/dual's FakeHal, greeted and
 streaming EMG at 2 kHz (a stream frame every 5 passes): idle, and in the
-EMG-triggered stimulation phase of a signed protocol with bursts firing. Printed: bytes per pass over 2000 passes
-(10 s of board time), after a warm-up, for each case.
+EMG-triggered stimulation phase of a signed protocol with bursts firing.
+Printed: bytes per pass over 2000 passes (10 s of board time), after a
+warm-up, for each case.
 
     .venv/bin/python -m benchmarks.alloc_per_pass
 """
@@ -65,7 +66,8 @@ assert request(hal, ctrl, host, m.STIM_LEVEL, level_ua=8000)[0] == m.RESPONSE
 hal.amplitude_dv = 3000  # contractions above the threshold: bursts trigger
 quiet(hal)
 measure("ETS phase, streaming EMG", hal, ctrl)
-print("stimulator state %s, ETS triggers %d, pulses %d" % (m.STIM_NAMES[ctrl.stim.state], ctrl.stim.triggers, ctrl.stim.pulses))
+print("stimulator state %s, ETS triggers %d, pulses %d"
+      % (m.STIM_NAMES[ctrl.stim.state], ctrl.stim.triggers, ctrl.stim.pulses))
 print("(a stimulator state change sends an EVENT frame through the general encoder: it allocates)")
 print("frames sent:", sent[0])
 """

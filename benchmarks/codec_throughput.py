@@ -76,17 +76,21 @@ def main():
     table, payload_len, frame_len = rows(frame_workload.stream_frame())
     # the C extension's functions are builtins; the pure-Python fallback's are not
     c_ext = "C extension" if type(cbor2.loads).__name__ == "builtin_function_or_method" else "pure Python"
-    print("typical stream frame: 50 samples, payload %d B, on the wire %d B" % (payload_len, frame_len))
-    print("CPU µs per frame, min / median of %d repeats; cbor2 runs as %s" % (args.repeats, c_ext))
-    print("%-32s %21s %21s %12s" % ("", "ours (portable Python)", "C (cbor2 / cobs)", "ours / C"))
+    print(f"typical stream frame: 50 samples, payload {payload_len:d} B, on the wire {frame_len:d} B")
+    print(f"CPU µs per frame, min / median of {args.repeats:d} repeats; cbor2 runs as {c_ext}")
+    print(
+        "{!s:<32} {!s:>21} {!s:>21} {!s:>12}".format(
+            "", "ours (portable Python)", "C (cbor2 / cobs)", "ours / C"
+        )
+    )
     for label, ours, theirs, fn_args in table:
         o = cputime.per_call(ours, fn_args, args.repeats)
         t = cputime.per_call(theirs, fn_args, args.repeats)
         print(
-            "%-32s %s / %s %s / %s %12.1f"
-            % (label, cputime.us(o[0]), cputime.us(o[1]), cputime.us(t[0]), cputime.us(t[1]), o[0] / t[0])
+            f"{label!s:<32} {cputime.us(o[0])} / {cputime.us(o[1])} {cputime.us(t[0])} / "
+            f"{cputime.us(t[1])} {o[0] / t[0]:12.1f}"
         )
-    print("a 2 kHz stream is %d frames/s" % (2000 // 50))
+    print(f"a 2 kHz stream is {2000 // 50:d} frames/s")
     print("RP2040 figures for the device's side: benchmarks/pico_*.py (emulated RP2040), not these.")
 
 

@@ -43,7 +43,7 @@ def cases():
         ("Ed25519 verify, empty message (RFC 8032 TEST 1)", ed25519.verify, short),
         ("Ed25519 verify, 1023-byte message (TEST 1024)", ed25519.verify, long_),
         ("SHA-512 of 1 KiB", lambda m: sha512(m).digest(), (kb,)),
-        ("COSE_Sign1 verify of a signed protocol (%d B)" % len(signed), cose.verify_sign1, (signed, keys)),
+        (f"COSE_Sign1 verify of a signed protocol ({len(signed):d} B)", cose.verify_sign1, (signed, keys)),
     )
 
 
@@ -89,14 +89,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=cputime.REPEATS)
     args = ap.parse_args()
-    print("pure Python on CPython, CPU ms per operation, min / median of %d repeats" % args.repeats)
+    print(f"pure Python on CPython, CPU ms per operation, min / median of {args.repeats:d} repeats")
     for label, fn, fn_args in cases():
         best, median = cputime.per_call(fn, fn_args, args.repeats)
-        print("  %-50s %9.3f / %9.3f" % (label, best * 1000, median * 1000))
+        print(f"  {label!s:<50} {best * 1000:9.3f} / {median * 1000:9.3f}")
     n, cpu = _upload_on_the_simulator()
     print(
-        "whole upload + device verification of a %d-byte signed protocol, in-process simulator: %.0f ms CPU"
-        % (n, cpu * 1000)
+        f"whole upload + device verification of a {n:d}-byte signed protocol, in-process simulator: "
+        f"{cpu * 1000:.0f} ms CPU"
     )
     print("RP2040 verification time: benchmarks/pico_*.py (emulated RP2040), not estimated here.")
 

@@ -219,13 +219,7 @@ def _pct(values, p):
 def _dist(values, unit="µs"):
     if not values:
         return "none"
-    return "p50 %s, p99 %s, max %s %s (n=%d)" % (
-        _pct(values, 50),
-        _pct(values, 99),
-        max(values),
-        unit,
-        len(values),
-    )
+    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values):d})"
 
 
 def board_script(passes):
@@ -327,8 +321,9 @@ def report_passes(out):
     for k in ("emg_plain_us_per_sample", "emg_viper_us_per_sample"):
         if k in figs:
             print(
-                "  EMG kernel %-6s             %s µs/sample (%.1f %% of the 500 µs at 2 kHz)"
-                % (k.split("_")[1], figs[k], float(figs[k]) / 5)
+                "  EMG kernel {!s:<6}             {} µs/sample ({:.1f} % of the 500 µs at 2 kHz)".format(
+                    k.split("_")[1], figs[k], float(figs[k]) / 5
+                )
             )
     print("  COSE_Sign1 (Ed25519) verify:  {} ms".format(figs["cose_verify_ms"]))
     ns = figs.get("estop_to_off_ns", "None")
@@ -374,11 +369,12 @@ def measure_stimulation(stim_s):
             pulses = pico.request("pulses")["pulses"]
             resets = pico.state()["resets"]
     print(
-        "streaming at 2 kHz with stimulation (%s s of board time, %d pulses, last at %d µA):"
-        % (stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0)
+        "streaming at 2 kHz with stimulation ({} s of board time, {:d} pulses, last at {:d} µA):".format(
+            stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0
+        )
     )
     print(f"  keepalive gap (output hold):  {_dist([round(g) for g in gaps])}")
-    print("  output-stage lapses:          %d; resets: %d" % (s["out"]["lapses"], len(resets)))
+    print("  output-stage lapses:          {:d}; resets: {:d}".format(s["out"]["lapses"], len(resets)))
 
 
 def main(argv=None):

@@ -44,7 +44,8 @@ elif kind == "edf-bare":  # pyEDFlib alone writing the export's three signals, a
     emg = np.nan_to_num(sig.emg_uv)
     env, stim = export._decimate(sig.envelope_uv, 50), export._decimate(sig.stim_ma, 50)
     heads = [export._signal_header(n, u, r, lo, hi, "") for n, u, r, lo, hi in
-             (("EMG", "uV", 2000, -2000, 2000), ("EMG envelope", "uV", 40, 0, 100), ("Stim current", "mA", 40, 0, 100))]
+             (("EMG", "uV", 2000, -2000, 2000), ("EMG envelope", "uV", 40, 0, 100),
+              ("Stim current", "mA", 40, 0, 100))]
     t = time.process_time()
     w = pyedflib.EdfWriter(out, 3, pyedflib.FILETYPE_EDFPLUS)
     w.setSignalHeaders(heads)
@@ -109,21 +110,25 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(
-            "report of N sessions of %g minutes (CPU time: min / median of %d; peak resident set)"
-            % (args.minutes, args.repeats)
+            f"report of N sessions of {args.minutes:g} minutes (CPU time: min / median of "
+            f"{args.repeats:d}; peak resident set)"
         )
-        print("%9s %9s %9s %14s %9s" % ("sessions", "min s", "median s", "added s/sess.", "peak MB"))
+        print(
+            "{!s:>9} {!s:>9} {!s:>9} {!s:>14} {!s:>9}".format(
+                "sessions", "min s", "median s", "added s/sess.", "peak MB"
+            )
+        )
         marginal = []
         peak = 0.0
         last = None
         for n in args.sessions:
-            folder = make_folder(tmp / ("n%d" % n), n, args.minutes)
+            folder = make_folder(tmp / (f"n{n:d}"), n, args.minutes)
             lo, med, mb = measure("report", folder, tmp / "report.html", args.repeats)
             peak = max(peak, mb)
             added = "" if last is None else "%.3f" % ((lo - last[1]) / (n - last[0]))
             if last is not None:
                 marginal.append((lo - last[1]) / (n - last[0]))
-            print("%9d %9.2f %9.2f %14s %9.1f" % (n, lo, med, added, mb))
+            print(f"{n:9d} {lo:9.2f} {med:9.2f} {added!s:>14} {mb:9.1f}")
             last = (n, lo)
         if len(marginal) > 1:
             # the time each added session costs, between consecutive sizes: equal when time is linear
@@ -132,20 +137,23 @@ def main(argv=None):
                 % (max(marginal) / min(marginal))
             )
         print(
-            "report goal <= %d MB for %d sessions: %s (%.1f MB)"
-            % (REPORT_GOAL_MB, max(args.sessions), "met" if peak <= REPORT_GOAL_MB else "NOT met", peak)
+            "report goal <= {:d} MB for {:d} sessions: {} ({:.1f} MB)".format(
+                REPORT_GOAL_MB, max(args.sessions), "met" if peak <= REPORT_GOAL_MB else "NOT met", peak
+            )
         )
-        one = min((tmp / ("n%d" % args.sessions[0])).glob("*.tonus"))  # the first: a finished session
+        one = min((tmp / (f"n{args.sessions[0]:d}")).glob("*.tonus"))  # the first: a finished session
         print(f"\nexport of one {args.minutes:g}-minute recording ({one.stat().st_size / 1e6:.1f} MB)")
-        print("%9s %9s %9s %9s" % ("format", "min s", "median s", "peak MB"))
+        print("{!s:>9} {!s:>9} {!s:>9} {!s:>9}".format("format", "min s", "median s", "peak MB"))
         cpu = {}
         for kind, suffix in (("edf", ".edf"), ("csv", ".csv"), ("edf-bare", ".edf")):
             lo, med, mb = measure(kind, one, tmp / ("x" + suffix), args.repeats)
             cpu[kind] = lo
             goal = ""
             if kind != "edf-bare":
-                goal = "   goal <= %d MB: %s" % (EXPORT_GOAL_MB, "met" if mb <= EXPORT_GOAL_MB else "NOT met")
-            print("%9s %9.2f %9.2f %9.1f%s" % (kind, lo, med, mb, goal))
+                goal = "   goal <= {:d} MB: {}".format(
+                    EXPORT_GOAL_MB, "met" if mb <= EXPORT_GOAL_MB else "NOT met"
+                )
+            print(f"{kind!s:>9} {lo:9.2f} {med:9.2f} {mb:9.1f}{goal}")
         print(
             "edf-bare: pyEDFlib alone writing the same three signals from arrays made beforehand (not timed)"
         )

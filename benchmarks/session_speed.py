@@ -93,7 +93,7 @@ def session(url, minutes, server_cpu=None):
 
 def _proc_cpu(pid):
     """CPU seconds (user + system) of process pid, from /proc (Linux)."""
-    with open("/proc/%d/stat" % pid) as f:
+    with open(f"/proc/{pid:d}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -106,7 +106,7 @@ def _served(minutes):
         url = server.stdout.readline().strip()
         if not url.startswith("socket://"):
             raise RuntimeError("tonus sim did not start")
-        cpu = (lambda: _proc_cpu(server.pid)) if os.path.exists("/proc/%d/stat" % server.pid) else None
+        cpu = (lambda: _proc_cpu(server.pid)) if os.path.exists(f"/proc/{server.pid:d}/stat") else None
         return session(url, minutes, cpu)
     finally:
         server.terminate()
@@ -116,18 +116,14 @@ def _served(minutes):
 def _report(title, runs, sim_s, server):
     print(title)
     for i, r in enumerate(runs):
-        line = "  run %d: %d frames, %d samples, %d dropped samples, %d lost frames" % (
-            i + 1,
-            r["frames"],
-            r["samples"],
-            r["dropped_samples"],
-            r["lost_frames"],
+        line = "  run {:d}: {:d} frames, {:d} samples, {:d} dropped samples, {:d} lost frames".format(
+            i + 1, r["frames"], r["samples"], r["dropped_samples"], r["lost_frames"]
         )
         print(line + ", bytes sha256 {}".format(r["digest"][:16]))
 
     def row(label, key):
         xs = [sim_s / r[key] for r in runs]
-        print("  %-44s min %7.1f  median %7.1f  (x real time)" % (label, min(xs), statistics.median(xs)))
+        print(f"  {label!s:<44} min {min(xs):7.1f}  median {statistics.median(xs):7.1f}  (x real time)")
 
     if server:
         row("simulator process, per CPU second", "server_cpu")

@@ -46,9 +46,9 @@ def protocol(folder, minutes):
     relax_s = max(60, int(minutes * 60) - 120)
     phases = (
         '[[phase]]\ntype = "baseline"\nduration_s = 60\n\n'
-        '[[phase]]\ntype = "relaxation"\nduration_s = %d\ntarget_percent = 80\nhold_s = 10\n'
+        f'[[phase]]\ntype = "relaxation"\nduration_s = {relax_s:d}\ntarget_percent = 80\nhold_s = 10\n'
         "tone_margin_percent = 100\n\n"
-        '[[phase]]\ntype = "baseline"\nduration_s = 60\n' % relax_s
+        '[[phase]]\ntype = "baseline"\nduration_s = 60\n'
     )
     path = Path(folder) / "bench.toml"
     path.write_text(head + phases, encoding="utf-8")
@@ -102,19 +102,23 @@ def run(args):
                     ages[i] + (shown - got) for i, got, shown in stamps if i in ages and shown >= got
                 ]
                 print(
-                    "sample-to-screen latency over %d redraws in real time (%d s):"
-                    % (len(latencies), args.latency_s)
+                    f"sample-to-screen latency over {len(latencies):d} redraws in real time "
+                    f"({args.latency_s:d} s):"
                 )
                 print(
-                    f"  p50 {percentile(latencies, 0.5):.1f} ms   p99 {percentile(latencies, 0.99):.1f} ms   max {max(latencies):.1f} ms   (goal: p99 <= 100 ms)"
+                    f"  p50 {percentile(latencies, 0.5):.1f} ms   p99 "
+                    f"{percentile(latencies, 0.99):.1f} ms   max {max(latencies):.1f} ms   (goal: "
+                    "p99 <= 100 ms)"
                 )
                 print(
-                    f"  of which device to host p50 {statistics.median(ages[i] for i, _g, _s in stamps if i in ages):.1f} ms, host to screen p50 {statistics.median(s - g for _i, g, s in stamps):.1f} ms"
+                    "  of which device to host p50 "
+                    f"{statistics.median(ages[i] for i, _g, _s in stamps if i in ages):.1f} ms, host "
+                    f"to screen p50 {statistics.median(s - g for _i, g, s in stamps):.1f} ms"
                 )
 
-                print("  frames the device could not send meanwhile: %d" % c.missed[m.STREAM])
+                print(f"  frames the device could not send meanwhile: {c.missed[m.STREAM]:d}")
                 sim.clock.set_speed(args.speed)
-                print("\nthe page over a %d-minute session at %gx real time:" % (args.minutes, args.speed))
+                print(f"\nthe page over a {args.minutes:d}-minute session at {args.speed:g}x real time:")
                 print("  device min   page busy (s per wall s)   JS heap MB   page frames")
                 last_busy, last_wall = _busy(cdp), time.monotonic()
                 next_min = (feed.view.tracker.elapsed_ms // 60000 // args.every + 1) * args.every
@@ -125,8 +129,9 @@ def run(args):
                         heap = _metric(cdp, "JSHeapUsedSize") / 1e6
                         frames = page.evaluate("window.tonus.live.stats.frames")
                         print(
-                            "  %10.0f   %24.3f   %10.1f   %11d"
-                            % (elapsed_min, (busy - last_busy) / max(now - last_wall, 1e-9), heap, frames)
+                            f"  {elapsed_min:10.0f}   "
+                            f"{(busy - last_busy) / max(now - last_wall, 1e-9):24.3f}   {heap:10.1f} "
+                            f"  {frames:11d}"
                         )
                         last_busy, last_wall = busy, now
                         next_min += args.every
@@ -140,19 +145,15 @@ def run(args):
     frames = recording.frames
     unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in zip(frames, frames[1:]))
     print(
-        "frames: %d delivered by the link, %d in the recording (missing from it: %d); "
-        "the device could not send %d (the link counted %d)"
-        % (
-            feed.view.tracker.frames,
-            len(frames),
-            feed.view.tracker.frames - len(frames),
-            unsent,
-            c.missed[m.STREAM],
-        )
+        f"frames: {feed.view.tracker.frames:d} delivered by the link, {len(frames):d} in the "
+        f"recording (missing from it: {feed.view.tracker.frames - len(frames):d}); "
+        f"the device could not send {unsent:d} (the link counted {c.missed[m.STREAM]:d})"
     )
     print(
-        "the page: %d frames shown; %d missing in what it got, of which %d it skipped while behind "
-        "and the rest the device could not send" % (stats["frames"], stats["missed"], stats["behind"])
+        (
+            "the page: {:d} frames shown; {:d} missing in what it got, of which {:d} it skipped while behind "
+            "and the rest the device could not send"
+        ).format(stats["frames"], stats["missed"], stats["behind"])
     )
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -80,9 +80,10 @@ class Blanker:
         return self._f != 0
 
     def apply(self, x, first, n, last, count):
-        """Hold over x[0:n] (samples first..first+n-1) around a train whose count-th pulse began at sample last.
+        """Hold over x[0:n] (samples first..first+n-1) around a pulse train.
 
-        Returns how many samples were held; peak is the largest |x| replaced.
+        The train's count-th pulse began at sample last. Returns how many
+        samples were held; peak is the largest |x| replaced.
         """
         f = self._f
         self.peak = 0

@@ -51,10 +51,11 @@ LED_ADVICE = 7  # the device advises ending the session (long pulses)
 # The loop's budget, measured on the emulated RP2040 (docs/simulator.md,
 # "Pass cost"): a pass with the output on takes at most PASS_MAX_MS (p99
 # 13.6 ms measured) and a garbage collection pauses at most GC_MAX_MS (25.3 ms
-# with the firmware's live heap, 37.6 ms for the first one after boot). The loop collects at one point, between two
-# keepalives (collect()), and allocates nothing per pass in steady state, so
-# the heap does not run out inside a pass while the output is on: the longest
-# gap between keepalives is a pass or a collection, not both.
+# with the firmware's live heap, 37.6 ms for the first one after boot). The
+# loop collects at one point, between two keepalives (collect()), and
+# allocates nothing per pass in steady state, so the heap does not run out
+# inside a pass while the output is on: the longest gap between keepalives is
+# a pass or a collection, not both.
 PASS_MAX_MS = 20
 GC_MAX_MS = 40
 # Output stage: the dynamic enable (a charge pump on the board, a timer in the
@@ -190,7 +191,7 @@ class Hal:
         raise NotImplementedError
 
     def wdt_left_ms(self):
-        """Milliseconds before the watchdog resets the board, as the hardware counts them; -1 if it is not running."""
+        """Milliseconds until the watchdog resets the board, as the hardware counts them; -1 if it is off."""
         raise NotImplementedError
 
     def reset(self):

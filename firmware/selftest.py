@@ -116,7 +116,7 @@ class Selftest:
         return {"started": True}
 
     def step(self, now):
-        """One stage's work for this loop pass; an exception ends the test with the output off, then propagates."""
+        """One stage's work for this pass; an exception ends the test with the output off, then propagates."""
         st = self.stage
         if st == _IDLE:
             return
@@ -175,7 +175,7 @@ class Selftest:
 
     def _load_in(self):
         hal = self._hal
-        ua = TEST_UA if TEST_UA < hal.hw_max_ua else hal.hw_max_ua
+        ua = TEST_UA if hal.hw_max_ua > TEST_UA else hal.hw_max_ua
         self._ua = ua
         if hal.dummy_load_ohm <= 0:
             self._current_failed(m.WHY_NO_DUMMY_LOAD)

@@ -138,7 +138,7 @@ class Stimulator:
         self._hal.stim_configure(phase["frequency_hz"], phase["pulse_width_us"], phase["interphase_gap_us"])
         if not self._safety.request_output(session_running):
             return
-        self._command(CHECK_UA if CHECK_UA < self.limit_ua else self.limit_ua)
+        self._command(CHECK_UA if self.limit_ua > CHECK_UA else self.limit_ua)
         self._hal.stim_start()
         self._last_pulse_ms = now
         self._set(m.STIM_CHECK, now)

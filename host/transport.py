@@ -44,9 +44,9 @@ def hexdump(data, limit=256):
         chunk = shown[off : off + 16]
         hexes = " ".join(f"{b:02x}" for b in chunk)
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        rows.append("  %04x  %-47s  |%s|" % (off, hexes, text))
+        rows.append(f"  {off:04x}  {hexes!s:<47}  |{text}|")
     if len(data) > limit:
-        rows.append("  ... %d more bytes" % (len(data) - limit))
+        rows.append(f"  ... {len(data) - limit:d} more bytes")
     return "\n".join(rows)
 
 

@@ -22,9 +22,7 @@ def upload(open_client, signed, progress=None):
     connection, up to ATTEMPTS times. progress(sent, total) reports bytes.
     """
     if len(signed) > m.UPLOAD_MAX:
-        raise TonusError(
-            "a signed protocol is at most %d bytes; this one has %d" % (m.UPLOAD_MAX, len(signed))
-        )
+        raise TonusError(f"a signed protocol is at most {m.UPLOAD_MAX:d} bytes; this one has {len(signed):d}")
     digest = hashlib.sha256(signed).digest()
     last = None
     for _ in range(ATTEMPTS):
@@ -33,7 +31,7 @@ def upload(open_client, signed, progress=None):
                 return _send(client, signed, digest, progress)
         except LinkError as e:
             last = e  # the connection dropped: reconnect and resume
-    raise TonusError("the upload did not complete after %d connections: %s" % (ATTEMPTS, last))
+    raise TonusError(f"the upload did not complete after {ATTEMPTS:d} connections: {last}")
 
 
 def _send(client: Client, signed, digest, progress):

@@ -46,9 +46,9 @@ def main(argv=None):
                 img = (
                     Image.open(io.BytesIO(png)).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
                 )
-                path = out / ("report-%d.png" % width)
+                path = out / (f"report-{width:d}.png")
                 img.save(path, optimize=True)
-                print("%s (%d x %d, %d kB)" % (path, width, height, path.stat().st_size // 1024))
+                print(f"{path} ({width:d} x {height:d}, {path.stat().st_size // 1024:d} kB)")
             browser.close()
 
 

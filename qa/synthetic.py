@@ -167,7 +167,7 @@ class _Clock:
 
 
 def stub(path, started=None):
-    """A recording of a start the device refused: a header, one state event, the end mark; no EMG, no scores."""
+    """A recording of a refused start: a header, one state event, the end mark; no EMG, no scores."""
     started = started or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     with recording.Recorder(path, info(), clock=_Clock(), wall=started.timestamp) as rec:
         rec(StateChanged(0, "IDLE", "IDLE", "CHECKS_FAILED", 1000))

@@ -138,8 +138,7 @@ def _message(report):
         crash = getattr(longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(longrepr or "")
     text = text.strip()
-    if text.startswith("Skipped: "):
-        text = text[len("Skipped: ") :]
+    text = text.removeprefix("Skipped: ")
     return text[:_MESSAGE_MAX]
 
 
@@ -262,7 +261,7 @@ class TracePlugin:
             "started": self.started,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "whole_suite": whole,
-            "python": "%d.%d.%d" % sys.version_info[:3],
+            "python": "{:d}.{:d}.{:d}".format(*sys.version_info[:3]),
             "target": self._target() if any(t["leg"] == "hil" for t in ran) else None,
             "operator": provenance.operator(),
             "git": provenance.git_state(root),
@@ -300,11 +299,8 @@ class TracePlugin:
             if self.nested
             else os.path.relpath(os.path.join(self.dir, render.FILES["md"]))
         )
-        line = "traceability: %s (%d requirements, %d untested; gate %s)" % (
-            where,
-            len(rows),
-            untested,
-            "off" if not self.gate else ("FAILED" if self.verdict else "passed"),
+        line = "traceability: {} ({:d} requirements, {:d} untested; gate {})".format(
+            where, len(rows), untested, "off" if not self.gate else ("FAILED" if self.verdict else "passed")
         )
         tr.write_line(line)
         if self.verdict:

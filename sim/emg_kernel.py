@@ -61,7 +61,7 @@ def _python_function(path):
     # numba freezes globals into the compiled code; a cached copy reloads by this module's name.
     # viper's int(word) is a machine word: a signed 64-bit one here, whatever the load's type
     namespace = dict(consts, __name__=__name__, int=np.int64)
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)
     return namespace["run"]
 
 

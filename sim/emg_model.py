@@ -233,7 +233,8 @@ def _shape(scale, rate_hz):
 
 
 def _mixing(shapes, band, rate_hz):
-    """Unit-RMS gains of the two spectra, the compressed one's weight against the mix's median ratio, fresh median."""
+    """The two spectra's unit-RMS gains, the compressed one's weight against the mix's median ratio,
+    and the fresh median."""
     psd = []
     gains = []
     for sos in shapes:

@@ -310,7 +310,7 @@ class OutputStage:
             s[H.SENSE_MV] = round(mv)
 
     def _into_electrode(self, amps, amps2, ts, d1, dg, d2):
-        """One pulse into the electrode-tissue load: (charge of each phase C, voltage at the first's end V)."""
+        """One pulse into the electrode-tissue load: (each phase's charge C, the first's end voltage V)."""
         self._idle(ts)
         q1, x, i_end = self._phase(amps, self._x, d1 * 1e-6)
         volts = i_end * self._rs + x
@@ -403,7 +403,7 @@ class OutputStage:
         self._x = 0.0
 
     def current_ua(self, set_ua):
-        """Current at a phase's leading edge into a discharged load: 0 when disabled, capped by hardware and compliance."""
+        """Leading-edge current into a discharged load: 0 when disabled, capped by hardware and compliance."""
         if not self.enabled:
             return 0
         compliance_ua = COMPLIANCE_V / self._rs * 1e6

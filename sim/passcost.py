@@ -73,7 +73,8 @@ class PassCost:
         self._free = profile.heap_free
         self._collect_calls = 0
         self.passes = 0
-        self.collections = []  # (t_us, pause_us, at): at is "collect" (the firmware's point) or a HAL call name
+        # (t_us, pause_us, at): at is "collect" (the firmware's point) or a HAL call's name
+        self.collections = []
         self.longest_pass_us = 0
         self._reset_pass()
 

@@ -280,7 +280,7 @@ class Patient:
         self._schedule(at, kind, value)
 
     def tense_up(self, percent_per_minute, t_us=None):
-        """From t_us (default: the next sample) the resting tone rises by this % per minute, until a stop tone."""
+        """From t_us (default: the next sample) the resting tone rises this % per minute to a stop tone."""
         if t_us is None:
             at = self._next
         else:

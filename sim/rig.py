@@ -95,7 +95,7 @@ class Rig:
         out.set_sense_drift(percent_per_min, self._sim.clock.us)
 
     def unbalance_phases(self, percent):
-        """The second phase of each pulse delivers percent more than the first (negative: less; 0 heals it)."""
+        """Each pulse's second phase delivers percent more than the first (negative: less; 0 heals it)."""
         self._output().set_phase2_error(percent)
 
     def heal_sense(self):
@@ -135,7 +135,7 @@ class Rig:
         self._sim.patient.hear(TONE_RELAX_HZ, self._sim.clock.us)
 
     def tense_up(self, percent_per_minute):
-        """From now the patient's resting tone rises by this % per minute (0 stops it), until the session ends."""
+        """From now the patient's resting tone rises this % per minute (0 stops it) until the session ends."""
         self._sim.patient.tense_up(percent_per_minute, self._sim.clock.us)
 
     def motion_artefact(self, peak_uv=2000.0):

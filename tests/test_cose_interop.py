@@ -571,7 +571,7 @@ def build_ed25519():
             assert both == TAMING_EQUATIONS[i], (i, both)
             assert (_order(ref_decode(pk)), _order(ref_decode(sg[:32]))) == TAMING_ORDERS[i], i
         case(
-            "Taming the many EdDSAs, case %d" % i,
+            f"Taming the many EdDSAs, case {i:d}",
             pk,
             m,
             sg,

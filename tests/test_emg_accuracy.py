@@ -74,7 +74,8 @@ def check(label, got, ref, report):
     )  # n/a: a steady sine
     report.append(
         f"{label:34} rel err max {rel.max() * 100:6.3f} % mean {np.mean(err / ref) * 100:+7.3f} %"
-        f"  abs max {np.abs(err).max() / 10:5.2f} uV  corr {'   n/a' if np.isnan(corr) else format(corr, '.6f')}"
+        f"  abs max {np.abs(err).max() / 10:5.2f} uV  corr "
+        f"{'   n/a' if np.isnan(corr) else format(corr, '.6f')}"
     )
     assert np.all(np.abs(err) <= tol), (label, float(np.max(np.abs(err) - tol)))
     return corr
@@ -97,7 +98,7 @@ def band_noise(rng, rate, seconds, rms_uv, band=(30, 400)):
 @pytest.mark.req("EMG-CHAIN-2")
 def test_coefficients_are_the_derived_ones_and_realise_the_design():
     d = derive()
-    assert HP == d["hp"] and NOTCH == d["notch"]
+    assert d["hp"] == HP and d["notch"] == NOTCH
     for rate in emg_dsp.RATES_HZ:
         (c1, s1), (c2, s2), (g, sg) = HP[rate]
         a2 = 1 - c2 / 2**s2

@@ -151,7 +151,7 @@ def by_nodeid(results):
 def gate_passing_suite():
     return {
         "tests/test_ok.py": "\n".join(
-            '@pytest.mark.req("%s")\ndef test_%d():\n    pass\n' % (rid, i)
+            f'@pytest.mark.req("{rid}")\ndef test_{i:d}():\n    pass\n'
             for i, rid in enumerate(("S-OK", "S-FAIL", "S-SKIP", "S-NONE"))
         ).join(("import pytest\n", "")),
     }
@@ -276,7 +276,7 @@ def test_gate_fails_a_whole_run_on_safety_requirements_without_a_passing_test(pr
             "1 safety requirement(s) without a passing test:",
             "  S-SKIP Safe but skipped: all 7 tests skipped:",
         ]
-        + ["      tests/test_s.py::test_skipped[%d]: skipped (no rig attached)" % n for n in range(5)]
+        + [f"      tests/test_s.py::test_skipped[{n:d}]: skipped (no rig attached)" for n in range(5)]
         + ["      and 2 more (see the matrix)"]
     )
 
@@ -491,8 +491,8 @@ def pytest_addoption(parser):
 @pytest.fixture
 def target(request):
     request.config.pluginmanager.get_plugin("tonus-trace").record_target({{
-        "url": "sim://fake", "kind": "{kind}", "serial": "E6614C", "board": "pico", "firmware_version": "0.1.0",
-        "image_sha256": "ab" * 32, "image_from": "reported by the device"}})
+        "url": "sim://fake", "kind": "{kind}", "serial": "E6614C", "board": "pico",
+        "firmware_version": "0.1.0", "image_sha256": "ab" * 32, "image_from": "reported by the device"}})
     return request.config.getoption("--target")
 """,
         "tests/test_hil.py": "import pytest\n\n@pytest.mark.req('B-1', 'S-OK')\ndef test_out(target):\n"
@@ -559,7 +559,7 @@ def test_a_requirement_needing_a_board_fails_the_board_gate_when_only_the_simula
 
 @pytest.mark.req("DEV-TRACE-6")
 def test_the_installed_package_works_without_pytest(tmp_path):
-    """host/ is what `pip install tonus` installs: nothing in it imports pytest; tonus-trace runs without it."""
+    """host/ is what `pip install tonus` installs: nothing in it imports pytest, so tonus-trace runs alone."""
     import subprocess
     import sys
 

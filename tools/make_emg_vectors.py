@@ -1,11 +1,11 @@
 """Derive the EMG chain's integer coefficients; write its golden vectors.
 
 Coefficients: the float designs of SciPy (butter(2, 20 Hz, "highpass") and
-iirnotch at emg_dsp.NOTCHES_AT: mains ± 0.4 Hz, Q 10, and 3 x mains, Q 15) rewritten for the delta-form biquads of
-firmware/emg_dsp.py, each rounded to a 15-bit mantissa c with a scale 2**s
-chosen so that c is in [2**14, 2**15): relative precision better than 2**-14,
-and c times a state below 2**29, taken in two 15-bit halves, stays below
-2**30. tests/test_emg_accuracy.py checks the firmware's tables against
+iirnotch at emg_dsp.NOTCHES_AT: mains ± 0.4 Hz, Q 10, and 3 x mains, Q 15)
+rewritten for the delta-form biquads of firmware/emg_dsp.py, each rounded to
+a 15-bit mantissa c with a scale 2**s chosen so that c is in [2**14, 2**15):
+relative precision better than 2**-14, and c times a state below 2**29, taken
+in two 15-bit halves, stays below 2**30. tests/test_emg_accuracy.py checks the firmware's tables against
 derive() and the realised responses against the designs.
 
 Vectors: tests/dual/vectors/emg_chain.json, the exact output of the chain

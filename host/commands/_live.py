@@ -96,8 +96,11 @@ class Tracker:
             self.stim = item
             extra = ""
             if item.state == "READY" and item.impedance_ohm:
-                extra = ", electrode %d Ω" % item.impedance_ohm
-            return f"stimulation {item.state} (level {item.level_ua / 1000:.1f} mA of {item.limit_ua / 1000:.1f} mA{extra})"
+                extra = f", electrode {item.impedance_ohm:d} Ω"
+            return (
+                f"stimulation {item.state} (level {item.level_ua / 1000:.1f} mA of "
+                f"{item.limit_ua / 1000:.1f} mA{extra})"
+            )
         if isinstance(item, SessionSummary):
             self.summary = item
             return "session scored by the device"
@@ -153,7 +156,7 @@ def _bar(value, full, width=_BAR):
 
 def status_line(t):
     clock = f"{t.elapsed_ms / 1000:6.1f} / {t.duration_ms / 1000:.1f} s" if t.duration_ms else "no session"
-    return "%s  %-7s  cue %-8s  EMG %6.1f µV %s%s" % (
+    return "{}  {!s:<7}  cue {!s:<8}  EMG {:6.1f} µV {}{}".format(
         clock,
         t.state,
         t.cue or "-",
@@ -223,7 +226,7 @@ class RichView:
             grid.add_row(
                 "stim",
                 ProgressBar(total=limit, completed=min(t.stim_ua, limit), width=40),
-                "%.1f mA  %s  triggers %d" % (t.stim_ua / 1000, t.stim.state, t.triggers),
+                f"{t.stim_ua / 1000:.1f} mA  {t.stim.state}  triggers {t.triggers:d}",
             )
         grid.add_row("cue", t.cue or "-", "")
         grid.add_row(

@@ -36,7 +36,10 @@ def register(sub):
         "--level",
         type=cliargs.milliamps,
         metavar="MA",
-        help="stimulation level for a protocol with stimulation or ETS phases (the simulated patient has no hands)",
+        help=(
+            "stimulation level for a protocol with stimulation or ETS phases (the simulated patient has "
+            "no hands)"
+        ),
     )
     p.add_argument(
         "--out", metavar="DIR", default="tonus-demo", help="where to save the results (default %(default)s)"
@@ -71,7 +74,7 @@ def run_demo(args):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise file_error(out, e, "create the folder") from e
-    args.port = "sim://?seed=%d&patient=%s&speed=%g" % (args.seed, args.patient, args.speed)
+    args.port = f"sim://?seed={args.seed:d}&patient={args.patient}&speed={args.speed:g}"
     args.protocol = str(protocol)
     args.demo_seconds = None
     args.heartbeat_ms = 1000

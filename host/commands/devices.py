@@ -12,7 +12,7 @@ def run(args):
 
     boards = find_boards()
     if boards:
-        text = "\n".join("%-16s id:%-18s %s" % (b.device, b.serial_number, b.description) for b in boards)
+        text = "\n".join(f"{b.device!s:<16} id:{b.serial_number!s:<18} {b.description}" for b in boards)
     else:
         text = f"no board attached (looking for USB {RASPBERRY_PI_VID:04X}:{MICROPYTHON_PID:04X})"
     emit(args, [b.to_json() for b in boards], text)

@@ -28,11 +28,11 @@ def run(args):
 
     rec = recording.read(args.recording)
     done = export.FORMATS[args.format](rec, args.out)
-    text = "%s: %.1f s of EMG (%d samples%s), %d annotations -> %s" % (
+    text = "{}: {:.1f} s of EMG ({:d} samples{}), {:d} annotations -> {}".format(
         args.format.upper(),
         done.seconds,
         done.samples,
-        ", %d lost in gaps" % done.missing if done.missing else "",
+        f", {done.missing:d} lost in gaps" if done.missing else "",
         done.annotations,
         ", ".join(done.paths),
     )

@@ -73,7 +73,7 @@ class _Bar:
             print(file=sys.stderr)
         self._label = label
         bar = "#" * (24 * done // total) if total else ""
-        print("\r%-10s [%-24s] %d/%d" % (label, bar, done, total), end="", file=sys.stderr, flush=True)
+        print(f"\r{label!s:<10} [{bar!s:<24}] {done:d}/{total:d}", end="", file=sys.stderr, flush=True)
 
 
 def run(args):
@@ -104,8 +104,7 @@ def run(args):
         return 0
     after = result["after"]
     print(
-        "flashed %s: firmware %s, %d files (%d bytes), hash %s"
-        % (
+        "flashed {}: firmware {}, {:d} files ({:d} bytes), hash {}".format(
             after["serial"],
             after["firmware_version"],
             result["files"],

@@ -21,12 +21,8 @@ def describe(i, version):
     fault = "none"
     if i.fault:
         f = i.fault
-        fault = "%s (%d)%s at %d ms, %d since the last clear" % (
-            f.name,
-            f.code,
-            ", latched," if f.latched else "",
-            f.time_ms,
-            f.count,
+        fault = "{} ({:d}){} at {:d} ms, {:d} since the last clear".format(
+            f.name, f.code, ", latched," if f.latched else "", f.time_ms, f.count
         )
     session = "none"
     if i.session:
@@ -41,8 +37,7 @@ def describe(i, version):
     rows = (
         (
             "board",
-            "%s, serial %s, firmware %s, link protocol v%d"
-            % (i.board, i.serial, i.firmware_version, version),
+            f"{i.board}, serial {i.serial}, firmware {i.firmware_version}, link protocol v{version:d}",
         ),
         ("state", i.state),
         ("fault", fault),
@@ -52,25 +47,25 @@ def describe(i, version):
             "protocol",
             "none loaded (demonstration sessions only)"
             if i.protocol is None
-            else "%s v%d for %s, %d of %d sessions left"
-            % (
-                i.protocol.id,
-                i.protocol.sequence,
-                i.protocol.patient,
-                i.protocol.remaining,
-                i.protocol.sessions,
+            else (
+                f"{i.protocol.id} v{i.protocol.sequence:d} for {i.protocol.patient}, "
+                f"{i.protocol.remaining:d} of {i.protocol.sessions:d} sessions left"
             ),
         ),
         (
             "limits",
-            "hardware %d µA, policy %d µA, sessions up to %d s, EMG %d Hz"
-            % (lim.hw_max_ua, lim.policy_max_ua, lim.max_session_s, lim.emg_rate_hz),
+            (
+                f"hardware {lim.hw_max_ua:d} µA, policy {lim.policy_max_ua:d} µA, sessions up to "
+                f"{lim.max_session_s:d} s, EMG {lim.emg_rate_hz:d} Hz"
+            ),
         ),
         (
             "link",
-            "received %d frames (%d dropped, %d refused), sent %d (%d dropped)"
-            % (ln.rx_frames, ln.rx_dropped, ln.rx_refused, ln.tx_frames, ln.tx_dropped),
+            (
+                f"received {ln.rx_frames:d} frames ({ln.rx_dropped:d} dropped, {ln.rx_refused:d} "
+                f"refused), sent {ln.tx_frames:d} ({ln.tx_dropped:d} dropped)"
+            ),
         ),
         ("uptime", "%.3f s" % (i.uptime_ms / 1000)),
     )
-    return "\n".join("%-9s %s" % r for r in rows)
+    return "\n".join("{!s:<9} {}".format(*r) for r in rows)

@@ -21,7 +21,7 @@ def register(sub):
 
 
 def _name(names, i):
-    return names[i] if 0 <= i < len(names) else "UNKNOWN(%d)" % i
+    return names[i] if 0 <= i < len(names) else f"UNKNOWN({i:d})"
 
 
 def entry_json(e):
@@ -83,8 +83,8 @@ def run_pull(args):
     import sys
     from pathlib import Path
 
-    from host.commands._connect import connected, emit
     from host.atomic import file_error
+    from host.commands._connect import connected, emit
     from protocol import codec
 
     out = Path(args.out)
@@ -95,7 +95,7 @@ def run_pull(args):
     def progress(done, total):
         if interactive and total:
             print(
-                "\rreading the log [%-24s] %d/%d" % ("#" * (24 * done // total), done, total),
+                "\rreading the log [{!s:<24}] {:d}/{:d}".format("#" * (24 * done // total), done, total),
                 end="",
                 file=sys.stderr,
                 flush=True,
@@ -113,11 +113,11 @@ def run_pull(args):
     data = [entry_json(e) for e in entries]
     _write(out / "sessions.json", (json.dumps(data, indent=2) + "\n").encode())
     _write(out / "sessions.cbor", codec.dumps({"serial": serial, "entries": list(entries)}))
-    text = "%d sessions from device %s -> %s" % (len(data), serial, out / "sessions.json")
+    text = "{:d} sessions from device {} -> {}".format(len(data), serial, out / "sessions.json")
     if missing:
-        text += "\n%d entries could not be read (damaged log segments: %d); the others are kept" % (
-            len(missing),
-            damaged,
+        text += (
+            f"\n{len(missing):d} entries could not be read (damaged log segments: {damaged:d}); the "
+            "others are kept"
         )
     emit(
         args,

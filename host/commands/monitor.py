@@ -30,7 +30,6 @@ def run(args):
         finally:
             view.close(
                 tracker,
-                "monitored %.1f s of device time, %d EMG frames"
-                % (tracker.streamed_ms / 1000, tracker.frames),
+                f"monitored {tracker.streamed_ms / 1000:.1f} s of device time, {tracker.frames:d} EMG frames",
             )
         c.stream(False)

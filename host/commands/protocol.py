@@ -32,7 +32,7 @@ def _load_checked(path):
     if problems:
         lines = "\n".join(f"  {p}" for p in problems)
         raise TonusError(
-            "%s has %d problem%s:\n%s" % (path, len(problems), "" if len(problems) == 1 else "s", lines)
+            "{} has {:d} problem{}:\n{}".format(path, len(problems), "" if len(problems) == 1 else "s", lines)
         )
     return doc
 
@@ -63,32 +63,32 @@ def run_check(args):
         print(json.dumps({"ok": True, "delivery": report, "calendar": notes}))
         return 0
     print(
-        "%s: %s v%d for %s, probe %s (%.2f cm² per electrode)"
-        % (args.file, doc["id"], doc["sequence"], doc["patient"], report["probe"], report["probe_area_cm2"])
+        "{}: {} v{:d} for {}, probe {} ({:.2f} cm² per electrode)".format(
+            args.file, doc["id"], doc["sequence"], doc["patient"], report["probe"], report["probe_area_cm2"]
+        )
     )
     for row in report["phases"]:
-        line = "  phase %d %-11s %5d s" % (row["phase"], row["type"], row["seconds"])
+        line = "  phase {:d} {!s:<11} {:5d} s".format(row["phase"], row["type"], row["seconds"])
         if "rms_ma" in row:
             line += (
-                "  up to %.1f mA at %d Hz, %d µs: RMS %.2f mA, %.3f mA/cm² (limit 2), %.2f µC/phase (max %.1f mA here)"
-                % (
-                    row["amplitude_max_ma"],
-                    row["frequency_hz"],
-                    row["pulse_width_us"],
-                    row["rms_ma"],
-                    row["rms_density_ma_cm2"],
-                    row["charge_per_phase_uc"],
-                    row["max_allowed_ma"],
-                )
+                "  up to {:.1f} mA at {:d} Hz, {:d} µs: RMS {:.2f} mA, {:.3f} mA/cm² (limit 2), {:.2f} "
+                "µC/phase (max {:.1f} mA here)"
+            ).format(
+                row["amplitude_max_ma"],
+                row["frequency_hz"],
+                row["pulse_width_us"],
+                row["rms_ma"],
+                row["rms_density_ma_cm2"],
+                row["charge_per_phase_uc"],
+                row["max_allowed_ma"],
             )
         print(line)
     stim = report["stimulation_s"]
     print(
-        "  session %d s (%.1f min), stimulation %s"
-        % (
+        "  session {:d} s ({:.1f} min), stimulation {}".format(
             report["session_s"],
             report["session_s"] / 60,
-            "%d s" % stim if stim else "none or patient-triggered",
+            f"{stim:d} s" if stim else "none or patient-triggered",
         )
     )
     for note in notes:
@@ -117,22 +117,16 @@ def run_sign(args):
         print(json.dumps({"out": str(out), "bytes": len(signed), "kid": kid, "sequence": doc["sequence"]}))
     else:
         print(
-            "signed %s -> %s (%d bytes, kid %s, for device %s, sequence %d)"
-            % (args.file, out, len(signed), kid, doc["device"], doc["sequence"])
+            "signed {} -> {} ({:d} bytes, kid {}, for device {}, sequence {:d})".format(
+                args.file, out, len(signed), kid, doc["device"], doc["sequence"]
+            )
         )
 
 
 def _describe(p):
-    return "%s v%d for %s, approved by %s on %s; %d of %d sessions left; sha256 %s..., key %s" % (
-        p.id,
-        p.sequence,
-        p.patient,
-        p.approved_by,
-        p.approved_on,
-        p.remaining,
-        p.sessions,
-        p.sha256[:16],
-        p.kid,
+    return (
+        f"{p.id} v{p.sequence:d} for {p.patient}, approved by {p.approved_by} on {p.approved_on}; "
+        f"{p.remaining:d} of {p.sessions:d} sessions left; sha256 {p.sha256[:16]}..., key {p.kid}"
     )
 
 
@@ -168,7 +162,7 @@ def run_upload(args):
     def progress(sent, total):
         if interactive:
             bar = "#" * (24 * sent // total)
-            print("\ruploading [%-24s] %d/%d bytes" % (bar, sent, total), end="", file=sys.stderr, flush=True)
+            print(f"\ruploading [{bar!s:<24}] {sent:d}/{total:d} bytes", end="", file=sys.stderr, flush=True)
 
     stored = upload(lambda: connected(args), signed, progress)
     if interactive:
@@ -185,7 +179,7 @@ def run_show(args):
     emit(
         args,
         {"protocol": _summary_json(r.protocol), "max_sequence": r.max_sequence},
-        "%s (highest sequence accepted: %d)" % (text, r.max_sequence),
+        f"{text} (highest sequence accepted: {r.max_sequence:d})",
     )
 
 
@@ -198,5 +192,5 @@ def run_remove(args):
     emit(
         args,
         {"removed": True, "max_sequence": shown.max_sequence},
-        "protocol removed; sequences up to %d stay refused" % shown.max_sequence,
+        f"protocol removed; sequences up to {shown.max_sequence:d} stay refused",
     )

@@ -47,8 +47,10 @@ def run(args):
                     saved = f"to {rec.path}" if rec.items else "(nothing arrived: no file kept)"
                     view.close(
                         tracker,
-                        "recorded %.1f s of device time (%d frames, %d events) %s"
-                        % (rec.seconds, rec.frames, rec.items - rec.frames, saved),
+                        (
+                            f"recorded {rec.seconds:.1f} s of device time ({rec.frames:d} frames, "
+                            f"{rec.items - rec.frames:d} events) {saved}"
+                        ),
                     )
         finally:
             discard_if_empty(rec, "nothing recorded")

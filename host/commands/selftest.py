@@ -100,21 +100,21 @@ def _measured(c):
         return measured, limit
     if c.check == "LEAD_OFF":
         probe = "no probe" if c.low == 100 else "probe attached"
-        return "%d %% of blocks flagged" % c.value, "%d %% (%s)" % (c.low, probe)
+        return f"{c.value:d} % of blocks flagged", f"{c.low:d} % ({probe})"
     if c.check == "WATCHDOG" and c.why == "NOT_ARMED":
-        return "not running", "%d-%d ms left" % (c.low, c.high)
+        return "not running", f"{c.low:d}-{c.high:d} ms left"
     if c.check == "WATCHDOG":
-        return "%d ms left" % c.value, "%d-%d ms left" % (c.low, c.high)
+        return f"{c.value:d} ms left", f"{c.low:d}-{c.high:d} ms left"
     if c.low == c.high:
-        return "%d %s" % (c.value, c.unit), "%d" % c.low
-    return "%d %s" % (c.value, c.unit), "%d-%d" % (c.low, c.high)
+        return f"{c.value:d} {c.unit}", f"{c.low:d}"
+    return f"{c.value:d} {c.unit}", f"{c.low:d}-{c.high:d}"
 
 
 def _verdict(result):
     bad = [_TITLES.get(c.check, c.check) for c in result.failed]
     if not bad:
-        return "all %d checks passed" % len(result.checks)
-    return "%d of %d checks FAILED: %s" % (len(bad), len(result.checks), ", ".join(bad))
+        return f"all {len(result.checks):d} checks passed"
+    return "{:d} of {:d} checks FAILED: {}".format(len(bad), len(result.checks), ", ".join(bad))
 
 
 def describe(result):

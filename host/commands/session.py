@@ -16,9 +16,11 @@ _HOLD_POLL_S = 0.3  # well inside the device's 1 s for a host that set a level
 _END_HINTS = {
     "HEARTBEAT_LOST": "the device heard nothing from this computer for longer than the heartbeat "
     "(this computer too busy or asleep, or the link cut); it logged the session as ended by the host, "
-    "and gives the session back if it ran under a quarter of its plan; raise --heartbeat-ms on a busy computer",
+    "and gives the session back if it ran under a quarter of its plan; raise --heartbeat-ms on a "
+    "busy computer",
     "PAUSE_TIMEOUT": "the session was paused longer than the device allows",
-    "CHECKS_FAILED": "the pre-session checks did not pass: check the probe's contact (lead-off) and the e-stop",
+    "CHECKS_FAILED": "the pre-session checks did not pass: "
+    "check the probe's contact (lead-off) and the e-stop",
 }
 
 
@@ -114,13 +116,13 @@ def run_rate(args):
                 raise TonusError("the device has logged no session yet")
             seq = end - 1
         c.session_rate(seq, args.score).unwrap()
-    emit(args, {"session": seq, "pain": args.score}, "session %d rated %d/10" % (seq, args.score))
+    emit(args, {"session": seq, "pain": args.score}, f"session {seq:d} rated {args.score:d}/10")
 
 
 def run_level(args):
-    from host.commands._connect import connected, emit, say
-
     import time
+
+    from host.commands._connect import connected, emit, say
 
     with connected(args) as c:
         r = c.stim_level(args.milliamps).unwrap()
@@ -224,8 +226,10 @@ def _approve(c, args):
             stored = upload(lambda: contextlib.nullcontext(c), signed)
     if not args.json:
         print(
-            "approved protocol %s v%d for %s: %d of %d sessions left"
-            % (stored.id, stored.sequence, stored.patient, stored.remaining, stored.sessions),
+            (
+                f"approved protocol {stored.id} v{stored.sequence:d} for {stored.patient}: "
+                f"{stored.remaining:d} of {stored.sessions:d} sessions left"
+            ),
             flush=True,
         )
 
@@ -250,7 +254,10 @@ def _level_setter(c, args, view):
         if level > item.limit_ua:
             say(
                 args,
-                f"--level {level / 1000:.1f} mA is above this phase's approved maximum of {item.limit_ua / 1000:.1f} mA: asking for {item.limit_ua / 1000:.1f} mA",
+                (
+                    f"--level {level / 1000:.1f} mA is above this phase's approved maximum of "
+                    f"{item.limit_ua / 1000:.1f} mA: asking for {item.limit_ua / 1000:.1f} mA"
+                ),
                 requested_ua=level,
                 limit_ua=item.limit_ua,
             )
@@ -272,7 +279,7 @@ def _recorder(c, args):
 
 
 def discard_if_empty(recorder, reason):
-    """A recording that holds nothing goes: no file for a report to count as a session, none to block a rerun."""
+    """An empty recording goes: no file for a report to count as a session, none to block a rerun."""
     if recorder is not None and recorder.items == 0:
         recorder.close(reason)
         try:
@@ -353,13 +360,16 @@ def _recording(tracker):
         have += len(a)
     missing = len(x) - have
     if missing > len(x) // 100:
-        raise glazer.GlazerError("%d of %d samples were lost on the way; run it again" % (missing, len(x)))
+        raise glazer.GlazerError(f"{missing:d} of {len(x):d} samples were lost on the way; run it again")
     return glazer.Recording(tracker.rate_hz, first, x, tracker.cues)
 
 
 def _summary(c, t):
     end = t.end
-    text = f"session ended {end.to_state} ({end.reason}) after {t.elapsed_ms / 1000:.1f} of {t.duration_ms / 1000:.1f} s"
+    text = (
+        f"session ended {end.to_state} ({end.reason}) after {t.elapsed_ms / 1000:.1f} of "
+        f"{t.duration_ms / 1000:.1f} s"
+    )
     if end.to_state == "FAULT":
         fault = c.info().unwrap().fault
         text += ": fault %s; release the e-stop and run 'tonus fault clear'" % (fault.name if fault else "?")

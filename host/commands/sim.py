@@ -75,7 +75,7 @@ def run(args):
         from host import simclinic
 
         stored = simclinic.approve_on(sim, args.approve)
-        print("approved %s v%d: %d sessions" % (stored.id, stored.sequence, stored.sessions), file=sys.stderr)
+        print(f"approved {stored.id} v{stored.sequence:d}: {stored.sessions:d} sessions", file=sys.stderr)
     try:
         try:
             listener = open_listener(host, port)

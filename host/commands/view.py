@@ -106,8 +106,7 @@ def run(args):
             _say(
                 args,
                 {"recording": path, "frames": recorder.frames, "seconds": recorder.seconds},
-                "recorded %.1f s of device time (%d frames) to %s"
-                % (recorder.seconds, recorder.frames, path),
+                f"recorded {recorder.seconds:.1f} s of device time ({recorder.frames:d} frames) to {path}",
             )
 
 

@@ -31,8 +31,7 @@ class Signals:
 
 
 def fill(rate, a, b, frames):
-    """Signals for samples [a, b) from the frames that hold some of them, in whole arrays (no loop per
-    frame)."""
+    """Signals for samples [a, b) from the frames holding any of them, in whole arrays (no per-frame loop)."""
     n = b - a
     s = Signals(rate, a, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.uint8))
     if not frames:

@@ -143,8 +143,11 @@ def collect(folder):
                     stubs.append(
                         (
                             path.name,
-                            "no EMG and no scores (%d bytes): a start the device refused, or a "
-                            "recorder stopped at once" % path.stat().st_size,
+                            (
+                                f"no EMG and no scores ({path.stat().st_size:d} bytes): a start the "
+                                "device refused, or a "
+                                "recorder stopped at once"
+                            ),
                         )
                     )
                     continue

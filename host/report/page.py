@@ -64,25 +64,29 @@ DEFINITIONS = (
     (
         "rest-tone",
         "Rest tone",
-        "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation phase's, "
+        "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation "
+        "phase's, "
         "else the first phase that measured one. Lower is more relaxed.",
     ),
     (
         "target",
         "Target",
-        "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every plot that "
+        "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every "
+        "plot that "
         "has one. The device sounds its feedback tone while the envelope is above it.",
     ),
     (
         "below-session",
         "At or below target, % of the session",
-        "Time the envelope was at or below the target, as a share of the whole session practised (all phases). "
+        "Time the envelope was at or below the target, as a share of the whole session practised "
+        "(all phases). "
         "The trend uses this figure, as the device's log does.",
     ),
     (
         "below-phase",
         "At or below target, % of the phase",
-        "The same time as a share of the relaxation phase alone, counting only time with a trustworthy signal. "
+        "The same time as a share of the relaxation phase alone, counting only time with a "
+        "trustworthy signal. "
         "The session cards use this figure; it is higher than the session's share when other phases ran.",
     ),
     (
@@ -95,7 +99,10 @@ DEFINITIONS = (
         "outcome",
         "How a session ended",
         "; ".join(f"{plots.OUTCOME_STYLE[k][2]}: {v}" for k, v in OUTCOMES.items())
-        + ". Only finished sessions ran their whole plan; the others are marked in the trend and on their card.",
+        + (
+            ". Only finished sessions ran their whole plan; the others are marked in the trend and on "
+            "their card."
+        ),
     ),
 )
 
@@ -140,12 +147,11 @@ def render(folder, found, made):
         f"<style>{_CSS}</style></head><body>",
         "<header><h1>Practice journal</h1>",
         f"<p>Patient (pseudonym): <b>{escape(who)}</b></p>",
-        "<p>%d session%s%s: %s. From the folder <code>%s</code>; made %s.</p>"
-        % (
+        "<p>{:d} session{}{}: {}. From the folder <code>{}</code>; made {}.</p>".format(
             n,
             "" if n == 1 else "s",
             span,
-            ", ".join("%d %s" % (counts[k], plots.OUTCOME_STYLE[k][2]) for k in OUTCOMES if k in counts)
+            ", ".join(f"{counts[k]:d} {plots.OUTCOME_STYLE[k][2]}" for k in OUTCOMES if k in counts)
             or "none",
             escape(folder.name),
             made.astimezone().strftime("%Y-%m-%d %H:%M"),
@@ -156,14 +162,17 @@ def render(folder, found, made):
     ]
     if len(found.pseudonyms) > 1:
         out.append(
-            '<p class="warning">This folder holds sessions of %d pseudonyms: check that they belong '
-            "to one patient.</p>" % len(found.pseudonyms)
+            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms):d} '
+            "pseudonyms: check that they belong "
+            "to one patient.</p>"
         )
     groups = found.groups()
     if len(groups) > 1:
         out.append(
-            '<p class="warning">This folder holds sessions of %d protocols (%s): each is shown on its '
-            "own, with its own trend.</p>" % (len(groups), escape(", ".join(_protocol(p) for p in groups)))
+            (
+                '<p class="warning">This folder holds sessions of {:d} protocols ({}): each is shown on its '
+                "own, with its own trend.</p>"
+            ).format(len(groups), escape(", ".join(_protocol(p) for p in groups)))
         )
     glazer_source = None
     for pid, (sessions, trend) in groups.items():
@@ -220,7 +229,7 @@ def render(folder, found, made):
 
 
 def _protocol(pid):
-    return pid if pid else "none (demonstration sessions)"
+    return pid or "none (demonstration sessions)"
 
 
 def _trend_table(points):
@@ -307,7 +316,8 @@ def _scores(d):
             head += f"; {label} {_fmt(d[key])} µV"
     rows = [
         f"<p>Device scores: {head}.</p>",
-        '<div class="scroll"><table><tr><th>phase</th><th>practised / planned</th><th>figures of this phase</th>'
+        '<div class="scroll"><table><tr><th>phase</th><th>practised / planned</th><th>figures of '
+        "this phase</th>"
         "</tr>",
     ]
     for ph in d.get("phases", []):
@@ -342,7 +352,9 @@ def _glazer_table(rows):
     ]
     for r in rows:
         out.append(
-            "<tr><td>{}</td><td>{:.1f} µV</td><td>{:.1f} ± {:.1f} µV</td><td>{:+.1f}</td><td>{}</td></tr>".format(
+            (
+                "<tr><td>{}</td><td>{:.1f} µV</td><td>{:.1f} ± {:.1f} µV</td><td>{:+.1f}</td><td>{}</td></tr>"
+            ).format(
                 escape(r["measure"].removesuffix("_uv").replace("_", " ")),
                 r["value_uv"],
                 r["norm_mean_uv"],

@@ -60,10 +60,10 @@ def main(argv=None):
             print("tonus-trace: " + verdict, file=sys.stderr)
             return EXIT_FAILED
         n = sum(r["safety"] for r in results.requirements)
-        text = "all %d safety requirements have a passing test" % n
+        text = f"all {n:d} safety requirements have a passing test"
         if args.board:
-            text += ", and all %d board requirements one on a board" % sum(
-                bool(r.get("board")) for r in results.requirements
+            text += ", and all {:d} board requirements one on a board".format(
+                sum(bool(r.get("board")) for r in results.requirements)
             )
         print("tonus-trace: " + text)
         return EXIT_OK

@@ -109,7 +109,7 @@ class Results:
     @classmethod
     def from_json(cls, doc):
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise TraceError("results in an unknown format (expected format %d)" % FORMAT)
+            raise TraceError(f"results in an unknown format (expected format {FORMAT:d})")
         return cls(doc["requirements"], doc["runs"], doc["tests"])
 
     @classmethod
@@ -199,17 +199,20 @@ class Row:
         """`3 passed, 1 skipped` or `untested`."""
         if not self.tests:
             return UNTESTED
-        return ", ".join("%d %s" % (self.counts[o], o) for o in OUTCOMES if o in self.counts)
+        return ", ".join(f"{self.counts[o]:d} {o}" for o in OUTCOMES if o in self.counts)
 
     def why_not_passed(self):
         """For the gate: what happened to this requirement's tests."""
         if not self.tests:
             return "no test names it"
         if self.counts.get(PASSED) and self.req.get("board") and not self.board_passes:
-            return f"needs a pass on a board or an emulated board; it passed only on the simulator ({self.summary()})"
+            return (
+                "needs a pass on a board or an emulated board; it passed only on the simulator "
+                f"({self.summary()})"
+            )
         n = len(self.tests)
         if self.counts.get(SKIPPED) == n:
-            head = "all %d tests skipped" % n if n > 1 else "its test was skipped"
+            head = f"all {n:d} tests skipped" if n > 1 else "its test was skipped"
         else:
             head = f"no test passed ({self.summary()})"
         lines = [head + ":"]
@@ -219,7 +222,7 @@ class Row:
                 line += " ({})".format(_first_line(t["message"]))
             lines.append(line)
         if n > _GATE_TESTS_SHOWN:
-            lines.append("and %d more (see the matrix)" % (n - _GATE_TESTS_SHOWN))
+            lines.append(f"and {n - _GATE_TESTS_SHOWN:d} more (see the matrix)")
         return "\n".join(lines)
 
 
@@ -232,7 +235,7 @@ def gate_report(results, board=False):
     what = "safety requirement(s) without a passing test"
     if board:
         what += ", or board requirement(s) without a pass on a board"
-    out = ["%d %s:" % (len(rows), what)]
+    out = [f"{len(rows):d} {what}:"]
     for row in rows:
         out.append(
             "  {} {}: {}".format(

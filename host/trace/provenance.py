@@ -73,7 +73,7 @@ def tool_versions(extra=("pytest",)):
 
 
 def source_image_sha256(root):
-    """The image hash (host/flashing.py image_hash) of the firmware sources in root, as the simulator runs them."""
+    """host/flashing.py's image_hash of the firmware sources in root, as the simulator runs them."""
     from host import flashing
 
     files = [(item.remote, item.source.read_bytes()) for item in flashing.image_items(root) if item.source]

@@ -42,8 +42,8 @@ def _grouped(tests):
 
 
 def provenance_facts(run):
-    """(label, value) pairs saying where a run's results came from: commit, operator, firmware, targets, tools.
-    Runs recorded before these were kept say "not recorded"."""
+    """(label, value) pairs saying where a run's results came from: commit, operator, firmware,
+    targets, tools. Runs recorded before these were kept say "not recorded"."""
     git = run.get("git") or {}
     if git.get("commit"):
         commit = "{}{} ({})".format(
@@ -62,7 +62,7 @@ def provenance_facts(run):
     for k, t in enumerate(run.get("targets") or ()):
         out.append(
             (
-                "target %d" % (k + 1) if len(run["targets"]) > 1 else "target",
+                f"target {k + 1:d}" if len(run["targets"]) > 1 else "target",
                 "{} {}: serial {}, board {}, firmware {}, image sha256 {} ({})".format(
                     t["kind"],
                     t["url"],
@@ -87,7 +87,7 @@ def _header_facts(results):
         what = "`{}` ({}) at {} on Python {}".format(run["command"], scope, run["started"], run["python"])
         if run.get("target"):
             what += ", HIL target {}".format(run["target"])
-        name = "run %d" % (i + 1) if len(results.runs) > 1 else "run"
+        name = f"run {i + 1:d}" if len(results.runs) > 1 else "run"
         facts.append((name, what))
         facts += [(f"{name} {k}", v) for k, v in provenance_facts(run)]
     rows = results.rows()
@@ -98,11 +98,11 @@ def _header_facts(results):
     facts.append(
         (
             "requirements",
-            "%d (%d safety): " % (len(rows), len(safety))
-            + ", ".join("%d %s" % (counts[k], k) for k in (PASSED, FAILED, SKIPPED, UNTESTED) if k in counts),
+            f"{len(rows):d} ({len(safety):d} safety): "
+            + ", ".join(f"{counts[k]:d} {k}" for k in (PASSED, FAILED, SKIPPED, UNTESTED) if k in counts),
         )
     )
-    facts.append(("tests", "%d results" % len(results.tests)))
+    facts.append(("tests", f"{len(results.tests):d} results"))
     gate = results.gate_failures()
     facts.append(
         ("safety requirements without a passing test", ", ".join(r.req["id"] for r in gate) or "none")
@@ -201,7 +201,8 @@ def html_page(results):
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>tonus traceability matrix</title>',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>tonus traceability matrix</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Traceability matrix</h1>",
         "<dl>",
@@ -268,7 +269,7 @@ def _classname_and_name(nodeid):
     """As pytest's junitxml names them: `tests/a.py::TestB::test_c[x]` -> (`tests.a.TestB`, `test_c[x]`)."""
     base, param = _split_param(nodeid)
     parts = base.split("::")
-    path = parts[0][:-3] if parts[0].endswith(".py") else parts[0]
+    path = parts[0].removesuffix(".py")
     classname = ".".join([path.replace("/", ".")] + parts[1:-1])
     return classname, parts[-1] + (f"[{param}]" if param else "")
 

@@ -128,10 +128,10 @@ class ViewServer:
             self._sock.listen(64)  # pages that come before the server runs wait in the backlog
         except OSError as e:
             self._sock.close()
-            raise TonusError("cannot serve on %s:%d: %s" % (host, port, e.strerror)) from e
+            raise TonusError(f"cannot serve on {host}:{port:d}: {e.strerror}") from e
         bound = self._sock.getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        self.url = "http://%s:%d/%s/" % (shown, bound[1], self.token)
+        self.url = f"http://{shown}:{bound[1]:d}/{self.token}/"
         self._hub = hub
         config = uvicorn.Config(
             create_app(feed, hub, self.token),

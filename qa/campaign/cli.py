@@ -34,7 +34,8 @@ def main(argv=None):
     print(table(results))
     print()
     print(
-        "%d sessions (seed %d, simulator seeds %d..%d), %d failed, %.0f s"
-        % (len(results), args.seed, cases[0].seed, cases[-1].seed, len(failed), time.monotonic() - started)
+        f"{len(results):d} sessions (seed {args.seed:d}, simulator seeds "
+        f"{cases[0].seed:d}..{cases[-1].seed:d}), {len(failed):d} failed, "
+        f"{time.monotonic() - started:.0f} s"
     )
     return 1 if failed else 0

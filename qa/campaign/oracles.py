@@ -102,7 +102,7 @@ FAULTS = {
         (faults.WATCHDOG,),
         True,
         ("SAF-ENABLE-1", "SAF-WDT-1"),
-        "OUT_HOLD_MS (%d ms); reset 2 s" % H.OUT_HOLD_MS,
+        f"OUT_HOLD_MS ({H.OUT_HOLD_MS:d} ms); reset 2 s",
         "hang",
     ),
     "power_loss": Fault((), False, ("SAF-POWER-1", "SAF-BOOT-1"), "at once (reset)", "power cut"),
@@ -168,21 +168,21 @@ def invariant_problems(bench, healthy_until_us):
             problems.append("pulse at %.3f s outside a running session" % (p.t_us / 1e6))
             break
     if trace and max(p.set_ua for p in trace) > bench.limit_ua:
-        problems.append("level %d µA above the limit %d µA" % (max(p.set_ua for p in trace), bench.limit_ua))
+        problems.append(f"level {max(p.set_ua for p in trace):d} µA above the limit {bench.limit_ua:d} µA")
     problems += ramp_problems(bench)
     for p in trace:
         if p.t_us < healthy_until_us and not p.cut and abs(p.net_nc) > 0.01 * abs(p.q1_nc) + 0.1:
             problems.append(f"net charge {p.net_nc:.2f} nC in the pulse at {p.t_us / 1e6:.3f} s")
             break
     if bench.sim.board.fs_writes_while_output_on:
-        problems.append("%d storage writes with the output on" % bench.sim.board.fs_writes_while_output_on)
+        problems.append(f"{bench.sim.board.fs_writes_while_output_on:d} storage writes with the output on")
     if bench.sim.bad_frames:
-        problems.append("%d invalid frames from the device" % bench.sim.bad_frames)
+        problems.append(f"{bench.sim.bad_frames:d} invalid frames from the device")
     return problems
 
 
 def ramp_problems(bench):
-    """Each train (enable on .. off) starts at the electrode check and rises no steeper than the slew limit."""
+    """Each train (enable on .. off) starts at the electrode check and rises within the slew limit."""
     edges = [t for t, on in bench.out.changes if on]
     problems = []
     prev = None
@@ -194,14 +194,12 @@ def ramp_problems(bench):
         if prev is None:
             if p.set_ua > CHECK_UA:
                 problems.append(
-                    "a train starts at %d µA at %.3f s, not from the check" % (p.set_ua, p.t_us / 1e6)
+                    f"a train starts at {p.set_ua:d} µA at {p.t_us / 1e6:.3f} s, not from the check"
                 )
         else:
             allowed = SLEW_UA_PER_S * (p.t_us - prev.t_us + TICK_US) // 1_000_000 + RESOLUTION_UA
             if p.set_ua - prev.set_ua > allowed:
-                problems.append(
-                    "amplitude jumps %d -> %d µA at %.3f s" % (prev.set_ua, p.set_ua, p.t_us / 1e6)
-                )
+                problems.append(f"amplitude jumps {prev.set_ua:d} -> {p.set_ua:d} µA at {p.t_us / 1e6:.3f} s")
         prev = p
         if len(problems) > 2:
             break

@@ -108,7 +108,10 @@ def quiet():
 def table(results):
     """The Markdown table of docs/interlocks.md: per fault kind, sessions, trips and the worst reaction."""
     rows = [
-        "| injected fault | expected | requirement | deadline | measured from | sessions | tripped | reported | worst reaction (ms) | failed |",
+        (
+            "| injected fault | expected | requirement | deadline | measured from | sessions | tripped | "
+            "reported | worst reaction (ms) | failed |"
+        ),
         "| --- | --- | --- | --- | --- | ---: | ---: | --- | ---: | ---: |",
     ]
     for kind, fault in FAULTS.items():
@@ -122,11 +125,10 @@ def table(results):
             if wd:
                 worst += "; reset %.0f" % (max(wd) / 1000)
         if kind in ("lead_off", "saturation"):
-            worst = "%d triggers" % sum(r.extra.get("triggers_while_flagged", 0) for r in mine)
+            worst = "{:d} triggers".format(sum(r.extra.get("triggers_while_flagged", 0) for r in mine))
         seen = sorted({r.code for r in mine if r.code})
         rows.append(
-            "| %s | %s | %s | %s | %s | %d | %d | %s | %s | %d |"
-            % (
+            "| {} | {} | {} | {} | {} | {:d} | {:d} | {} | {} | {:d} |".format(
                 kind,
                 "/".join(faults.name(c) for c in fault.codes) or "—",
                 ", ".join(fault.reqs),
@@ -144,13 +146,13 @@ def table(results):
 
 def describe(r):
     c = r.case
-    return "#%d %s at %.6f s (%s, %s, %s, policy %d µA, level %d µA, param %s): %s" % (
+    return "#{:d} {} at {:.6f} s ({}, {}, {}, policy {:d} µA, level {:d} µA, param {}): {}".format(
         c.number,
         c.fault,
         c.at_us / 1e6,
         c.protocol,
         c.patient,
-        "host %d ms" % c.heartbeat_ms if c.host else "button",
+        f"host {c.heartbeat_ms:d} ms" if c.host else "button",
         c.policy_ua,
         c.level_ua,
         c.param,

@@ -111,7 +111,7 @@ def _per_pulse(bench, case, t_inj, problems):
         problems.append("the output was still on when the next pulse was due")
     late = [q for q in bench.pulses(p.t_us + 1) if off is None or q.t_us >= off]
     if late:
-        problems.append("%d pulses after the trip" % len(late))
+        problems.append(f"{len(late):d} pulses after the trip")
     return (off - p.t_us if off is not None else None), code
 
 
@@ -126,23 +126,23 @@ def _timed(bench, case, t_ref, deadline, problems, extra):
     off = bench.off_after(t_ref)
     reaction = None if off is None else off - t_ref
     if reaction is None or reaction > deadline:
-        problems.append("output off after %s µs, deadline %d µs" % (reaction, deadline))
+        problems.append(f"output off after {reaction} µs, deadline {deadline:d} µs")
     if off is not None:
         late = bench.pulses(off + 1)
         if late and k not in ("power_loss", "brownout", "hang"):
-            problems.append("%d pulses after the trip" % len(late))
+            problems.append(f"{len(late):d} pulses after the trip")
         elif any(p.t_us > off for p in late):
             problems.append("pulses after a reset")
     if k in ("hang", "power_loss", "brownout"):
         boots = [(t, c) for t, c in bench.sim.boots if t >= t_ref]
         want = {"hang": H.RESET_WATCHDOG, "power_loss": H.RESET_POWER_ON, "brownout": H.RESET_BROWNOUT}[k]
         if not boots or boots[0][1] != want:
-            problems.append("no reset with cause %d after the %s" % (want, k))
+            problems.append(f"no reset with cause {want:d} after the {k}")
         elif k == "hang":
             extra["watchdog_us"] = boots[0][0] - t_ref
             if boots[0][0] - t_ref > WDT_TIMEOUT_MS * 1000:
                 problems.append(
-                    "the watchdog reset came %d ms after the hang" % ((boots[0][0] - t_ref) // 1000)
+                    f"the watchdog reset came {(boots[0][0] - t_ref) // 1000:d} ms after the hang"
                 )
         bench.run_for(TICK_MS * 2)  # the first loop pass after boot stores the latched cause
         # no host has greeted the new boot, so no FAULT event went out: the record tells
@@ -171,7 +171,7 @@ def _flagged(bench, case, t_ref, problems, extra):
     triggers = [t for t, s in bench.stim_states(early) if s == m.STIM_RAMP_UP and t <= t_clear]
     extra["triggers_while_flagged"] = len(triggers)
     if triggers:
-        problems.append("%d ETS triggers while the EMG was flagged" % len(triggers))
+        problems.append(f"{len(triggers):d} ETS triggers while the EMG was flagged")
     tripped = bench.faults_after(t_ref)
     if tripped:
         problems.append(f"fault {faults.name(tripped[0][1])} on a flagged EMG")
@@ -188,7 +188,7 @@ def _to_the_end(bench, case, problems):
         problems.append("the output was still on after the session's end")
     late = [p for p in bench.pulses(end)]
     if late:
-        problems.append("%d pulses after the session's end" % len(late))
+        problems.append(f"{len(late):d} pulses after the session's end")
     done = [
         f
         for t, f in bench.events(m.STATE_CHANGED)
@@ -252,7 +252,7 @@ def _after(bench, case, code, problems):
         if code and code not in entry.get(m.LOG_FAULTS, ()):
             problems.append(f"the log entry does not list {faults.name(code)}")
         if entry.get(m.LOG_MAX_UA, 0) > bench.limit_ua:
-            problems.append("the log says %d µA, above the limit" % entry[m.LOG_MAX_UA])
+            problems.append(f"the log says {entry[m.LOG_MAX_UA]:d} µA, above the limit")
 
 
 def _inject(bench, case):

@@ -6,7 +6,6 @@ tests also run on a real MicroPython. The test drives time explicitly.
 """
 
 from dualtest import Lcg
-
 from firmware import hal as H
 
 

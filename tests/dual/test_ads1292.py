@@ -5,7 +5,6 @@ import sys
 from array import array
 
 from dualtest import MICROPYTHON, Lcg, req, skip
-
 from firmware import ads1292 as ads
 from firmware import hal as H
 

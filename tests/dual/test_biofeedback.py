@@ -6,7 +6,6 @@ worked out by hand.
 """
 
 from dualtest import Lcg, req
-
 from firmware import timeline
 from firmware.biofeedback import ENV_CAP_DV, Biofeedback
 from firmware.phase_score import UPDATE_MS, Acc

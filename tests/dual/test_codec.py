@@ -1,7 +1,6 @@
 """protocol.codec on both runtimes, driven by the golden vectors."""
 
 from dualtest import raises, req, unhex, vectors
-
 from protocol import codec, errors
 from protocol.codec import Tag
 

@@ -1,7 +1,6 @@
 """protocol.cose on both runtimes: golden COSE_Sign1 vectors and each refusal's code."""
 
 from dualtest import raises, req, unhex, vectors
-
 from protocol import codec, cose, errors
 
 V = vectors("cose.json")

@@ -1,7 +1,6 @@
 """protocol.ed25519 on both runtimes: RFC 8032 vectors, strictness, edge cases, checkpoints."""
 
 from dualtest import raises, req, unhex, vectors
-
 from protocol import ed25519, errors
 
 V = vectors("ed25519.json")
@@ -18,11 +17,11 @@ def _case(name):
 @req("PROT-SIG-2")
 def test_written_out_constants_are_the_derived_ones():
     # ed25519.py writes these out so that importing it costs no exponentiation
-    assert ed25519._D == -121665 * pow(121666, P - 2, P) % P
+    assert -121665 * pow(121666, P - 2, P) % P == ed25519._D
     assert ed25519._D2 == 2 * ed25519._D % P
-    assert ed25519._SQRT_M1 == pow(2, (P - 1) // 4, P)
+    assert pow(2, (P - 1) // 4, P) == ed25519._SQRT_M1
     assert ed25519._SQRT_M1 * ed25519._SQRT_M1 % P == P - 1
-    assert ed25519._BY == 4 * pow(5, P - 2, P) % P
+    assert 4 * pow(5, P - 2, P) % P == ed25519._BY
     # the base point's standard encoding decodes to (BX, BY)
     assert ed25519._decode(unhex("58" + "66" * 31)) == (ed25519._BX, ed25519._BY)
     assert ed25519._P == P and ed25519._L == 2**252 + 27742317777372353535851937790883648493

@@ -1,7 +1,6 @@
 """Electrode safety rules, exact at their boundaries, on both runtimes."""
 
 from dualtest import req
-
 from protocol import electrode as e
 
 # (amp µA, pw µs, f Hz, area mm², rms µA, density ok, shannon ok), checked

@@ -14,7 +14,6 @@ import sys
 from array import array
 
 from dualtest import Lcg, req, skip
-
 from firmware import hal as H
 from firmware.emg import FRAME_SAMPLES, EmgInput
 from firmware.emg_dsp import ENVELOPE_TRUST_MAX_DV, UNTRUSTED

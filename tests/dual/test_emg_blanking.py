@@ -10,7 +10,6 @@ import struct
 from array import array
 
 from dualtest import MICROPYTHON, Lcg, req, skip
-
 from firmware import hal as H
 from firmware.emg import BLANK_AFTER_US, BLANK_BEFORE_US, FRAME_SAMPLES, Blanker, EmgInput
 from protocol.messages import FLAG_BLANKED, FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
@@ -24,7 +23,7 @@ def pulse_index(t0_us, k, hz, rate):
 
 
 class PulsedHal:
-    """Noise of ±amp around dc, a pulse train from t0_us whose artefacts rail the input; EMG_SATURATED as read."""
+    """Noise of ±amp around dc, a pulse train from t0_us whose artefacts rail the input; EMG_SATURATED."""
 
     def __init__(self, seed, n, amp=300, dc=0, rate=2000, hz=0, t0_us=0, pulses=0, art=RAIL, rail_at=-1):
         self.emg_rate_hz = rate
@@ -46,7 +45,7 @@ class PulsedHal:
             for j in range(len(tail)):
                 if p + j < n:
                     v = x[p + j] + tail[j]
-                    x[p + j] = RAIL if v > RAIL else (-RAIL if v < -RAIL else v)
+                    x[p + j] = min(max(v, -RAIL), RAIL)
         if rail_at >= 0:
             x[rail_at] = -RAIL  # a saturation that is not the stimulator's
         self.samples = x

@@ -11,7 +11,6 @@ import sys
 from array import array
 
 from dualtest import MICROPYTHON, Lcg, req, skip, vectors
-
 from firmware import emg as emg_mod
 from firmware import emg_dsp
 from firmware import hal as H

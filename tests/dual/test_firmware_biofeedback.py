@@ -1,7 +1,6 @@
 """The controller scores sessions, announces the score and advises stopping. Both runtimes."""
 
 from dualtest import req
-
 from fakehal import greeted, request, run
 from firmware import hal as H
 from firmware.patient_io import TONE_ADVICE_HZ

@@ -1,7 +1,6 @@
-"""A stimulation level lasts while the host that set it does, or the patient's buttons set it. Both runtimes."""
+"""A stimulation level lasts while its host does, or the patient's buttons set it. Both runtimes."""
 
 from dualtest import req
-
 from fakehal import greeted, request, run
 from firmware import hal as H
 from protocol import messages as m

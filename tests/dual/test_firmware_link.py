@@ -1,7 +1,6 @@
 """Link dispatch on the device: every request answered, bad input contained."""
 
 from dualtest import Lcg, req
-
 from fakehal import Host, booted, greeted, request, run
 from protocol import codec, errors, framing
 from protocol import messages as m

@@ -1,7 +1,6 @@
 """Approved protocols on the device: upload, verify, refuse, store, count. Both runtimes."""
 
 from dualtest import req, unhex, vectors
-
 from fakehal import greeted, request, run
 from firmware.storage import AUDIT_RECORD, KEYS_RECORD, POLICY_RECORD, THERAPY_RECORD
 from protocol import errors, record

@@ -1,7 +1,6 @@
 """The budget, the compliance log and the audit survive power cuts and hostile hosts. Both runtimes."""
 
 from dualtest import req
-
 from fakehal import greeted, request, run
 from firmware.storage import AUDIT_RECORD
 from protocol import errors, record

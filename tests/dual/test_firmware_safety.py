@@ -1,7 +1,6 @@
 """Safety owner, boot, e-stop, faults and watchdog feeding, on both runtimes."""
 
 from dualtest import MICROPYTHON, req, skip
-
 from fakehal import FakeHal, booted, greeted, request, run
 from firmware import hal as H
 from firmware.controller import Controller

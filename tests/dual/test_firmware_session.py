@@ -1,7 +1,6 @@
 """The session state machine and its transition table, on both runtimes."""
 
 from dualtest import raises, req
-
 from fakehal import booted, greeted, request, run
 from firmware import session as S
 from firmware import timeline

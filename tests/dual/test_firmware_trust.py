@@ -1,7 +1,6 @@
 """What the device stores it can report, and trusts only while it should. Both runtimes."""
 
 from dualtest import req, unhex
-
 from fakehal import greeted, request
 from firmware.storage import KEYS_RECORD, THERAPY_RECORD
 from firmware.therapy_store import SUMMARY_MAX_BYTES

@@ -1,9 +1,8 @@
 """protocol.framing on both runtimes."""
 
-from dualtest import Lcg, raises, req, unhex
-
 import binascii
 
+from dualtest import Lcg, raises, req, unhex
 from protocol import errors, framing
 
 # COBS vectors from Cheshire & Baker, as listed on the COBS reference page

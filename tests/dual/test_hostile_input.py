@@ -7,7 +7,6 @@ tests/test_fuzz.py.
 """
 
 from dualtest import Lcg, req, unhex, vectors
-
 from protocol import codec, framing, messages
 from protocol.errors import ProtocolError
 

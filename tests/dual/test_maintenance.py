@@ -2,7 +2,6 @@
 
 from dualtest import raises, req
 from fakehal import FakeHal, Host
-
 from firmware import maintenance, timeline
 from firmware.eventlog import EventLog
 from firmware.link import Link

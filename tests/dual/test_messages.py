@@ -1,7 +1,6 @@
 """protocol.messages on both runtimes."""
 
 from dualtest import raises, req
-
 from protocol import codec, errors
 from protocol import messages as m
 

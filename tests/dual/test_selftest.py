@@ -7,7 +7,6 @@ as the wiring does, so the checks see a drained front end and a fed watchdog.
 
 from dualtest import raises, req
 from fakehal import booted, run
-
 from firmware import hal as H
 from firmware import selftest as ST
 from firmware.controller import WDT_TIMEOUT_MS

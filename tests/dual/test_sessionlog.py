@@ -1,7 +1,6 @@
 """The compliance log: at least 250 sessions, power-cut safe, read around damage. Both runtimes."""
 
 from dualtest import req
-
 from fakehal import FakeHal, greeted, request, run
 from firmware import sessionlog as L
 from firmware.safety import Safety

@@ -1,7 +1,6 @@
 """protocol.sha512 on both runtimes: FIPS 180-4 examples, padding boundaries, streaming."""
 
 from dualtest import MICROPYTHON, Lcg, req, skip, unhex, vectors
-
 from protocol.sha512 import SHA512, sha512
 
 V = vectors("ed25519.json")

@@ -6,7 +6,6 @@ made to lie, so every interlock can be tripped on purpose.
 """
 
 from dualtest import req
-
 from fakehal import FakeHal
 from firmware import stim as S
 from firmware.safety import Safety

@@ -8,7 +8,6 @@ a frame must not allocate.
 """
 
 from dualtest import MICROPYTHON, Lcg, req, skip
-
 from fakehal import booted, greeted, request, run
 from firmware import streamframe
 from firmware.streamframe import EmgFrames

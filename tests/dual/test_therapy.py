@@ -1,7 +1,6 @@
 """The therapy-protocol schema and rules shared by host and device, on both runtimes."""
 
 from dualtest import req
-
 from protocol import therapy
 from therapy_docs import valid
 

@@ -37,8 +37,7 @@ def served_sim(log_path, *args):
             sel.register(proc.stdout, selectors.EVENT_READ)
             if not sel.select(START_TIMEOUT_S):
                 pytest.fail(
-                    "tonus sim printed no URL within %d s:\n%s"
-                    % (START_TIMEOUT_S, Path(log_path).read_text())
+                    f"tonus sim printed no URL within {START_TIMEOUT_S:d} s:\n{Path(log_path).read_text()}"
                 )
         url = proc.stdout.readline().strip()
         assert url.startswith("socket://127.0.0.1:"), (url, Path(log_path).read_text())

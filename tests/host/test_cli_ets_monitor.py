@@ -1,4 +1,4 @@
-"""ETS through the command line: triggers and stimulation beside the EMG, as `session run --json` shows them."""
+"""ETS on the command line: triggers and stimulation beside the EMG, as `session run --json` shows them."""
 
 import json
 from pathlib import Path

@@ -68,7 +68,10 @@ def test_estop_from_the_cli_latches_a_fault_that_info_shows(sim_url, capsys):
 @pytest.mark.req("HIL-TARGET-1")
 def test_the_hil_suite_runs_against_a_socket_target_and_skips_with_reasons(sim_url):
     # the quick tests, and the ones that need what a socket target lacks
-    quick = "hello or version or malformed or noise or host_estop or illegal or button or power_cycle or paused_too_long"
+    quick = (
+        "hello or version or malformed or noise or host_estop or illegal or button or power_cycle or "
+        "paused_too_long"
+    )
     r = subprocess.run(
         [
             sys.executable,

@@ -137,7 +137,7 @@ class FakeBoard:
             return 1, "", f"mpremote: failed to access {PORT} (it may be in use by another program)"
         cmd = argv[3:]
         if cmd == ["exec", "import sys;print(sys.implementation._mpy)"]:
-            return 0, "%d\n" % self.sys_mpy, ""
+            return 0, f"{self.sys_mpy:d}\n", ""
         if cmd[0] == "run":  # the real device script, on this board's flash
             p = subprocess.run([sys.executable, cmd[1]], cwd=self.fs, capture_output=True, text=True)
             return p.returncode, p.stdout, p.stderr

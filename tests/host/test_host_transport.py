@@ -33,7 +33,7 @@ def test_a_url_opens_and_the_first_write_leads_with_a_delimiter():
 
 @pytest.mark.req("LINK-CLIENT-2")
 def test_a_socket_is_drained_in_one_read_and_a_closed_peer_is_a_link_error(listener):
-    port = open_port("socket://127.0.0.1:%d" % listener.getsockname()[1])
+    port = open_port(f"socket://127.0.0.1:{listener.getsockname()[1]:d}")
     conn, _ = listener.accept()
     try:
         conn.sendall(bytes(range(1, 200)))
@@ -102,7 +102,7 @@ def test_nothing_listening_points_at_tonus_sim(listener):
     addr = listener.getsockname()
     listener.close()  # a port that was free a moment ago
     with pytest.raises(PortError, match="nothing listens at .* 'tonus sim --listen"):
-        open_port("socket://%s:%d" % addr)
+        open_port("socket://{}:{:d}".format(*addr))
 
 
 def test_the_wire_log_records_both_directions():

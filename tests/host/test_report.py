@@ -29,7 +29,7 @@ def chromium(chromium_exe, tmp_path_factory):
 
     def run(path, *args, width=1280, height=2000):
         done = subprocess.run(
-            [exe, *flags, "--window-size=%d,%d" % (width, height), *args, path.resolve().as_uri()],
+            [exe, *flags, f"--window-size={width:d},{height:d}", *args, path.resolve().as_uri()],
             capture_output=True,
             text=True,
             timeout=120,
@@ -287,7 +287,7 @@ def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal
         page.goto(out.resolve().as_uri())
         page.wait_for_load_state("load")
         fit = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-        assert fit == [width, width], "the page is %d px wide at a %d px %s" % (fit[0], width, media)
+        assert fit == [width, width], f"the page is {fit[0]:d} px wide at a {width:d} px {media}"
         check = page.locator("#render-check")
         assert (check.get_attribute("data-images"), check.get_attribute("data-broken")) == ("10", "0")
         # every plot shrinks to the column, none is cut
@@ -296,7 +296,7 @@ def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal
         )
         assert widest <= width
         if media == "screen":
-            shot = page.screenshot(path=str(tmp_path / ("report-%d.png" % width)))
+            shot = page.screenshot(path=str(tmp_path / (f"report-{width:d}.png")))
             assert int.from_bytes(shot[16:20], "big") == width
     page.emulate_media(media="print")
     pdf = page.pdf(format="A4")

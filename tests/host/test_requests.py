@@ -21,7 +21,7 @@ def _catalogue(kinds):
 def test_every_request_in_the_catalogue_has_one_request_class_with_a_reply_type():
     assert set(rq.REQUESTS) == _catalogue((m.REQUEST,))
     for mtype, cls in rq.REQUESTS.items():
-        assert cls.TYPE == mtype and callable(cls.Reply.parse), cls.__name__
+        assert mtype == cls.TYPE and callable(cls.Reply.parse), cls.__name__
 
 
 @pytest.mark.req("LINK-CLIENT-1")

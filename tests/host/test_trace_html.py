@@ -9,7 +9,7 @@ from host.trace.matrix import Results
 def _results():
     reqs = [
         {
-            "id": "SAF-LONG-%d" % i,
+            "id": f"SAF-LONG-{i:d}",
             "title": "A requirement with a long title " * 3,
             "text": "x",
             "source": "y",
@@ -44,7 +44,7 @@ def _results():
         "operator": "A. Tester",
         "git": {"commit": "f" * 40, "dirty": True, "branch": "main"},
         "firmware_version": "0.1.0",
-        "tools": {"pkg-%d" % i: "1.%d.0" % i for i in range(40)},
+        "tools": {f"pkg-{i:d}": f"1.{i:d}.0" for i in range(40)},
         "targets": [
             {
                 "url": "socket://127.0.0.1:54321",

@@ -26,20 +26,19 @@ WAIT_MS = 60000
 @pytest.fixture(scope="module")
 def view(chromium_exe, tmp_path_factory):
     folder = tmp_path_factory.mktemp("view")
-    with running_view(SIM, folder) as (feed, server, client, path):
-        with sync_playwright() as p:
-            browser = chromium.launch(p, chromium_exe)
-            sim = simclinic.simulator_of(client)
-            state = {
-                "feed": feed,
-                "url": server.url,
-                "client": client,
-                "path": path,
-                "browser": browser,
-                "sim": sim,
-            }
-            yield state
-            browser.close()
+    with running_view(SIM, folder) as (feed, server, client, path), sync_playwright() as p:
+        browser = chromium.launch(p, chromium_exe)
+        sim = simclinic.simulator_of(client)
+        state = {
+            "feed": feed,
+            "url": server.url,
+            "client": client,
+            "path": path,
+            "browser": browser,
+            "sim": sim,
+        }
+        yield state
+        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +161,7 @@ def test_a_level_beyond_the_approved_range_shows_the_devices_refusal(view, clini
         if "refused" in page.locator("#answer").inner_text():
             break
     answer = page.locator("#answer").inner_text()
-    assert "device refused STIM_LEVEL" in answer and "level outside 0..%d" % LIMIT_UA in answer
+    assert "device refused STIM_LEVEL" in answer and f"level outside 0..{LIMIT_UA:d}" in answer
     assert "refused" in page.locator("#answer").get_attribute("class")
     assert feed.view.level_ua == LIMIT_UA  # the steps reached the limit; the one beyond it was refused
 

@@ -19,7 +19,7 @@ def _short_relaxation(tmp_path, margin=20):
         head
         + '[[phase]]\ntype = "baseline"\nduration_s = 60\n\n'
         + '[[phase]]\ntype = "relaxation"\nduration_s = 240\ntarget_percent = 90\nhold_s = 5\n'
-        + "tone_margin_percent = %d\n" % margin
+        + f"tone_margin_percent = {margin:d}\n"
     )
     return path
 

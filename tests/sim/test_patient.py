@@ -210,7 +210,7 @@ def test_feedback_tones_and_silence_never_make_her_contract():
 
 
 def relaxation(profile, seed, feedback, minutes=5, target_percent=70):
-    """RMS (µV) over the first 30 s (the reference) and the last minute of a relaxation, with feedback or not."""
+    """RMS (µV) over the first 30 s (the reference) and the last minute of a relaxation, feedback or not."""
     patient = Patient(profile, seed, RATE)
     model = EmgModel(patient, seed, RATE, motion_per_min=0)
     update = RATE // 20  # the firmware's 20 Hz envelope

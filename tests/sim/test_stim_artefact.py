@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from firmware import hal as H
-from firmware.patient_io import TONE_CONTRACT_HZ
 from firmware.emg import EmgInput
+from firmware.patient_io import TONE_CONTRACT_HZ
 from protocol.messages import FLAG_BLANKED, FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
 from sim.board import SimBoard, serial_for_seed
 from sim.clock import Clock

@@ -70,8 +70,10 @@ def main(argv=None):
                 for ev in iter(lambda: pico.events.get_nowait() if not pico.events.empty() else None, None):
                     print("event", json.dumps(ev), flush=True)
                 print(
-                    "board %.1f s (wall %.0f s): resets %d, emg %d converted %d underruns, out %s"
-                    % (
+                    (
+                        "board {:.1f} s (wall {:.0f} s): resets {:d}, emg {:d} converted {:d} underruns, "
+                        "out {}"
+                    ).format(
                         s["t_ns"] / 1e9,
                         time.monotonic() - t0,
                         len(s["resets"]),

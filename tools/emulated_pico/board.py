@@ -261,7 +261,7 @@ class EmulatedPico:
 
     @property
     def url(self):
-        return "socket://127.0.0.1:%d" % self.port
+        return f"socket://127.0.0.1:{self.port:d}"
 
     def state(self):
         """Output stage, e-stop, buttons, EMG counters, resets, flash operations and board time (ns)."""
@@ -305,7 +305,7 @@ class EmulatedPico:
             if s["t_ns"] >= t_end:
                 return s
             if time.monotonic() > deadline:
-                raise BoardError("board time did not reach +%d ms" % ms)
+                raise BoardError(f"board time did not reach +{ms:g} ms")
             time.sleep(min(0.2, (t_end - s["t_ns"]) / 1e9))
 
     def wait_event(self, ev, timeout):

@@ -68,8 +68,8 @@ def bootrom_bytes():
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "BOOTROM_B1" for t in node.targets):
             words = ast.literal_eval(node.value)
     if not words or len(words) != BOOTROM_WORDS:
-        raise Unavailable("%s holds no %d-word BOOTROM_B1" % (src, BOOTROM_WORDS))
-    data = struct.pack("<%dI" % BOOTROM_WORDS, *words)
+        raise Unavailable(f"{src} holds no {BOOTROM_WORDS:d}-word BOOTROM_B1")
+    data = struct.pack(f"<{BOOTROM_WORDS:d}I", *words)
     if hashlib.sha256(data).hexdigest() != BOOTROM_SHA256:
         raise Unavailable(f"{src}: the bootrom is not the RP2040 B1 ROM")
     return data
