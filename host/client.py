@@ -124,7 +124,7 @@ class Client:
         self._awaiting = set()
         self._replies = {}
         self._heartbeat = Heartbeat()
-        self._next_seq_of = {m.EVENT: None, m.STREAM: None}
+        self._next_seq_of: dict[int, int | None] = {m.EVENT: None, m.STREAM: None}  # seq due next, by kind
         self._queue: collections.deque[Event] = collections.deque()
         self._streaming = False
         if hello:
