@@ -215,14 +215,14 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
             continue  # a session cut off never reached the device's log
         rec = recording.read(path)
         sc = rec.summary
-        relax = sc.phases[1]
+        relax = sc.phases[1]  # the synthetic protocol: baseline, then relaxation
         log.append(
             {
                 "seq": len(log),
                 "protocol_id": "relax-a",
                 "host_time_s": when.timestamp() + 1,
                 "duration_s": sc.run_ms / 1000,
-                "rest_uv": relax[m.SC_REST_DV] / 10 if len(sc.phases) > 1 else None,
+                "rest_uv": relax[m.SC_REST_DV] / 10,
                 "below_target_s": relax.get(m.SC_BELOW_MS, 0) / 1000,
                 "below_target_percent": round(100 * relax.get(m.SC_BELOW_MS, 0) / sc.run_ms, 1),
                 "pain": pain,
