@@ -1,12 +1,16 @@
 """What happened during a recording, in device time: events, protocol phases, the stream's gaps and flags."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from host.client import Advice, Cue, FaultEvent, SessionSummary, StateChanged, StimEvent
-from host.recording.fileformat import Marker
+from host.recording.fileformat import RecordedEvent
 from protocol import messages as m
+
+if TYPE_CHECKING:  # the reader imports this module
+    from host.recording.reader import FrameTable, Recording
 
 
 @dataclass(frozen=True)
@@ -21,13 +25,9 @@ class Annotation:
     text: str
 
 
-def of_recording(rec):
+def of_recording(rec: "Recording") -> list[Annotation]:
     """Every event, and the stream's triggers, gaps, lead-off and saturation, in device time order."""
-    out = []
-    for it in rec.events:
-        a = _event_annotation(it)
-        if a is not None:
-            out.append(a)
+    out = [_event_annotation(it) for it in rec.events]
     out += _phase_annotations(rec.cues, rec.summary)
     rate = rec.rate_hz
     t = rec.table
@@ -39,7 +39,7 @@ def of_recording(rec):
     return out
 
 
-def _event_annotation(it):
+def _event_annotation(it: RecordedEvent) -> Annotation:
     t = it.time_ms / 1000
     if isinstance(it, Cue):
         return Annotation(t, it.duration_ms / 1000, "cue", f"cue {it.cue}")
@@ -56,12 +56,10 @@ def _event_annotation(it):
         return Annotation(t, 0.0, "advice", f"advice {it.reason}")
     if isinstance(it, SessionSummary):
         return Annotation(t, 0.0, "summary", f"scored: ended {it.end_reason}")
-    if isinstance(it, Marker):
-        return Annotation(t, 0.0, "marker", f"marker: {it.text}")
-    return None
+    return Annotation(t, 0.0, "marker", f"marker: {it.text}")  # every other kind is a Marker
 
 
-def _phase_annotations(cues, summary):
+def _phase_annotations(cues: list[Cue], summary: SessionSummary | None) -> list[Annotation]:
     """One annotation per protocol phase, from its first cue to the next phase's (or the session's end)."""
     from host import scores
 
@@ -83,7 +81,7 @@ def _phase_annotations(cues, summary):
     return out
 
 
-def _stream_annotations(t, rate):
+def _stream_annotations(t: "FrameTable", rate: int) -> list[Annotation]:
     """Gaps between frames, and lead-off and saturation over runs of adjacent flagged frames."""
     if not len(t):
         return []

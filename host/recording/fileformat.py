@@ -4,6 +4,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import cbor2
 
@@ -27,7 +28,10 @@ class Marker:
     text: str
 
 
-TYPES = {
+# what a recording holds besides its header and end: the client's events and frames, and markers
+RecordedEvent = StateChanged | Cue | FaultEvent | StimEvent | SessionSummary | Advice | Marker
+Item = EmgFrame | RecordedEvent
+TYPES: dict[str, type[Item]] = {
     c.__name__: c
     for c in (EmgFrame, StateChanged, Cue, FaultEvent, StimEvent, SessionSummary, Advice, Marker)
 }
@@ -62,7 +66,7 @@ def header(info, now=None):
     }
 
 
-def encode_item(item, host_s):
+def encode_item(item: Item, host_s: float) -> bytes:
     """One event or frame as the map a recording holds: "type" first (the reader resyncs on it)."""
     d = {"type": type(item).__name__, "host_s": round(host_s, 4)}
     for name in FIELDS[type(item)]:
@@ -70,7 +74,7 @@ def encode_item(item, host_s):
     return cbor2.dumps(d)
 
 
-def decode_item(d):
+def decode_item(d: dict[str, Any]) -> tuple[float, Item]:
     """(host_s, item) from one item map, or raise ValueError/TypeError/KeyError."""
     cls = TYPES[d["type"]]
     fields = {k: v for k, v in d.items() if k in FIELDS[cls]}

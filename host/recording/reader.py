@@ -11,15 +11,18 @@ file and are read again, a stretch at a time, only by what needs them
 import array
 import mmap
 import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, Self
 
 import numpy as np
 
 from host.client import Cue, EmgFrame, SessionSummary
 from host.recording import annotations
-from host.recording.fileformat import RecordingError
+from host.recording.annotations import Annotation
+from host.recording.fileformat import Item, RecordedEvent, RecordingError
 from host.recording.scanner import Scanner
-from host.recording.signals import fill
+from host.recording.signals import Signals, fill
 
 _MAX_JUMP_S = 3600  # an index jump longer than this is a restart or garbage, not a gap
 
@@ -63,7 +66,17 @@ class Recording:
     `end` is the end marker, or None when the recording was cut off.
     """
 
-    def __init__(self, path, header, events, table, problems, end, source, mapped=None):
+    def __init__(
+        self,
+        path: str,
+        header: dict[str, Any],
+        events: list[tuple[float, RecordedEvent]],
+        table: FrameTable,
+        problems: list[str],
+        end: dict[str, Any] | None,
+        source: Callable[[], Scanner],
+        mapped: mmap.mmap | None = None,
+    ) -> None:
         self.path = str(path)
         self.header = header
         self._events = events  # [(host_s, item)] of everything but EMG frames
@@ -73,60 +86,60 @@ class Recording:
         self._source = source  # () -> a fresh Scanner over the same bytes
         self._mapped = mapped  # the file's mmap, unmapped by close()
 
-    def close(self):
+    def close(self) -> None:
         """Unmap the file when done with it (its pages count as this process's memory while mapped);
         the events and the table stay."""
         if self._mapped is not None:
             self._mapped.close()
             self._mapped = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def iter_items(self):
+    def iter_items(self) -> Iterator[tuple[float, Item]]:
         """(host_s, item) of every item, in file order, read from the file again."""
         return self._source().items()
 
     @property
-    def items(self):
+    def items(self) -> list[tuple[float, Item]]:
         return list(self.iter_items())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Item]:
         return (item for _t, item in self.iter_items())
 
     @property
-    def complete(self):
+    def complete(self) -> bool:
         return not self.problems
 
     @property
-    def rate_hz(self):
+    def rate_hz(self) -> int:
         return self.header["emg_rate_hz"]
 
     @property
-    def pseudonym(self):
+    def pseudonym(self) -> str | None:
         return self.header.get("patient")
 
     @property
-    def protocol_id(self):
+    def protocol_id(self) -> str | None:
         return self.header.get("protocol_id")
 
     @property
-    def serial(self):
+    def serial(self) -> str | None:
         return self.header.get("serial")
 
     @property
-    def started(self):
+    def started(self) -> datetime:
         """The host's start time (aware UTC datetime)."""
         return datetime.fromtimestamp(self.header["started_unix_s"], UTC)
 
-    def wall_time(self, device_s):
+    def wall_time(self, device_s: float) -> datetime:
         """The host's UTC time at device time device_s (exact to the link's latency)."""
         return self.started + timedelta(seconds=device_s - self.header["device_uptime_ms"] / 1000)
 
-    def iter_frames(self):
+    def iter_frames(self) -> Iterator[EmgFrame]:
         """The EMG frames kept for the signals, with their samples, read from the file again."""
         n = len(self.table)
         for _t, it in self.iter_items():
@@ -137,41 +150,41 @@ class Recording:
                 yield it
 
     @property
-    def frames(self):
+    def frames(self) -> list[EmgFrame]:
         return list(self.iter_frames())
 
     @property
-    def events(self):
+    def events(self) -> list[RecordedEvent]:
         return [it for _t, it in self._events]
 
     @property
-    def cues(self):
+    def cues(self) -> list[Cue]:
         return [it for _t, it in self._events if isinstance(it, Cue)]
 
     @property
-    def summary(self):
+    def summary(self) -> SessionSummary | None:
         """The device's SessionSummary, or None if the recording holds none."""
         s = [it for _t, it in self._events if isinstance(it, SessionSummary)]
         return s[-1] if s else None
 
     @property
-    def span(self):
+    def span(self) -> tuple[int, int] | None:
         """(first sample index, end index) of the signals; None without frames."""
         if not len(self.table):
             return None
         return int(self.table.first_index[0]), int(self.table.end_index[-1])
 
-    def blocks(self, samples):
+    def blocks(self, samples: int) -> Iterator[Signals]:
         """Signals for consecutive stretches of `samples` samples (the last may be shorter), streamed."""
         span = self.span
         if span is None:
             return
         first, end = span
         frames = self.iter_frames()
-        carry = None
+        carry: EmgFrame | None = None
         for a in range(first, end, samples):
             b = min(a + samples, end)
-            group = []  # the frames with samples in [a, b)
+            group: list[EmgFrame] = []  # the frames with samples in [a, b)
             while True:
                 f = carry if carry is not None else next(frames, None)
                 carry = None
@@ -184,14 +197,14 @@ class Recording:
                     break
             yield fill(self.rate_hz, a, b, group)
 
-    def signals(self):
+    def signals(self) -> Signals | None:
         """All the frames as one Signals; None without frames. For long recordings use blocks()."""
         span = self.span
         if span is None:
             return None
         return next(self.blocks(span[1] - span[0]))
 
-    def annotations(self):
+    def annotations(self) -> list[Annotation]:
         """Every event, and the stream's triggers, gaps, lead-off and saturation, in device time order."""
         return annotations.of_recording(self)
 
@@ -199,7 +212,7 @@ class Recording:
 def _load(source, path, mapped=None):
     """A Recording from one streaming pass of source() (a Scanner factory)."""
     scan = source()
-    events = []
+    events: list[tuple[float, RecordedEvent]] = []
     cols = {name: array.array(code) for name, code in _TABLE_COLUMNS}
     end = None  # the index after the last frame kept
     dropped = 0

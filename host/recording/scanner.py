@@ -6,10 +6,13 @@ costs the items it hits, not the rest of the file.
 """
 
 import io
+import mmap
+from collections.abc import Iterator
+from typing import Any
 
 import cbor2
 
-from host.recording.fileformat import END, TYPE_KEY, TYPES, RecordingError, check_header, decode_item
+from host.recording.fileformat import END, TYPE_KEY, TYPES, Item, RecordingError, check_header, decode_item
 
 DECODE_ERRORS = (
     cbor2.CBORDecodeError,
@@ -25,7 +28,7 @@ DECODE_ERRORS = (
 class Scanner:
     """One pass over a recording's bytes (bytes or an mmap): items, problems, end marker."""
 
-    def __init__(self, data, path):
+    def __init__(self, data: bytes | mmap.mmap, path: str) -> None:
         self.data = data  # for resync's search: the bytes, or the file mapped
         self.path = path
         # cbor2 decodes from a file object (not from an mmap)
@@ -40,17 +43,17 @@ class Scanner:
             self.fp.close()
             raise
         self.start = self.fp.tell()
-        self.problems = []
-        self.unknown = {}
-        self.end = None
+        self.problems: list[str] = []
+        self.unknown: dict[str, int] = {}  # items of a type this tonus does not know, by type
+        self.end: dict[str, Any] | None = None
 
-    def items(self):
+    def items(self) -> Iterator[tuple[float, Item]]:
         try:
             yield from self._items()
         finally:
             self.fp.close()
 
-    def _items(self):
+    def _items(self) -> Iterator[tuple[float, Item]]:
         data, fp = self.data, self.fp
         pos, last_s, size = self.start, 0.0, len(data)
         fp.seek(pos)

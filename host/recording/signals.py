@@ -1,8 +1,11 @@
 """A recording's samples as contiguous arrays by sample index, filled from the frames that hold them."""
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from host.client import EmgFrame
 
 
 @dataclass
@@ -17,20 +20,20 @@ class Signals:
     flags: np.ndarray  # uint8, each frame's FLAG_* bits over its samples (0 where missing)
 
     @property
-    def present(self):
+    def present(self) -> np.ndarray:
         return ~np.isnan(self.emg_uv)
 
     @property
-    def time_s(self):
+    def time_s(self) -> np.ndarray:
         """Device time of each sample."""
         return (self.first_index + np.arange(len(self.emg_uv))) / self.rate_hz
 
-    def gaps(self):
+    def gaps(self) -> list[tuple[int, int]]:
         """(first missing index, number of samples) of each stretch where no sample arrived."""
         return [(self.first_index + int(a), int(b - a)) for a, b in runs(~self.present)]
 
 
-def fill(rate, a, b, frames):
+def fill(rate: int, a: int, b: int, frames: Sequence[EmgFrame]) -> Signals:
     """Signals for samples [a, b) from the frames holding any of them, in whole arrays (no per-frame loop)."""
     n = b - a
     s = Signals(rate, a, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.uint8))
@@ -49,7 +52,7 @@ def fill(rate, a, b, frames):
     return s
 
 
-def runs(mask):
+def runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
     """(start, end) of each stretch where the boolean array is true."""
     edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
     return zip(edges[::2], edges[1::2], strict=True)
