@@ -127,6 +127,17 @@ def test_sessions_are_counted_and_the_interval_enforced():
 
 
 @req("PROT-BUDGET-1")
+def test_without_a_protocol_there_is_no_budget_to_start_from():
+    hal, ctrl, _host = greeted(files=provisioned())
+    try:
+        ctrl.therapy.check_start(hal.t_ms)
+    except errors.ProtocolError as e:
+        assert e.code == errors.NO_PROTOCOL
+    else:
+        raise AssertionError("a session start passed the budget check without a protocol")
+
+
+@req("PROT-BUDGET-1")
 def test_remove_keeps_the_rollback_counter():
     hal, ctrl, host = greeted(files=provisioned())
     upload(hal, ctrl, host, cose("v2"))
