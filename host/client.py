@@ -20,6 +20,7 @@ is due, and the client sends it from its read path.
 
 import collections
 import time
+from typing import Any, TypeVar, cast
 
 from host import requests as rq
 from host.events import (
@@ -104,6 +105,7 @@ _TICK = 0.02  # longest single wait for bytes, so heartbeats stay on time
 LEVEL_HOLD_HEARTBEAT_MS = 1000  # the device's STIM_HEARTBEAT_MAX_MS
 _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
+R = TypeVar("R", bound=Reply)
 
 
 class Client:
@@ -113,8 +115,8 @@ class Client:
         self.port = port  # host.transport.Port
         self.timeout = timeout
         self.retries = retries
-        self.device = None  # the Hello of the last successful greeting
-        self.state = None  # last state the device reported, by name
+        self.device: Hello | None = None  # the Hello of the last successful greeting
+        self.state: str | None = None  # last state the device reported, by name
         # diagnostics
         self.stale_replies = 0  # answers to requests no longer awaited
         self.missed = {m.EVENT: 0, m.STREAM: 0}  # seq gaps per unsolicited kind
@@ -160,11 +162,13 @@ class Client:
 
     # -- requests ---------------------------------------------------------
 
-    def hello(self, min_version=m.MIN_PROTOCOL_VERSION, max_version=m.PROTOCOL_VERSION):
+    def hello(
+        self, min_version: int = m.MIN_PROTOCOL_VERSION, max_version: int = m.PROTOCOL_VERSION
+    ) -> Hello | Refusal:
         """Negotiate the protocol version. The device stops streaming on every HELLO."""
         # the greeting itself: a HELLO_REQUIRED here is not answered with another HELLO
         req = rq.Hello(min_version=min_version, max_version=max_version)
-        r = self._exchange(req, self.timeout)
+        r = cast(Hello | Refusal, self._exchange(req, self.timeout))
         if r.ok:
             if not min_version <= r.version <= max_version:
                 raise LinkError(
@@ -175,21 +179,27 @@ class Client:
             self._streaming = False
         return r
 
-    def info(self):
+    def info(self) -> Info | Refusal:
         r = self._request(rq.Info())
         if r.ok:
             self._heartbeat.emg_rate_hz = r.limits.emg_rate_hz or self._heartbeat.emg_rate_hz
             self._saw_state(r.state)
         return r
 
-    def ping(self):
+    def ping(self) -> Pong | Refusal:
         return self._request(rq.Ping())
 
-    def session_start(self, demo_s=None, heartbeat_ms=None, host_time_s=None, keep_alive=True):
+    def session_start(
+        self,
+        demo_s: int | None = None,
+        heartbeat_ms: int | None = None,
+        host_time_s: int | None = None,
+        keep_alive: bool = True,
+    ) -> StateReply | Refusal:
         """Start a session. With heartbeat_ms the device ends it when the host
         is silent that long; keep_alive makes this client send PINGs for it
         while the caller keeps reading (poll, events, or any request)."""
-        fields = {"host_time_s": int(time.time()) if host_time_s is None else host_time_s}
+        fields: dict[str, Any] = {"host_time_s": int(time.time()) if host_time_s is None else host_time_s}
         if demo_s is not None:
             fields["demo_s"] = demo_s
         if heartbeat_ms:
@@ -201,28 +211,28 @@ class Client:
             self.heartbeat_ms = heartbeat_ms
         return r
 
-    def session_pause(self):
+    def session_pause(self) -> StateReply | Refusal:
         return self._request(rq.SessionPause())
 
-    def session_resume(self):
+    def session_resume(self) -> StateReply | Refusal:
         return self._request(rq.SessionResume())
 
-    def session_stop(self):
+    def session_stop(self) -> StateReply | Refusal:
         return self._request(rq.SessionStop())
 
-    def estop(self):
+    def estop(self) -> StateReply | Refusal:
         return self._request(rq.Estop())
 
-    def fault_clear(self):
+    def fault_clear(self) -> StateReply | Refusal:
         return self._request(rq.FaultClear())
 
-    def stream(self, enable):
+    def stream(self, enable: bool) -> Ack | Refusal:
         r = self._request(rq.StreamControl(enable=bool(enable)))
         if r.ok:
             self._streaming = bool(enable)
         return r
 
-    def stim_level(self, level_ua):
+    def stim_level(self, level_ua: int) -> LevelReply | Refusal:
         """Ask for a stimulation level (µA); the device refuses one outside the approved range."""
         r = self._request(rq.StimLevel(level_ua=level_ua))
         if r.ok and not self.heartbeat_ms:
@@ -231,14 +241,16 @@ class Client:
             self.heartbeat_ms = LEVEL_HOLD_HEARTBEAT_MS
         return r
 
-    def log_read(self, from_seq, max_entries=m.MAX_LOG_READ):
+    def log_read(self, from_seq: int, max_entries: int = m.MAX_LOG_READ) -> LogPage | Refusal:
         return self._request(rq.LogRead(from_seq=from_seq, max=max_entries))
 
-    def session_rate(self, session, pain):
+    def session_rate(self, session: int, pain: int) -> Rated | Refusal:
         """The patient's pain/comfort score (0..10) for logged session number `session`."""
         return self._request(rq.SessionRate(session=session, pain=pain))
 
-    def selftest(self, probe_attached=False, timeout=None):
+    def selftest(
+        self, probe_attached: bool = False, timeout: float | None = None
+    ) -> SelftestResult | Refusal:
         """Run the board's bring-up checks: a SelftestResult, or a Refusal.
 
         Events that arrive while the checks run stay queued for poll().
@@ -246,23 +258,23 @@ class Client:
         """
         return self._request(rq.Selftest(probe_attached=bool(probe_attached)), result_timeout=timeout)
 
-    def protocol_begin(self, size, sha256):
+    def protocol_begin(self, size: int, sha256: bytes) -> UploadOffset | Refusal:
         return self._request(rq.ProtocolBegin(size=size, sha256=sha256))
 
-    def protocol_chunk(self, offset, data):
+    def protocol_chunk(self, offset: int, data: bytes) -> UploadOffset | Refusal:
         return self._request(rq.ProtocolChunk(offset=offset, data=data))
 
-    def protocol_commit(self, timeout=None):
+    def protocol_commit(self, timeout: float | None = None) -> ProtocolStored | Refusal:
         """Verification takes seconds on a board: wait longer than for other answers."""
         return self._request(rq.ProtocolCommit(), timeout=timeout)
 
-    def protocol_show(self):
+    def protocol_show(self) -> ProtocolShown | Refusal:
         return self._request(rq.ProtocolShow())
 
-    def protocol_remove(self):
+    def protocol_remove(self) -> Ack | Refusal:
         return self._request(rq.ProtocolRemove())
 
-    def maintenance(self):
+    def maintenance(self) -> StateReply | Refusal:
         """Ask the device to reset into its maintenance boot, for `tonus flash`.
 
         A StateReply (state MAINTENANCE: the reset follows at once), or a
@@ -319,7 +331,9 @@ class Client:
         self._seq = self._seq % (m.SEQ_MODULO - 1) + 1
         return self._seq
 
-    def _request(self, req, timeout=None, result_timeout=None):
+    def _request(
+        self, req: rq.Request[R], timeout: float | None = None, result_timeout: float | None = None
+    ) -> R | Refusal:
         """Send req and return its reply, its Result event if it has one, or a Refusal.
 
         `timeout` overrides the request's min_timeout, `result_timeout` its result_timeout.
@@ -334,11 +348,14 @@ class Client:
                 if was_streaming and req.TYPE != m.STREAM_CONTROL:
                     self.stream(True)
                 r = self._exchange(req, wait)
+        # each request class names its reply or result as R: tests/host/test_requests.py holds them so
         if r.ok and req.Result is not None:
-            return self._await_result(req, req.result_timeout if result_timeout is None else result_timeout)
-        return r
+            return cast(
+                R, self._await_result(req, req.result_timeout if result_timeout is None else result_timeout)
+            )
+        return cast(R | Refusal, r)
 
-    def _exchange(self, req, timeout):
+    def _exchange(self, req: rq.Request[Any], timeout: float) -> Reply | Refusal:
         attempts = 1 + (self.retries if req.resend else 0)
         seqs = []
         dropped_before = self.dropped_frames
@@ -420,7 +437,7 @@ class Client:
                 return None
             self._pump(min(left, _TICK))
 
-    def _reply(self, mtype, got, rtt):
+    def _reply(self, mtype: int, got: tuple[int, int, Any, bytes], rtt: float) -> Reply | Refusal:
         kind, rtype, body, payload = got
         if kind == m.ERROR:
             return Refusal.parse(m.type_name(mtype), body)

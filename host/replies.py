@@ -5,7 +5,7 @@ names, for every request, the reply type its RESPONSE carries.
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, Self
 
 from host.errors import TonusError
 from protocol import errors, faults
@@ -40,17 +40,17 @@ def state_of(body):
 
 
 class Reply:
-    """A device answer; `ok` tells a response from a refusal."""
+    """A device answer that is not a refusal; `ok` tells it from a Refusal (and narrows the type)."""
 
-    ok = True
+    ok: ClassVar[Literal[True]] = True
 
-    def unwrap(self):
-        """The reply itself, or DeviceRefused raised for a refusal."""
+    def unwrap(self) -> Self:
+        """The reply itself (a Refusal raises DeviceRefused instead)."""
         return self
 
 
 @dataclass(frozen=True)
-class Refusal(Reply):
+class Refusal:
     """The device answered a request with an ERROR."""
 
     request: str  # the refused request's type name
@@ -58,13 +58,13 @@ class Refusal(Reply):
     name: str
     detail: str
 
-    ok = False
+    ok: ClassVar[Literal[False]] = False
 
-    def unwrap(self):
+    def unwrap(self) -> NoReturn:
         raise DeviceRefused(self)
 
     @classmethod
-    def parse(cls, request, body):
+    def parse(cls, request: str, body: dict[int, Any]) -> "Refusal":
         code = body[0]
         return cls(request, code, errors.name(code), body.get(1, ""))
 
