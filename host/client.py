@@ -20,6 +20,7 @@ is due, and the client sends it from its read path.
 
 import collections
 import time
+from collections.abc import Iterator
 from typing import Any, TypeVar, cast
 
 from host import requests as rq
@@ -133,7 +134,14 @@ class Client:
             self.hello().unwrap()
 
     @classmethod
-    def open(cls, url, *, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, wire_log=None):
+    def open(
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        wire_log: Any = None,
+    ) -> "Client":
         """Open `url` (see host.transport.open_port) and greet the device."""
         port = open_port(url, timeout=timeout, wire_log=wire_log)
         try:
@@ -142,7 +150,7 @@ class Client:
             port.close()
             raise
 
-    def close(self):
+    def close(self) -> None:
         self.port.close()
 
     def __enter__(self):
@@ -152,12 +160,12 @@ class Client:
         self.close()
 
     @property
-    def heartbeat_ms(self):
+    def heartbeat_ms(self) -> int:
         """Nonzero while this client keeps a host-driven session alive."""
         return self._heartbeat.period_ms
 
     @heartbeat_ms.setter
-    def heartbeat_ms(self, ms):
+    def heartbeat_ms(self, ms: int) -> None:
         self._heartbeat.period_ms = ms
 
     # -- requests ---------------------------------------------------------
@@ -282,7 +290,7 @@ class Client:
         """
         return self._request(rq.MaintenanceEnter())
 
-    def raw_request(self, msg):
+    def raw_request(self, msg: object) -> Reply | Refusal:
         """Send any envelope [kind, seq, type, body] unvalidated; return the answer.
 
         For tests and diagnosis of the device's input checks. The answer is
@@ -298,13 +306,13 @@ class Client:
             raise LinkError(f"no answer to a raw request (seq {seq:d}) within {self.timeout:g} s")
         return self._reply(mtype, *got)
 
-    def send_raw(self, data):
+    def send_raw(self, data: bytes) -> None:
         """Put bytes on the line as they are (line-noise tests)."""
         self.port.write(data)
 
     # -- events and stream ------------------------------------------------
 
-    def poll(self, timeout=0.0):
+    def poll(self, timeout: float = 0.0) -> Event | None:
         """The next event or EMG frame, waiting up to `timeout` seconds; None if none came."""
         deadline = time.monotonic() + timeout
         while not self._queue:
@@ -314,7 +322,7 @@ class Client:
                 break
         return self._queue.popleft() if self._queue else None
 
-    def events(self, idle_timeout=None):
+    def events(self, idle_timeout: float | None = None) -> Iterator[Event]:
         """Yield events and EMG frames as they arrive; end after idle_timeout
         seconds without one (None: never)."""
         while True:
@@ -469,7 +477,7 @@ class Client:
             self._dispatch(payload)
 
     @property
-    def dropped_frames(self):
+    def dropped_frames(self) -> int:
         """Frames from the device that failed COBS, CRC or size checks here."""
         return self._decoder.dropped
 
