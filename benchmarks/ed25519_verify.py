@@ -43,7 +43,7 @@ def cases():
         ("Ed25519 verify, empty message (RFC 8032 TEST 1)", ed25519.verify, short),
         ("Ed25519 verify, 1023-byte message (TEST 1024)", ed25519.verify, long_),
         ("SHA-512 of 1 KiB", lambda m: sha512(m).digest(), (kb,)),
-        (f"COSE_Sign1 verify of a signed protocol ({len(signed):d} B)", cose.verify_sign1, (signed, keys)),
+        (f"COSE_Sign1 verify of a signed protocol ({len(signed)} B)", cose.verify_sign1, (signed, keys)),
     )
 
 

@@ -213,13 +213,13 @@ def _frames():
 
 def _pct(values, p):
     v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else float("nan")
+    return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))] if v else float("nan")
 
 
 def _dist(values, unit="µs"):
     if not values:
         return "none"
-    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values):d})"
+    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values)})"
 
 
 def board_script(passes):
@@ -281,7 +281,7 @@ def report_passes(out):
         elif parts[0] in ("PASS_US", "ALLOC_B", "GC_US", "COLLECT_US", "FRAME_US", "TASK_US"):
             lists[parts[0]] = parts[1:]
     num = {k: [int(x) for x in v] for k, v in lists.items() if k != "TASK_US"}
-    tasks = dict((kv.split("=")[0], int(kv.split("=")[1])) for kv in lists.get("TASK_US", []))
+    tasks = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in lists.get("TASK_US", [])}
     busy = sum(num["PASS_US"]) or 1
     board_us = int(figs["board_us"])
     print(

@@ -107,8 +107,8 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         print(
             f"report of N sessions of {args.minutes:g} minutes (CPU time: min / median of "
             f"{args.repeats:d}; peak resident set)"

@@ -22,6 +22,7 @@ clinician's page open in Debian's chromium (Playwright), and prints:
 """
 
 import argparse
+import itertools
 import shutil
 import statistics
 import sys
@@ -102,7 +103,7 @@ def run(args):
                     ages[i] + (shown - got) for i, got, shown in stamps if i in ages and shown >= got
                 ]
                 print(
-                    f"sample-to-screen latency over {len(latencies):d} redraws in real time "
+                    f"sample-to-screen latency over {len(latencies)} redraws in real time "
                     f"({args.latency_s:d} s):"
                 )
                 print(
@@ -143,9 +144,9 @@ def run(args):
     ends = [e for e in recording.events if type(e).__name__ == "StateChanged" and e.from_state == "RUNNING"]
     print("\nthe session ended: {}".format(", ".join(f"{e.to_state} ({e.reason})" for e in ends)))
     frames = recording.frames
-    unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in zip(frames, frames[1:]))
+    unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in itertools.pairwise(frames))
     print(
-        f"frames: {feed.view.tracker.frames:d} delivered by the link, {len(frames):d} in the "
+        f"frames: {feed.view.tracker.frames:d} delivered by the link, {len(frames)} in the "
         f"recording (missing from it: {feed.view.tracker.frames - len(frames):d}); "
         f"the device could not send {unsent:d} (the link counted {c.missed[m.STREAM]:d})"
     )

@@ -116,10 +116,7 @@ class Biofeedback:
         self._close_segment()
         self._close_phase()
         self.running = False
-        phases = []
-        for s in self.scores:
-            if s.run_ms or s.index <= self._phase_index:
-                phases.append(s.result())
+        phases = [s.result() for s in self.scores if s.run_ms or s.index <= self._phase_index]
         return {
             m.SUM_TIME_MS: time_ms,
             m.SUM_END_REASON: end_reason,

@@ -48,11 +48,8 @@ class SessionLog:
         entry[m.LOG_SEQ] = seq
         seg = (seq // PER_SEGMENT) % SEGMENTS
         entries = self._segment(seg) if seq % PER_SEGMENT else []
-        kept = []
-        for e in entries:
-            # a segment being reused holds entries of a lap ago: they go
-            if e[m.LOG_SEQ] // PER_SEGMENT == seq // PER_SEGMENT:
-                kept.append(e)
+        # a segment being reused holds entries of a lap ago: they go
+        kept = [e for e in entries if e[m.LOG_SEQ] // PER_SEGMENT == seq // PER_SEGMENT]
         kept.append(entry)
         self._store.save(_NAME % seg, kept)
         self._seg = seg

@@ -64,10 +64,8 @@ def write_bytes(path, data, *, mode=0o644, overwrite=True):
         raise file_error(path, e) from None
     finally:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def check_writable(path, *, overwrite=True):

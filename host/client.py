@@ -508,7 +508,7 @@ class Client:
             self.missed[kind] += (seq - expected) % m.SEQ_MODULO
         self._next_seq_of[kind] = (seq + 1) % m.SEQ_MODULO
         if mtype == m.EMG and len(body[1]) % 4:
-            raise LinkError(f"EMG frame with a partial sample ({len(body[1]):d} bytes)", payload)
+            raise LinkError(f"EMG frame with a partial sample ({len(body[1])} bytes)", payload)
         item = EVENTS[mtype].parse(seq, m.named(kind, mtype, body))
         if isinstance(item, EmgFrame):
             self._heartbeat.saw_samples(item.first_index, item.end_index)

@@ -231,7 +231,7 @@ def write_edf(rec, path):
                 notes = _edf_annotations(rec, t0, end - first) + _clip_annotations(clip_runs, rate, emg_max)
                 if len(notes) > records * _MAX_ANNOTATION_SIGNALS:
                     raise ExportError(
-                        f"{len(notes):d} annotations do not fit an EDF+ file of {records:d} s (at "
+                        f"{len(notes)} annotations do not fit an EDF+ file of {records:d} s (at "
                         f"most {_MAX_ANNOTATION_SIGNALS:d} per second)"
                     )
                 w.set_number_of_annotation_signals(max(1, -(-len(notes) // records)))

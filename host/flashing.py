@@ -100,10 +100,11 @@ def image_hash(files):
 def image_items(root=ROOT):
     """The image in deployment order: modules, the board profile if any, then main.py."""
     root = Path(root)
-    items = []
-    for pkg in PACKAGES:
-        for src in sorted((root / pkg).glob("*.py")):
-            items.append(Item(src, "{}/{}".format(pkg, src.with_suffix(".mpy").name), compiled=True))
+    items = [
+        Item(src, f"{pkg}/{src.with_suffix('.mpy').name}", compiled=True)
+        for pkg in PACKAGES
+        for src in sorted((root / pkg).glob("*.py"))
+    ]
     if (root / PROFILE).is_file():
         items.append(Item(root / PROFILE, PROFILE))
     items.append(Item(root / BOARD_MAIN, "main.py"))
@@ -120,10 +121,8 @@ def record_items(provision_dir):
             f"{d} is not a provisioning directory (write one with 'tonus provision --flash-dir')"
         )
     target = provisioning.FlashDir(d)
-    items = []
-    for name in RECORDS:
-        if target.read(name) is not None:  # raises for a damaged record
-            items.append(Item(d / name, f"{DATA_DIR}/{name}"))
+    # target.read raises for a damaged record
+    items = [Item(d / name, f"{DATA_DIR}/{name}") for name in RECORDS if target.read(name) is not None]
     if not items:
         raise TonusError(f"{d} holds no keys or policy; provision it with 'tonus provision --flash-dir {d}'")
     return items
@@ -271,7 +270,7 @@ class Plan:
 
 def _run_subprocess(argv):
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     except FileNotFoundError as e:
         raise TonusError(
             f"{argv[0]} is not installed; install tonus with its board tools (pip install -e .)"
@@ -456,10 +455,10 @@ class Flasher:
         # mpremote prints "sha256sum :PATH" and then the digest, per file
         got = {}
         path = None
-        for line in out.splitlines():
-            line = line.strip()
+        for raw in out.splitlines():
+            line = raw.strip()
             if line.startswith("sha256sum :"):
-                path = line[len("sha256sum :") :]
+                path = line.removeprefix("sha256sum :")
             elif path is not None and re.fullmatch(r"[0-9a-f]{64}", line):
                 got[path] = line
                 path = None

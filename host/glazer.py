@@ -112,8 +112,8 @@ def envelope(x_uv, rate_hz, mains=None):
         if (k == 1 or rate_hz in HARMONIC_RATES) and f0 < rate_hz / 2:
             b, a = iirnotch(f0, q, fs=rate_hz)
             y = lfilter(b, a, y)
-    win = int(round(WINDOW_S * rate_hz))
-    hop = int(round(HOP_S * rate_hz))
+    win = round(WINDOW_S * rate_hz)
+    hop = round(HOP_S * rate_hz)
     if len(y) < win:
         return np.zeros(0), np.zeros(0)
     c = np.concatenate(([0.0], np.cumsum(y * y)))
@@ -176,7 +176,7 @@ def analyse(rec):
 
     def raw(k):
         c = cues[k]
-        i = int(round((c.time_ms / 1000) * rate)) - rec.first_index
+        i = round((c.time_ms / 1000) * rate) - rec.first_index
         n = int(c.duration_ms * rate // 1000)
         if i < 0 or i + n > len(rec.samples_uv):
             raise GlazerError(f"the recording does not cover segment {k + 1:d} of the assessment")
@@ -298,7 +298,7 @@ def _mean(values):
 def _first_sustained(t, cond, hold_s):
     """First time cond holds for hold_s in a row; None if never."""
     run_start = None
-    for ti, c in zip(t, cond):
+    for ti, c in zip(t, cond, strict=True):
         if c:
             if run_start is None:
                 run_start = ti
@@ -376,17 +376,17 @@ def lines(result):
     out.append(
         "  against norms (phasic peak, other mean amplitudes; mean ± SD of healthy nulliparous women):"
     )
-    for row in r["normative"]["rows"]:
-        out.append(
-            "    {!s:<20} {:6.1f} µV  norm {:5.2f} ± {:5.2f}  z {:+5.2f}  {}".format(
-                _LABELS[row["measure"]],
-                row["value_uv"],
-                row["norm_mean_uv"],
-                row["norm_sd_uv"],
-                row["z"],
-                row["verdict"],
-            )
+    out += [
+        "    {!s:<20} {:6.1f} µV  norm {:5.2f} ± {:5.2f}  z {:+5.2f}  {}".format(
+            _LABELS[row["measure"]],
+            row["value_uv"],
+            row["norm_mean_uv"],
+            row["norm_sd_uv"],
+            row["z"],
+            row["verdict"],
         )
+        for row in r["normative"]["rows"]
+    ]
     out.append("  source: " + r["normative"]["source"])
     out.append("  note: " + r["normative"]["reliability"])
     return out

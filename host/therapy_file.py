@@ -92,7 +92,7 @@ def _key_lines(text):
             continue
         m = re.match(r"([A-Za-z0-9_-]+)\s*=", line)
         if m:
-            lines[section + (m.group(1),)] = n
+            lines[(*section, m.group(1))] = n
     return lines
 
 
@@ -115,14 +115,15 @@ def _exact(value, factor, key):
 def _convert_table(table, file_path, problems, lines, failed):
     """Device-unit copy of a file table; unconvertible settings go to problems and failed."""
     out = {}
-    for key, value in table.items():
-        fpath = file_path + (key,)
+    for key, given in table.items():
+        value = given  # a date or a whole float is normalised below
+        fpath = (*file_path, key)
         if key in _HINTS and key not in _UNITS:
             problems.append(
                 Problem(lines.get(fpath), _dotted(fpath), f"write this as {_HINTS[key]} (clinical units)")
             )
             hinted = _UNITS.get(_HINTS[key])
-            failed.add(file_path + ((hinted[0] if hinted else _HINTS[key]),))
+            failed.add((*file_path, hinted[0] if hinted else _HINTS[key]))
             continue
         if key in _UNITS:
             doc_key, factor = _UNITS[key]
@@ -130,7 +131,7 @@ def _convert_table(table, file_path, problems, lines, failed):
                 out[doc_key] = _exact(value, factor, key)
             except ValueError as e:
                 problems.append(Problem(lines.get(fpath), _dotted(fpath), str(e)))
-                failed.add(file_path + (doc_key,))
+                failed.add((*file_path, doc_key))
             continue
         if isinstance(value, datetime.datetime):
             problems.append(
@@ -182,13 +183,12 @@ def loads(text):
     lines = _key_lines(text)
     problems = []
     failed: set[tuple] = set()  # settings already reported; the schema would only call them missing
-    for key in data:
-        if key not in _SECTIONS:
-            problems.append(
-                Problem(
-                    lines.get((key,)), key, "unknown section; a protocol has {}".format(", ".join(_SECTIONS))
-                )
-            )
+    known = ", ".join(_SECTIONS)
+    problems += [
+        Problem(lines.get((key,)), key, f"unknown section; a protocol has {known}")
+        for key in data
+        if key not in _SECTIONS
+    ]
     meta = data.get("protocol", {})
     if not isinstance(meta, dict):
         raise ProtocolFileError("[protocol] must be a table")
@@ -232,8 +232,8 @@ def _doc_in_file_terms(dpath):
     if not dpath:
         return ()
     if dpath[0] in _SECTION_OF:
-        return (_SECTION_OF[dpath[0]],) + tuple(dpath[1:])
-    return ("protocol",) + tuple(dpath)
+        return (_SECTION_OF[dpath[0]], *dpath[1:])
+    return ("protocol", *dpath)
 
 
 def _file_path(dpath):
@@ -241,13 +241,10 @@ def _file_path(dpath):
     if not dpath:
         return ()
     head = dpath[0]
-    if head in _SECTION_OF:
-        out = (_SECTION_OF[head],) + tuple(dpath[1:])
-    else:
-        out = ("protocol",) + tuple(dpath)
+    out = (_SECTION_OF[head], *dpath[1:]) if head in _SECTION_OF else ("protocol", *dpath)
     last = out[-1]
     if isinstance(last, str) and last in _DOC_TO_FILE:
-        out = out[:-1] + (_DOC_TO_FILE[last][0],)
+        out = (*out[:-1], _DOC_TO_FILE[last][0])
     return out
 
 

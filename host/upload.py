@@ -22,7 +22,7 @@ def upload(open_client, signed, progress=None):
     connection, up to ATTEMPTS times. progress(sent, total) reports bytes.
     """
     if len(signed) > m.UPLOAD_MAX:
-        raise TonusError(f"a signed protocol is at most {m.UPLOAD_MAX:d} bytes; this one has {len(signed):d}")
+        raise TonusError(f"a signed protocol is at most {m.UPLOAD_MAX:d} bytes; this one has {len(signed)}")
     digest = hashlib.sha256(signed).digest()
     last = None
     for _ in range(ATTEMPTS):

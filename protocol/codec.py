@@ -48,6 +48,10 @@ _MT_SIMPLE = 7
 class Tag:
     """A tagged value; only tag 18 (COSE_Sign1) exists on the link."""
 
+    # equal by value, which may be a list: unhashable, as CPython makes it implicitly (typeshed writes
+    # list.__hash__ the same way, ignoring that it narrows object.__hash__)
+    __hash__ = None  # type: ignore[assignment]
+
     def __init__(self, tag, value):
         self.tag = tag
         self.value = value
@@ -127,9 +131,7 @@ def _enc(out, obj, depth):
         for item in obj:
             _enc(out, item, depth + 1)
     elif isinstance(obj, dict):
-        pairs = []
-        for k in obj:
-            pairs.append((_enc_key(k), obj[k]))
+        pairs = [(_enc_key(k), v) for k, v in obj.items()]
         pairs.sort(key=_first)
         _head(out, _MT_MAP, len(pairs))
         for kb, v in pairs:
@@ -253,10 +255,7 @@ def _dec(r, depth, max_depth):
         # before allocating anything for them
         if n > r.end - r.pos:
             raise ProtocolError(TRUNCATED, "array of %d cannot fit" % n)
-        out = []
-        for _ in range(n):
-            out.append(_dec(r, depth + 1, max_depth))
-        return out
+        return [_dec(r, depth + 1, max_depth) for _ in range(n)]
     if major == _MT_MAP:
         if 2 * n > r.end - r.pos:
             raise ProtocolError(TRUNCATED, "map of %d cannot fit" % n)

@@ -122,9 +122,7 @@ def _table(x, y):
         t = e * h % P
         pos.append(_cached(x, y, z, t))
     # -(X:Y:Z:T) = (-X:Y:Z:-T): Y+X and Y-X swap places, 2dT changes sign
-    neg = []
-    for q in pos:
-        neg.append((q[1], q[0], q[2], (P - q[3]) % P))
+    neg = [(q[1], q[0], q[2], (P - q[3]) % P) for q in pos]
     return pos, neg
 
 

@@ -581,7 +581,7 @@ def build(kind, seq, mtype, **values):
         if fname in values:
             body[key] = values.pop(fname)
     if values:
-        raise ProtocolError(BAD_FIELD, "%s: unknown field %s" % (type_name(mtype), sorted(values)[0]))
+        raise ProtocolError(BAD_FIELD, "%s: unknown field %s" % (type_name(mtype), min(values)))
     check_body(kind, mtype, body)
     if not (0 <= seq < SEQ_MODULO):
         raise ProtocolError(BAD_ENVELOPE, "sequence number out of range")

@@ -97,8 +97,7 @@ PHASES = {
 
 
 def _add_pulse(spec):
-    for key in _PULSE:
-        lo, hi, name, unit = _PULSE[key]
+    for key, (lo, hi, name, unit) in _PULSE.items():
         spec[key] = (lo, hi, name, unit, True)
 
 
@@ -369,9 +368,9 @@ def validate(doc, device_limits=None):
     for key in doc:
         if key not in _TOP and key not in _OPTIONAL_TOP:
             p.add((key,), "unknown setting '%s'" % key)
-    for key in _TOP:
+    for key, what in _TOP.items():
         if key not in doc:
-            p.add((key,), "%s is missing" % _TOP[key])
+            p.add((key,), "%s is missing" % what)
     if p.items:
         return p.items
     if doc["format"] != FORMAT:
@@ -449,7 +448,7 @@ def _check_screening(p, doc):
         p.add(("screening",), "contraindication screening must be a table")
         return
     names = {"attested_by": 1, "attested_on": 1}
-    for key, _text_ in SCREENING:
+    for key, _ in SCREENING:
         names[key] = 1
     for key in s:
         if key not in names:

@@ -19,6 +19,7 @@ The root conftest.py registers it, so every pytest run in this repository
   not a narrower selection; --trace-gate / --no-trace-gate force it.
 """
 
+import contextlib
 import os
 import re
 import shlex
@@ -272,10 +273,9 @@ class TracePlugin:
         results = Results(self.requirements, [run], ran)
         if not self.nested:
             if not whole:
-                try:
+                # a TraceError: no earlier results, or unreadable ones: this run alone
+                with contextlib.suppress(TraceError):
                     results = results.after(Results.load(self.dir))
-                except TraceError:
-                    pass  # no earlier results, or unreadable ones: this run alone
             results.save(self.dir)
             for fmt in render.FORMATS:
                 with open(os.path.join(self.dir, render.FILES[fmt]), "w", encoding="utf-8") as f:

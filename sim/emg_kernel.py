@@ -21,6 +21,7 @@ file's stamp), so only the first simulator after a change pays ~1 s.
 """
 
 import ast
+import functools
 import logging
 from array import array
 from pathlib import Path
@@ -32,8 +33,6 @@ from firmware import emg_dsp
 
 VIPER_SOURCE = Path(firmware.__file__).with_name("emg_viper.py")
 log = logging.getLogger("tonus.sim")
-_kernel = None
-_built = False
 
 
 def _python_function(path):
@@ -111,17 +110,13 @@ def agrees(kernel):
     return True
 
 
+@functools.cache
 def kernel():
     """The compiled kernel (built once per process): run(st, co, x, start, end, out); None if it disagrees."""
-    global _kernel, _built
-    if not _built:
-        import numba
+    import numba
 
-        run = numba.njit(cache=True, nogil=True)(_python_function(VIPER_SOURCE))
-        _kernel = next((k for k in (_zero_extended(run), run) if agrees(k)), None)
-        if _kernel is None:
-            log.warning(
-                "%s disagrees with emg_dsp.run_plain: the simulator runs the plain kernel", VIPER_SOURCE
-            )
-        _built = True
-    return _kernel
+    run = numba.njit(cache=True, nogil=True)(_python_function(VIPER_SOURCE))
+    compiled = next((k for k in (_zero_extended(run), run) if agrees(k)), None)
+    if compiled is None:
+        log.warning("%s disagrees with emg_dsp.run_plain: the simulator runs the plain kernel", VIPER_SOURCE)
+    return compiled

@@ -98,7 +98,7 @@ class EmgModel:
         # start every filter in its steady state, not at rest
         warmup = int(_WARMUP_S * rate_hz)
         self._zi = []
-        for sos in self._shapes + (self._band,):
+        for sos in (*self._shapes, self._band):
             _, zi = sosfilt(sos, self._rng.standard_normal(warmup), zi=np.zeros((len(sos), 2)))
             self._zi.append(zi)
         self._mains_phase = self._rng.uniform(0, 2 * np.pi)

@@ -7,6 +7,7 @@ the blob keeps its old content, and raises PowerLoss, which the simulator
 turns into a power cycle.
 """
 
+import contextlib
 import errno
 import os
 import string
@@ -68,7 +69,5 @@ class Flash:
     def remove(self, name):
         path = self._path(name)
         self.removes += 1
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass

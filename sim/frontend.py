@@ -104,7 +104,7 @@ class EmgFrontEnd:
         breaks = np.flatnonzero(np.diff(hit) > 1)
         starts = hit[np.r_[0, breaks + 1]] + base
         ends = hit[np.r_[breaks, len(hit) - 1]] + base + 1
-        self._rails.extend(zip(starts.tolist(), ends.tolist()))
+        self._rails.extend(zip(starts.tolist(), ends.tolist(), strict=True))
 
     def _railed(self, begin, end):
         """Did a sample in [begin, end) read the rail? Forgets the runs before begin."""

@@ -270,7 +270,7 @@ class Patient:
         else:
             kind = _RELAX  # the relax tone, or one she was not taught: let go
         at = self._after_reaction(t_us)
-        if kind == _CONTRACT or kind == _RELAX:
+        if kind in (_CONTRACT, _RELAX):
             if not self._in_session:
                 self._in_session = True
                 self._schedule(at, _RISE, self.profile["tension_pct_min"])
@@ -281,10 +281,7 @@ class Patient:
 
     def tense_up(self, percent_per_minute, t_us=None):
         """From t_us (default: the next sample) the resting tone rises this % per minute to a stop tone."""
-        if t_us is None:
-            at = self._next
-        else:
-            at = -(-int(t_us * self.rate_hz) // 1_000_000)
+        at = self._next if t_us is None else -(-int(t_us * self.rate_hz) // 1_000_000)
         self._schedule(at, _RISE, float(percent_per_minute))
 
     def _after_reaction(self, t_us):
@@ -305,7 +302,7 @@ class Patient:
             self._target = value
             self._effort = value
             self._contracted = True
-        elif kind == _RELAX or kind == _STOP:
+        elif kind in (_RELAX, _STOP):
             if self._contracted and self._target > 0:
                 # guarding shrinks as she learns to let go
                 learnt = (self._tone - p["tone_floor_uv"]) / (p["rest_uv"] - p["tone_floor_uv"])

@@ -642,7 +642,7 @@ def test_keepalive_toggles_the_pump_only_while_enabled(board):
     assert ka.toggles == bp._PUMP_EDGES  # pre-charged at once
     sense.level = 1  # the pump holds the stage's enable up
     assert hal.out_enabled()
-    for i in range(5):
+    for _i in range(5):
         before = ka.level
         hal.out_keepalive()
         assert ka.level != before
@@ -912,7 +912,7 @@ def test_stop_flag_finishes_the_pulse_then_parks_with_legs_low(board):
     w = pio.pulse_words(100, 200, 50)
     at = 2 * 100  # inside the first phase
     trace, m, _ = _legs_trace(pio, w, 2 * 30000, stop_at=at)
-    seg = _segments(trace + [(m.t, None)])
+    seg = _segments([*trace, (m.t, None)])
     assert [s for s, _ in seg] == [1, 0, 2, 0]  # one whole biphasic pulse, then nothing
     assert seg[0][1] == seg[2][1] == 400
     assert m.p.code[m.pc].op == "wait"

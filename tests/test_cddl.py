@@ -44,8 +44,7 @@ def catalogue_messages():
             for which in (0, 1):
                 full = {f[1]: SAMPLES[f[2]][which] for f in fs}
                 required = {f[1]: SAMPLES[f[2]][which] for f in fs if f[3]}
-                for vals in (full, required):
-                    out.append(m.build(k, which * 65535, mtype, **vals))
+                out += [m.build(k, which * 65535, mtype, **vals) for vals in (full, required)]
     out.append(m.error(0, 0, errors.BAD_ENVELOPE))
     out.append(m.error(65535, m.INFO, errors.INTERNAL, "µ" * 64))
     return out
@@ -67,7 +66,7 @@ def test_every_catalogue_message_validates(validate):
     msgs = catalogue_messages()
     kinds = {(x[0], x[2]) for x in msgs}
     assert len(kinds) == len(m.CATALOGUE) + sum(1 for v in m.CATALOGUE.values() if v[3] is not None) + 2
-    bad = [(msg, why) for msg, why in zip(msgs, validate(msgs)) if why]
+    bad = [(msg, why) for msg, why in zip(msgs, validate(msgs), strict=True) if why]
     assert not bad, bad[:3]
 
 
@@ -101,7 +100,7 @@ BROKEN = [
 @pytest.mark.req("LINK-MSG-1", "LINK-MSG-5")
 def test_cddl_and_code_refuse_the_same_broken_messages(validate):
     verdicts = validate(BROKEN)
-    for msg, why in zip(BROKEN, verdicts):
+    for msg, why in zip(BROKEN, verdicts, strict=True):
         assert why is not None, f"CDDL accepted {msg}"
         with pytest.raises(errors.ProtocolError):
             m.parse(msg)

@@ -76,7 +76,7 @@ def test_sign_refuses_incomplete_screening_and_signs_a_clean_file(key, tmp_path,
         )
         == 0
     )
-    kid, doc = signing.open_signed(good.read_bytes(), signing.load_public(str(key) + ".pub"))
+    _kid, doc = signing.open_signed(good.read_bytes(), signing.load_public(str(key) + ".pub"))
     assert doc["id"] == "relax-downtrain" and doc["screening"]["attested_by"].startswith("A. Example")
 
 

@@ -19,10 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
-
 import cbor2
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -31,8 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import cose, ed25519, errors
-from protocol.errors import ProtocolError
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(ROOT))
+
+from protocol import cose, ed25519, errors  # noqa: E402 - found through the path set just above
+from protocol.errors import ProtocolError  # noqa: E402
 
 VECTORS = ROOT / "tests" / "dual" / "vectors"
 
@@ -561,8 +561,8 @@ def build_ed25519():
         "constructed",
     )
 
-    for i, (m, pk, sg, why) in enumerate(TAMING):
-        m, pk, sg = bytes.fromhex(m), bytes.fromhex(pk), bytes.fromhex(sg)
+    for i, (m_hex, pk_hex, sg_hex, why) in enumerate(TAMING):
+        m, pk, sg = bytes.fromhex(m_hex), bytes.fromhex(pk_hex), bytes.fromhex(sg_hex)
         if TAMING_EQUATIONS[i] is not None:
             both = (
                 ref_verify(pk, m, sg, cofactored=True, lax=True, check_small=False, check_s=False),
@@ -834,7 +834,7 @@ def build_cose():
     case("tag 98 (COSE_Sign)", cbor(cbor2.CBORTag(98, v)), "BAD_COSE", "only tag 18")
     case("tag 17 (COSE_Mac0)", cbor(cbor2.CBORTag(17, v)), "BAD_COSE", "only tag 18")
     case("three parts", cbor(cbor2.CBORTag(18, v[:3])), "BAD_COSE", "COSE_Sign1 has four parts")
-    case("five parts", cbor(cbor2.CBORTag(18, v + [b""])), "BAD_COSE", "COSE_Sign1 has four parts")
+    case("five parts", cbor(cbor2.CBORTag(18, [*v, b""])), "BAD_COSE", "COSE_Sign1 has four parts")
     case(
         "protected header is a map, not a byte string",
         cbor(cbor2.CBORTag(18, [good_header, {}, v[2], v[3]])),

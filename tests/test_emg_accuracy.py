@@ -229,7 +229,11 @@ def test_viper_kernel_compiles_for_the_rp2040(tmp_path, module):
     src = Path(emg_dsp.__file__).with_name(module + ".py")
     out = tmp_path / (module + ".mpy")
     proc = subprocess.run(
-        [exe, "-march=armv6m", "-o", str(out), str(src)], capture_output=True, text=True, timeout=60
+        [exe, "-march=armv6m", "-o", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 500  # machine code, not an empty module

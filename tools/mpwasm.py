@@ -46,6 +46,7 @@ def ensure_port():
             capture_output=True,
             text=True,
             timeout=300,
+            check=False,
         )
         if proc.returncode != 0 or not meta.exists():
             raise Unavailable(f"npm install {pkg}@{version} failed: {proc.stderr.strip()[-400:]}")
@@ -67,5 +68,6 @@ def run(code, timeout=600, heap_mb=16):
         text=True,
         timeout=timeout,
         env=env,
+        check=False,
     )
     return proc.returncode, (proc.stdout + proc.stderr).splitlines()

@@ -116,7 +116,7 @@ def run_pull(args):
     text = "{:d} sessions from device {} -> {}".format(len(data), serial, out / "sessions.json")
     if missing:
         text += (
-            f"\n{len(missing):d} entries could not be read (damaged log segments: {damaged:d}); the "
+            f"\n{len(missing)} entries could not be read (damaged log segments: {damaged:d}); the "
             "others are kept"
         )
     emit(

@@ -37,7 +37,9 @@ def _load_checked(path):
     return doc
 
 
-def _calendar_problems(doc, today):
+def _calendar_problems(doc):
+    # validity dates are calendar days where the device is used: this computer's local day
+    today = datetime.datetime.now().astimezone().date()
     out = []
     if "valid_from" in doc and datetime.date.fromisoformat(doc["valid_from"]) > today:
         out.append("not valid before {}".format(doc["valid_from"]))
@@ -58,7 +60,7 @@ def run_check(args):
             print(json.dumps({"ok": False, "problems": [vars(p) for p in problems]}))
         raise
     report = therapy_file.delivery(doc)
-    notes = _calendar_problems(doc, datetime.date.today())
+    notes = _calendar_problems(doc)
     if args.json:
         print(json.dumps({"ok": True, "delivery": report, "calendar": notes}))
         return 0
@@ -104,7 +106,7 @@ def run_sign(args):
     from host.errors import TonusError
 
     doc = _load_checked(args.file)
-    notes = _calendar_problems(doc, datetime.date.today())
+    notes = _calendar_problems(doc)
     if any(n.startswith("expired") for n in notes):
         raise TonusError(f"{args.file} has {notes[0]}; change valid_until before signing")
     passphrase = signing.passphrase_from_env_or(lambda: getpass.getpass(f"passphrase for {args.key}: "))
@@ -149,7 +151,7 @@ def run_upload(args):
         raise TonusError(f"cannot read {args.file}: {e.strerror}") from e
     try:
         _kid, doc = open_signed(signed)  # a readable file? the device decides whether it is valid
-        when = _calendar_problems(doc, datetime.date.today())
+        when = _calendar_problems(doc)
     except Exception as e:
         raise TonusError(
             f"{args.file} is not a signed tonus protocol (sign it with 'tonus protocol sign')"

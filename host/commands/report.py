@@ -20,7 +20,7 @@ def run(args):
     from host.report import build
 
     r = build(args.folder, args.out)
-    lines = [f"{r.sessions:d} sessions of {len(r.protocols):d} protocols -> {r.path}"]
+    lines = [f"{r.sessions:d} sessions of {len(r.protocols)} protocols -> {r.path}"]
     lines += ["skipped {}: {}".format(*s) for s in r.skipped]
     lines += ["not a session {}: {}".format(*s) for s in r.stubs]
     lines += ["read in part {}: {}".format(*d) for d in r.damaged]

@@ -113,12 +113,12 @@ def _measured(c):
 def _verdict(result):
     bad = [_TITLES.get(c.check, c.check) for c in result.failed]
     if not bad:
-        return f"all {len(result.checks):d} checks passed"
+        return f"all {len(result.checks)} checks passed"
     return "{:d} of {:d} checks FAILED: {}".format(len(bad), len(result.checks), ", ".join(bad))
 
 
 def describe(result):
-    table = [("check", "result", "measured", "limit", "")] + rows(result)
+    table = [("check", "result", "measured", "limit", ""), *rows(result)]
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     lines = [
         "  ".join(r[i].ljust(widths[i]) for i in range(4)) + ("  " + r[4] if r[4] else "") for r in table

@@ -6,6 +6,7 @@ session runs on the device by itself. `run` starts a host-driven session
 it until it ends, and stops it cleanly on Ctrl-C.
 """
 
+import contextlib
 import os
 
 from host import cliargs
@@ -282,10 +283,8 @@ def discard_if_empty(recorder, reason):
     """An empty recording goes: no file for a report to count as a session, none to block a rerun."""
     if recorder is not None and recorder.items == 0:
         recorder.close(reason)
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(recorder.path)
-        except OSError:
-            pass
 
 
 def _record_too(recorder, on_item):
@@ -360,7 +359,7 @@ def _recording(tracker):
         have += len(a)
     missing = len(x) - have
     if missing > len(x) // 100:
-        raise glazer.GlazerError(f"{missing:d} of {len(x):d} samples were lost on the way; run it again")
+        raise glazer.GlazerError(f"{missing:d} of {len(x)} samples were lost on the way; run it again")
     return glazer.Recording(tracker.rate_hz, first, x, tracker.cues)
 
 

@@ -64,44 +64,51 @@ DEFINITIONS = (
     (
         "rest-tone",
         "Rest tone",
-        "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation "
-        "phase's, "
-        "else the first phase that measured one. Lower is more relaxed.",
+        (
+            "The mean EMG envelope (µV) while the patient rests or relaxes; in the trend, the relaxation "
+            "phase's, else the first phase that measured one. Lower is more relaxed."
+        ),
     ),
     (
         "target",
         "Target",
-        "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every "
-        "plot that "
-        "has one. The device sounds its feedback tone while the envelope is above it.",
+        (
+            "The relaxation target of the approved protocol (µV), drawn as a dashed green line on every plot "
+            "that has one. The device sounds its feedback tone while the envelope is above it."
+        ),
     ),
     (
         "below-session",
         "At or below target, % of the session",
-        "Time the envelope was at or below the target, as a share of the whole session practised "
-        "(all phases). "
-        "The trend uses this figure, as the device's log does.",
+        (
+            "Time the envelope was at or below the target, as a share of the whole session practised (all "
+            "phases). The trend uses this figure, as the device's log does."
+        ),
     ),
     (
         "below-phase",
         "At or below target, % of the phase",
-        "The same time as a share of the relaxation phase alone, counting only time with a "
-        "trustworthy signal. "
-        "The session cards use this figure; it is higher than the session's share when other phases ran.",
+        (
+            "The same time as a share of the relaxation phase alone, counting only time with a trustworthy "
+            "signal. The session cards use this figure; it is higher than the session's share when other "
+            "phases ran."
+        ),
     ),
     (
         "pain",
         "Pain/comfort",
-        "The patient's own score after the session, 0 no pain ... 10 worst (tonus session rate); from the "
-        "device's log.",
+        (
+            "The patient's own score after the session, 0 no pain ... 10 worst (tonus session rate); from the"
+            " device's log."
+        ),
     ),
     (
         "outcome",
         "How a session ended",
         "; ".join(f"{plots.OUTCOME_STYLE[k][2]}: {v}" for k, v in OUTCOMES.items())
         + (
-            ". Only finished sessions ran their whole plan; the others are marked in the trend and on "
-            "their card."
+            ". Only finished sessions ran their whole plan; the others are marked in the trend and on their "
+            "card."
         ),
     ),
 )
@@ -162,7 +169,7 @@ def render(folder, found, made):
     ]
     if len(found.pseudonyms) > 1:
         out.append(
-            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms):d} '
+            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms)} '
             "pseudonyms: check that they belong "
             "to one patient.</p>"
         )
@@ -241,19 +248,19 @@ def _trend_table(points):
             _ref("pain", "pain / comfort"),
         )
     ]
-    for p in points:
-        rows.append(
-            '<tr><td>{}</td><td class="n">{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td>'
-            '<td class="n">{}</td><td>{}</td></tr>'.format(
-                escape(p.label),
-                _when(p.when),
-                _badge(p.outcome),
-                _fmt(p.rest_uv, " µV"),
-                _fmt(p.below_target_percent, " %"),
-                _fmt(p.pain, "/10"),
-                escape("; ".join(p.notes)),
-            )
+    rows += [
+        '<tr><td>{}</td><td class="n">{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td>'
+        '<td class="n">{}</td><td>{}</td></tr>'.format(
+            escape(p.label),
+            _when(p.when),
+            _badge(p.outcome),
+            _fmt(p.rest_uv, " µV"),
+            _fmt(p.below_target_percent, " %"),
+            _fmt(p.pain, "/10"),
+            escape("; ".join(p.notes)),
         )
+        for p in points
+    ]
     rows.append("</table></div>")
     return "".join(rows)
 
@@ -267,8 +274,7 @@ def _session(s):
     out.append(
         '<p class="note">From {} (time from the {}).</p>'.format(escape(", ".join(s.files)), s.when_from)
     )
-    for p in s.problems:
-        out.append(f'<p class="warning">Read in part: {escape(p)}</p>')
+    out += [f'<p class="warning">Read in part: {escape(p)}</p>' for p in s.problems]
     n = 0
     if s.trace is not None:
         target = s.target_uv
@@ -316,9 +322,11 @@ def _scores(d):
             head += f"; {label} {_fmt(d[key])} µV"
     rows = [
         f"<p>Device scores: {head}.</p>",
-        '<div class="scroll"><table><tr><th>phase</th><th>practised / planned</th><th>figures of '
-        "this phase</th>"
-        "</tr>",
+        (
+            '<div class="scroll"><table><tr><th>phase</th><th>practised / planned</th><th>figures of '
+            "this phase</th>"
+            "</tr>"
+        ),
     ]
     for ph in d.get("phases", []):
         figures = []
@@ -347,21 +355,21 @@ def _scores(d):
 
 def _glazer_table(rows):
     out = [
-        '<div class="scroll"><table><tr><th>measure</th><th>value</th><th>norm (mean ± SD)</th><th>z</th>'
-        "<th></th></tr>"
-    ]
-    for r in rows:
-        out.append(
-            (
-                "<tr><td>{}</td><td>{:.1f} µV</td><td>{:.1f} ± {:.1f} µV</td><td>{:+.1f}</td><td>{}</td></tr>"
-            ).format(
-                escape(r["measure"].removesuffix("_uv").replace("_", " ")),
-                r["value_uv"],
-                r["norm_mean_uv"],
-                r["norm_sd_uv"],
-                r["z"],
-                escape(r["verdict"]),
-            )
+        (
+            '<div class="scroll"><table><tr><th>measure</th><th>value</th><th>norm (mean ± SD)</th><th>z</th>'
+            "<th></th></tr>"
         )
+    ]
+    out += [
+        "<tr><td>{}</td><td>{:.1f} µV</td><td>{:.1f} ± {:.1f} µV</td><td>{:+.1f}</td><td>{}</td></tr>".format(
+            escape(r["measure"].removesuffix("_uv").replace("_", " ")),
+            r["value_uv"],
+            r["norm_mean_uv"],
+            r["norm_sd_uv"],
+            r["z"],
+            escape(r["verdict"]),
+        )
+        for r in rows
+    ]
     out.append("</table></div>")
     return "".join(out)

@@ -133,7 +133,7 @@ def glazer(rows):
     ax = fig.add_subplot()
     _style(ax)
     y = np.arange(len(rows))[::-1]
-    for yi, r in zip(y, rows):
+    for yi, r in zip(y, rows, strict=True):
         mean, sd = r["norm_mean_uv"], r["norm_sd_uv"]
         ax.barh(yi, 2 * sd, left=mean - sd, height=0.5, color="#cfe2f3", edgecolor="#6fa8dc")
         ax.plot([mean, mean], [yi - 0.25, yi + 0.25], color="#3d85c6", lw=1.5)
@@ -161,7 +161,7 @@ def trend(points):
         ("below_target_percent", "at or below\ntarget (% of\nsession)", (0, 100)),
         ("pain", "pain/comfort\n(0-10)", (0, 10)),
     )
-    for ax, (name, label, lim) in zip(axes, series):
+    for ax, (name, label, lim) in zip(axes, series, strict=True):
         _style(ax)
         v = np.array([np.nan if getattr(p, name) is None else getattr(p, name) for p in dated], dtype=float)
         if len(x):

@@ -235,11 +235,9 @@ def gate_report(results, board=False):
     what = "safety requirement(s) without a passing test"
     if board:
         what += ", or board requirement(s) without a pass on a board"
-    out = [f"{len(rows):d} {what}:"]
-    for row in rows:
-        out.append(
-            "  {} {}: {}".format(
-                row.req["id"], row.req["title"], row.why_not_passed().replace("\n", "\n      ")
-            )
-        )
+    out = [f"{len(rows)} {what}:"]
+    out += [
+        "  {} {}: {}".format(row.req["id"], row.req["title"], row.why_not_passed().replace("\n", "\n      "))
+        for row in rows
+    ]
     return "\n".join(out)

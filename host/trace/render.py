@@ -98,11 +98,11 @@ def _header_facts(results):
     facts.append(
         (
             "requirements",
-            f"{len(rows):d} ({len(safety):d} safety): "
+            f"{len(rows)} ({len(safety)} safety): "
             + ", ".join(f"{counts[k]:d} {k}" for k in (PASSED, FAILED, SKIPPED, UNTESTED) if k in counts),
         )
     )
-    facts.append(("tests", f"{len(results.tests):d} results"))
+    facts.append(("tests", f"{len(results.tests)} results"))
     gate = results.gate_failures()
     facts.append(
         ("safety requirements without a passing test", ", ".join(r.req["id"] for r in gate) or "none")
@@ -200,9 +200,11 @@ def html_page(results):
     e = html.escape
     out = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>tonus traceability matrix</title>",
+        (
+            '<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>tonus traceability matrix</title>"
+        ),
         f"<style>{_CSS}</style></head><body>",
         "<h1>Traceability matrix</h1>",
         "<dl>",
@@ -270,7 +272,7 @@ def _classname_and_name(nodeid):
     base, param = _split_param(nodeid)
     parts = base.split("::")
     path = parts[0].removesuffix(".py")
-    classname = ".".join([path.replace("/", ".")] + parts[1:-1])
+    classname = ".".join([path.replace("/", "."), *parts[1:-1]])
     return classname, parts[-1] + (f"[{param}]" if param else "")
 
 

@@ -89,7 +89,7 @@ class Feed:
         except (LinkError, TonusError) as e:
             self.error = e
             self._say(f"the link to the device failed: {e}")
-        except Exception as e:  # a bug: the command raises it; the pages and the recording say so
+        except Exception as e:  # noqa: BLE001 - a bug: the command raises it; the pages and the recording say so
             self.error = e
             self._say(f"the live view stopped on an error: {e!r}")
         finally:

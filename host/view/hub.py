@@ -10,6 +10,7 @@ recording and the heartbeat go on whatever the pages do.
 
 import asyncio
 import collections
+import contextlib
 import threading
 
 QUEUE_MAX = 400  # about 10 s of stream frames (40 a second) waiting for a slow page
@@ -87,10 +88,9 @@ class Hub:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
+        # a RuntimeError: the loop is closing, the server is going away, the link thread carries on
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._deliver, text, droppable)
-        except RuntimeError:
-            pass  # the loop is closing: the server is going away, the link thread carries on
 
     def recent(self):
         """What a new viewer replays first: recent events, then the recent stream; call on the event loop."""

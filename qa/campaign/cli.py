@@ -34,8 +34,8 @@ def main(argv=None):
     print(table(results))
     print()
     print(
-        f"{len(results):d} sessions (seed {args.seed:d}, simulator seeds "
-        f"{cases[0].seed:d}..{cases[-1].seed:d}), {len(failed):d} failed, "
+        f"{len(results)} sessions (seed {args.seed:d}, simulator seeds "
+        f"{cases[0].seed:d}..{cases[-1].seed:d}), {len(failed)} failed, "
         f"{time.monotonic() - started:.0f} s"
     )
     return 1 if failed else 0

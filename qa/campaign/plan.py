@@ -76,7 +76,7 @@ def _limit_of(protocol):
     if protocol not in _LIMITS:
         doc, _problems = therapy_file.load(PROTOCOL_DIR / protocol)
         stim = [p["amplitude_max_ua"] for p in doc["phases"] if "amplitude_max_ua" in p]
-        _LIMITS[protocol] = min([doc["limits"]["amplitude_max_ua"]] + stim)
+        _LIMITS[protocol] = min([doc["limits"]["amplitude_max_ua"], *stim])
     return _LIMITS[protocol]
 
 

@@ -111,7 +111,7 @@ def _per_pulse(bench, case, t_inj, problems):
         problems.append("the output was still on when the next pulse was due")
     late = [q for q in bench.pulses(p.t_us + 1) if off is None or q.t_us >= off]
     if late:
-        problems.append(f"{len(late):d} pulses after the trip")
+        problems.append(f"{len(late)} pulses after the trip")
     return (off - p.t_us if off is not None else None), code
 
 
@@ -130,7 +130,7 @@ def _timed(bench, case, t_ref, deadline, problems, extra):
     if off is not None:
         late = bench.pulses(off + 1)
         if late and k not in ("power_loss", "brownout", "hang"):
-            problems.append(f"{len(late):d} pulses after the trip")
+            problems.append(f"{len(late)} pulses after the trip")
         elif any(p.t_us > off for p in late):
             problems.append("pulses after a reset")
     if k in ("hang", "power_loss", "brownout"):
@@ -171,7 +171,7 @@ def _flagged(bench, case, t_ref, problems, extra):
     triggers = [t for t, s in bench.stim_states(early) if s == m.STIM_RAMP_UP and t <= t_clear]
     extra["triggers_while_flagged"] = len(triggers)
     if triggers:
-        problems.append(f"{len(triggers):d} ETS triggers while the EMG was flagged")
+        problems.append(f"{len(triggers)} ETS triggers while the EMG was flagged")
     tripped = bench.faults_after(t_ref)
     if tripped:
         problems.append(f"fault {faults.name(tripped[0][1])} on a flagged EMG")
@@ -186,9 +186,9 @@ def _to_the_end(bench, case, problems):
     off = bench.off_after(end - TICK_US)
     if off is None or off > end + TICK_US:
         problems.append("the output was still on after the session's end")
-    late = [p for p in bench.pulses(end)]
+    late = list(bench.pulses(end))
     if late:
-        problems.append(f"{len(late):d} pulses after the session's end")
+        problems.append(f"{len(late)} pulses after the session's end")
     done = [
         f
         for t, f in bench.events(m.STATE_CHANGED)
@@ -204,7 +204,7 @@ def _to_the_end(bench, case, problems):
 def _after(bench, case, code, problems):
     """Records after the session: the latched fault, the FAULT record, the log, a power cycle."""
     fault = FAULTS[case.fault]
-    if case.fault in ("emg_stall",):
+    if case.fault == "emg_stall":
         bench.rig.stall_emg(False)
     if not bench.link_up:
         bench.rig.reconnect_host()

@@ -53,9 +53,7 @@ def signal(seed, segments, rate_hz=2000):
 def run_case(case):
     """Feed a case block by block; the streamed samples and [envelope, flags] list."""
     x = signal(case["seed"], case["segments"], case["rate"])
-    flags_at = {}
-    for blk, f in case["flags_at"]:
-        flags_at[blk] = f
+    flags_at = dict(case["flags_at"])
     envs = []
     chain = Chain(case["rate"], case["window"], case["mains"], lambda dv, f: envs.append([dv, f]))
     block = array("i", [0] * BLOCK)

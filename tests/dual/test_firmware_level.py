@@ -45,7 +45,7 @@ def test_a_new_host_does_not_inherit_the_level_of_the_last():
 
 @req("SAF-LEVEL-1")
 def test_the_patients_buttons_hold_their_level_without_a_host():
-    hal, ctrl, host = _stimulating()
+    hal, ctrl, _host = _stimulating()
     for _ in range(3):
         hal.pressed = H.BTN_UP
         run(hal, ctrl, 50)

@@ -10,7 +10,7 @@ from test_firmware_protocols import cose, provisioned, upload
 
 def _practised(files):
     """Boot from these files: (sessions charged, compliance-log entries)."""
-    hal, ctrl, host = greeted(files=dict(files))
+    _hal, ctrl, _host = greeted(files=dict(files))
     return ctrl.therapy.used, ctrl.sessionlog.next_seq, ctrl
 
 

@@ -60,7 +60,7 @@ def test_the_device_refuses_a_signed_protocol_it_could_not_report():
 def test_every_reply_about_the_widest_protocol_fits_one_frame():
     doc = _widest()
     assert therapy.validate(doc) == []
-    hal, ctrl, host = greeted()
+    _hal, ctrl, _host = greeted()
     t = ctrl.therapy
     t.doc, t.digest, t.kid, t.used = doc, b"\xff" * 32, b"\xff" * 8, 1000
     assert len(codec.dumps(t.summary())) <= SUMMARY_MAX_BYTES

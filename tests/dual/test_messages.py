@@ -6,19 +6,19 @@ from protocol import messages as m
 
 
 def _info(**over):
-    v = dict(
-        firmware_version="0.1.0",
-        board="sim",
-        serial="E66118604B1F2A2B",
-        state=m.IDLE,
-        fault=None,
-        protocol=None,
-        limits={0: 60000},
-        uptime_ms=1234,
-        estop_open=False,
-        session=None,
-        link={m.LINK_RX_FRAMES: 3},
-    )
+    v = {
+        "firmware_version": "0.1.0",
+        "board": "sim",
+        "serial": "E66118604B1F2A2B",
+        "state": m.IDLE,
+        "fault": None,
+        "protocol": None,
+        "limits": {0: 60000},
+        "uptime_ms": 1234,
+        "estop_open": False,
+        "session": None,
+        "link": {m.LINK_RX_FRAMES: 3},
+    }
     v.update(over)
     return v
 

@@ -148,7 +148,7 @@ def test_at_any_pass_length_the_ramp_stays_on_the_grid_at_the_phases_slope():
         assert all(ua % S.RESOLUTION_UA == 0 for ua in log), (tick, log)  # FakeHal also refuses
         # the phase's slope, not faster, and not slower by more than one pass and one step
         assert r.hal.stim_cmd == 15000, (tick, r.hal.stim_cmd)
-        reached = [t for t, ua in r.hal.stim_log if ua == 15000][0] - start
+        reached = next(t for t, ua in r.hal.stim_log if ua == 15000) - start
         assert 1000 - tick <= reached <= 1000 + 2 * tick, (tick, reached)
 
 

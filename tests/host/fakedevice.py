@@ -75,7 +75,7 @@ class FakeSerial:
         self.send(m.build(kind, seq, mtype, **fields))
 
     def emg(self, first_index, samples, state=m.RUNNING, envelope_dv=60, flags=0):
-        data = struct.pack(f"<{len(samples):d}i", *samples)
+        data = struct.pack(f"<{len(samples)}i", *samples)
         self.push(
             m.STREAM,
             m.EMG,

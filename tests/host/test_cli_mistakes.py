@@ -370,13 +370,13 @@ CASES = [
     ),
     (
         "sign-out-missing-folder",
-        SIGN[:-1] + ["{tmp}/no/p.cose"],
+        [*SIGN[:-1], "{tmp}/no/p.cose"],
         _protocol(RELAX),
         None,
         ERROR,
         "folder does not exist",
     ),
-    ("sign-out-a-folder", SIGN[:-1] + ["{tmp}"], _protocol(RELAX), None, ERROR, "that is a folder"),
+    ("sign-out-a-folder", [*SIGN[:-1], "{tmp}"], _protocol(RELAX), None, ERROR, "that is a folder"),
     ("sign-out-full-disk", SIGN, _protocol(RELAX), _fail_os("write", errno.ENOSPC), ERROR, "disk is full"),
     ("sign-out-read-only", SIGN, _protocol(RELAX), _fail_os("open", errno.EROFS), ERROR, "read-only"),
     (
@@ -390,7 +390,7 @@ CASES = [
     ("sign-no-terminal", SIGN, _protocol(RELAX), _no_terminal, ERROR, "set TONUS_KEY_PASSPHRASE"),
     (
         "sign-missing-key",
-        SIGN[:4] + ["{tmp}/none.key"] + SIGN[5:],
+        [*SIGN[:4], "{tmp}/none.key", *SIGN[5:]],
         _protocol(RELAX),
         None,
         ERROR,
@@ -398,7 +398,7 @@ CASES = [
     ),
     (
         "sign-a-public-key",
-        SIGN[:4] + ["{tmp}/dr.key.pub"] + SIGN[5:],
+        [*SIGN[:4], "{tmp}/dr.key.pub", *SIGN[5:]],
         _protocol(RELAX),
         None,
         ERROR,
@@ -737,17 +737,17 @@ PORT_COMMANDS = [
     ["protocol", "show"],
     ["protocol", "remove"],
 ]
-for _cmd in PORT_COMMANDS:
-    CASES.append(
-        (
-            "port-after-" + "-".join(w for w in _cmd if not w.startswith("{")),
-            _cmd + ["--json", "--port", "socket://"],
-            None,
-            None,
-            USAGE,
-            "needs a host and a port",
-        )
+CASES += [
+    (
+        "port-after-" + "-".join(w for w in cmd if not w.startswith("{")),
+        [*cmd, "--json", "--port", "socket://"],
+        None,
+        None,
+        USAGE,
+        "needs a host and a port",
     )
+    for cmd in PORT_COMMANDS
+]
 
 
 @pytest.fixture

@@ -153,5 +153,5 @@ def test_the_client_returns_the_result_and_keeps_other_events_queued():
 @pytest.mark.req("UX-SELFTEST-1")
 def test_a_result_that_never_comes_is_a_link_error_that_says_what_to_do():
     client = Client(Port(SelftestDevice(result=False)), timeout=0.05)
-    with pytest.raises(LinkError, match="sent no result within 0.2 s.*tonus info"):
+    with pytest.raises(LinkError, match=r"sent no result within 0\.2 s.*tonus info"):
         client.selftest(timeout=0.2)

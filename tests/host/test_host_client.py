@@ -137,7 +137,7 @@ def test_requests_that_are_unsafe_to_repeat_are_sent_once(fake, client, mtype, m
 @pytest.mark.req("LINK-CLIENT-1", "SAF-ESTOP-1")
 def test_an_unconfirmed_estop_is_raised_and_tells_to_press_the_button(fake, client):
     fake.mute = {m.ESTOP}
-    with pytest.raises(LinkError, match="ESTOP was not confirmed .* press the emergency stop button"):
+    with pytest.raises(LinkError, match=r"ESTOP was not confirmed .* press the emergency stop button"):
         client.estop()
     assert fake.types().count(m.ESTOP) == 1
 

@@ -101,7 +101,7 @@ def test_open_failures_say_what_to_do_next(url, says):
 def test_nothing_listening_points_at_tonus_sim(listener):
     addr = listener.getsockname()
     listener.close()  # a port that was free a moment ago
-    with pytest.raises(PortError, match="nothing listens at .* 'tonus sim --listen"):
+    with pytest.raises(PortError, match=r"nothing listens at .* 'tonus sim --listen"):
         open_port("socket://{}:{:d}".format(*addr))
 
 

@@ -1,5 +1,6 @@
 """Recordings: what `session run --record` and `tonus record` save, read back whole, cut off or damaged."""
 
+import itertools
 import json
 
 import cbor2
@@ -247,12 +248,12 @@ def validate():
 @pytest.mark.req("UX-RECORD-2")
 def test_a_recording_is_what_docs_recording_cddl_says(session, validate):
     data, ends = _items_bytes(session[0])
-    items = [data[a:b] for a, b in zip([0] + ends, ends)]
+    items = [data[a:b] for a, b in itertools.pairwise([0, *ends])]
     head, body, end = items[0], items[1:-1], items[-1]
     # every event and the first frames (the frames all have one shape)
     kinds = [cbor2.loads(x)["type"] for x in body]
-    body = [x for k, x in zip(kinds, body) if k != "EmgFrame"] + [
-        x for k, x in zip(kinds, body) if k == "EmgFrame"
+    body = [x for k, x in zip(kinds, body, strict=True) if k != "EmgFrame"] + [
+        x for k, x in zip(kinds, body, strict=True) if k == "EmgFrame"
     ][:20]
     assert validate("header", [head]) == [None]
     assert validate("item", body) == [None] * len(body)

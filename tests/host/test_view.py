@@ -142,9 +142,11 @@ def test_without_its_token_the_view_serves_nothing_and_refuses_other_sites(tmp_p
         ):
             assert _get(root + path)[0] == 404, path
         ws_url = "ws" + url[4:] + "ws"
-        with pytest.raises(Exception, match="403|rejected|1008"):
-            with wsc.connect(ws_url, origin="http://evil.example", open_timeout=10, close_timeout=1) as ws:
-                ws.recv(timeout=10)
+        with (
+            pytest.raises(Exception, match=r"403|rejected|1008"),
+            wsc.connect(ws_url, origin="http://evil.example", open_timeout=10, close_timeout=1) as ws,
+        ):
+            ws.recv(timeout=10)
         with wsc.connect(ws_url, open_timeout=10, close_timeout=1) as ws:
             hello = json.loads(ws.recv(timeout=10))
         assert hello["t"] == "h" and hello["tone"] == {"min_hz": 200, "max_hz": 400}
@@ -159,7 +161,7 @@ def _wait(cond, seconds=60):
 
 @pytest.mark.req("UX-VIEW-3", "UX-VIEW-4")
 def test_a_stalled_page_never_costs_the_recording_a_sample_or_the_session_its_heartbeat(tmp_path):
-    with running_view(SIM, tmp_path, heartbeat_ms=300) as (feed, server, c, path):
+    with running_view(SIM, tmp_path, heartbeat_ms=300) as (feed, server, _c, path):
         ws_url = "ws" + server.url[4:] + "ws"
         with wsc.connect(ws_url, open_timeout=10, close_timeout=1) as _stalled:  # connects and never reads
             _run_with_markers(feed)

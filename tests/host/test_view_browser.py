@@ -6,6 +6,8 @@ the stimulation phase (a level beyond the approved range), the emergency
 stop, and the recording read back at the end.
 """
 
+import itertools
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from viewutil import LIMIT_UA, RELAX_AT_S, STIM_AT_S, TARGET_DV, running_view
@@ -190,8 +192,8 @@ def test_the_recording_holds_every_frame_the_link_delivered_whatever_the_pages_d
     assert frames[-1].end_index == feed.view.last_index
     # the only frames not in it are those the device could not send (a simulator run fast
     # between the tests outruns a host that reads every 20 ms): the link counted each one
-    unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in zip(frames, frames[1:]))
+    unsent = sum((b.seq - a.seq - 1) % m.SEQ_MODULO for a, b in itertools.pairwise(frames))
     assert unsent == client.missed[m.STREAM]
     assert sum(n for _i, n in rec.signals().gaps()) == sum(
-        b.first_index - a.end_index for a, b in zip(frames, frames[1:])
+        b.first_index - a.end_index for a, b in itertools.pairwise(frames)
     )

@@ -1,5 +1,7 @@
 """Biofeedback sessions on the simulator: the device's tones and LED, and the advice to stop."""
 
+from pathlib import Path
+
 import pytest
 
 from firmware import hal as H
@@ -12,7 +14,7 @@ EXAMPLE = "examples/protocols/relaxation-downtraining.toml"
 
 def _short_relaxation(tmp_path, margin=20):
     """The example, cut to a 60 s baseline and a 4-minute relaxation."""
-    text = open(EXAMPLE, encoding="utf-8").read()
+    text = Path(EXAMPLE).read_text(encoding="utf-8")
     head = text[: text.index("[[phase]]")]
     path = tmp_path / "relax-short.toml"
     path.write_text(

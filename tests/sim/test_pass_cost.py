@@ -119,7 +119,7 @@ def test_the_same_seed_gives_the_same_run(make_sim):
     first = run(5)
     assert first == run(5)
     assert first != run(6)
-    passes, longest, collections, _ = first
+    passes, _longest, collections, _ = first
     assert 3000 // 9 < passes < 3000 // 5  # passes of 1.6-8.5 ms, never closer than the 5 ms tick
     assert collections and all(600 <= pause <= 14000 for _t, pause, _at in collections)
 

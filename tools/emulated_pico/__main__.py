@@ -29,7 +29,10 @@ def hot_functions(samples, elf, top):
         return [(n / total, f"{pc:08x}", "") for pc, n in samples[:top]]
     pcs = [pc for pc, _n in samples]
     out = subprocess.run(
-        [addr2line, "-f", "-e", str(elf)] + [f"{pc:x}" for pc in pcs], capture_output=True, text=True
+        [addr2line, "-f", "-e", str(elf)] + [f"{pc:x}" for pc in pcs],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     by_fn = collections.Counter()
     where = {}

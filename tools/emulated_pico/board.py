@@ -14,6 +14,7 @@ produces (LOFF_STAT << 24 | channel-1 code) and sends them ahead of need.
 """
 
 import base64
+import contextlib
 import json
 import os
 import queue
@@ -48,7 +49,12 @@ def ensure_node_modules():
     if not npm or not shutil.which("node"):
         raise image.Unavailable("node and npm are needed for the emulated Pico (rp2040js)")
     proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=300
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     if proc.returncode != 0 or not meta.exists():
         raise image.Unavailable(f"npm ci of rp2040js failed: {proc.stderr.strip()[-400:]}")
@@ -331,10 +337,8 @@ class EmulatedPico:
                 self._proc.kill()
                 self._proc.wait()
         for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         if self._owns and os.environ.get("TONUS_PICO_KEEP") != "1":
             shutil.rmtree(self._workdir, ignore_errors=True)
 

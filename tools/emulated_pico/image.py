@@ -13,6 +13,7 @@ without importing that package's emulator.
 """
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -107,17 +108,13 @@ def littlefs_image(files):
         parts = path.split("/")
         for i in range(1, len(parts)):
             d = "/".join(parts[:i])
-            try:
+            with contextlib.suppress(FileExistsError):
                 fs.mkdir(d)
-            except FileExistsError:
-                pass
         with fs.open(path, "wb") as f:
             f.write(files[path])
     # data records live in /data even when none is staged (the firmware writes there)
-    try:
+    with contextlib.suppress(FileExistsError):
         fs.mkdir("data")
-    except FileExistsError:
-        pass
     return bytes(fs.context.buffer)
 
 
