@@ -109,7 +109,7 @@ def write(
     env = np.clip(env * (1 + 0.15 * rng.standard_normal(frames)), 0.5, None)
     below_ms = int(1000 * FRAME / RATE * np.count_nonzero((env <= TARGET_DV / 10) & (t_frame >= _BASELINE_S)))
     samples = (rng.standard_normal((frames, FRAME)) * env[:, None] * 12).astype("<i4")
-    events: list[tuple[float, object]] = [
+    events: list[tuple[float, recording.RecordedEvent]] = [
         (0, StateChanged(0, "IDLE", "ARMED", "REQUEST", 1000)),
         (0, StateChanged(1, "ARMED", "RUNNING", "CHECKS_PASSED", 1000)),
     ]
@@ -215,6 +215,7 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
             continue  # a session cut off never reached the device's log
         rec = recording.read(path)
         sc = rec.summary
+        assert sc is not None  # every outcome but "aborted" ends with the device's summary
         relax = sc.phases[1]  # the synthetic protocol: baseline, then relaxation
         log.append(
             {

@@ -8,7 +8,7 @@ from typing import Any
 
 import cbor2
 
-from host.client import Advice, Cue, EmgFrame, FaultEvent, SessionSummary, StateChanged, StimEvent
+from host.client import Advice, Cue, EmgFrame, FaultEvent, Info, SessionSummary, StateChanged, StimEvent
 from host.errors import TonusError
 
 FORMAT = "tonus-recording"
@@ -44,7 +44,7 @@ class RecordingError(TonusError):
     """The file is not a tonus recording, or cannot be read at all."""
 
 
-def header(info, now=None):
+def header(info: Info, now: float | None = None) -> dict[str, Any]:
     """The header map for a recording of the device `info` (a client Info) describes."""
     now = time.time() if now is None else now
     p = info.protocol
@@ -85,7 +85,7 @@ def decode_item(d: dict[str, Any]) -> tuple[float, Item]:
     return float(d["host_s"]), cls(**fields)
 
 
-def check_header(head, path):
+def check_header(head: object, path: str) -> None:
     if not isinstance(head, dict) or head.get("format") != FORMAT:
         raise RecordingError(f"{path} is not a tonus recording (no recording header at its start)")
     if not isinstance(head.get("version"), int) or not 1 <= head["version"] <= VERSION:

@@ -47,15 +47,15 @@ class FrameTable:
     stim_ua: np.ndarray
     triggered: np.ndarray
 
-    def __init__(self, columns):
+    def __init__(self, columns: dict[str, array.array]) -> None:
         for name, _code in _TABLE_COLUMNS:
             setattr(self, name, np.asarray(columns[name]))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.first_index)
 
     @property
-    def end_index(self):
+    def end_index(self) -> np.ndarray:
         return self.first_index + self.count
 
 
@@ -209,7 +209,7 @@ class Recording:
         return annotations.of_recording(self)
 
 
-def _load(source, path, mapped=None):
+def _load(source: Callable[[], Scanner], path: str, mapped: mmap.mmap | None = None) -> Recording:
     """A Recording from one streaming pass of source() (a Scanner factory)."""
     scan = source()
     events: list[tuple[float, RecordedEvent]] = []
@@ -241,7 +241,7 @@ def _load(source, path, mapped=None):
     return Recording(path, scan.header, events, FrameTable(cols), problems, scan.end, source, mapped)
 
 
-def read(path):
+def read(path: str | os.PathLike[str]) -> Recording:
     """A Recording from `path`, read in one streaming pass (the file is mapped, not loaded).
     Raises RecordingError if it cannot be one; what was lost from a damaged or cut-off one is in .problems."""
     path = str(path)
@@ -252,7 +252,7 @@ def read(path):
     except OSError as e:
         raise RecordingError(f"cannot read {path}: {e.strerror}") from e
 
-    def source():
+    def source() -> Scanner:
         return Scanner(b"" if mapped is None else mapped, path)
 
     try:
@@ -263,7 +263,7 @@ def read(path):
         raise
 
 
-def parse(data, path="<bytes>"):
+def parse(data: bytes | bytearray | memoryview, path: str = "<bytes>") -> Recording:
     """A Recording from the bytes of one (see read)."""
     data = bytes(data)
     return _load(lambda: Scanner(data, path), path)

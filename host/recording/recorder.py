@@ -1,13 +1,15 @@
 """Writing a recording as the client receives it: appended, flushed every second and on every event."""
 
 import contextlib
+import os
 import time
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import BinaryIO, Self
 
 import cbor2
 
-from host.client import EmgFrame
-from host.recording.fileformat import END, RecordingError, encode_item, header
+from host.client import EmgFrame, Info
+from host.recording.fileformat import END, Item, RecordingError, encode_item, header
 
 _FLUSH_S = 1.0  # at most this much host time of stream sits in buffers
 
@@ -21,7 +23,13 @@ class Recorder:
     `clock` times the items (monotonic), `wall` dates the header.
     """
 
-    def __init__(self, path, info, clock=time.monotonic, wall=time.time):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        info: Info,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.path = str(path)
         self._fp: BinaryIO | None
         try:
@@ -41,7 +49,7 @@ class Recorder:
         self.rate_hz = info.limits.emg_rate_hz
         self._write(cbor2.dumps(header(info, wall())), flush=True)
 
-    def __call__(self, item):
+    def __call__(self, item: Item) -> None:
         now = self._clock()
         flush = not isinstance(item, EmgFrame) or now - self._flushed >= _FLUSH_S
         self._write(encode_item(item, now - self._t0), flush)
@@ -53,11 +61,11 @@ class Recorder:
             self.samples += item.count
 
     @property
-    def seconds(self):
+    def seconds(self) -> float:
         """Device time recorded, from the samples."""
         return self.samples / self.rate_hz if self.rate_hz else 0.0
 
-    def close(self, reason="closed"):
+    def close(self, reason: str = "closed") -> None:
         """Write the end marker and close; a recording without one was cut off."""
         fp = self._fp
         if fp is None:
@@ -78,7 +86,7 @@ class Recorder:
         self._fp = None
         fp.close()  # flushed above: nothing left that a full disk could refuse
 
-    def _write(self, data, flush=False):
+    def _write(self, data: bytes, flush: bool = False) -> None:
         # a full disk usually shows at the flush, which empties the buffer the writes filled
         if self._fp is None:
             raise RecordingError(f"the recording {self.path} is closed")
@@ -89,8 +97,8 @@ class Recorder:
         except OSError as e:
             raise RecordingError(f"cannot write the recording {self.path}: {e.strerror}") from e
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, *exc):
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close("closed" if exc_type is None else f"interrupted ({exc_type.__name__})")

@@ -8,7 +8,7 @@ costs the items it hits, not the rest of the file.
 import io
 import mmap
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import cbor2
 
@@ -100,7 +100,7 @@ class Scanner:
             self.problems.append(f"{size - pos} bytes after the end mark were ignored")
 
 
-def _resync(data, fp, start):
+def _resync(data: bytes | mmap.mmap, fp: BinaryIO, start: int) -> int | None:
     """The offset of the next item that decodes, from `start`; None if there is none."""
     while True:
         k = data.find(TYPE_KEY, start)
