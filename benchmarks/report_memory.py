@@ -82,7 +82,7 @@ def make_folder(folder, sessions, minutes):
         head = dict(
             head, started_unix_s=when.timestamp(), started_utc=when.isoformat(timespec="milliseconds")
         )
-        (folder / ("{}.tonus".format(when.strftime("%Y-%m-%d")))).write_bytes(cbor2.dumps(head) + body)
+        (folder / when.strftime("%Y-%m-%d.tonus")).write_bytes(cbor2.dumps(head) + body)
     return folder
 
 
@@ -122,7 +122,7 @@ def main(argv=None):
         peak = 0.0
         last = None
         for n in args.sessions:
-            folder = make_folder(tmp / (f"n{n:d}"), n, args.minutes)
+            folder = make_folder(tmp / f"n{n}", n, args.minutes)
             lo, med, mb = measure("report", folder, tmp / "report.html", args.repeats)
             peak = max(peak, mb)
             added = "" if last is None else "%.3f" % ((lo - last[1]) / (n - last[0]))
@@ -141,7 +141,7 @@ def main(argv=None):
                 REPORT_GOAL_MB, max(args.sessions), "met" if peak <= REPORT_GOAL_MB else "NOT met", peak
             )
         )
-        one = min((tmp / (f"n{args.sessions[0]:d}")).glob("*.tonus"))  # the first: a finished session
+        one = min((tmp / f"n{args.sessions[0]}").glob("*.tonus"))  # the first: a finished session
         print(f"\nexport of one {args.minutes:g}-minute recording ({one.stat().st_size / 1e6:.1f} MB)")
         print("{!s:>9} {!s:>9} {!s:>9} {!s:>9}".format("format", "min s", "median s", "peak MB"))
         cpu = {}

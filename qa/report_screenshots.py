@@ -46,7 +46,7 @@ def main(argv=None):
                 img = (
                     Image.open(io.BytesIO(png)).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
                 )
-                path = out / (f"report-{width:d}.png")
+                path = out / f"report-{width}.png"
                 img.save(path, optimize=True)
                 print(f"{path} ({width:d} x {height:d}, {path.stat().st_size // 1024:d} kB)")
             browser.close()

@@ -201,7 +201,7 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
     log: list[dict] = []
     for seq, (day, outcome, rest, pain, note) in enumerate(days):
         when = start + timedelta(days=day, minutes=7 * seq)
-        path = folder / ("{}.tonus".format(when.strftime("%Y-%m-%d-%H%M")))
+        path = folder / when.strftime("%Y-%m-%d-%H%M.tonus")
         write(
             path,
             minutes,
@@ -233,5 +233,5 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
             }
         )
     (folder / "sessions.json").write_text(json.dumps(log, indent=1))
-    stub(folder / ("{}-refused.tonus".format(start.strftime("%Y-%m-%d"))), start)
+    stub(folder / start.strftime("%Y-%m-%d-refused.tonus"), start)
     return folder

@@ -296,7 +296,7 @@ def test_the_report_fits_a_phone_a_tablet_and_a_desktop_and_prints_on_a4(journal
         )
         assert widest <= width
         if media == "screen":
-            shot = page.screenshot(path=str(tmp_path / (f"report-{width:d}.png")))
+            shot = page.screenshot(path=str(tmp_path / f"report-{width}.png"))
             assert int.from_bytes(shot[16:20], "big") == width
     page.emulate_media(media="print")
     pdf = page.pdf(format="A4")
