@@ -43,14 +43,15 @@ def test_the_check_covers_every_package_and_leaves_out_only_the_board_modules():
     checked = set(config["tool"]["mypy"]["files"])
     assert {p.rstrip("*") for p in packages} <= checked, "an installed package is not type-checked"
     # what the exclusions leave out is exactly what runs only on the board: the modules that
-    # import machine or rp2, the viper kernels, and the board's /main.py
+    # import machine or rp2, the native-code kernels, and the board's /main.py
     excluded, board_only = [], []
     for path in sorted((ROOT / "firmware").rglob("*.py")):
         name = str(path.relative_to(ROOT))
         if any(re.search(x, name) for x in config["tool"]["mypy"]["exclude"]):
             excluded.append(name)
         uses = {module.split(".")[0] for _line, module in imports(path, ROOT / "firmware")}
-        if uses & {"machine", "rp2"} or name.endswith("_viper.py") or name == "firmware/board/main.py":
+        native = name.endswith(("_viper.py", "_thumb.py"))
+        if uses & {"machine", "rp2"} or native or name == "firmware/board/main.py":
             board_only.append(name)
     assert excluded == board_only
     assert "firmware/board_pico.py" in excluded and "firmware/emg_viper.py" in excluded
