@@ -21,7 +21,7 @@ is due, and the client sends it from its read path.
 import collections
 import time
 from collections.abc import Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 from host import requests as rq
 from host.events import (
@@ -60,7 +60,7 @@ from host.replies import (
     UploadOffset,
     protocol_summary,
 )
-from host.transport import LinkError, open_port
+from host.transport import LinkError, Port, open_port
 from protocol import codec, errors, framing
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -107,12 +107,20 @@ LEVEL_HOLD_HEARTBEAT_MS = 1000  # the device's STIM_HEARTBEAT_MAX_MS
 _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
 R = TypeVar("R", bound=Reply)
+_Answer = tuple[int, int, Any, bytes]  # a RESPONSE or ERROR: kind, message type, body, the payload
 
 
 class Client:
     """A connection to one device. Greets it (HELLO) on construction."""
 
-    def __init__(self, port, *, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, hello=True):
+    def __init__(
+        self,
+        port: Port,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        hello: bool = True,
+    ) -> None:
         self.port = port  # host.transport.Port
         self.timeout = timeout
         self.retries = retries
@@ -124,8 +132,8 @@ class Client:
         self.overflowed = 0  # queued items discarded because nobody read them
         self._decoder = framing.Decoder(keep_dropped=True)
         self._seq = 0
-        self._awaiting = set()
-        self._replies = {}
+        self._awaiting: set[int] = set()
+        self._replies: dict[int, _Answer] = {}
         self._heartbeat = Heartbeat()
         self._next_seq_of: dict[int, int | None] = {m.EVENT: None, m.STREAM: None}  # seq due next, by kind
         self._queue: collections.deque[Event] = collections.deque()
@@ -153,10 +161,10 @@ class Client:
     def close(self) -> None:
         self.port.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -334,7 +342,7 @@ class Client:
 
     # -- the exchange -----------------------------------------------------
 
-    def _next_seq(self):
+    def _next_seq(self) -> int:
         # 1..65535: the device answers requests it cannot parse with seq 0
         self._seq = self._seq % (m.SEQ_MODULO - 1) + 1
         return self._seq
@@ -357,10 +365,10 @@ class Client:
                     self.stream(True)
                 r = self._exchange(req, wait)
         # each request class names its reply or result as R: tests/host/test_requests.py holds them so
-        if r.ok and req.Result is not None:
-            return cast(
-                R, self._await_result(req, req.result_timeout if result_timeout is None else result_timeout)
-            )
+        result = req.Result
+        if r.ok and result is not None:
+            result_wait = req.result_timeout if result_timeout is None else result_timeout
+            return cast(R, self._await_result(req.name(), result, result_wait))
         return cast(R | Refusal, r)
 
     def _exchange(self, req: rq.Request[Any], timeout: float) -> Reply | Refusal:
@@ -380,7 +388,7 @@ class Client:
             self._forget(seqs)
         raise self._timeout_error(req, attempts, timeout, self.dropped_frames - dropped_before)
 
-    def _send_and_wait(self, payload, seqs, timeout):
+    def _send_and_wait(self, payload: bytes, seqs: list[int], timeout: float) -> tuple[_Answer, float] | None:
         """Send payload awaiting seqs[-1]; (answer, seconds it took) for any of seqs, or None."""
         self._awaiting.add(seqs[-1])
         sent = time.monotonic()
@@ -388,12 +396,12 @@ class Client:
         got = self._wait(seqs, sent + timeout)
         return None if got is None else (got, time.monotonic() - sent)
 
-    def _forget(self, seqs):
+    def _forget(self, seqs: list[int]) -> None:
         for seq in seqs:
             self._awaiting.discard(seq)
             self._replies.pop(seq, None)
 
-    def _timeout_error(self, req, attempts, timeout, dropped):
+    def _timeout_error(self, req: rq.Request[Any], attempts: int, timeout: float, dropped: int) -> LinkError:
         name = req.name()
         if req.TYPE == m.ESTOP:
             msg = (
@@ -415,27 +423,26 @@ class Client:
             return LinkError(msg, self.last_dropped)
         return LinkError(msg)
 
-    def _await_result(self, req, timeout):
+    def _await_result(self, name: str, result: type, timeout: float) -> Event:
         deadline = time.monotonic() + timeout
         while True:
             for item in self._queue:
-                if isinstance(item, req.Result):
+                if isinstance(item, result):
                     self._queue.remove(item)
                     return item
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LinkError(
-                    f"{req.name()} started but sent no result within {timeout:g} s: the device may "
-                    "have reset; "
+                    f"{name} started but sent no result within {timeout:g} s: the device may have reset; "
                     "check it with 'tonus info'"
                 )
             self._pump(min(left, _TICK))
 
-    def _send_payload(self, payload):
+    def _send_payload(self, payload: bytes) -> None:
         self.port.write(framing.encode(payload))
         self._heartbeat.sent()
 
-    def _wait(self, seqs, deadline):
+    def _wait(self, seqs: list[int], deadline: float) -> _Answer | None:
         while True:
             for seq in seqs:
                 if seq in self._replies:
@@ -445,7 +452,7 @@ class Client:
                 return None
             self._pump(min(left, _TICK))
 
-    def _reply(self, mtype: int, got: tuple[int, int, Any, bytes], rtt: float) -> Reply | Refusal:
+    def _reply(self, mtype: int, got: _Answer, rtt: float) -> Reply | Refusal:
         kind, rtype, body, payload = got
         if kind == m.ERROR:
             return Refusal.parse(m.type_name(mtype), body)
@@ -464,7 +471,7 @@ class Client:
 
     # -- what arrives -----------------------------------------------------
 
-    def _pump(self, timeout):
+    def _pump(self, timeout: float) -> None:
         data = self.port.read(timeout)
         if data:
             self._feed(data)
@@ -472,7 +479,7 @@ class Client:
             self._heartbeat.waited(timeout)
         self._keep_alive()
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         for payload in self._decoder.feed(data):
             self._dispatch(payload)
 
@@ -482,10 +489,10 @@ class Client:
         return self._decoder.dropped
 
     @property
-    def last_dropped(self):
+    def last_dropped(self) -> bytes:
         return self._decoder.last_dropped
 
-    def _dispatch(self, payload):
+    def _dispatch(self, payload: bytes) -> None:
         try:
             kind, seq, mtype, body = m.parse(codec.loads(payload, framing.MAX_PAYLOAD))
         except ProtocolError as e:
@@ -521,12 +528,12 @@ class Client:
             self.overflowed += 1
         self._queue.append(item)
 
-    def _saw_state(self, state):
+    def _saw_state(self, state: str) -> None:
         self.state = state
         if state not in ACTIVE_STATES:
             self.heartbeat_ms = 0  # the session is over: nothing to keep alive
 
-    def _keep_alive(self):
+    def _keep_alive(self) -> None:
         if self._heartbeat.due():
             seq = self._next_seq()
             self._heartbeat.track(seq)
