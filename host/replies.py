@@ -4,6 +4,7 @@ Each reply type reads its own RESPONSE body (`parse`); host/requests.py
 names, for every request, the reply type its RESPONSE carries.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, NoReturn, Protocol, Self
 
@@ -30,12 +31,12 @@ _HINTS = {
 }
 
 
-def name_of(names, i):
+def name_of(names: Sequence[str], i: int) -> str:
     """names[i], or UNKNOWN(i) for a code this host does not know."""
     return names[i] if 0 <= i < len(names) else f"UNKNOWN({i:d})"
 
 
-def state_of(body):
+def state_of(body: dict[str, Any]) -> str:
     return name_of(m.STATE_NAMES, body["state"])
 
 
@@ -70,7 +71,7 @@ class Refusal:
 
 
 class DeviceRefused(TonusError):
-    def __init__(self, refusal):
+    def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
         r = refusal
         why = _HINTS.get(r.code) or r.detail
@@ -96,7 +97,7 @@ class Hello(Reply):
     firmware_hash: bytes | None = None  # of the image tonus flash deployed; None otherwise
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(
             b["version"],
             b["firmware_version"],
@@ -161,17 +162,19 @@ class ProtocolSummary:
     kid: str
 
     @property
-    def remaining(self):
+    def remaining(self) -> int:
         return max(self.sessions - self.used, 0)
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return dict(asdict(self), remaining=self.remaining)
 
 
-def protocol_summary(d):
+def protocol_summary(d: dict[int, Any] | None) -> ProtocolSummary | None:
     """A ProtocolSummary from the device's PINFO map, or None."""
-    if d is None:
-        return None
+    return None if d is None else _pinfo(d)
+
+
+def _pinfo(d: dict[int, Any]) -> ProtocolSummary:
     return ProtocolSummary(
         d.get(m.PINFO_ID, ""),
         d.get(m.PINFO_SEQUENCE, 0),
@@ -205,13 +208,13 @@ class Info(Reply):
     session: SessionInfo | None
     link: LinkCounters
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["protocol"] = self.protocol.to_json() if self.protocol else None
         return out
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         f = b["fault"]
         fault = None
         if f is not None:
@@ -261,7 +264,7 @@ class Pong(Reply):
     rtt_s: float  # wall time from sending the PING to its answer
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["uptime_ms"], rtt)
 
 
@@ -273,7 +276,7 @@ class StateReply(Reply):
     state: str
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(request, state_of(b))
 
 
@@ -282,7 +285,7 @@ class Ack(Reply):
     request: str
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(request)
 
 
@@ -291,7 +294,7 @@ class UploadOffset(Reply):
     offset: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["offset"])
 
 
@@ -300,8 +303,8 @@ class ProtocolStored(Reply):
     protocol: ProtocolSummary
 
     @classmethod
-    def parse(cls, request, b, rtt):
-        return cls(protocol_summary(b["protocol"]))
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
+        return cls(_pinfo(b["protocol"]))  # the catalogue requires the map: a stored protocol has one
 
 
 @dataclass(frozen=True)
@@ -310,7 +313,7 @@ class ProtocolShown(Reply):
     max_sequence: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(protocol_summary(b["protocol"]), b["max_sequence"])
 
 
@@ -319,7 +322,7 @@ class LevelReply(Reply):
     level_ua: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["level_ua"])
 
 
@@ -332,7 +335,7 @@ class LogPage(Reply):
     damaged: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(tuple(b["entries"]), b["next_seq"], b["oldest_seq"], b["end_seq"], b["damaged"])
 
 
@@ -341,5 +344,5 @@ class Rated(Reply):
     session: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["session"])
