@@ -21,7 +21,7 @@ is due, and the client sends it from its read path.
 import collections
 import time
 from collections.abc import Iterator
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TextIO, TypeVar, cast
 
 from host import requests as rq
 from host.events import (
@@ -121,7 +121,7 @@ class Client:
         retries: int = DEFAULT_RETRIES,
         hello: bool = True,
     ) -> None:
-        self.port = port  # host.transport.Port
+        self.port = port
         self.timeout = timeout
         self.retries = retries
         self.device: Hello | None = None  # the Hello of the last successful greeting
@@ -148,7 +148,7 @@ class Client:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
-        wire_log: Any = None,
+        wire_log: TextIO | None = None,
     ) -> "Client":
         """Open `url` (see host.transport.open_port) and greet the device."""
         port = open_port(url, timeout=timeout, wire_log=wire_log)
