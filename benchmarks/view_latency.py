@@ -107,9 +107,8 @@ def run(args):
                     f"({args.latency_s:d} s):"
                 )
                 print(
-                    f"  p50 {percentile(latencies, 0.5):.1f} ms   p99 "
-                    f"{percentile(latencies, 0.99):.1f} ms   max {max(latencies):.1f} ms   (goal: "
-                    "p99 <= 100 ms)"
+                    f"  p50 {percentile(latencies, 0.5):.1f} ms   p99 {percentile(latencies, 0.99):.1f} ms"
+                    f"   max {max(latencies):.1f} ms   (goal: p99 <= 100 ms)"
                 )
                 print(
                     "  of which device to host p50 "
@@ -130,9 +129,8 @@ def run(args):
                         heap = _metric(cdp, "JSHeapUsedSize") / 1e6
                         frames = page.evaluate("window.tonus.live.stats.frames")
                         print(
-                            f"  {elapsed_min:10.0f}   "
-                            f"{(busy - last_busy) / max(now - last_wall, 1e-9):24.3f}   {heap:10.1f} "
-                            f"  {frames:11d}"
+                            f"  {elapsed_min:10.0f}   {(busy - last_busy) / max(now - last_wall, 1e-9):24.3f}"
+                            f"   {heap:10.1f}   {frames:11d}"
                         )
                         last_busy, last_wall = busy, now
                         next_min += args.every

@@ -58,8 +58,8 @@ def pytest_addoption(parser):
         default=DEFAULT_TARGET,
         metavar="URL",
         help=(
-            f"device to test: sim://..., socket://HOST:PORT, a serial device or {EMULATED} (default: "
-            "%(default)s)"
+            f"device to test: sim://..., socket://HOST:PORT, a serial device or {EMULATED} "
+            "(default: %(default)s)"
         ),
     )
     g.addoption(

@@ -141,9 +141,8 @@ def _main(argv):
         if os.environ.get(DEBUG_ENV):
             raise
         return _fail(
-            f"unexpected {type(e).__name__}: {e}; this is a bug in tonus: please report it with the "
-            "output of "
-            f"{DEBUG_ENV}=1 tonus ...",
+            f"unexpected {type(e).__name__}: {e}; this is a bug in tonus: "
+            f"please report it with the output of {DEBUG_ENV}=1 tonus ...",
             EXIT_ERROR,
         )
 

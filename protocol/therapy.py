@@ -300,8 +300,8 @@ def _check_pulse(p, path, ph, area, cap_ua):
             p.add(
                 path + ("amplitude_max_ua",),
                 (
-                    "charge per phase %d nC exceeds the safe charge for this probe (Shannon k 1.5; at "
-                    "most %d µA here)"
+                    "charge per phase %d nC exceeds the safe charge for this probe "
+                    "(Shannon k 1.5; at most %d µA here)"
                 )
                 % (electrode.charge_pc(amp, pw) // 1000, electrode.max_amplitude_ua(pw, f, area)),
             )

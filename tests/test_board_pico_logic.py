@@ -607,7 +607,7 @@ def test_a_missing_or_invalid_profile_fails_safe(board, tmp_path, mutate, reason
     assert board.pins[board.bp.PIN_OUT_ENABLE].level == 0
     with pytest.raises(RuntimeError):
         hal.stim_configure(50, 200, 50)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="amplitude out of range"):
         hal.stim_amplitude(100)
     hal.stim_amplitude(0)
     hal.stim_stop()
@@ -773,7 +773,7 @@ def test_start_loads_the_descriptor_and_stop_parks_between_pulses(board):
 def test_invalid_timing_is_refused_even_after_firmware_validation(board, args):
     hal = _hal(board)
     hal.stim_configure(50, 200, 50)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"out of range|must be integers"):
         hal.stim_configure(*args)
     assert list(hal._desc) == list(board.pio.pulse_words(50, 200, 50))  # the old timing stays
 
@@ -789,7 +789,7 @@ def test_amplitude_goes_to_the_dac_in_100_ua_steps(board):
     hal.stim_amplitude(100)
     assert spi.writes[-1] == bytes((0x30, 4))  # 100 µA is 4 LSB: finer than the 100 µA step
     for bad in (-100, 100100, 150, 1000.0):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="amplitude out of range"):
             hal.stim_amplitude(bad)
 
 

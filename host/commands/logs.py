@@ -116,8 +116,8 @@ def run_pull(args):
     text = "{:d} sessions from device {} -> {}".format(len(data), serial, out / "sessions.json")
     if missing:
         text += (
-            f"\n{len(missing)} entries could not be read (damaged log segments: {damaged:d}); the "
-            "others are kept"
+            f"\n{len(missing)} entries could not be read (damaged log segments: {damaged:d}); "
+            "the others are kept"
         )
     emit(
         args,

@@ -144,9 +144,8 @@ def collect(folder):
                         (
                             path.name,
                             (
-                                f"no EMG and no scores ({path.stat().st_size:d} bytes): a start the "
-                                "device refused, or a "
-                                "recorder stopped at once"
+                                f"no EMG and no scores ({path.stat().st_size:d} bytes): "
+                                "a start the device refused, or a recorder stopped at once"
                             ),
                         )
                     )

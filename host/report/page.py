@@ -169,9 +169,8 @@ def render(folder, found, made):
     ]
     if len(found.pseudonyms) > 1:
         out.append(
-            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms)} '
-            "pseudonyms: check that they belong "
-            "to one patient.</p>"
+            f'<p class="warning">This folder holds sessions of {len(found.pseudonyms)} pseudonyms: '
+            "check that they belong to one patient.</p>"
         )
     groups = found.groups()
     if len(groups) > 1:

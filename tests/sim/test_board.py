@@ -223,7 +223,7 @@ def test_storage_blobs_are_replaced_and_removed(tmp_path):
     assert board.fs_read("fault") is None
     assert board.flash.writes == 2
     for bad in ("", "../x", "a/b", ".hidden", "x.new"):
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="bad blob name"):
             board.fs_write(bad, b"x")
 
 
@@ -240,7 +240,7 @@ def test_power_cut_in_a_write_leaves_the_old_blob(tmp_path):
     assert (board.flash.dir / "therapy.new").stat().st_size == 150  # the half-written side file
     board.fs_write("therapy", b"new" * 100)  # after the reboot, writing works again
     assert board.fs_read("therapy") == b"new" * 100
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not in the future"):
         board.flash.cut_power_at_write(3)  # already happened
 
 
@@ -273,7 +273,7 @@ def test_output_changes_are_timed_and_the_load_limits_current(tmp_path):
     assert out.current_ua(10**6) == board.hw_max_ua  # a low load: the hardware ceiling
     out.set_load(1e6)  # an open electrode
     assert out.current_ua(20000) == int(COMPLIANCE_V / 1e6 * 1e6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="load must be > 0"):
         out.set_load(0)
     board.hardware_reset(H.RESET_POWER_ON)
     assert not board.out_enabled()
@@ -286,7 +286,7 @@ def test_buttons_latch_until_read_and_indicators_keep_history(tmp_path):
     board.press(H.BTN_UP)
     assert board.buttons() == H.BTN_START | H.BTN_UP
     assert board.buttons() == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a combination of BTN_"):
         board.press(8)
     clock.advance_to(10_000)
     board.led(H.LED_RUNNING)
@@ -306,5 +306,5 @@ def test_injected_failure_raises_once_then_the_method_works(tmp_path):
     with pytest.raises(RuntimeError):
         board.emg_index()
     assert board.emg_index() == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not a HAL method"):
         board.inject_failure("not_a_method", RuntimeError())

@@ -58,7 +58,7 @@ def test_ticks_step_the_firmware_every_5_ms_and_time_can_stop_between_ticks(make
     assert sim.next_tick_us == 10_000
     sim.run_for(3)
     assert sim.board.now_ms() == 10
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot run for a negative time"):
         sim.run_for(-1)
 
 

@@ -126,9 +126,9 @@ def test_random_estops_are_reproducible_and_never_overlap():
 
 
 def test_random_estops_refuse_what_does_not_fit():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="do not fit in 1000 ms"):
         scenario.random_estops(seed=1, n=100, span_ms=1000)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n must be >= 1"):
         scenario.random_estops(seed=1, n=0, span_ms=1000)
 
 
