@@ -1,6 +1,6 @@
 """Approved protocols on the device: upload, verify, refuse, store, count. Both runtimes."""
 
-from dualtest import req, unhex, vectors
+from dualtest import raises, req, unhex, vectors
 from fakehal import greeted, request, run
 from firmware.storage import AUDIT_RECORD, KEYS_RECORD, POLICY_RECORD, THERAPY_RECORD
 from protocol import errors, record
@@ -129,12 +129,7 @@ def test_sessions_are_counted_and_the_interval_enforced():
 @req("PROT-BUDGET-1")
 def test_without_a_protocol_there_is_no_budget_to_start_from():
     hal, ctrl, _host = greeted(files=provisioned())
-    try:
-        ctrl.therapy.check_start(hal.t_ms)
-    except errors.ProtocolError as e:
-        assert e.code == errors.NO_PROTOCOL
-    else:
-        raise AssertionError("a session start passed the budget check without a protocol")
+    raises(errors.NO_PROTOCOL, ctrl.therapy.check_start, hal.t_ms)
 
 
 @req("PROT-BUDGET-1")
