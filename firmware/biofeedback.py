@@ -12,6 +12,7 @@ square stays a small int; each phase's scores are firmware/phase_score.py.
 """
 
 from firmware.phase_score import KIND_CODES, KIND_DEMO, UPDATE_MS, PhaseScore
+from firmware.timeline import Timeline
 from firmware.tone_trend import ToneTrend
 from protocol import messages as m
 from protocol.messages import CUE_CONTRACT
@@ -39,7 +40,7 @@ class Biofeedback:
         self.last_dv = 0
         self.last_trusted = False
         self._doc = None
-        self._timeline = None
+        self._timeline = Timeline()  # the session's, from start()
         self._score = None
         self._phase = None  # the protocol phase's settings
         self._phase_index = -1

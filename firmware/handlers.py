@@ -197,7 +197,7 @@ class Handlers:
     def log_read(self, body, now):
         lg = self._c.sessionlog
         n = min(m.MAX_LOG_READ, body[1])
-        entries = []
+        entries = []  # type: list[dict]
         size = 0
         nxt = body[0]
         while len(entries) < n:

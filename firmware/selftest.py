@@ -80,7 +80,8 @@ class Selftest:
         self._wdt_timeout_ms = wdt_timeout_ms
         self._notify = notify  # notify(passed, checks, now_ms): the controller reports it
         self._sense = [0, 0, 0, 0, 0]
-        self._stages = (None, self._start, self._window, self._settle, self._pulses, self._storage)
+        # the stages _START to _STORAGE, in order
+        self._stages = (self._start, self._window, self._settle, self._pulses, self._storage)
         self.stage = _IDLE
         self.checks = {}  # CHECK_* -> its result map, as the checks finish
         self._probe = False
@@ -124,7 +125,7 @@ class Selftest:
         if left < self._wdt_least:
             self._wdt_least = left
         try:
-            nxt = self._stages[st](now)
+            nxt = self._stages[st - _START](now)
             if nxt != st:
                 if (st, nxt) not in _TRANSITIONS:
                     raise ValueError("self-test: no transition from stage %d to %d" % (st, nxt))

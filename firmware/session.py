@@ -6,6 +6,7 @@ device's monotonic clock from the HAL: a session's running time counts only
 while RUNNING, and a pause longer than PAUSE_LIMIT_MS ends it.
 """
 
+from firmware.timeline import Timeline
 from protocol import messages as m
 from protocol.errors import FAULT_LATCHED, ILLEGAL_STATE, ProtocolError
 
@@ -77,7 +78,7 @@ class Session:
         self.elapsed_ms = 0  # running time so far
         self.paused_ms = 0
         self.heartbeat_ms = 0  # 0: stand-alone session, does not depend on the link
-        self.timeline = None
+        self.timeline = Timeline()  # empty until a session starts
         self.phase = -1
         self.cue = m.CUE_REST
         self._since_ms = 0  # when the current state was entered

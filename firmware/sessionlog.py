@@ -83,7 +83,7 @@ class SessionLog:
 
     def read(self, from_seq, limit):
         """Up to limit entries from from_seq on, in order; missing (damaged) ones are skipped."""
-        out = []
+        out = []  # type: list[dict]
         seq = from_seq if from_seq > self.oldest() else self.oldest()
         while seq < self.next_seq and len(out) < limit:
             e = self.get(seq)

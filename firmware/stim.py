@@ -76,7 +76,7 @@ class Stimulator:
         self._notify = notify  # notify(state, now_ms): the controller announces it
         self._sense = [0, 0, 0, 0, 0]
         self.state = m.STIM_OFF
-        self.phase = None
+        self.phase = {}  # type: dict  # begin()'s phase; read only while the state is not OFF
         self.limit_ua = 0
         self.level_ua = 0
         self.level_by_host = False  # the level came over the link: it lasts while that host does

@@ -247,6 +247,8 @@ class TherapyStore:
 
     def check_start(self, now_ms):
         """Raise unless the budget allows a session now."""
+        if self.doc is None:
+            raise ProtocolError(NO_PROTOCOL, "no protocol stored")
         budget = self.doc["budget"]
         if self.used >= budget["sessions"]:
             raise ProtocolError(BUDGET_EXHAUSTED, "all %d sessions used" % budget["sessions"])

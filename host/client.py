@@ -20,6 +20,8 @@ is due, and the client sends it from its read path.
 
 import collections
 import time
+from collections.abc import Iterator
+from typing import Any, Self, TextIO, TypeVar, cast
 
 from host import requests as rq
 from host.events import (
@@ -28,6 +30,7 @@ from host.events import (
     CheckResult,
     Cue,
     EmgFrame,
+    Event,
     FaultEvent,
     SelftestResult,
     SessionSummary,
@@ -57,7 +60,7 @@ from host.replies import (
     UploadOffset,
     protocol_summary,
 )
-from host.transport import LinkError, open_port
+from host.transport import LinkError, Port, open_port
 from protocol import codec, errors, framing
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -103,34 +106,50 @@ _TICK = 0.02  # longest single wait for bytes, so heartbeats stay on time
 LEVEL_HOLD_HEARTBEAT_MS = 1000  # the device's STIM_HEARTBEAT_MAX_MS
 _QUEUE_MAX = 20000  # about 8 minutes of EMG frames nobody reads
 ACTIVE_STATES = ("ARMED", "RUNNING", "PAUSED")
+R = TypeVar("R", bound=Reply)
+_Answer = tuple[int, int, Any, bytes]  # a RESPONSE or ERROR: kind, message type, body, the payload
 
 
 class Client:
     """A connection to one device. Greets it (HELLO) on construction."""
 
-    def __init__(self, port, *, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, hello=True):
-        self.port = port  # host.transport.Port
+    def __init__(
+        self,
+        port: Port,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        hello: bool = True,
+    ) -> None:
+        self.port = port
         self.timeout = timeout
         self.retries = retries
-        self.device = None  # the Hello of the last successful greeting
-        self.state = None  # last state the device reported, by name
+        self.device: Hello | None = None  # the Hello of the last successful greeting
+        self.state: str | None = None  # last state the device reported, by name
         # diagnostics
         self.stale_replies = 0  # answers to requests no longer awaited
         self.missed = {m.EVENT: 0, m.STREAM: 0}  # seq gaps per unsolicited kind
         self.overflowed = 0  # queued items discarded because nobody read them
         self._decoder = framing.Decoder(keep_dropped=True)
         self._seq = 0
-        self._awaiting = set()
-        self._replies = {}
+        self._awaiting: set[int] = set()
+        self._replies: dict[int, _Answer] = {}
         self._heartbeat = Heartbeat()
-        self._next_seq_of = {m.EVENT: None, m.STREAM: None}
-        self._queue = collections.deque()
+        self._next_seq_of: dict[int, int | None] = {m.EVENT: None, m.STREAM: None}  # seq due next, by kind
+        self._queue: collections.deque[Event] = collections.deque()
         self._streaming = False
         if hello:
             self.hello().unwrap()
 
     @classmethod
-    def open(cls, url, *, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, wire_log=None):
+    def open(
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        wire_log: TextIO | None = None,
+    ) -> "Client":
         """Open `url` (see host.transport.open_port) and greet the device."""
         port = open_port(url, timeout=timeout, wire_log=wire_log)
         try:
@@ -139,31 +158,33 @@ class Client:
             port.close()
             raise
 
-    def close(self):
+    def close(self) -> None:
         self.port.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
-    def heartbeat_ms(self):
+    def heartbeat_ms(self) -> int:
         """Nonzero while this client keeps a host-driven session alive."""
         return self._heartbeat.period_ms
 
     @heartbeat_ms.setter
-    def heartbeat_ms(self, ms):
+    def heartbeat_ms(self, ms: int) -> None:
         self._heartbeat.period_ms = ms
 
     # -- requests ---------------------------------------------------------
 
-    def hello(self, min_version=m.MIN_PROTOCOL_VERSION, max_version=m.PROTOCOL_VERSION):
+    def hello(
+        self, min_version: int = m.MIN_PROTOCOL_VERSION, max_version: int = m.PROTOCOL_VERSION
+    ) -> Hello | Refusal:
         """Negotiate the protocol version. The device stops streaming on every HELLO."""
         # the greeting itself: a HELLO_REQUIRED here is not answered with another HELLO
         req = rq.Hello(min_version=min_version, max_version=max_version)
-        r = self._exchange(req, self.timeout)
+        r = cast(Hello | Refusal, self._exchange(req, self.timeout))
         if r.ok:
             if not min_version <= r.version <= max_version:
                 raise LinkError(
@@ -174,21 +195,27 @@ class Client:
             self._streaming = False
         return r
 
-    def info(self):
+    def info(self) -> Info | Refusal:
         r = self._request(rq.Info())
         if r.ok:
             self._heartbeat.emg_rate_hz = r.limits.emg_rate_hz or self._heartbeat.emg_rate_hz
             self._saw_state(r.state)
         return r
 
-    def ping(self):
+    def ping(self) -> Pong | Refusal:
         return self._request(rq.Ping())
 
-    def session_start(self, demo_s=None, heartbeat_ms=None, host_time_s=None, keep_alive=True):
+    def session_start(
+        self,
+        demo_s: int | None = None,
+        heartbeat_ms: int | None = None,
+        host_time_s: int | None = None,
+        keep_alive: bool = True,
+    ) -> StateReply | Refusal:
         """Start a session. With heartbeat_ms the device ends it when the host
         is silent that long; keep_alive makes this client send PINGs for it
         while the caller keeps reading (poll, events, or any request)."""
-        fields = {"host_time_s": int(time.time()) if host_time_s is None else host_time_s}
+        fields: dict[str, Any] = {"host_time_s": int(time.time()) if host_time_s is None else host_time_s}
         if demo_s is not None:
             fields["demo_s"] = demo_s
         if heartbeat_ms:
@@ -200,28 +227,28 @@ class Client:
             self.heartbeat_ms = heartbeat_ms
         return r
 
-    def session_pause(self):
+    def session_pause(self) -> StateReply | Refusal:
         return self._request(rq.SessionPause())
 
-    def session_resume(self):
+    def session_resume(self) -> StateReply | Refusal:
         return self._request(rq.SessionResume())
 
-    def session_stop(self):
+    def session_stop(self) -> StateReply | Refusal:
         return self._request(rq.SessionStop())
 
-    def estop(self):
+    def estop(self) -> StateReply | Refusal:
         return self._request(rq.Estop())
 
-    def fault_clear(self):
+    def fault_clear(self) -> StateReply | Refusal:
         return self._request(rq.FaultClear())
 
-    def stream(self, enable):
+    def stream(self, enable: bool) -> Ack | Refusal:
         r = self._request(rq.StreamControl(enable=bool(enable)))
         if r.ok:
             self._streaming = bool(enable)
         return r
 
-    def stim_level(self, level_ua):
+    def stim_level(self, level_ua: int) -> LevelReply | Refusal:
         """Ask for a stimulation level (µA); the device refuses one outside the approved range."""
         r = self._request(rq.StimLevel(level_ua=level_ua))
         if r.ok and not self.heartbeat_ms:
@@ -230,14 +257,16 @@ class Client:
             self.heartbeat_ms = LEVEL_HOLD_HEARTBEAT_MS
         return r
 
-    def log_read(self, from_seq, max_entries=m.MAX_LOG_READ):
+    def log_read(self, from_seq: int, max_entries: int = m.MAX_LOG_READ) -> LogPage | Refusal:
         return self._request(rq.LogRead(from_seq=from_seq, max=max_entries))
 
-    def session_rate(self, session, pain):
+    def session_rate(self, session: int, pain: int) -> Rated | Refusal:
         """The patient's pain/comfort score (0..10) for logged session number `session`."""
         return self._request(rq.SessionRate(session=session, pain=pain))
 
-    def selftest(self, probe_attached=False, timeout=None):
+    def selftest(
+        self, probe_attached: bool = False, timeout: float | None = None
+    ) -> SelftestResult | Refusal:
         """Run the board's bring-up checks: a SelftestResult, or a Refusal.
 
         Events that arrive while the checks run stay queued for poll().
@@ -245,23 +274,23 @@ class Client:
         """
         return self._request(rq.Selftest(probe_attached=bool(probe_attached)), result_timeout=timeout)
 
-    def protocol_begin(self, size, sha256):
+    def protocol_begin(self, size: int, sha256: bytes) -> UploadOffset | Refusal:
         return self._request(rq.ProtocolBegin(size=size, sha256=sha256))
 
-    def protocol_chunk(self, offset, data):
+    def protocol_chunk(self, offset: int, data: bytes) -> UploadOffset | Refusal:
         return self._request(rq.ProtocolChunk(offset=offset, data=data))
 
-    def protocol_commit(self, timeout=None):
+    def protocol_commit(self, timeout: float | None = None) -> ProtocolStored | Refusal:
         """Verification takes seconds on a board: wait longer than for other answers."""
         return self._request(rq.ProtocolCommit(), timeout=timeout)
 
-    def protocol_show(self):
+    def protocol_show(self) -> ProtocolShown | Refusal:
         return self._request(rq.ProtocolShow())
 
-    def protocol_remove(self):
+    def protocol_remove(self) -> Ack | Refusal:
         return self._request(rq.ProtocolRemove())
 
-    def maintenance(self):
+    def maintenance(self) -> StateReply | Refusal:
         """Ask the device to reset into its maintenance boot, for `tonus flash`.
 
         A StateReply (state MAINTENANCE: the reset follows at once), or a
@@ -269,7 +298,7 @@ class Client:
         """
         return self._request(rq.MaintenanceEnter())
 
-    def raw_request(self, msg):
+    def raw_request(self, msg: object) -> Reply | Refusal:
         """Send any envelope [kind, seq, type, body] unvalidated; return the answer.
 
         For tests and diagnosis of the device's input checks. The answer is
@@ -285,13 +314,13 @@ class Client:
             raise LinkError(f"no answer to a raw request (seq {seq:d}) within {self.timeout:g} s")
         return self._reply(mtype, *got)
 
-    def send_raw(self, data):
+    def send_raw(self, data: bytes) -> None:
         """Put bytes on the line as they are (line-noise tests)."""
         self.port.write(data)
 
     # -- events and stream ------------------------------------------------
 
-    def poll(self, timeout=0.0):
+    def poll(self, timeout: float = 0.0) -> Event | None:
         """The next event or EMG frame, waiting up to `timeout` seconds; None if none came."""
         deadline = time.monotonic() + timeout
         while not self._queue:
@@ -301,7 +330,7 @@ class Client:
                 break
         return self._queue.popleft() if self._queue else None
 
-    def events(self, idle_timeout=None):
+    def events(self, idle_timeout: float | None = None) -> Iterator[Event]:
         """Yield events and EMG frames as they arrive; end after idle_timeout
         seconds without one (None: never)."""
         while True:
@@ -313,12 +342,14 @@ class Client:
 
     # -- the exchange -----------------------------------------------------
 
-    def _next_seq(self):
+    def _next_seq(self) -> int:
         # 1..65535: the device answers requests it cannot parse with seq 0
         self._seq = self._seq % (m.SEQ_MODULO - 1) + 1
         return self._seq
 
-    def _request(self, req, timeout=None, result_timeout=None):
+    def _request(
+        self, req: rq.Request[R], timeout: float | None = None, result_timeout: float | None = None
+    ) -> R | Refusal:
         """Send req and return its reply, its Result event if it has one, or a Refusal.
 
         `timeout` overrides the request's min_timeout, `result_timeout` its result_timeout.
@@ -333,11 +364,14 @@ class Client:
                 if was_streaming and req.TYPE != m.STREAM_CONTROL:
                     self.stream(True)
                 r = self._exchange(req, wait)
-        if r.ok and req.Result is not None:
-            return self._await_result(req, req.result_timeout if result_timeout is None else result_timeout)
-        return r
+        # each request class names its reply or result as R: tests/host/test_requests.py holds them so
+        result = req.Result
+        if r.ok and result is not None:
+            result_wait = req.result_timeout if result_timeout is None else result_timeout
+            return cast(R, self._await_result(req.name(), result, result_wait))
+        return cast(R | Refusal, r)
 
-    def _exchange(self, req, timeout):
+    def _exchange(self, req: rq.Request[Any], timeout: float) -> Reply | Refusal:
         attempts = 1 + (self.retries if req.resend else 0)
         seqs = []
         dropped_before = self.dropped_frames
@@ -354,7 +388,7 @@ class Client:
             self._forget(seqs)
         raise self._timeout_error(req, attempts, timeout, self.dropped_frames - dropped_before)
 
-    def _send_and_wait(self, payload, seqs, timeout):
+    def _send_and_wait(self, payload: bytes, seqs: list[int], timeout: float) -> tuple[_Answer, float] | None:
         """Send payload awaiting seqs[-1]; (answer, seconds it took) for any of seqs, or None."""
         self._awaiting.add(seqs[-1])
         sent = time.monotonic()
@@ -362,12 +396,12 @@ class Client:
         got = self._wait(seqs, sent + timeout)
         return None if got is None else (got, time.monotonic() - sent)
 
-    def _forget(self, seqs):
+    def _forget(self, seqs: list[int]) -> None:
         for seq in seqs:
             self._awaiting.discard(seq)
             self._replies.pop(seq, None)
 
-    def _timeout_error(self, req, attempts, timeout, dropped):
+    def _timeout_error(self, req: rq.Request[Any], attempts: int, timeout: float, dropped: int) -> LinkError:
         name = req.name()
         if req.TYPE == m.ESTOP:
             msg = (
@@ -389,27 +423,26 @@ class Client:
             return LinkError(msg, self.last_dropped)
         return LinkError(msg)
 
-    def _await_result(self, req, timeout):
+    def _await_result(self, name: str, result: type, timeout: float) -> Event:
         deadline = time.monotonic() + timeout
         while True:
             for item in self._queue:
-                if isinstance(item, req.Result):
+                if isinstance(item, result):
                     self._queue.remove(item)
                     return item
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LinkError(
-                    f"{req.name()} started but sent no result within {timeout:g} s: the device may "
-                    "have reset; "
+                    f"{name} started but sent no result within {timeout:g} s: the device may have reset; "
                     "check it with 'tonus info'"
                 )
             self._pump(min(left, _TICK))
 
-    def _send_payload(self, payload):
+    def _send_payload(self, payload: bytes) -> None:
         self.port.write(framing.encode(payload))
         self._heartbeat.sent()
 
-    def _wait(self, seqs, deadline):
+    def _wait(self, seqs: list[int], deadline: float) -> _Answer | None:
         while True:
             for seq in seqs:
                 if seq in self._replies:
@@ -419,7 +452,7 @@ class Client:
                 return None
             self._pump(min(left, _TICK))
 
-    def _reply(self, mtype, got, rtt):
+    def _reply(self, mtype: int, got: _Answer, rtt: float) -> Reply | Refusal:
         kind, rtype, body, payload = got
         if kind == m.ERROR:
             return Refusal.parse(m.type_name(mtype), body)
@@ -438,7 +471,7 @@ class Client:
 
     # -- what arrives -----------------------------------------------------
 
-    def _pump(self, timeout):
+    def _pump(self, timeout: float) -> None:
         data = self.port.read(timeout)
         if data:
             self._feed(data)
@@ -446,20 +479,20 @@ class Client:
             self._heartbeat.waited(timeout)
         self._keep_alive()
 
-    def _feed(self, data):
+    def _feed(self, data: bytes) -> None:
         for payload in self._decoder.feed(data):
             self._dispatch(payload)
 
     @property
-    def dropped_frames(self):
+    def dropped_frames(self) -> int:
         """Frames from the device that failed COBS, CRC or size checks here."""
         return self._decoder.dropped
 
     @property
-    def last_dropped(self):
+    def last_dropped(self) -> bytes:
         return self._decoder.last_dropped
 
-    def _dispatch(self, payload):
+    def _dispatch(self, payload: bytes) -> None:
         try:
             kind, seq, mtype, body = m.parse(codec.loads(payload, framing.MAX_PAYLOAD))
         except ProtocolError as e:
@@ -495,12 +528,12 @@ class Client:
             self.overflowed += 1
         self._queue.append(item)
 
-    def _saw_state(self, state):
+    def _saw_state(self, state: str) -> None:
         self.state = state
         if state not in ACTIVE_STATES:
             self.heartbeat_ms = 0  # the session is over: nothing to keep alive
 
-    def _keep_alive(self):
+    def _keep_alive(self) -> None:
         if self._heartbeat.due():
             seq = self._next_seq()
             self._heartbeat.track(seq)

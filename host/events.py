@@ -6,10 +6,14 @@ client queues the items for poll()/events().
 
 import struct
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from host.replies import Reply, name_of
 from protocol import faults
 from protocol import messages as m
+
+if TYPE_CHECKING:
+    import numpy  # imported where the samples are wanted as an array: the CLI starts without it
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class StateChanged:
     time_ms: int
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(
             seq,
             name_of(m.STATE_NAMES, b["from_state"]),
@@ -40,11 +44,11 @@ class FaultEvent:
     detail: str | None
 
     @property
-    def latched(self):
+    def latched(self) -> bool:
         return self.code in faults.LATCHED
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(seq, b["code"], faults.name(b["code"]), b["time_ms"], b.get("detail"))
 
 
@@ -58,7 +62,7 @@ class Cue:
     protocol_phase: int | None = None  # index into the approved protocol's phases
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(
             seq,
             b["phase"],
@@ -81,7 +85,7 @@ class EmgFrame:
     target_dv: int = 0  # the running phase's envelope target (0.1 µV), 0 when it has none
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(
             seq,
             b["first_index"],
@@ -94,47 +98,47 @@ class EmgFrame:
         )
 
     @property
-    def count(self):
+    def count(self) -> int:
         return len(self.data) // 4
 
     @property
-    def end_index(self):
+    def end_index(self) -> int:
         return self.first_index + self.count
 
     @property
-    def samples(self):
+    def samples(self) -> list[int]:
         """The samples in 0.1 µV as a list of ints."""
         return list(struct.unpack(f"<{self.count:d}i", self.data))
 
-    def array(self):
+    def array(self) -> "numpy.ndarray":
         """The samples in 0.1 µV as a numpy int32 array (a view, no copy)."""
         import numpy
 
         return numpy.frombuffer(self.data, dtype="<i4")
 
     @property
-    def stimulating(self):
+    def stimulating(self) -> bool:
         return bool(self.flags & m.FLAG_STIM)
 
     @property
-    def triggered(self):
+    def triggered(self) -> bool:
         return bool(self.flags & m.FLAG_TRIGGER)
 
     @property
-    def lead_off(self):
+    def lead_off(self) -> bool:
         return bool(self.flags & m.FLAG_LEAD_OFF)
 
     @property
-    def feedback(self):
+    def feedback(self) -> bool:
         """The device's biofeedback tone sounds: a relaxation phase, above its target."""
         return bool(self.flags & m.FLAG_FEEDBACK)
 
     @property
-    def saturated(self):
+    def saturated(self) -> bool:
         return bool(self.flags & m.FLAG_SATURATED)
 
     @property
-    def gap(self):
+    def gap(self) -> bool:
         return bool(self.flags & m.FLAG_GAP)
 
 
@@ -155,7 +159,7 @@ class SessionSummary:
     max_ua: int = 0  # largest stimulation amplitude
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(
             seq,
             b["time_ms"],
@@ -184,7 +188,7 @@ class StimEvent:
     triggers: int | None
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(
             seq,
             name_of(m.STIM_NAMES, b["state"]),
@@ -207,7 +211,7 @@ class Advice:
     reference_dv: int
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(seq, name_of(m.ADVICE_NAMES, b["reason"]), b["time_ms"], b["rest_dv"], b["reference_dv"])
 
 
@@ -238,7 +242,7 @@ class CheckResult:
     mv_high: int | None = None
 
     @classmethod
-    def parse(cls, d):
+    def parse(cls, d: dict[int, Any]) -> Self:
         code = d.get(m.ST_CHECK, 0)
         why = d.get(m.ST_WHY, m.WHY_NONE)
         return cls(
@@ -266,19 +270,28 @@ class SelftestResult(Reply):
     checks: tuple  # CheckResult
 
     @property
-    def failed(self):
+    def failed(self) -> "tuple[CheckResult, ...]":
         return tuple(c for c in self.checks if not c.passed)
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "time_ms": self.time_ms, "checks": [asdict(c) for c in self.checks]}
 
     @classmethod
-    def parse(cls, seq, b):
+    def parse(cls, seq: int, b: dict[str, Any]) -> Self:
         return cls(seq, b["time_ms"], b["passed"], tuple(CheckResult.parse(d) for d in b["checks"]))
 
 
+Event = StateChanged | FaultEvent | Cue | SessionSummary | StimEvent | Advice | SelftestResult | EmgFrame
+
+
+class EventType(Protocol):
+    """An event class: parse(seq, body) reads the body with named fields."""
+
+    def parse(self, seq: int, b: dict[str, Any]) -> Event: ...
+
+
 # message type -> the class that reads its body (protocol.messages.parse lets no other type through)
-EVENTS = {
+EVENTS: dict[int, EventType] = {
     m.STATE_CHANGED: StateChanged,
     m.FAULT: FaultEvent,
     m.CUE: Cue,

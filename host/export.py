@@ -157,7 +157,7 @@ def _emg_range(rec):
     Artefact samples beyond the range are clipped, and annotated.
     """
     peak = {True: 0, False: 0}  # clean frames, artefact frames
-    batch = {True: [], False: []}
+    batch: dict[bool, list[bytes]] = {True: [], False: []}
 
     def flush(clean):
         if batch[clean]:
@@ -246,7 +246,7 @@ def write_edf(rec, path):
 
 def _clip_annotations(stretches, rate, limit):
     """One annotation per stretch of clipped samples, stretches less than a second apart merged."""
-    out = []
+    out: list[tuple[float, float, str]] = []
     for a, b in stretches:
         if out and a / rate - (out[-1][0] + out[-1][1]) < 1.0:
             out[-1] = (out[-1][0], b / rate - out[-1][0], out[-1][2])

@@ -136,7 +136,7 @@ def median_frequency(x_uv, rate_hz, band=(20.0, 450.0)):
 def _segments(rec):
     glazer = [c for c in rec.cues if c.protocol_phase is not None]
     # the Glazer phase's cues: 23 in a row from one protocol phase, in the fixed pattern
-    by_phase = {}
+    by_phase: dict[int | None, list] = {}
     for c in glazer:
         by_phase.setdefault(c.protocol_phase, []).append(c)
     for cues in by_phase.values():

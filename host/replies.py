@@ -4,7 +4,9 @@ Each reply type reads its own RESPONSE body (`parse`); host/requests.py
 names, for every request, the reply type its RESPONSE carries.
 """
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, Self
 
 from host.errors import TonusError
 from protocol import errors, faults
@@ -29,27 +31,27 @@ _HINTS = {
 }
 
 
-def name_of(names, i):
+def name_of(names: Sequence[str], i: int) -> str:
     """names[i], or UNKNOWN(i) for a code this host does not know."""
     return names[i] if 0 <= i < len(names) else f"UNKNOWN({i:d})"
 
 
-def state_of(body):
+def state_of(body: dict[str, Any]) -> str:
     return name_of(m.STATE_NAMES, body["state"])
 
 
 class Reply:
-    """A device answer; `ok` tells a response from a refusal."""
+    """A device answer that is not a refusal; `ok` tells it from a Refusal (and narrows the type)."""
 
-    ok = True
+    ok: ClassVar[Literal[True]] = True
 
-    def unwrap(self):
-        """The reply itself, or DeviceRefused raised for a refusal."""
+    def unwrap(self) -> Self:
+        """The reply itself (a Refusal raises DeviceRefused instead)."""
         return self
 
 
 @dataclass(frozen=True)
-class Refusal(Reply):
+class Refusal:
     """The device answered a request with an ERROR."""
 
     request: str  # the refused request's type name
@@ -57,19 +59,19 @@ class Refusal(Reply):
     name: str
     detail: str
 
-    ok = False
+    ok: ClassVar[Literal[False]] = False
 
-    def unwrap(self):
+    def unwrap(self) -> NoReturn:
         raise DeviceRefused(self)
 
     @classmethod
-    def parse(cls, request, body):
+    def parse(cls, request: str, body: dict[int, Any]) -> "Refusal":
         code = body[0]
         return cls(request, code, errors.name(code), body.get(1, ""))
 
 
 class DeviceRefused(TonusError):
-    def __init__(self, refusal):
+    def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
         r = refusal
         why = _HINTS.get(r.code) or r.detail
@@ -78,8 +80,11 @@ class DeviceRefused(TonusError):
         )
 
 
-# Every parse(request, body, rtt) takes the request's type name, the
-# RESPONSE body with named fields, and the seconds the answer took.
+class ReplyType(Protocol):
+    """A reply class as host/requests.py names it: parse(request, body, rtt) takes the
+    request's type name, the RESPONSE body with named fields, and the seconds the answer took."""
+
+    def parse(self, request: str, b: dict[str, Any], rtt: float) -> Reply: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class Hello(Reply):
     firmware_hash: bytes | None = None  # of the image tonus flash deployed; None otherwise
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(
             b["version"],
             b["firmware_version"],
@@ -157,17 +162,19 @@ class ProtocolSummary:
     kid: str
 
     @property
-    def remaining(self):
+    def remaining(self) -> int:
         return max(self.sessions - self.used, 0)
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return dict(asdict(self), remaining=self.remaining)
 
 
-def protocol_summary(d):
+def protocol_summary(d: dict[int, Any] | None) -> ProtocolSummary | None:
     """A ProtocolSummary from the device's PINFO map, or None."""
-    if d is None:
-        return None
+    return None if d is None else _pinfo(d)
+
+
+def _pinfo(d: dict[int, Any]) -> ProtocolSummary:
     return ProtocolSummary(
         d.get(m.PINFO_ID, ""),
         d.get(m.PINFO_SEQUENCE, 0),
@@ -201,13 +208,13 @@ class Info(Reply):
     session: SessionInfo | None
     link: LinkCounters
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["protocol"] = self.protocol.to_json() if self.protocol else None
         return out
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         f = b["fault"]
         fault = None
         if f is not None:
@@ -257,7 +264,7 @@ class Pong(Reply):
     rtt_s: float  # wall time from sending the PING to its answer
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["uptime_ms"], rtt)
 
 
@@ -269,7 +276,7 @@ class StateReply(Reply):
     state: str
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(request, state_of(b))
 
 
@@ -278,7 +285,7 @@ class Ack(Reply):
     request: str
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(request)
 
 
@@ -287,7 +294,7 @@ class UploadOffset(Reply):
     offset: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["offset"])
 
 
@@ -296,8 +303,8 @@ class ProtocolStored(Reply):
     protocol: ProtocolSummary
 
     @classmethod
-    def parse(cls, request, b, rtt):
-        return cls(protocol_summary(b["protocol"]))
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
+        return cls(_pinfo(b["protocol"]))  # the catalogue requires the map: a stored protocol has one
 
 
 @dataclass(frozen=True)
@@ -306,7 +313,7 @@ class ProtocolShown(Reply):
     max_sequence: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(protocol_summary(b["protocol"]), b["max_sequence"])
 
 
@@ -315,7 +322,7 @@ class LevelReply(Reply):
     level_ua: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["level_ua"])
 
 
@@ -328,7 +335,7 @@ class LogPage(Reply):
     damaged: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(tuple(b["entries"]), b["next_seq"], b["oldest_seq"], b["end_seq"], b["damaged"])
 
 
@@ -337,5 +344,5 @@ class Rated(Reply):
     session: int
 
     @classmethod
-    def parse(cls, request, b, rtt):
+    def parse(cls, request: str, b: dict[str, Any], rtt: float) -> Self:
         return cls(b["session"])

@@ -12,27 +12,33 @@ a lost SESSION_START reply does not say whether the session started, and a
 lost ESTOP reply must reach a person, not a loop.
 """
 
+from typing import Any, ClassVar, Generic, TypeVar
+
 from host import events, replies
 from protocol import messages as m
 
+# what a request yields when the device accepts it: its reply, or the event that completes it
+# (tests/host/test_requests.py holds every class's R to its Reply or Result)
+R = TypeVar("R", bound=replies.Reply)
 
-class Request:
-    TYPE = None
-    Reply = None
-    resend = False
-    min_timeout = 0.0  # seconds
-    Result = None
-    result_timeout = 0.0  # seconds
 
-    def __init__(self, **fields):
+class Request(Generic[R]):
+    TYPE: ClassVar[int]
+    Reply: ClassVar[replies.ReplyType]
+    resend: ClassVar[bool] = False
+    min_timeout: ClassVar[float] = 0.0  # seconds
+    Result: ClassVar[type | None] = None
+    result_timeout: ClassVar[float] = 0.0  # seconds
+
+    def __init__(self, **fields: Any) -> None:
         self.fields = fields
 
     @classmethod
-    def name(cls):
+    def name(cls) -> str:
         return m.type_name(cls.TYPE)
 
 
-class Hello(Request):
+class Hello(Request[replies.Hello]):
     """Negotiate the protocol version; the device stops streaming on every HELLO."""
 
     TYPE = m.HELLO
@@ -40,72 +46,72 @@ class Hello(Request):
     resend = True
 
 
-class Info(Request):
+class Info(Request[replies.Info]):
     TYPE = m.INFO
     Reply = replies.Info
     resend = True
 
 
-class Ping(Request):
+class Ping(Request[replies.Pong]):
     TYPE = m.PING
     Reply = replies.Pong
     resend = True
 
 
-class SessionStart(Request):
+class SessionStart(Request[replies.StateReply]):
     TYPE = m.SESSION_START
     Reply = replies.StateReply
 
 
-class SessionPause(Request):
+class SessionPause(Request[replies.StateReply]):
     TYPE = m.SESSION_PAUSE
     Reply = replies.StateReply
 
 
-class SessionResume(Request):
+class SessionResume(Request[replies.StateReply]):
     TYPE = m.SESSION_RESUME
     Reply = replies.StateReply
 
 
-class SessionStop(Request):
+class SessionStop(Request[replies.StateReply]):
     TYPE = m.SESSION_STOP
     Reply = replies.StateReply
 
 
-class Estop(Request):
+class Estop(Request[replies.StateReply]):
     TYPE = m.ESTOP
     Reply = replies.StateReply
 
 
-class FaultClear(Request):
+class FaultClear(Request[replies.StateReply]):
     TYPE = m.FAULT_CLEAR
     Reply = replies.StateReply
 
 
-class StreamControl(Request):
+class StreamControl(Request[replies.Ack]):
     TYPE = m.STREAM_CONTROL
     Reply = replies.Ack
     resend = True  # the same switch twice
 
 
-class StimLevel(Request):
+class StimLevel(Request[replies.LevelReply]):
     TYPE = m.STIM_LEVEL
     Reply = replies.LevelReply
 
 
-class LogRead(Request):
+class LogRead(Request[replies.LogPage]):
     TYPE = m.LOG_READ
     Reply = replies.LogPage
     resend = True  # only reads
 
 
-class SessionRate(Request):
+class SessionRate(Request[replies.Rated]):
     TYPE = m.SESSION_RATE
     Reply = replies.Rated
     resend = True  # the same score for the same session again
 
 
-class Selftest(Request):
+class Selftest(Request[events.SelftestResult]):
     """The device answers at once and sends SELFTEST_RESULT when its checks are done,
     about half a second later. Never resent: the checks drive the output stage."""
 
@@ -115,18 +121,18 @@ class Selftest(Request):
     result_timeout = 10.0
 
 
-class ProtocolBegin(Request):
+class ProtocolBegin(Request[replies.UploadOffset]):
     TYPE = m.PROTOCOL_BEGIN
     Reply = replies.UploadOffset
     resend = True  # a repeated BEGIN resumes the upload
 
 
-class ProtocolChunk(Request):
+class ProtocolChunk(Request[replies.UploadOffset]):
     TYPE = m.PROTOCOL_CHUNK
     Reply = replies.UploadOffset
 
 
-class ProtocolCommit(Request):
+class ProtocolCommit(Request[replies.ProtocolStored]):
     """The device verifies the signature: seconds on a board."""
 
     TYPE = m.PROTOCOL_COMMIT
@@ -134,18 +140,18 @@ class ProtocolCommit(Request):
     min_timeout = 10.0
 
 
-class ProtocolShow(Request):
+class ProtocolShow(Request[replies.ProtocolShown]):
     TYPE = m.PROTOCOL_SHOW
     Reply = replies.ProtocolShown
     resend = True  # only reads
 
 
-class ProtocolRemove(Request):
+class ProtocolRemove(Request[replies.Ack]):
     TYPE = m.PROTOCOL_REMOVE
     Reply = replies.Ack
 
 
-class MaintenanceEnter(Request):
+class MaintenanceEnter(Request[replies.StateReply]):
     """Output off, then a reset into the maintenance boot (tonus flash). Never resent:
     the device may already be resetting."""
 

@@ -73,9 +73,9 @@ class Problem:
 
 def _key_lines(text):
     """Where each setting is written: {("phase", 2, "frequency_hz"): line, ...}."""
-    lines = {}
-    section = ()
-    counts = {}
+    lines: dict[tuple, int] = {}
+    section: tuple = ()
+    counts: dict[str, int] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         m = re.fullmatch(r"\[\[\s*([A-Za-z0-9_.-]+)\s*\]\]", line)
@@ -157,7 +157,7 @@ def _convert_table(table, file_path, problems, lines, failed):
 
 
 def _dotted(path):
-    parts = []
+    parts: list[str] = []
     for p in path:
         parts.append(f"[{p + 1:d}]" if isinstance(p, int) else ("." + p if parts else p))
     return "".join(parts).replace(".[", "[")
@@ -182,7 +182,7 @@ def loads(text):
         raise ProtocolFileError(f"not valid TOML: {e}") from e
     lines = _key_lines(text)
     problems = []
-    failed = set()  # settings already reported; the schema would only call them missing
+    failed: set[tuple] = set()  # settings already reported; the schema would only call them missing
     known = ", ".join(_SECTIONS)
     problems += [
         Problem(lines.get((key,)), key, f"unknown section; a protocol has {known}")
@@ -267,7 +267,7 @@ def delivery(doc):
         if ph["type"] in therapy.STIM_KINDS:
             amp, pw, f = ph["amplitude_max_ua"], ph["pulse_width_us"], ph["frequency_hz"]
             on = ph["on_ms"]
-            duty = 1.0
+            duty: float | None = 1.0
             if ph["type"] == "stimulation" and on:
                 duty = on / (on + ph["off_ms"])
             elif ph["type"] == "ets":

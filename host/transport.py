@@ -11,6 +11,8 @@ import errno
 import importlib
 import select
 import time
+from types import ModuleType
+from typing import Protocol, TextIO
 
 from host.errors import TonusError, UsageError
 
@@ -25,7 +27,7 @@ class LinkError(TonusError):
     before a timeout) and is shown as a hexdump after the message.
     """
 
-    def __init__(self, message, data=b""):
+    def __init__(self, message: str, data: bytes | bytearray | memoryview = b"") -> None:
         self.data = bytes(data)
         if self.data:
             message = f"{message}\n{hexdump(self.data)}"
@@ -36,7 +38,7 @@ class PortError(LinkError):
     """The port could not be opened, or no board was found; the message says what to try next."""
 
 
-def hexdump(data, limit=256):
+def hexdump(data: bytes, limit: int = 256) -> str:
     """Offset, hex and ASCII columns, 16 bytes a row; long data is cut at `limit`."""
     rows = []
     shown = data[:limit]
@@ -50,13 +52,13 @@ def hexdump(data, limit=256):
     return "\n".join(rows)
 
 
-def _register_sim_handler(serial):
+def _register_sim_handler(serial: ModuleType) -> None:
     # serial_for_url looks URL schemes up in these packages, in order
     if _SIM_HANDLERS not in serial.protocol_handler_packages:
         serial.protocol_handler_packages.append(_SIM_HANDLERS)
 
 
-def _open_hint(url, exc):
+def _open_hint(url: str, exc: Exception) -> str:
     err = getattr(exc, "errno", None)
     text = str(exc)
     if url.lower().startswith("sim://"):
@@ -73,7 +75,7 @@ def _open_hint(url, exc):
     return f"cannot open {url} ({text}): check the --port value and that the board is attached"
 
 
-def _check_socket_url(url):
+def _check_socket_url(url: str) -> None:
     from urllib.parse import urlsplit
 
     try:
@@ -88,7 +90,7 @@ def _check_socket_url(url):
         )
 
 
-def open_port(url, *, timeout=1.0, wire_log=None):
+def open_port(url: str, *, timeout: float = 1.0, wire_log: TextIO | None = None) -> "Port":
     """Open `url` exclusively and return a Port.
 
     timeout: seconds a write may block before the link counts as broken.
@@ -115,6 +117,21 @@ def open_port(url, *, timeout=1.0, wire_log=None):
     return Port(ser, url, wire_log)
 
 
+class SerialPort(Protocol):
+    """What Port uses of a pyserial port: serial_for_url's, or the simulator's handler (which has
+    no fileno(): Port reads it through pyserial's own timeout instead of select())."""
+
+    timeout: float | None
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def fileno(self) -> int: ...
+    def read(self, size: int = 1) -> bytes: ...
+    def write(self, data: bytes, /) -> int | None: ...
+    def close(self) -> None: ...
+
+
 class Port:
     """Reads that wait at most a given time, writes that send everything.
 
@@ -124,13 +141,14 @@ class Port:
     are read with pyserial's own timeout.
     """
 
-    def __init__(self, ser, url="", wire_log=None):
+    def __init__(self, ser: SerialPort, url: str = "", wire_log: TextIO | None = None) -> None:
         self.serial = ser  # the pyserial object; the simulator hangs its rig off it
         self.url = url or str(getattr(ser, "port", ""))
         self._log = wire_log
         self._t0 = time.monotonic()
         self._started = False
         self._timeout = ser.timeout
+        self._fd: int | None
         try:
             self._fd = ser.fileno()
         except (AttributeError, OSError, ValueError):
@@ -138,12 +156,12 @@ class Port:
         if self._fd is not None and self._timeout != 0:
             self._set_timeout(0)
 
-    def _set_timeout(self, seconds):
+    def _set_timeout(self, seconds: float) -> None:
         # pyserial reconfigures the port on every change; change only when needed
         self.serial.timeout = seconds
         self._timeout = seconds
 
-    def read(self, timeout):
+    def read(self, timeout: float) -> bytes:
         """Bytes that arrived within `timeout` seconds; b"" if none did."""
         import serial
 
@@ -164,10 +182,10 @@ class Port:
                 f"lost the connection to {self.url} ({e}): check the cable or the simulator"
             ) from e
         if data and self._log is not None:
-            self._trace("<", data)
+            self._trace(self._log, "<", data)
         return data
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         """Send all of `data`. The first write leads with one 0x00 so that
         whatever the device saw before (noise, a REPL line) ends as a dropped
         frame rather than corrupting the first request."""
@@ -181,12 +199,10 @@ class Port:
         except (serial.SerialException, OSError) as e:
             raise LinkError(f"cannot write to {self.url} ({e}): check the cable or the simulator") from e
         if self._log is not None:
-            self._trace(">", data)
+            self._trace(self._log, ">", data)
 
-    def _trace(self, direction, data):
-        self._log.write(
-            "{:10.6f} {} {}\n".format(time.monotonic() - self._t0, direction, bytes(data).hex(" "))
-        )
+    def _trace(self, log: TextIO, direction: str, data: bytes) -> None:
+        log.write("{:10.6f} {} {}\n".format(time.monotonic() - self._t0, direction, bytes(data).hex(" ")))
 
-    def close(self):
+    def close(self) -> None:
         self.serial.close()

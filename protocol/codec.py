@@ -48,7 +48,9 @@ _MT_SIMPLE = 7
 class Tag:
     """A tagged value; only tag 18 (COSE_Sign1) exists on the link."""
 
-    __hash__ = None  # equal by value, which may be a list: unhashable, as CPython makes it implicitly
+    # equal by value, which may be a list: unhashable, as CPython makes it implicitly (typeshed writes
+    # list.__hash__ the same way, ignoring that it narrows object.__hash__)
+    __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, tag, value):
         self.tag = tag
@@ -257,7 +259,7 @@ def _dec(r, depth, max_depth):
     if major == _MT_MAP:
         if 2 * n > r.end - r.pos:
             raise ProtocolError(TRUNCATED, "map of %d cannot fit" % n)
-        out = {}
+        d = {}
         prev = None
         for _ in range(n):
             start = r.pos
@@ -271,8 +273,8 @@ def _dec(r, depth, max_depth):
                 if kb < prev:
                     raise ProtocolError(UNSORTED_KEYS, "map keys out of order at offset %d" % start)
             prev = kb
-            out[k] = _dec(r, depth + 1, max_depth)
-        return out
+            d[k] = _dec(r, depth + 1, max_depth)
+        return d
     if major == _MT_TAG:
         if n != COSE_SIGN1_TAG or depth != 1:
             raise ProtocolError(UNSUPPORTED_TAG, "tag %d not allowed here" % n)

@@ -108,12 +108,11 @@ def verify_sign1(data, trusted_keys, external_aad=b"", checkpoint=None):
     key = trusted_keys.get(kid)
     if key is None:
         raise ProtocolError(UNKNOWN_KID, "key %s is not trusted here" % kid.hex())
+    err = None  # type: ProtocolError | None
     try:
         to_verify = sig_structure(protected, payload, external_aad)
     except ProtocolError as e:
         err = e
-    else:
-        err = None
     if err is not None:
         raise ProtocolError(BAD_COSE, "Sig_structure: %s" % err.name)
     if not ed25519.verify(key, to_verify, signature, checkpoint):

@@ -156,7 +156,7 @@ class Decoder:
     def feed(self, data):
         """Payloads of the frames completed by `data`, oldest first."""
         data = bytes(data)
-        frames = []
+        frames = []  # type: list[bytes]
         n = len(data)
         i = 0
         while i < n:

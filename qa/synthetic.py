@@ -109,7 +109,7 @@ def write(
     env = np.clip(env * (1 + 0.15 * rng.standard_normal(frames)), 0.5, None)
     below_ms = int(1000 * FRAME / RATE * np.count_nonzero((env <= TARGET_DV / 10) & (t_frame >= _BASELINE_S)))
     samples = (rng.standard_normal((frames, FRAME)) * env[:, None] * 12).astype("<i4")
-    events = [
+    events: list[tuple[float, recording.RecordedEvent]] = [
         (0, StateChanged(0, "IDLE", "ARMED", "REQUEST", 1000)),
         (0, StateChanged(1, "ARMED", "RUNNING", "CHECKS_PASSED", 1000)),
     ]
@@ -139,20 +139,20 @@ def write(
     ) as rec:
         k = 0
         for f in range(frames):
-            t = f * FRAME / RATE
-            while k < len(events) and events[k][0] <= t:
+            t_s = f * FRAME / RATE
+            while k < len(events) and events[k][0] <= t_s:
                 clock.now = events[k][0]
                 rec(events[k][1])
                 k += 1
-            clock.now = t
+            clock.now = t_s
             state = "RUNNING"
             rec(EmgFrame(f, RATE + f * FRAME, samples[f].tobytes(), int(env[f] * 10), state, 0, 0))
         for _t, e in events[k:]:
             rec(e)
     if outcome == "aborted":  # as a crash leaves it: no end mark
-        with open(path, "r+b") as f:
-            data = f.read()
-            f.truncate(data.rindex(_END_MARK))
+        with open(path, "r+b") as file:
+            data = file.read()
+            file.truncate(data.rindex(_END_MARK))
     return path
 
 
@@ -198,7 +198,7 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     start = start or datetime(2026, 11, 2, 18, 30, tzinfo=UTC)
-    log = []
+    log: list[dict] = []
     for seq, (day, outcome, rest, pain, note) in enumerate(days):
         when = start + timedelta(days=day, minutes=7 * seq)
         path = folder / when.strftime("%Y-%m-%d-%H%M.tonus")
@@ -215,14 +215,15 @@ def journal(folder, minutes=2.0, days=FORTNIGHT, start=None):
             continue  # a session cut off never reached the device's log
         rec = recording.read(path)
         sc = rec.summary
-        relax = sc.phases[1]
+        assert sc is not None  # every outcome but "aborted" ends with the device's summary
+        relax = sc.phases[1]  # the synthetic protocol: baseline, then relaxation
         log.append(
             {
                 "seq": len(log),
                 "protocol_id": "relax-a",
                 "host_time_s": when.timestamp() + 1,
                 "duration_s": sc.run_ms / 1000,
-                "rest_uv": relax[m.SC_REST_DV] / 10 if len(sc.phases) > 1 else None,
+                "rest_uv": relax[m.SC_REST_DV] / 10,
                 "below_target_s": relax.get(m.SC_BELOW_MS, 0) / 1000,
                 "below_target_percent": round(100 * relax.get(m.SC_BELOW_MS, 0) / sc.run_ms, 1),
                 "pain": pain,

@@ -56,12 +56,12 @@ class SimBoard(H.Hal):
         self.cause = H.RESET_POWER_ON
         self.boot_us = 0
         self.estop_is_open = False
-        self.estop_changes = deque(maxlen=HISTORY)  # (t_us, open)
+        self.estop_changes: deque[tuple[int, bool]] = deque(maxlen=HISTORY)  # (t_us, open)
         self.irq_errors = []  # (t_us, exception) from e-stop handlers, which were then disabled
         self.led_mode = H.LED_OFF
-        self.led_changes = deque(maxlen=HISTORY)  # (t_us, mode)
+        self.led_changes: deque[tuple[int, int]] = deque(maxlen=HISTORY)  # (t_us, mode)
         self.tone_hz = 0
-        self.tone_changes = deque(maxlen=HISTORY)  # (t_us, hz)
+        self.tone_changes: deque[tuple[int, int]] = deque(maxlen=HISTORY)  # (t_us, hz)
         self.tone_count = 0  # changes ever, so a listener finds the new ones in the bounded history
         self.wdt_deadline_us = None  # the watchdog is not running
         self.fs_writes_while_output_on = 0  # a breach of the storage rule in hal.py

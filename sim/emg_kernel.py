@@ -39,14 +39,16 @@ def _python_function(path):
     """emg_viper.run as a plain function: decorator and viper annotations dropped, consts inlined."""
     tree = ast.parse(path.read_text(), str(path))
     consts = {}
-    body = []
+    body: list[ast.stmt] = []
     for node in tree.body:
         if (
             isinstance(node, ast.Assign)
             and isinstance(node.value, ast.Call)
             and getattr(node.value.func, "id", "") == "const"
         ):
-            consts[node.targets[0].id] = ast.literal_eval(node.value.args[0])
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                consts[target.id] = ast.literal_eval(node.value.args[0])
         elif isinstance(node, ast.FunctionDef) and node.name == "run":
             node.decorator_list = []
             node.returns = None

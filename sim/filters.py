@@ -8,9 +8,13 @@ results are the wrappers' bit for bit (tests/sim/test_speed_paths.py); with
 another SciPy layout they fall back to the public functions.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.signal import lfilter, sosfilt
 
+_linear_filter: Callable[..., np.ndarray] | None
+_sosfilt: Callable[..., None] | None
 try:
     from scipy.signal._sigtools import _linear_filter
     from scipy.signal._sosfilt import _sosfilt

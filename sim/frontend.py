@@ -21,7 +21,8 @@ from itertools import islice
 import numpy as np
 
 from firmware import hal as H
-from sim.emg_model import FULL_SCALE_DV
+from sim.emg_model import FULL_SCALE_DV, StimArtefact
+from sim.output import OutputStage
 
 RING_SAMPLES = 2048  # 1.02 s at 2 kHz; an 8 KiB, naturally aligned DMA ring
 
@@ -36,9 +37,9 @@ class EmgFrontEnd:
         self._written = 0
         self._read = 0
         self._status = 0
-        self._rails = deque()  # (first, end) index runs of written samples that read the rail
-        self.artefact = None  # StimArtefact, when coupled
-        self._output = None
+        self._rails: deque[tuple[int, int]] = deque()  # index runs of written samples that read the rail
+        # the output stage whose pulses reach the input, and through what, once coupled
+        self._coupled: tuple[OutputStage, StimArtefact] | None = None
         self._drawn = 0  # output pulses whose artefact is in the overlay
         self._art = np.zeros(0)  # artefact (0.1 µV) still to add, from model sample _art_at
         self._over = np.zeros(0, dtype=bool)  # ...and the samples it overloads
@@ -46,8 +47,7 @@ class EmgFrontEnd:
 
     def couple(self, output, artefact):
         """Pulses that output (sim.output.OutputStage) delivers from now reach the input through artefact."""
-        self._output = output
-        self.artefact = artefact
+        self._coupled = (output, artefact)
         self._drawn = output.emitted
 
     def index_at(self, t_us):
@@ -65,8 +65,8 @@ class EmgFrontEnd:
     def sync(self, now_us):
         """Convert every sample due by now_us (sample k is ready at (k + 1) / rate)."""
         due = now_us * self.rate_hz // 1_000_000
-        if self._output is not None:
-            due = min(due, self._pulses(now_us))
+        if self._coupled is not None:
+            due = min(due, self._pulses(*self._coupled, now_us))
         n = due - self._taken
         if n <= 0:
             return
@@ -141,15 +141,14 @@ class EmgFrontEnd:
             s |= H.EMG_LEAD_OFF
         return s
 
-    def _pulses(self, now_us):
+    def _pulses(self, out, artefact, now_us):
         """Draw the artefacts of the pulses delivered since the last look; the first sample still unknown."""
-        out = self._output
         out.sync(now_us)
         new = out.emitted - self._drawn
         if new:
             self._drawn = out.emitted
             for p in reversed(list(islice(reversed(out.trace), min(new, len(out.trace))))):
-                self._draw(*self.artefact.wave(p))
+                self._draw(*artefact.wave(p))
         t = out.in_progress_us()
         return (now_us if t is None else t) * self.rate_hz // 1_000_000
 

@@ -94,16 +94,17 @@ class OutputStage:
     def __init__(self, hw_max_ua):
         self.hw_max_ua = hw_max_ua
         self.enabled = False
-        self.changes = deque(maxlen=HISTORY)  # (t_us, on), every edge of the enable
-        self.lapses = deque(maxlen=HISTORY)  # t_us of drops because keepalive() stopped
-        self.trace = deque(maxlen=HISTORY)  # Pulse, oldest first
+        self.changes: deque[tuple[int, bool]] = deque(maxlen=HISTORY)  # every edge of the enable
+        self.lapses: deque[int] = deque(maxlen=HISTORY)  # t_us of drops because keepalive() stopped
+        self.trace: deque[Pulse] = deque(maxlen=HISTORY)  # oldest first
         self.emitted = 0  # pulses that reached the load, cut ones included, ever
-        self.dummy_trace = deque(maxlen=HISTORY)  # Pulse into the dummy load, oldest first
-        self.dummy_changes = deque(maxlen=HISTORY)  # (t_us, ohms or None), every switch of the relay
-        self._dummy_ohms = None  # the dummy load's resistance while it is switched in
+        self.dummy_trace: deque[Pulse] = deque(maxlen=HISTORY)  # into the dummy load, oldest first
+        # (t_us, ohms or None), every switch of the relay
+        self.dummy_changes: deque[tuple[int, float | None]] = deque(maxlen=HISTORY)
+        self._dummy_ohms: float | None = None  # the dummy load's resistance while it is switched in
         self._hold_until = 0
         # timing: (frequency_hz, phase_us, gap_us) or None before stim_configure
-        self._timing = None
+        self._timing: tuple[int, int, int] | None = None
         self._amp_ua = 0
         self._running = False
         self._stopping = False  # stop once the pulse in progress completes
@@ -239,26 +240,24 @@ class OutputStage:
             self._dummy_ohms = ohms
             self.dummy_changes.append((t_us, ohms))
 
-    def _t(self, k):
-        return self._start_us + k * 1_000_000 // self._timing[0]
-
     def _pulses_until(self, t_us):
         """Latch pulses that start before t_us, complete those that end by it."""
-        while self._running:
+        timing = self._timing
+        while self._running and timing is not None:  # start() runs nothing without a timing
             p = self._pending
             if p is None:
                 if self._stopping:
                     self._running = False
                     return
-                ts = self._t(self._k)
+                f, ph, gap = timing
+                ts = self._start_us + self._k * 1_000_000 // f
                 if ts >= t_us:
                     return
                 if not self.enabled or self.stalled:
                     # the grid runs on but nothing comes out: skip every start before t_us
                     d = t_us - self._start_us
-                    self._k = max(self._k + 1, -(-d * self._timing[0] // 1_000_000))
+                    self._k = max(self._k + 1, -(-d * f // 1_000_000))
                     continue
-                _f, ph, gap = self._timing
                 p = self._pending = (ts, self._amp_ua, ph, gap)
                 self._k += 1
             ts, ua, ph, gap = p

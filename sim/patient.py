@@ -28,6 +28,7 @@ are interpolated in between; they change over seconds to minutes.
 
 import math
 from collections import deque
+from typing import TypedDict
 
 import numpy as np
 
@@ -62,7 +63,34 @@ _STAGES = 4  # a chain of stages: a hold starts flat, then sags
 # motion_per_min: rate of motion artefacts (sim/emg_model.py draws them).
 # spectrum_scale: the action potentials' spectrum against the healthy one
 # (a dysfunctional floor has a lower median frequency).
-PROFILES = {
+
+
+class Profile(TypedDict):
+    rest_uv: float
+    rest_wander: float
+    wander_s: float
+    tone_floor_uv: float
+    learn_per_min: float
+    tension_pct_min: float
+    contract_uv: float
+    rise_tau_ms: float
+    fall_tau_ms: float
+    effort: tuple[float, float]
+    reaction_ms: tuple[float, float]
+    relax_floor: float
+    guard_s: float
+    letgo_s: float
+    fatigue_s: float
+    recover_s: float
+    sustain: float
+    mdf_fatigue_s: float
+    mdf_recover_s: float
+    cv_drop: float
+    motion_per_min: float
+    spectrum_scale: float
+
+
+PROFILES: dict[str, Profile] = {
     "healthy": {
         "rest_uv": 6.7,
         "rest_wander": 0.08,
@@ -187,7 +215,9 @@ class Patient:
         self._wander_b = np.array([math.sqrt(1 - self._phi**2)])
         self._wander_a = np.array([1.0, -self._phi])
         self._wander_zi = np.zeros(1)
-        self._changes = deque()  # (sample index, kind, value), in time order
+        self._changes: deque[tuple[int, int, float | None]] = (
+            deque()
+        )  # (sample index, kind, value), in time order
         self._next = 0  # index of the next sample to compute
         self._in_session = False
         # states at sample _next

@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 from collections import deque
+from typing import Any
 
 from firmware import hal as H
 from firmware.controller import Controller
@@ -88,13 +89,14 @@ class Simulator:
         self._decoder = framing.Decoder()
         self._between_frames = True  # the decoder holds no part of a frame
         self._heard = 0  # buzzer tone changes the patient has heard
-        self.device_events = deque(maxlen=HISTORY)  # (t_us, type, fields by name): EVENT frames sent
+        # (t_us, type, fields by name): EVENT frames sent
+        self.device_events: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=HISTORY)
         self.bad_frames = 0  # frames from the device that did not parse: a firmware bug
         self.boots = []  # (t_us, reset cause)
         self.crash = None  # the exception that escaped step(), until the next boot
         self._hung = False
         self.maintenance_boot = False  # the last boot found the maintenance marker: no application
-        self.ctrl = None
+        self.ctrl: Controller | None = None
         self._timers_until(0)  # events at 0 ms set the bench up before power-on
         if self.ctrl is None:  # unless one of them already powered the board up
             self._boot(H.RESET_POWER_ON)
@@ -230,14 +232,15 @@ class Simulator:
 
     def _step(self):
         self._next_pass_us = None
-        if not self.firmware_running:
+        ctrl = self.ctrl
+        if ctrl is None or not self.firmware_running:
             return
         cost = self.pass_cost
         t0 = self.clock.us
         if cost is not None:
             cost.begin(t0)
         try:
-            self.ctrl.step()
+            ctrl.step()
         except PowerLoss:
             pass
         except BoardReset:

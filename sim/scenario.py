@@ -17,7 +17,8 @@ name and the event's number (1 = the first [[event]]).
 import math
 import random
 import tomllib
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from firmware import hal as H
 from sim.board import HAL_METHODS
@@ -112,7 +113,7 @@ def _peak_uv(v):
 
 
 # action -> (rig method, {field: (rig keyword, converter, default)})
-ACTIONS = {
+ACTIONS: dict[str, tuple[str, dict[str, tuple[str, Callable[[Any], object], object]]]] = {
     "estop_press": ("press_estop", {}),
     "estop_release": ("release_estop", {}),
     "button": ("press_button", {"button": ("mask", _button, _REQUIRED)}),

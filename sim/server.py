@@ -53,7 +53,7 @@ def parse_listen(text, allow_remote=False):
         raise ListenError(f"cannot resolve {host!r}: {e}") from None
     if not allow_remote:
         for info in infos:
-            addr = info[4][0].split("%")[0]  # drop an IPv6 zone
+            addr = str(info[4][0]).split("%")[0]  # drop an IPv6 zone
             if not ipaddress.ip_address(addr).is_loopback:
                 raise ListenError(
                     f"{host} is not a loopback address; the link has no authentication "
@@ -87,7 +87,7 @@ class LinkServer:
     def __init__(self, simulator, listener):
         self.sim = simulator
         self.listener = listener
-        self.conn = None
+        self.conn: socket.socket | None = None
         self._events = 0  # what the selector watches the connection for
         self._out = b""  # device output fetched but not yet accepted by the socket
         self._sel = selectors.DefaultSelector()
@@ -156,11 +156,12 @@ class LinkServer:
         log.info("host connected from %s", peer[:2])
 
     def _receive(self):
+        conn = self.conn
         room = self.sim.host_room()
-        if room <= 0:
+        if conn is None or room <= 0:
             return
         try:
-            data = self.conn.recv(min(room, _RECV_BYTES))
+            data = conn.recv(min(room, _RECV_BYTES))
         except BlockingIOError:
             return
         except OSError as e:
@@ -188,11 +189,13 @@ class LinkServer:
         self._out = self._out[n:]
 
     def _drop(self, why):
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
         log.info("host disconnected: %s", why)
         if self._events:
-            self._sel.unregister(self.conn)
+            self._sel.unregister(conn)
         self._events = 0
-        self.conn.close()
-        self.conn = None
+        conn.close()
         self._out = b""
         self.sim.rig.disconnect_host()

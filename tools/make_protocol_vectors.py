@@ -1,7 +1,7 @@
 """Write tests/dual/vectors/protocols.json: signed protocols for device tests.
 
 Ed25519 signatures are deterministic, so running this again gives the same
-file; tests/test_protocol_vectors.py checks that. The keys are test keys from
+file; tests/test_signing.py checks that. The keys are test keys from
 fixed seeds, never used for anything else.
 
 usage: python -m tools.make_protocol_vectors

@@ -59,7 +59,8 @@ def pull(client, progress=None):
     first = client.log_read(0, 1).unwrap()
     start, end = first.oldest_seq, first.end_seq
     seq = start
-    entries, missing = [], []
+    entries: list[dict] = []
+    missing: list[int] = []
     while seq < end:
         page = client.log_read(seq).unwrap()
         for e in page.entries:

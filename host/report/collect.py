@@ -118,7 +118,7 @@ class Folder:
 
     def groups(self):
         """{protocol id: (sessions, trend points)} in order of first appearance."""
-        out = {}
+        out: dict[str, tuple[list, list]] = {}
         for s in self.sessions:
             out.setdefault(s.protocol_id, ([], []))[0].append(s)
         for p in self.trend:
@@ -291,8 +291,8 @@ def _file_time(path):
 def _read_log(path):
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"not readable JSON: {e}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"not readable JSON: {err}") from None
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise ValueError("not a compliance log (a list of session entries)")
     out = []

@@ -141,7 +141,7 @@ def render(folder, found, made):
     images = 0
     who = ", ".join(found.pseudonyms) or "not recorded"
     n = len(found.sessions)
-    counts = {}
+    counts: dict[str, int] = {}
     for s in found.sessions:
         counts[s.outcome] = counts.get(s.outcome, 0) + 1
     dated = [s.when for s in found.sessions if s.when]

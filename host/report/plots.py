@@ -49,6 +49,7 @@ def data_uri(fig):
 def session(trace, target_uv=None):
     """Envelope over the session (binned: range shaded, mean drawn), cues shaded, phases, faults,
     advice, markers and the target; the current overlaid when there was stimulation. A data URI."""
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -67,7 +68,7 @@ def session(trace, target_uv=None):
         ax.broken_barh(bad, (0, 1), transform=ax.get_xaxis_transform(), color="#cc3333", alpha=0.25, lw=0)
     ax.fill_between(trace.t_min, trace.env_lo, trace.env_hi, color="#1f4e79", alpha=0.25, lw=0, step="post")
     ax.plot(trace.t_min, trace.env_mean, color="#1f4e79", lw=0.9, drawstyle="steps-post")
-    handles = [Line2D([], [], color="#1f4e79", lw=1.2, label="envelope (µV)")]
+    handles: list[Artist] = [Line2D([], [], color="#1f4e79", lw=1.2, label="envelope (µV)")]
     handles += [
         Patch(color=c, label=n.lower())
         for n, c in CUE_COLOURS.items()

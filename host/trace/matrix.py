@@ -146,7 +146,7 @@ class Results:
 
     def rows(self):
         """One Row per requirement, in file order."""
-        by_req = {}
+        by_req: dict[str, list[dict]] = {}
         for t in self.tests:
             for rid in t["reqs"]:
                 by_req.setdefault(rid, []).append(t)
@@ -181,7 +181,7 @@ class Row:
     def __init__(self, req, tests):
         self.req = req
         self.tests = sorted(tests, key=lambda t: t["nodeid"])
-        self.counts = {}
+        self.counts: dict[str, int] = {}
         for t in self.tests:
             self.counts[t["outcome"]] = self.counts.get(t["outcome"], 0) + 1
         self.board_passes = sum(t["outcome"] == PASSED and on_board(t) for t in self.tests)

@@ -32,7 +32,7 @@ def _split_param(nodeid):
 
 def _grouped(tests):
     """A requirement's tests, their parametrisations (the runtime legs) folded into one entry."""
-    groups = {}
+    groups: dict[str, list[tuple[str, str]]] = {}
     for t in tests:
         base, param = _split_param(t["nodeid"])
         if t.get("target"):
@@ -92,7 +92,7 @@ def _header_facts(results):
         facts += [(f"{name} {k}", v) for k, v in provenance_facts(run)]
     rows = results.rows()
     safety = [r for r in rows if r.req["safety"]]
-    counts = {}
+    counts: dict[str, int] = {}
     for r in rows:
         counts[r.result] = counts.get(r.result, 0) + 1
     facts.append(
@@ -283,7 +283,7 @@ def _suite_name(test):
 def junit(results):
     """JUnit XML (the layout pytest writes with junit_family=xunit1): one testsuite per runtime leg
     or HIL target, each testcase with a `requirement` property per ID it names."""
-    suites = {}
+    suites: dict[str, list[dict]] = {}
     for t in sorted(results.tests, key=lambda t: t["nodeid"]):
         suites.setdefault(_suite_name(t), []).append(t)
     root = ET.Element("testsuites", name="tonus")
@@ -299,7 +299,7 @@ def junit(results):
         }
         time = sum(t["duration"] for t in tests)
         suite = ET.SubElement(
-            root, "testsuite", name=name, time=f"{time:.3f}", **{k: str(v) for k, v in counts.items()}
+            root, "testsuite", {"name": name, "time": f"{time:.3f}"} | {k: str(v) for k, v in counts.items()}
         )
         # where these results came from (the last run that produced one of them)
         run = results.runs[max(t.get("run", 0) for t in tests)] if results.runs else {}

@@ -36,7 +36,7 @@ class Feed:
             self.view.recording = recorder.path
         self.error = None  # what ended the link thread, if not a stop
         self.on_frame = None  # called with (frame, message) in the link thread (benchmarks)
-        self._commands = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[dict] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = None
 

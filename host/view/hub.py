@@ -23,7 +23,7 @@ class Viewer:
 
     def __init__(self, hub, maxlen=QUEUE_MAX):
         self._hub = hub
-        self._queue = collections.deque()
+        self._queue: collections.deque[tuple[str, bool]] = collections.deque()  # (text, droppable)
         self._maxlen = maxlen
         self._ready = asyncio.Event()
         self.dropped = 0  # stream messages discarded because the page was behind
@@ -60,8 +60,8 @@ class Hub:
         self._viewers = set()
         self._lock = threading.Lock()
         self.published = 0
-        self._frames = collections.deque(maxlen=RECENT_FRAMES)  # touched on the event loop only
-        self._events = collections.deque(maxlen=RECENT_EVENTS)
+        self._frames: collections.deque[str] = collections.deque(maxlen=RECENT_FRAMES)  # event loop only
+        self._events: collections.deque[str] = collections.deque(maxlen=RECENT_EVENTS)
 
     def start(self, loop):
         self._loop = loop

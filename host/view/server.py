@@ -32,7 +32,8 @@ _STARTUP_S = 10.0
 def uplot_dir():
     """uPlot's files, from the uplot-python wheel (found without importing its Python wrapper)."""
     spec = importlib.util.find_spec("uplot")
-    folder = Path(spec.submodule_search_locations[0]) / "static" if spec else None
+    places = spec.submodule_search_locations if spec else None  # None too for a module that is no package
+    folder = Path(places[0]) / "static" if places else None
     if folder is None or not (folder / "uPlot.iife.js").is_file():
         raise TonusError("the uPlot chart library is missing: reinstall tonus (pip install -e .)")
     return folder

@@ -51,7 +51,7 @@ class Bench:
         self.out = self.sim.board.output
         self.sim.board.flash.write("policy", record.pack({"amplitude_max_ua": policy_ua}))
         approve_on(self.sim, self.path)  # power-cycles: the policy is read at that boot
-        self.client = None
+        self.client: Client | None = None
         self.heartbeat_ms = 0
         self._ping_us = 0  # the host pings this often (0: it does not)
         self.link_up = True
@@ -66,12 +66,15 @@ class Bench:
         self.client = Client(Port(Serial.attached(self.sim), "sim://attached"), timeout=1.0)
         return self.client
 
+    def host(self):
+        """The host on the link, connected now if none is."""
+        return self.client or self.connect()
+
     def start(self, heartbeat_ms=0):
         """Start the approved session: over the link with a heartbeat, else with the button."""
         self.heartbeat_ms = heartbeat_ms
         if heartbeat_ms:
-            c = self.client or self.connect()
-            r = c.session_start(heartbeat_ms=heartbeat_ms, keep_alive=False)
+            r = self.host().session_start(heartbeat_ms=heartbeat_ms, keep_alive=False)
             self.keep_talking(heartbeat_ms / 3)
             return r
         self.rig.press_button(H.BTN_START)
@@ -119,7 +122,7 @@ class Bench:
         self._last_ping_us = self.sim.clock.us
         self._pings += 1
         msg = m.build(m.REQUEST, 0xFF00 + self._pings % 0xFF, m.PING)
-        self.client.send_raw(framing.encode(codec.dumps(msg)))
+        self.host().send_raw(framing.encode(codec.dumps(msg)))
 
     def _drain(self):
         # the device drops what does not fit its transmit buffer, and the
@@ -155,7 +158,7 @@ class Bench:
     def set_level(self, ua):
         """The patient's level: over the link when a host drives, else BTN_UP presses until reached."""
         if self.heartbeat_ms:
-            return self.client.stim_level(ua)
+            return self.host().stim_level(ua)
         for _ in range(200):
             if self.stim_level() >= ua:
                 break
@@ -178,7 +181,7 @@ class Bench:
 
     def wait_stim(self, state, timeout_ms, since_us=0):
         """Run until the stimulator reported `state` (after since_us); its time, or None."""
-        found = []
+        found: list[int] = []
 
         def seen():
             found[:] = [t for t, s in self.stim_states(since_us) if s == state]

@@ -5,10 +5,12 @@ Written from docs/requirements.toml, not from firmware/stim.py, so that the
 two can disagree.
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from firmware import hal as H
 from protocol import faults
+from sim.output import Pulse
 from sim.runner import TICK_MS
 
 TOLERANCE_PERCENT = 10  # SAF-CURRENT-1: 10 % or 1 mA, the larger
@@ -131,7 +133,7 @@ def tolerance_ua(set_ua):
 
 
 class Case(NamedTuple):
-    index: int
+    number: int  # the case's place in the campaign (not `index`, which is tuple.index)
     seed: int  # the simulator's seed: serial, patient and EMG noise
     protocol: str  # file name in examples/protocols
     patient: str
@@ -228,7 +230,7 @@ def pulse_faults(p, read1, read2, compliance_mv):
     return got
 
 
-def readings(case, t_inj):
+def readings(case: "Case", t_inj: int) -> Callable[[Pulse], tuple[int, int]]:
     """How the current sense reads a pulse once the case's fault is in (true values otherwise)."""
     if case.fault == "sense_stuck":
         stuck = int(case.param)

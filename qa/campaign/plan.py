@@ -55,7 +55,7 @@ def _case(rnd, i, seed, kind):
     elif kind in ("exception", "memory"):
         param = float(rnd.randrange(len(LOOP_METHODS)))
     return Case(
-        index=i,
+        number=i,
         seed=seed * 100003 + i,
         protocol=protocol,
         patient=rnd.choice(sorted(PROFILES)),
@@ -69,7 +69,7 @@ def _case(rnd, i, seed, kind):
     )
 
 
-_LIMITS = {}
+_LIMITS: dict[str, int] = {}  # protocol file -> its smallest amplitude limit, µA
 
 
 def _limit_of(protocol):
@@ -147,7 +147,7 @@ def table(results):
 def describe(r):
     c = r.case
     return "#{:d} {} at {:.6f} s ({}, {}, {}, policy {:d} µA, level {:d} µA, param {}): {}".format(
-        c.index,
+        c.number,
         c.fault,
         c.at_us / 1e6,
         c.protocol,

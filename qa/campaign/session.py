@@ -32,7 +32,7 @@ def run_case(case, flash_dir=None):
 
 def _session(bench, case):
     problems = []
-    extra = {}
+    extra: dict[str, int] = {}
     bench.start(case.heartbeat_ms if case.host else 0)
     ready = bench.wait_stim(m.STIM_READY, 30000)
     if ready is None:

@@ -26,11 +26,15 @@ port's write_timeout (simulated when unpaced) like a real port.
 import math
 import threading
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, to_bytes
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException
 
 from sim.patient import PROFILES
+
+if TYPE_CHECKING:
+    from sim.runner import Simulator
 
 READ_CAP_MS = 1000
 
@@ -90,7 +94,7 @@ def parse_url(url):
 
 class Serial(SerialBase):
     def __init__(self, *args, **kwargs):
-        self.simulator = None
+        self.simulator: Simulator | None = None
         self._owned = True  # close() closes the simulator too
         self._lock = threading.Lock()  # a reader thread and a writer thread share one simulator
         self._away_since = None  # wall time the host last left a port call (paced only)
@@ -108,7 +112,7 @@ class Serial(SerialBase):
     def open(self):
         if self.is_open:
             raise SerialException("Port is already open.")
-        if self._port is None:
+        if self.port is None:
             raise SerialException("Port must be configured before it can be used.")
         kwargs = parse_url(self.portstr)
         # imported here: pyserial reports an ImportError of the handler module
@@ -124,33 +128,34 @@ class Serial(SerialBase):
     def close(self):
         if self.is_open:
             self.is_open = False
-            if self._owned:
+            if self._owned and self.simulator is not None:
                 self.simulator.close()
         super().close()
 
     def _reconfigure_port(self):
         pass  # baud rate, parity and the like mean nothing on an in-process link
 
-    def _check_open(self):
-        if not self.is_open:
+    def _check_open(self) -> "Simulator":
+        """The simulator behind the open port."""
+        if not self.is_open or self.simulator is None:
             raise PortNotOpenError()
+        return self.simulator
 
     # -- data ---------------------------------------------------------------------
 
     def read(self, size=1):
-        self._check_open()
+        sim = self._check_open()
         if size <= 0:
             return b""
-        sim = self.simulator
         if sim.clock.speed:
             return self._read_paced(size)
         with self._lock:
             got = bytearray(sim.host_read(size))
-            if self._timeout == 0:
+            if self.timeout == 0:
                 if not got and sim.advance_until_output(sim.tick_ms):
                     got += sim.host_read(size)
                 return bytes(got)
-            budget_ms = READ_CAP_MS if self._timeout is None else self._timeout * 1000
+            budget_ms = READ_CAP_MS if self.timeout is None else self.timeout * 1000
             end_us = sim.clock.us + round(budget_ms * 1000)
             while len(got) < size and sim.clock.us < end_us:
                 sim.advance_until_output((end_us - sim.clock.us) / 1000)
@@ -158,8 +163,8 @@ class Serial(SerialBase):
         return bytes(got)
 
     def _read_paced(self, size):
-        sim = self.simulator
-        timeout = self._timeout
+        sim = self._check_open()
+        timeout = self.timeout
         if timeout is None:
             timeout = READ_CAP_MS / 1000 / sim.clock.speed
         deadline = time.monotonic() + timeout
@@ -182,7 +187,7 @@ class Serial(SerialBase):
     # so the host has its turn (a heartbeat, a reply) before the board goes on.
 
     def _host_returns(self):
-        clock = self.simulator.clock
+        clock = self._check_open().clock
         if clock.speed and self._away_since is not None:
             clock.anchor()  # what passed while the host was away is not owed
             self._away_since = None
@@ -191,21 +196,21 @@ class Serial(SerialBase):
         self._away_since = time.monotonic()
 
     def _catch_up(self):
-        sim = self.simulator
+        sim = self._check_open()
         due_ms = (sim.clock.due_us() - sim.clock.us) / 1000
         if due_ms > 0:
             sim.advance_until_output(due_ms)
 
     def write(self, data):
-        self._check_open()
-        data = to_bytes(data)
-        sim = self.simulator
+        sim = self._check_open()
+        data = bytes(memoryview(data))  # any bytes-like object; a str is a TypeError, as in pyserial
         sent = 0
         if sim.clock.speed:
             self._host_returns()
-            deadline = None if self._write_timeout is None else time.monotonic() + self._write_timeout
+            budget_ms = math.inf if self.write_timeout is None else self.write_timeout * 1000
+            deadline = time.monotonic() + budget_ms / 1000
         else:
-            budget_ms = READ_CAP_MS if self._write_timeout is None else self._write_timeout * 1000
+            budget_ms = READ_CAP_MS if self.write_timeout is None else self.write_timeout * 1000
             end_us = sim.clock.us + round(budget_ms * 1000)
         while True:
             with self._lock:
@@ -218,14 +223,14 @@ class Serial(SerialBase):
                     # the receive ring is full: the device must read before the host can go on
                     if sim.clock.us >= end_us:
                         raise SerialTimeoutException(
-                            "the device took no more bytes for %g s" % (budget_ms / 1000)
+                            f"the device took no more bytes for {budget_ms / 1000:g} s"
                         )
                     sim.run_for(sim.tick_ms)
                     continue
                 delay = sim.clock.wall_delay(sim.next_tick_us)
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 self._host_leaves()
-                raise SerialTimeoutException(f"the device took no more bytes for {self._write_timeout:g} s")
+                raise SerialTimeoutException(f"the device took no more bytes for {budget_ms / 1000:g} s")
             time.sleep(delay)
         if sim.clock.speed:
             self._host_leaves()
@@ -233,9 +238,9 @@ class Serial(SerialBase):
 
     @property
     def in_waiting(self):
-        self._check_open()
+        sim = self._check_open()
         with self._lock:
-            return self.simulator.host_pending()
+            return sim.host_pending()
 
     @property
     def out_waiting(self):
@@ -243,9 +248,9 @@ class Serial(SerialBase):
         return 0  # written bytes reach the device's receive queue at once
 
     def reset_input_buffer(self):
-        self._check_open()
+        sim = self._check_open()
         with self._lock:
-            self.simulator.host_read(-1)
+            sim.host_read(-1)
 
     def reset_output_buffer(self):
         self._check_open()

@@ -1,6 +1,6 @@
 """Approved protocols on the device: upload, verify, refuse, store, count. Both runtimes."""
 
-from dualtest import req, unhex, vectors
+from dualtest import raises, req, unhex, vectors
 from fakehal import greeted, request, run
 from firmware.storage import AUDIT_RECORD, KEYS_RECORD, POLICY_RECORD, THERAPY_RECORD
 from protocol import errors, record
@@ -124,6 +124,12 @@ def test_sessions_are_counted_and_the_interval_enforced():
     hal2.emg_produced = hal2.emg_next = hal2.t_ms * 2  # skip the idle samples
     assert request(hal2, ctrl2, host2, m.SESSION_START)[0] == m.RESPONSE
     assert shown(hal2, ctrl2, host2)[0][m.PINFO_USED] == 2
+
+
+@req("PROT-BUDGET-1")
+def test_without_a_protocol_there_is_no_budget_to_start_from():
+    hal, ctrl, _host = greeted(files=provisioned())
+    raises(errors.NO_PROTOCOL, ctrl.therapy.check_start, hal.t_ms)
 
 
 @req("PROT-BUDGET-1")

@@ -15,6 +15,24 @@ from host.client import Cue, EmgFrame, SessionSummary, StateChanged
 SIM = "sim://?seed=0&patient=healthy&speed=0"
 
 
+def _info():
+    from host.client import Info, Limits, LinkCounters
+
+    return Info(
+        "0.1.0",
+        "sim",
+        "S1",
+        "IDLE",
+        None,
+        None,
+        Limits(1, 1, 1, 2000),
+        5,
+        False,
+        None,
+        LinkCounters(0, 0, 0, 0, 0),
+    )
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     """A 20 s demonstration session recorded by `session run --record`, and its scores file."""
@@ -189,23 +207,8 @@ def test_tonus_record_saves_the_live_stream_for_the_seconds_asked(tmp_path, caps
 
 @pytest.mark.req("UX-RECORD-1")
 def test_an_unknown_field_from_a_newer_tonus_is_ignored(tmp_path):
-    from host.client import Info, Limits, LinkCounters
-
-    info = Info(
-        "0.1.0",
-        "sim",
-        "S1",
-        "IDLE",
-        None,
-        None,
-        Limits(1, 1, 1, 2000),
-        5,
-        False,
-        None,
-        LinkCounters(0, 0, 0, 0, 0),
-    )
     path = tmp_path / "n.tonus"
-    with recording.Recorder(path, info) as r:
+    with recording.Recorder(path, _info()) as r:
         r(Cue(1, 0, "REST", 10, 1000))
     data = path.read_bytes()
     end = recording.parse(data).end
@@ -291,3 +294,33 @@ def test_a_header_without_a_required_field_is_refused(session, key):
     del head[key]
     with pytest.raises(recording.RecordingError, match=f"no valid {key} in its header"):
         recording.parse(cbor2.dumps(head) + data[ends[0] :])
+
+
+@pytest.mark.req("UX-RECORD-1")
+def test_a_full_disk_is_a_recording_error_and_a_closed_recorder_takes_no_more(tmp_path, monkeypatch):
+    import errno
+    import io
+
+    from host.recording import recorder
+
+    class FullDisk(io.BytesIO):
+        """Takes the header's flush, then refuses every flush as a full disk does."""
+
+        room = 1
+
+        def flush(self):
+            if self.closed:
+                return
+            if self.room == 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= 1
+
+    monkeypatch.setattr(recorder, "open", lambda path, mode: FullDisk(), raising=False)
+    r = recording.Recorder(tmp_path / "full.tonus", _info())
+    with pytest.raises(recording.RecordingError, match=r"cannot write the recording .*No space left"):
+        r(Cue(1, 0, "REST", 10, 1000))  # an event is flushed at once
+    with pytest.raises(recording.RecordingError, match="No space left"):
+        r.close()
+    with pytest.raises(recording.RecordingError, match="is closed"):
+        r(Cue(2, 0, "RELAX", 20, 1000))
+    r.close()  # closing twice is harmless

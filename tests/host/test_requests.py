@@ -1,5 +1,7 @@
 """The request table: every request beside its reply type, one exchange path for all of them."""
 
+import typing
+
 import pytest
 from fakedevice import FakeSerial
 
@@ -22,6 +24,16 @@ def test_every_request_in_the_catalogue_has_one_request_class_with_a_reply_type(
     assert set(rq.REQUESTS) == _catalogue((m.REQUEST,))
     for mtype, cls in rq.REQUESTS.items():
         assert mtype == cls.TYPE and callable(cls.Reply.parse), cls.__name__
+
+
+@pytest.mark.req("LINK-CLIENT-1", "DEV-STYLE-2")
+def test_every_request_class_is_typed_with_what_it_yields():
+    # Client._request returns a request's Result event if it names one, else its reply; the type
+    # argument says which to the type checker, so it must be that class
+    for cls in rq.REQUESTS.values():
+        (base,) = cls.__orig_bases__
+        assert typing.get_origin(base) is rq.Request, cls
+        assert typing.get_args(base) == (cls.Result or cls.Reply,), cls
 
 
 @pytest.mark.req("LINK-CLIENT-1")
