@@ -49,14 +49,20 @@ from array import array
 ticks_us = time.ticks_us
 diff = time.ticks_diff
 alloc = gc.mem_alloc
+INJECT = %(inject)r
+REQUESTS = %(requests)r
+N = %(passes)d
+# the script's own buffers first, while the heap is in one piece
+gc_us = array('i', [0] * (N + 100))
+frame_us = array('i', [0] * 1024)
+dt = array('i', [0] * N)
+da = array('i', [0] * N)
 gc.collect()
 free_before = gc.mem_free()
+# as firmware/pico_main.py boots: the HAL's 16 KiB DMA ring before the controller's modules
 from firmware.board_pico import PicoHal
-from firmware.controller import Controller
-INJECT = %(inject)r
-N = %(passes)d
-gc.collect()  # compiling this script left garbage; the ring needs 16 KiB in one piece
 hal = PicoHal()
+from firmware.controller import Controller
 feed = [0]
 def link_read(buf):
     p = feed[0]
@@ -74,12 +80,11 @@ def link_write(data):
     return True
 hal.link_read = link_read
 hal.link_write = link_write
-gc_us = array('i', [0] * (N + 100))
 gc_n = array('i', [0])
 collect = hal.collect
-def timed_collect():
+def timed_collect(requests):
     t = ticks_us()
-    collect()
+    collect(requests)
     if gc_n[0] < len(gc_us):
         gc_us[gc_n[0]] = diff(ticks_us(), t)
         gc_n[0] += 1
@@ -109,13 +114,12 @@ ctrl._tick_session = timed1(3, ctrl._tick_session)
 ctrl.selftest.step = timed1(4, ctrl.selftest.step)
 ctrl.patient.poll = timed1(5, ctrl.patient.poll)
 ctrl.maintenance.poll = timed1(6, ctrl.maintenance.poll)
-frame_us = array('i', [0] * 4096)
 frame_n = array('i', [0])
 push = ctrl.link.push_emg
 def timed_push(first_index, samples):  # Link.push_emg's arity: a tuple of *args would allocate
     t = ticks_us()
     r = push(first_index, samples)
-    if frame_n[0] < 4096:
+    if frame_n[0] < 1024:
         frame_us[frame_n[0]] = diff(ticks_us(), t)
         frame_n[0] += 1
     return r
@@ -129,8 +133,6 @@ for k in range(len(TASKS)):
     task_us[k] = 0
 gc_n[0] = 0
 frame_n[0] = 0
-dt = array('i', [0] * N)
-da = array('i', [0] * N)
 i0 = hal.emg_index()
 t_start = ticks_us()
 for i in range(N):
@@ -158,6 +160,19 @@ print('FRAME_US', ' '.join(str(frame_us[k]) for k in range(frame_n[0])))
 print('TASK_US', ' '.join('%%s=%%d' %% (TASKS[k], task_us[k]) for k in range(len(TASKS))))
 hal.wdt_start(8388)  # the longest: the rest is not the main loop
 hal.wdt_feed()
+# one request answered (decode, handler, reply framed and written): its time and heap
+for name, payload in REQUESTS:
+    best = 1 << 30
+    most = 0
+    for r in range(5):
+        gc.collect()
+        a0 = alloc()
+        t = ticks_us()
+        ctrl.link._request(payload, 0)
+        best = min(best, diff(ticks_us(), t))
+        most = max(most, alloc() - a0)
+    print('FIG request_%%s_us %%d' %% (name, best))
+    print('FIG request_%%s_B %%d' %% (name, most))
 # a full collection with the firmware's live heap, as the loop's collect point does it
 gcp = array('i', [0] * 5)
 for r in range(5):
@@ -202,6 +217,14 @@ print('DONE')
 """
 
 
+def _requests():
+    """Payloads of the requests whose cost the board script measures (a PING, the largest answer)."""
+    return [
+        ("ping", codec.dumps(m.build(m.REQUEST, 90, m.PING))),
+        ("info", codec.dumps(m.build(m.REQUEST, 91, m.INFO))),
+    ]
+
+
 def _frames():
     out = b""
     for seq, (mtype, fields) in enumerate(
@@ -233,6 +256,7 @@ def board_script(passes):
     case = next(c for c in vec["cases"] if c["expect"] == "ok" and not c.get("aad"))
     return BOARD_SCRIPT % {
         "inject": _frames(),
+        "requests": _requests(),
         "passes": passes,
         "kid": vec["kid"],
         "pub": vec["public_key"],
@@ -325,6 +349,11 @@ def report_passes(out):
                 "  EMG kernel %-6s             %s µs/sample (%.1f %% of the 500 µs at 2 kHz)"
                 % (k.split("_")[1], figs[k], float(figs[k]) / 5)
             )
+    for k in ("ping", "info"):
+        print(
+            "  request answered (%-4s):      %s µs, %s B allocated"
+            % (k.upper(), figs["request_%s_us" % k], figs["request_%s_B" % k])
+        )
     print("  COSE_Sign1 (Ed25519) verify:  %s ms" % figs["cose_verify_ms"])
     ns = figs.get("estop_to_off_ns", "None")
     print(

@@ -136,7 +136,7 @@ class Controller:
             # the one point of the pass for the collector: between two keepalives,
             # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
             self.safety.keepalive()
-            self.hal.collect()
+            self.hal.collect(self.link.rx_frames)
             self.safety.keepalive()
         except MemoryError:
             self.safety.enter_safe_state(faults.MEMORY)

@@ -177,9 +177,10 @@ class Hal:
         raise NotImplementedError
 
     # -- memory --
-    def collect(self):
+    def collect(self, requests):
         """Collect garbage now if it is due. The loop calls it at the one point of its pass where
-        a pause is harmless (between two keepalives), so that no allocation finds the heap full."""
+        a pause is harmless (between two keepalives), so that no allocation finds the heap full.
+        requests: link requests received since boot; each allocates, a pass without one does not."""
         raise NotImplementedError
 
     # -- watchdog and reset --

@@ -14,10 +14,11 @@ The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
 
-CRC and COBS run in viper where the port has native emitters
-(firmware/frame_viper.py); elsewhere in plain code (finish_plain), which
-allocates a view and the CRC's integer (32 bits do not fit a small int on a
-32-bit port).
+Where the port has native emitters the whole frame is one viper call
+(firmware/frame_viper.py): on the RP2040 each bytecode call costs tens of
+µs, and the plain path makes a dozen. Elsewhere the plain code below builds
+it (finish_plain for CRC and COBS), allocating a view and the CRC's integer
+(32 bits do not fit a small int on a 32-bit port).
 """
 
 import binascii
@@ -62,6 +63,8 @@ STATE = 2
 FLAGS = 3
 STIM = 4  # stim_ua; < 0: absent
 TARGET = 5  # target_dv; 0: absent
+_FIRST_LO = 6  # first_index for the viper encoder, low and high 32 bits (frame_viper.py)
+_FIRST_HI = 7
 
 
 class EmgFrames:
@@ -76,7 +79,7 @@ class EmgFrames:
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
         self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
-        self.head = array("i", [0] * (TARGET + 1))
+        self.head = array("i", [0] * (_FIRST_HI + 1))
         whole = memoryview(self.buf)
         # one view per frame length, made once: a slice in the loop would allocate
         self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
@@ -85,8 +88,16 @@ class EmgFrames:
     def encode(self, first_index, samples):
         """The frame of first_index, samples and the fields in head (a view into the buffer, valid
         until the next call). Kept to 11 words of state: no frame on MicroPython's heap."""
-        buf = self.buf
         h = self.head
+        if FAST:
+            if first_index <= 0x3FFFFFFF:  # a small int: no big-int arithmetic, nothing allocated
+                h[_FIRST_LO] = first_index
+                h[_FIRST_HI] = 0
+            else:
+                h[_FIRST_LO] = first_index & 0xFFFFFFFF
+                h[_FIRST_HI] = first_index >> 32
+            return self._frames[_encode(self.buf, h, samples, self.samples_len) - self._least]
+        buf = self.buf
         buf[1] = 0x84
         buf[2] = m.STREAM
         o = _uint(buf, 3, 0, h[SEQ])
@@ -113,7 +124,7 @@ class EmgFrames:
         if h[TARGET] > 0:
             buf[o] = 6
             o = _uint(buf, o + 1, 0, h[TARGET])
-        _finish(buf, o)
+        finish_plain(buf, o)
         return self._frames[o + _CRC_LEN + 1 - self._least]
 
 
@@ -132,9 +143,8 @@ def finish_plain(buf, end):
 
 
 try:
-    from firmware.frame_viper import finish as _finish
+    from firmware.frame_viper import encode as _encode
 
     FAST = True
 except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
-    _finish = finish_plain
     FAST = False

@@ -147,7 +147,7 @@ class FakeHal(H.Hal):
     def dummy_load_on(self):
         return self.dummy_on
 
-    def collect(self):
+    def collect(self, requests):
         self.collections += 1
 
     def estop_open(self):
