@@ -1,6 +1,6 @@
 """Figures from the emulated Pico: what a main-loop pass costs on MicroPython on an RP2040.
 
-usage: TONUS_PICO_FIRMWARE=... python -m benchmarks.pico_board [--passes N] [--stim-s S]
+usage: TONUS_PICO_FIRMWARE=... python -m benchmarks.pico_board [--passes N] [--stim-s S] [--session-s S]
 
 Two boards (tools/emulated_pico; board time is the emulated RP2040's, cycle
 counted at 125 MHz with zero-wait flash, so a real board is up to ~2x
@@ -22,6 +22,10 @@ slower in cold code):
    host streams, uploads the stimulation trial, starts a session and sets a
    level; the harness records the time between keepalive edges, the
    longest the output hold must bridge (the pass period under stimulation).
+3. The application again: a relaxation session (the approved relaxation
+   protocol, no stimulation) streaming at 2 kHz to the host for S seconds
+   of board time, counting every sample that did not arrive.
+Each part is skipped with 0 for its option.
 """
 
 import argparse
@@ -36,6 +40,7 @@ from protocol import messages as m
 
 ROOT = Path(__file__).resolve().parent.parent
 STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
+RELAX_PROTOCOL = ROOT / "examples" / "protocols" / "relaxation-downtraining.toml"
 COSE_VECTORS = ROOT / "tests" / "dual" / "vectors" / "cose.json"
 LEVEL_UA = 3000
 SLOWDOWN = 25.0
@@ -59,7 +64,9 @@ dt = array('i', [0] * N)
 da = array('i', [0] * N)
 gc.collect()
 free_before = gc.mem_free()
-# as firmware/pico_main.py boots: the HAL's 16 KiB DMA ring before the controller's modules
+# as the board's main.py and firmware/pico_main.py boot: a free run taken before any module
+# and given back after boot, the HAL's 16 KiB DMA ring before the controller's modules
+room = [bytearray(24 * 1024)]
 from firmware.board_pico import PicoHal
 hal = PicoHal()
 from firmware.controller import Controller
@@ -91,6 +98,7 @@ def timed_collect(requests):
 hal.collect = timed_collect
 ctrl = Controller(hal)
 ctrl.boot()
+room.clear()
 gc.collect()
 print('FIG free_heap_after_boot_B', gc.mem_free())
 print('FIG heap_taken_by_firmware_B', free_before - gc.mem_free())
@@ -264,11 +272,11 @@ def board_script(passes):
     }
 
 
-def measure_passes(passes):
+def measure_passes(passes, root):
     from tools.emulated_pico.board import EmulatedPico
 
     script = board_script(passes)
-    with EmulatedPico.start(hold_start=True, extra_files={"bench_pico.py": script.encode()}) as pico:
+    with EmulatedPico.start(hold_start=True, extra_files={"bench_pico.py": script.encode()}, root=root) as pico:
         pico.wait_event("usb", 120)
         pico.wait_board_ms(200)
         proc = subprocess.Popen(
@@ -405,10 +413,63 @@ def measure_stimulation(stim_s):
     print("  output-stage lapses:          %d; resets: %d" % (s["out"]["lapses"], len(resets)))
 
 
+def measure_session(session_s):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from host.client import Client, EmgFrame
+    from host.transport import open_port
+    from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
+
+    key = Ed25519PrivateKey.generate()
+    with EmulatedPico.start(extra_files=provisioning_files(key.public_key(), 40000)) as pico:
+        pico.wait_event("usb", 120)
+        t = 2.0 * SLOWDOWN
+        with Client(open_port(pico.url, timeout=t), timeout=t) as c:
+            approve(c, RELAX_PROTOCOL, key)
+            assert c.stream(True).ok
+            assert c.session_start().ok
+            t0 = pico.state()["t_ns"]
+            frames, events = [], []
+            while pico.state()["t_ns"] < t0 + session_s * 1e9:
+                item = c.poll(0.1)
+                while item is not None:
+                    (frames if isinstance(item, EmgFrame) else events).append(item)
+                    item = c.poll(0)
+            state = c.info().unwrap().state
+            assert c.session_stop().ok
+            assert c.stream(False).ok
+            board_s = (pico.state()["t_ns"] - t0) / 1e9
+            s = pico.state()
+    frames = [f for f in frames if f.state == "RUNNING"] or frames
+    samples = sum(f.count for f in frames)
+    holes = sum(b.first_index - a.end_index for a, b in zip(frames, frames[1:]) if b.first_index != a.end_index)
+    print("a relaxation session streaming at 2 kHz (%.1f s of board time, state %s at the end):" % (board_s, state))
+    print(
+        "  samples received:             %d in %d frames (%.0f per board second)"
+        % (samples, len(frames), samples / board_s)
+    )
+    print(
+        "  samples missing:              %d (frames lost %d, with a gap flag %d, unreadable %d); "
+        "front-end underruns %d; resets %d"
+        % (
+            holes,
+            c.missed[m.STREAM],
+            sum(1 for f in frames if f.gap),
+            c.dropped_frames,
+            s["emg"]["underruns"],
+            len(s["resets"]),
+        )
+    )
+    faults = [e for e in events if type(e).__name__ == "FaultEvent"]
+    print("  faults:                       %s" % (", ".join(f.name for f in faults) or "none"))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--passes", type=int, default=500)
     ap.add_argument("--stim-s", type=float, default=3.0)
+    ap.add_argument("--session-s", type=float, default=20.0)
+    ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose firmware/ and protocol/ are deployed")
     args = ap.parse_args(argv)
     from tools.emulated_pico import image
 
@@ -416,8 +477,12 @@ def main(argv=None):
         image.firmware_path()
     except image.Unavailable as e:
         raise SystemExit(str(e)) from None
-    report_passes(measure_passes(args.passes))
-    measure_stimulation(args.stim_s)
+    if args.passes:
+        report_passes(measure_passes(args.passes, args.root))
+    if args.stim_s:
+        measure_stimulation(args.stim_s)
+    if args.session_s:
+        measure_session(args.session_s)
 
 
 if __name__ == "__main__":

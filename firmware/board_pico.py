@@ -35,9 +35,9 @@ from firmware import pico_pio as pio
 # allocation that would find the heap full in the middle of a pass
 _COLLECT_PASSES = 200
 # ... or once this many link requests came in since the last one: each allocates
-# (decode, answer, framing; INFO the most, ~N KB measured by benchmarks/pico_board.py),
-# and a host may send them as fast as the loop answers (one per pass)
-_COLLECT_REQUESTS = 16
+# (decode, answer, framing: a PING 1.1 KB, an INFO 4.8 KB, benchmarks/pico_board.py),
+# a host may send them as fast as the loop answers (one per pass), and ~54 KB are free
+_COLLECT_REQUESTS = 8
 
 PIN_OUT_KEEPALIVE = 0  # drives the charge pump that holds the output enable
 PIN_AFE_RESET = 1  # ADS1292R PWDN/RESET, active low
@@ -228,6 +228,7 @@ class PicoHal(H.Hal):
             pass  # exists
         micropython.kbd_intr(-1)  # a 0x03 inside a frame must not interrupt us
         self._stdin = sys.stdin.buffer
+        self._one = bytearray(1)  # link_read's landing byte
         self._stdout = sys.stdout.buffer
         self._rx_poll = select.poll()
         self._rx_poll.register(sys.stdin, select.POLLIN)
@@ -626,12 +627,14 @@ class PicoHal(H.Hal):
 
     # -- USB CDC link: never block the main loop
     def link_read(self, buf):
+        # a byte at a time, into a byte of our own: stdin's read() blocks until it has all it was
+        # asked for, and read(1) would allocate a bytes object for every byte
         n = 0
+        one = self._one
         while n < len(buf) and self._rx_poll.poll(0):
-            b = self._stdin.read(1)
-            if not b:
+            if not self._stdin.readinto(one):
                 break
-            buf[n] = b[0]
+            buf[n] = one[0]
             n += 1
         return n
 

@@ -1,10 +1,12 @@
-"""A whole EMG stream frame (CBOR, CRC-32, COBS in place) in one viper call.
+"""An EMG stream frame's CBOR payload, then its CRC-32 and COBS in place, in viper.
 
 firmware/streamframe.py uses this where the port has native emitters and
 otherwise builds the same bytes in plain code; tests/dual/test_streamframe.py
-compares both with the protocol's own framing. One call per frame: on the
+compares both with the protocol's own framing. Two calls per frame: on the
 RP2040 every bytecode call costs tens of µs, so the CBOR heads are written
-here too, not by a helper per field. Nothing allocates: binascii.crc32
+here too, not by a helper per field. On the RP2040 seal() is replaced by
+firmware/frame_thumb.py (the same in Thumb assembly, several times faster
+than viper's code for these byte loops). Nothing allocates: binascii.crc32
 would return a 32-bit integer, a heap object on a 32-bit port.
 
 viper ints are machine words (32 or 64 bits) and ptr32 loads sign-extend on
@@ -41,12 +43,12 @@ def _table():
     return t
 
 
-_CRC_TABLE = _table()
+CRC_TABLE = _table()
 
 
 @micropython.viper
 def encode(buf: ptr8, h: ptr32, samples: ptr8, n: int) -> int:  # noqa: F821 (viper's types)
-    """Frame of the fields in h and n bytes of samples into buf: [code][payload][CRC LE][0]; its length."""
+    """The payload of the fields in h and n bytes of samples into buf[1:]; where it ends (seal next)."""
     buf[1] = 0x84
     buf[2] = _STREAM
     o = 3
@@ -129,23 +131,27 @@ def encode(buf: ptr8, h: ptr32, samples: ptr8, n: int) -> int:  # noqa: F821 (vi
                 buf[o + i] = samples[i]
             o += n
         j += 1
-    # CRC-32 (IEEE) of buf[1:o], stored little-endian after it
-    t = ptr32(_CRC_TABLE)  # noqa: F821
+    return o
+
+
+@micropython.viper
+def seal(buf: ptr8, end: int, table: ptr32):  # noqa: F821
+    """CRC-32 (IEEE) of buf[1:end] stored little-endian after it, then COBS over buf[1:end + 4]
+    in place with its code in buf[0], and the delimiter at buf[end + 4]."""
     c = -1
-    for i in range(1, o):
-        c = t[(c ^ buf[i]) & 0xFF] ^ ((c >> 8) & 0xFFFFFF)
+    for i in range(1, end):
+        c = table[(c ^ buf[i]) & 0xFF] ^ ((c >> 8) & 0xFFFFFF)
     c = ~c
-    buf[o] = c & 0xFF
-    buf[o + 1] = (c >> 8) & 0xFF
-    buf[o + 2] = (c >> 16) & 0xFF
-    buf[o + 3] = (c >> 24) & 0xFF
-    end = o + 4
+    buf[end] = c & 0xFF
+    buf[end + 1] = (c >> 8) & 0xFF
+    buf[end + 2] = (c >> 16) & 0xFF
+    buf[end + 3] = (c >> 24) & 0xFF
+    end += 4
     buf[end] = 0
-    # COBS in place: each zero becomes the distance to the next (the frame is under 254 bytes)
+    # each zero becomes the distance to the next (the frame is under 254 bytes)
     last = 0
     for i in range(1, end):
         if buf[i] == 0:
             buf[last] = i - last
             last = i
     buf[last] = end - last
-    return end + 1

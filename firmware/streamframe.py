@@ -14,11 +14,12 @@ The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
 
-Where the port has native emitters the whole frame is one viper call
-(firmware/frame_viper.py): on the RP2040 each bytecode call costs tens of
-µs, and the plain path makes a dozen. Elsewhere the plain code below builds
-it (finish_plain for CRC and COBS), allocating a view and the CRC's integer
-(32 bits do not fit a small int on a 32-bit port).
+Where the port has native emitters the payload is one viper call and CRC
+plus COBS another (firmware/frame_viper.py; on the RP2040 the second is
+Thumb assembly, firmware/frame_thumb.py): there each bytecode call costs
+tens of µs, and the plain path makes a dozen. Elsewhere the plain code below
+builds it (finish_plain for CRC and COBS), allocating a view and the CRC's
+integer (32 bits do not fit a small int on a 32-bit port).
 """
 
 import binascii
@@ -96,7 +97,9 @@ class EmgFrames:
             else:
                 h[_FIRST_LO] = first_index & 0xFFFFFFFF
                 h[_FIRST_HI] = first_index >> 32
-            return self._frames[_encode(self.buf, h, samples, self.samples_len) - self._least]
+            end = _encode(self.buf, h, samples, self.samples_len)
+            _seal(self.buf, end, _CRC_TABLE)
+            return self._frames[end + _CRC_LEN + 1 - self._least]
         buf = self.buf
         buf[1] = 0x84
         buf[2] = m.STREAM
@@ -143,8 +146,15 @@ def finish_plain(buf, end):
 
 
 try:
+    from firmware.frame_viper import CRC_TABLE as _CRC_TABLE
     from firmware.frame_viper import encode as _encode
+    from firmware.frame_viper import seal as _seal
 
     FAST = True
 except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
     FAST = False
+if FAST:
+    try:
+        from firmware.frame_thumb import seal as _seal
+    except Exception:  # noqa: BLE001 - only a Thumb port (the RP2040) has the inline assembler
+        pass

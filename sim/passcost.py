@@ -53,16 +53,17 @@ class PassProfile(NamedTuple):
 # 5,360 B (one per 5 passes: ~1,100 B per pass), 93,024 B free after the
 # imports, GC pauses 0.6-14 ms. "emulated-pico": the firmware after it
 # (benchmarks/pico_board.py, 2026-12-06, streaming at 2 kHz): passes p50
-# 8.3 ms, p99 13.6 ms, 0 B per pass, 75,344 B free, collections 25.3 ms
-# (37.6 ms for the first after boot).
+# 9.4 ms, p99 15.4 ms, 0 B per pass, 53,984 B free, collections 37.5 ms
+# (47.9 ms during a stimulation session), a PING answered just after a
+# collection 6.6 ms and 1,120 B (an INFO 28.6 ms and 4,832 B).
 PROFILES = {
     "emulated-pico-9f234f9": PassProfile(pass_us=(1580, 2250 + 6200), alloc_bytes=1100),
     "emulated-pico": PassProfile(
-        pass_us=(4000, 13_600),
-        heap_free=75_344,
-        gc_pause_us=(25_300, 37_600),
-        request_us=2_200,
-        request_alloc=1_500,
+        pass_us=(4000, 15_400),
+        heap_free=53_984,
+        gc_pause_us=(37_500, 47_900),
+        request_us=6_600,
+        request_alloc=1_120,
     ),
 }
 
@@ -70,7 +71,7 @@ PROFILES = {
 INTERRUPTS = frozenset(("estop_press", "estop_release", "button", "lead_off", "saturation", "stall_emg"))
 _FLASH_CALLS = frozenset(("fs_write", "fs_remove"))
 COLLECT_PASSES = 200  # board_pico.py's collect() runs the collector once in this many calls
-COLLECT_REQUESTS = 16  # ... or once this many requests came in since the last collection
+COLLECT_REQUESTS = 8  # ... or once this many requests came in since the last collection
 
 
 class PassCost:

@@ -22,6 +22,8 @@ import pytest
 from hil_tests.watch import Watch
 from host.client import ACTIVE_STATES, Client, FaultEvent, StimEvent
 from host.transport import open_port
+from protocol import codec, framing
+from protocol import messages as m
 
 image = pytest.importorskip("tools.emulated_pico.image")
 from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files  # noqa: E402
@@ -200,6 +202,46 @@ def test_the_front_end_delivers_the_codes_that_were_sent(maintenance_board):
     assert len(got) == 64 and len(set(got.tolist())) > 32  # a signal, not a constant
     at = [i for i in range(len(sent) - 63) if np.array_equal(sent[i : i + 64], got)]
     assert len(at) == 1, "the ring holds words that were not sent in this order"
+
+
+# stream frames the RP2040 seals: (seq, first_index, envelope, state, flags, stim_ua (< 0: none),
+# target_dv (0: none)), every CBOR integer size and both optional fields; samples with zeros
+FRAME_CASES = [
+    (0, 0, 5000, 0, 0, -1, 0),
+    (23, 24, 5001, 1, 24, 2500, 0),
+    (300, 70000, 5002, 2, 0xFFFF, -1, 77),
+    (65535, 0xFFFFFFFF, 5003, 3, 3, 0, 0),
+    (7, 0x100000005, 5004, 4, 256, 300, 9),
+]
+
+
+@pytest.mark.req("HIL-EMU-1", "LINK-MSG-6", "DEV-PERF-1")
+def test_stream_frames_sealed_on_the_rp2040_are_the_protocols(maintenance_board):
+    """The RP2040's own encoder (viper payload, Thumb-assembly CRC and COBS) frames what the protocol does."""
+    samples = [bytes(0 if i % (k + 2) == 0 else (i * 37 + k) & 0xFF for i in range(200)) for k in range(5)]
+    script = (
+        "from firmware import streamframe as sf\n"
+        "from firmware import frame_thumb\n"
+        "print('THUMB', sf._seal is frame_thumb.seal)\n"
+        "f = sf.EmgFrames(200)\n"
+        "for (seq, first, env, state, flags, stim, target), s in zip(%r, %r):\n"
+        "    h = f.head\n"
+        "    h[sf.SEQ] = seq; h[sf.ENVELOPE] = env; h[sf.STATE] = state\n"
+        "    h[sf.FLAGS] = flags; h[sf.STIM] = stim; h[sf.TARGET] = target\n"
+        "    print('F', bytes(f.encode(first, s)).hex())\n"
+    ) % (FRAME_CASES, samples)
+    out = _mpremote(maintenance_board, "exec", script)
+    assert "THUMB True" in out
+    got = [line.split()[1] for line in out.splitlines() if line.startswith("F ")]
+    want = []
+    for (seq, first, env, state, flags, stim, target), s in zip(FRAME_CASES, samples):
+        fields = {"first_index": first, "samples": s, "envelope_dv": env, "state": state, "flags": flags}
+        if stim >= 0:
+            fields["stim_ua"] = stim
+        if target:
+            fields["target_dv"] = target
+        want.append(framing.encode(codec.dumps(m.build(m.STREAM, seq, m.EMG, **fields))).hex())
+    assert got == want
 
 
 @pytest.mark.req("HIL-EMU-2")

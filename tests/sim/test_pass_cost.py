@@ -178,8 +178,8 @@ def test_a_slow_flash_write_at_the_start_is_not_an_emg_stall(benches):
 @pytest.mark.req("SIM-PASS-1", "SAF-ENABLE-1", "LINK-FLOOD-1")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_burst_of_requests_during_stimulation_keeps_the_output_hold(benches, seed):
-    # the board's figures: each answered request costs ~2 ms and heap; 12 PINGs at once
-    # (what fits one 128 B read) answered in one pass would take ~26 ms on top of the pass,
+    # the board's figures: each answered request costs ~7 ms and 1.1 KB; 12 PINGs at once
+    # (what fits one 128 B read) answered in one pass would take ~80 ms on top of the pass,
     # and their garbage would run the heap out inside a pass
     b = benches(PROFILES["emulated-pico"], seed)
     c = b.connect()

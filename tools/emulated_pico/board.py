@@ -84,21 +84,31 @@ def provisioning_files(public_key, policy_ua):
     }
 
 
-def approve(client, path, private_key):
+def approve(client, path, private_key, slowdown=25.0):
     """Sign the protocol file at path for the board behind client and upload it, as a clinician would.
 
-    The board must trust private_key's public key (provisioning_files at start).
+    The board must trust private_key's public key (provisioning_files at start). The sequence is
+    raised above what the board last stored, so one board takes protocols one after another.
+    slowdown: wall seconds per board second at most; the signature check takes seconds of board
+    time, so the commit's wait is stretched by it (a commit sent again would be a rollback).
     """
     import contextlib
 
     from host import signing, therapy_file
+    from host.requests import ProtocolCommit
     from host.upload import upload
 
     doc, problems = therapy_file.load(path)
     if problems:
         raise ValueError("%s has problems; 'tonus protocol check' lists them" % path)
     doc["device"] = client.hello().unwrap().serial
-    return upload(lambda: contextlib.nullcontext(client), signing.sign_document(doc, private_key))
+    doc["sequence"] = max(doc["sequence"], client.protocol_show().unwrap().max_sequence + 1)
+    kept = client.timeout
+    client.timeout = max(kept, ProtocolCommit.min_timeout * slowdown)
+    try:
+        return upload(lambda: contextlib.nullcontext(client), signing.sign_document(doc, private_key))
+    finally:
+        client.timeout = kept
 
 
 class PatientFeed:
