@@ -276,7 +276,9 @@ def measure_passes(passes, root):
     from tools.emulated_pico.board import EmulatedPico
 
     script = board_script(passes)
-    with EmulatedPico.start(hold_start=True, extra_files={"bench_pico.py": script.encode()}, root=root) as pico:
+    with EmulatedPico.start(
+        hold_start=True, extra_files={"bench_pico.py": script.encode()}, root=root
+    ) as pico:
         pico.wait_event("usb", 120)
         pico.wait_board_ms(200)
         proc = subprocess.Popen(
@@ -442,8 +444,13 @@ def measure_session(session_s):
             s = pico.state()
     frames = [f for f in frames if f.state == "RUNNING"] or frames
     samples = sum(f.count for f in frames)
-    holes = sum(b.first_index - a.end_index for a, b in zip(frames, frames[1:]) if b.first_index != a.end_index)
-    print("a relaxation session streaming at 2 kHz (%.1f s of board time, state %s at the end):" % (board_s, state))
+    holes = sum(
+        b.first_index - a.end_index for a, b in zip(frames, frames[1:]) if b.first_index != a.end_index
+    )
+    print(
+        "a relaxation session streaming at 2 kHz (%.1f s of board time, state %s at the end):"
+        % (board_s, state)
+    )
     print(
         "  samples received:             %d in %d frames (%.0f per board second)"
         % (samples, len(frames), samples / board_s)
@@ -469,7 +476,9 @@ def main(argv=None):
     ap.add_argument("--passes", type=int, default=500)
     ap.add_argument("--stim-s", type=float, default=3.0)
     ap.add_argument("--session-s", type=float, default=20.0)
-    ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose firmware/ and protocol/ are deployed")
+    ap.add_argument(
+        "--root", type=Path, default=ROOT, help="the tree whose firmware/ and protocol/ are deployed"
+    )
     args = ap.parse_args(argv)
     from tools.emulated_pico import image
 

@@ -2,9 +2,10 @@
 
 firmware/streamframe.py uses this where the port has native emitters and
 otherwise builds the same bytes in plain code; tests/dual/test_streamframe.py
-compares both with the protocol's own framing. Two calls per frame: on the
-RP2040 every bytecode call costs tens of µs, so the CBOR heads are written
-here too, not by a helper per field. On the RP2040 seal() is replaced by
+compares both with the protocol's own framing. Three calls per frame (the
+heads before the samples, those after, the seal): on the RP2040 every
+bytecode call costs tens of µs, so each writes several CBOR heads, not a
+helper per field. On the RP2040 seal() is replaced by
 firmware/frame_thumb.py (the same in Thumb assembly, several times faster
 than viper's code for these byte loops). Nothing allocates: binascii.crc32
 would return a 32-bit integer, a heap object on a 32-bit port.
@@ -29,6 +30,7 @@ _STIM = const(4)  # bit 31 set: absent
 _TARGET = const(5)  # 0: absent
 _FIRST_LO = const(6)  # first_index, low and high 32 bits
 _FIRST_HI = const(7)
+_SAMPLES_LEN = const(8)
 _STREAM = const(4)  # protocol.messages.STREAM
 _EMG = const(96)  # protocol.messages.EMG
 
@@ -47,16 +49,21 @@ CRC_TABLE = _table()
 
 
 @micropython.viper
-def encode(buf: ptr8, h: ptr32, samples: ptr8, n: int) -> int:  # noqa: F821 (viper's types)
-    """The payload of the fields in h and n bytes of samples into buf[1:]; where it ends (seal next)."""
-    buf[1] = 0x84
-    buf[2] = _STREAM
-    o = 3
+def fields(buf: ptr8, h: ptr32, o: int, j: int) -> int:  # noqa: F821 (viper's types)
+    """The payload's CBOR fields from h into buf: with j 0, from its start up to the samples' byte
+    string head (where the samples go: returned); with j 3, those after the samples, from o (where
+    the payload ends: returned; seal next). The caller copies the samples in between (C's memcpy:
+    several times faster than a viper byte loop)."""
+    stop = 8
+    if j == 0:
+        buf[1] = 0x84
+        buf[2] = _STREAM
+        o = 3
+        stop = 3
     has_stim = (h[_STIM] >> 31) & 1 == 0
     has_target = h[_TARGET] != 0
     # fields in CBOR order; each a key byte (< 0: none), a major type and a 32-bit value
-    j = 0
-    while j < 8:
+    while j < stop:
         key = j - 1
         major = 0
         if j == 0:
@@ -79,7 +86,7 @@ def encode(buf: ptr8, h: ptr32, samples: ptr8, n: int) -> int:  # noqa: F821 (vi
                 continue
         elif j == 2:
             major = 0x40
-            w = n
+            w = h[_SAMPLES_LEN]
         elif j == 3:
             w = h[_ENVELOPE]
         elif j == 4:
@@ -126,10 +133,6 @@ def encode(buf: ptr8, h: ptr32, samples: ptr8, n: int) -> int:  # noqa: F821 (vi
             buf[o + 2] = 0xA5 + int(has_stim) + int(has_target)
             buf[o + 3] = 0
             o += 4
-        elif j == 2:
-            for i in range(n):
-                buf[o + i] = samples[i]
-            o += n
         j += 1
     return o
 

@@ -14,10 +14,11 @@ The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
 
-Where the port has native emitters the payload is one viper call and CRC
-plus COBS another (firmware/frame_viper.py; on the RP2040 the second is
-Thumb assembly, firmware/frame_thumb.py): there each bytecode call costs
-tens of µs, and the plain path makes a dozen. Elsewhere the plain code below
+Where the port has native emitters the CBOR heads are two viper calls
+around one copy of the samples, and CRC plus COBS a third
+(firmware/frame_viper.py; on the RP2040 the third is Thumb assembly,
+firmware/frame_thumb.py): there each bytecode call costs tens of µs, and
+the plain path makes a dozen. Elsewhere the plain code below
 builds it (finish_plain for CRC and COBS), allocating a view and the CRC's
 integer (32 bits do not fit a small int on a 32-bit port).
 """
@@ -66,6 +67,7 @@ STIM = 4  # stim_ua; < 0: absent
 TARGET = 5  # target_dv; 0: absent
 _FIRST_LO = 6  # first_index for the viper encoder, low and high 32 bits (frame_viper.py)
 _FIRST_HI = 7
+_SAMPLES_LEN = 8  # the viper encoder's copy of samples_len
 
 
 class EmgFrames:
@@ -80,7 +82,8 @@ class EmgFrames:
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
         self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
-        self.head = array("i", [0] * (_FIRST_HI + 1))
+        self.head = array("i", [0] * (_SAMPLES_LEN + 1))
+        self.head[_SAMPLES_LEN] = samples_len
         whole = memoryview(self.buf)
         # one view per frame length, made once: a slice in the loop would allocate
         self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
@@ -97,9 +100,12 @@ class EmgFrames:
             else:
                 h[_FIRST_LO] = first_index & 0xFFFFFFFF
                 h[_FIRST_HI] = first_index >> 32
-            end = _encode(self.buf, h, samples, self.samples_len)
-            _seal(self.buf, end, _CRC_TABLE)
-            return self._frames[end + _CRC_LEN + 1 - self._least]
+            buf = self.buf
+            o = _fields(buf, h, 0, 0)
+            buf[o : o + self.samples_len] = samples
+            o = _fields(buf, h, o + self.samples_len, 3)
+            _seal(buf, o, _CRC_TABLE)
+            return self._frames[o + _CRC_LEN + 1 - self._least]
         buf = self.buf
         buf[1] = 0x84
         buf[2] = m.STREAM
@@ -147,7 +153,7 @@ def finish_plain(buf, end):
 
 try:
     from firmware.frame_viper import CRC_TABLE as _CRC_TABLE
-    from firmware.frame_viper import encode as _encode
+    from firmware.frame_viper import fields as _fields
     from firmware.frame_viper import seal as _seal
 
     FAST = True
