@@ -20,8 +20,9 @@ slower in cold code):
    firmware's own hard IRQ, registered by its Safety).
 2. The application, provisioned with a clinician key made for the run: the
    host streams, uploads the stimulation trial, starts a session and sets a
-   level; the harness records the time between keepalive edges, the
-   longest the output hold must bridge (the pass period under stimulation).
+   level; the harness records the time between keepalive edges (the
+   longest the output hold must bridge), and from them the pass period
+   under stimulation.
 3. The application again: a relaxation session (the approved relaxation
    protocol, no stimulation) streaming at 2 kHz to the host for S seconds
    of board time, counting every sample that did not arrive.
@@ -372,6 +373,21 @@ def report_passes(out):
     )
 
 
+def pass_periods(gaps_us):
+    """Pass periods (µs) from the gaps between keepalive edges while the output is on.
+
+    The loop toggles after its link task, in the stimulator's tick, and on both sides of its
+    collect point; the two around that point come ~0.3 ms apart unless a collection runs
+    between them (that pass merges with the next). The second of each such pair ends a pass.
+    """
+    t, ends = 0.0, []
+    for g in gaps_us:
+        t += g
+        if g < 600:
+            ends.append(t)
+    return [round(b - a) for a, b in zip(ends, ends[1:])]
+
+
 def measure_stimulation(stim_s):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -411,6 +427,7 @@ def measure_stimulation(stim_s):
         "streaming at 2 kHz with stimulation (%s s of board time, %d pulses, last at %d µA):"
         % (stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0)
     )
+    print("  pass period (collect to collect): %s" % _dist(pass_periods(gaps)))
     print("  keepalive gap (output hold):  %s" % _dist([round(g) for g in gaps]))
     print("  output-stage lapses:          %d; resets: %d" % (s["out"]["lapses"], len(resets)))
 
