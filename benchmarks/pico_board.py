@@ -374,18 +374,26 @@ def report_passes(out):
 
 
 def pass_periods(gaps_us):
-    """Pass periods (µs) from the gaps between keepalive edges while the output is on.
+    """Pass periods (µs) from the gaps between keepalive edges while the output is on:
+    (periods without a collection, periods that hold one).
 
     The loop toggles after its link task, in the stimulator's tick, and on both sides of its
-    collect point; the two around that point come ~0.3 ms apart unless a collection runs
-    between them (that pass merges with the next). The second of each such pair ends a pass.
+    collect point; those two come 0.23-0.32 ms apart (the collect point's pass counter and
+    one output read-back) unless a collection runs between them, and no other pair of the
+    pass comes that close. The second of each such pair ends a pass; a pass with a
+    collection (a gap of 20 ms or more) merges with the next.
     """
-    t, ends = 0.0, []
+    plain, collected = [], []
+    start = None
+    t = longest = 0.0
     for g in gaps_us:
         t += g
-        if g < 600:
-            ends.append(t)
-    return [round(b - a) for a, b in zip(ends, ends[1:])]
+        longest = max(longest, g)
+        if 230 <= g <= 320:
+            if start is not None:
+                (collected if longest >= 20_000 else plain).append(round(t - start))
+            start, longest = t, 0.0
+    return plain, collected
 
 
 def measure_stimulation(stim_s):
@@ -427,7 +435,9 @@ def measure_stimulation(stim_s):
         "streaming at 2 kHz with stimulation (%s s of board time, %d pulses, last at %d µA):"
         % (stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0)
     )
-    print("  pass period (collect to collect): %s" % _dist(pass_periods(gaps)))
+    plain, collected = pass_periods(gaps)
+    print("  pass period, no collection:   %s" % _dist(plain))
+    print("  two passes and a collection:  %s" % _dist(collected))
     print("  keepalive gap (output hold):  %s" % _dist([round(g) for g in gaps]))
     print("  output-stage lapses:          %d; resets: %d" % (s["out"]["lapses"], len(resets)))
 
