@@ -30,6 +30,8 @@ Each part is skipped with 0 for its option.
 """
 
 import argparse
+import contextlib
+import itertools
 import json
 import subprocess
 import sys
@@ -396,10 +398,13 @@ def pass_periods(gaps_us):
     return plain, collected
 
 
-def measure_stimulation(stim_s):
+@contextlib.contextmanager
+def _application(protocol):
+    """(board, client): the application on an emulated board trusting a key made here, protocol
+    approved with it, a session started while streaming at 2 kHz."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from host.client import Client, FaultEvent, StimEvent
+    from host.client import Client
     from host.transport import open_port
     from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
 
@@ -408,29 +413,36 @@ def measure_stimulation(stim_s):
         pico.wait_event("usb", 120)
         t = 2.0 * SLOWDOWN
         with Client(open_port(pico.url, timeout=t), timeout=t) as c:
-            approve(c, STIM_PROTOCOL, key)
+            approve(c, protocol, key, SLOWDOWN)
             assert c.stream(True).ok
             assert c.session_start().ok
-            deadline = time.monotonic() + 600
-            while True:
-                ev = c.poll(0.1)
-                if isinstance(ev, StimEvent) and ev.state == "READY":
-                    break
-                if isinstance(ev, FaultEvent) or time.monotonic() > deadline:
-                    print(
-                        "streaming at 2 kHz with stimulation: not measured, the session %s"
-                        % ("latched %s" % ev.name if ev else "never reached READY")
-                    )
-                    return
-            assert c.stim_level(LEVEL_UA).ok
-            pico.request("keepalive_intervals")
-            t_end = pico.state()["t_ns"] + stim_s * 1e9
-            while pico.state()["t_ns"] < t_end:
-                c.poll(0.1)
-            gaps = [ns / 1000 for ns in pico.request("keepalive_intervals")["ns"]]
-            s = pico.state()
-            pulses = pico.request("pulses")["pulses"]
-            resets = pico.state()["resets"]
+            yield pico, c
+
+
+def measure_stimulation(stim_s):
+    from host.client import FaultEvent, StimEvent
+
+    with _application(STIM_PROTOCOL) as (pico, c):
+        deadline = time.monotonic() + 600
+        while True:
+            ev = c.poll(0.1)
+            if isinstance(ev, StimEvent) and ev.state == "READY":
+                break
+            if isinstance(ev, FaultEvent) or time.monotonic() > deadline:
+                print(
+                    "streaming at 2 kHz with stimulation: not measured, the session %s"
+                    % ("latched %s" % ev.name if ev else "never reached READY")
+                )
+                return
+        assert c.stim_level(LEVEL_UA).ok
+        pico.request("keepalive_intervals")
+        t_end = pico.state()["t_ns"] + stim_s * 1e9
+        while pico.state()["t_ns"] < t_end:
+            c.poll(0.1)
+        gaps = [ns / 1000 for ns in pico.request("keepalive_intervals")["ns"]]
+        s = pico.state()
+        pulses = pico.request("pulses")["pulses"]
+        resets = pico.state()["resets"]
     print(
         "streaming at 2 kHz with stimulation (%s s of board time, %d pulses, last at %d µA):"
         % (stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0)
@@ -443,36 +455,25 @@ def measure_stimulation(stim_s):
 
 
 def measure_session(session_s):
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from host.client import EmgFrame
 
-    from host.client import Client, EmgFrame
-    from host.transport import open_port
-    from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
-
-    key = Ed25519PrivateKey.generate()
-    with EmulatedPico.start(extra_files=provisioning_files(key.public_key(), 40000)) as pico:
-        pico.wait_event("usb", 120)
-        t = 2.0 * SLOWDOWN
-        with Client(open_port(pico.url, timeout=t), timeout=t) as c:
-            approve(c, RELAX_PROTOCOL, key)
-            assert c.stream(True).ok
-            assert c.session_start().ok
-            t0 = pico.state()["t_ns"]
-            frames, events = [], []
-            while pico.state()["t_ns"] < t0 + session_s * 1e9:
-                item = c.poll(0.1)
-                while item is not None:
-                    (frames if isinstance(item, EmgFrame) else events).append(item)
-                    item = c.poll(0)
-            state = c.info().unwrap().state
-            assert c.session_stop().ok
-            assert c.stream(False).ok
-            board_s = (pico.state()["t_ns"] - t0) / 1e9
-            s = pico.state()
+    with _application(RELAX_PROTOCOL) as (pico, c):
+        t0 = pico.state()["t_ns"]
+        frames, events = [], []
+        while pico.state()["t_ns"] < t0 + session_s * 1e9:
+            item = c.poll(0.1)
+            while item is not None:
+                (frames if isinstance(item, EmgFrame) else events).append(item)
+                item = c.poll(0)
+        state = c.info().unwrap().state
+        assert c.session_stop().ok
+        assert c.stream(False).ok
+        board_s = (pico.state()["t_ns"] - t0) / 1e9
+        s = pico.state()
     frames = [f for f in frames if f.state == "RUNNING"] or frames
     samples = sum(f.count for f in frames)
     holes = sum(
-        b.first_index - a.end_index for a, b in zip(frames, frames[1:]) if b.first_index != a.end_index
+        b.first_index - a.end_index for a, b in itertools.pairwise(frames) if b.first_index != a.end_index
     )
     print(
         "a relaxation session streaming at 2 kHz (%.1f s of board time, state %s at the end):"

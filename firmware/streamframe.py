@@ -162,5 +162,5 @@ except Exception:  # noqa: BLE001 - CPython has no micropython module; ports wit
 if FAST:
     try:
         from firmware.frame_thumb import seal as _seal
-    except Exception:  # noqa: BLE001 - only a Thumb port (the RP2040) has the inline assembler
+    except Exception:  # noqa: BLE001, S110 - only a Thumb port (the RP2040) has the inline assembler
         pass

@@ -7,6 +7,6 @@
 # (firmware/pico_main.py says why).
 room = [bytearray(24 * 1024)]
 
-from firmware.pico_main import main  # noqa: E402
+from firmware.pico_main import main
 
 main(room)

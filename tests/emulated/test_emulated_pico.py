@@ -10,6 +10,7 @@ firmware. Slow by nature (the emulator runs 5-20x slower than real time):
 about 2-3 minutes of wall time in all; longer runs live in benchmarks/.
 """
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -126,7 +127,7 @@ def test_it_streams_at_2khz_without_dropping_a_sample(app_board, app):
     assert app.stream(False).ok
     assert sum(f.count for f in frames) >= 4000
     assert all(not f.gap for f in frames)
-    assert all(b.first_index == a.end_index for a, b in zip(frames, frames[1:]))
+    assert all(b.first_index == a.end_index for a, b in itertools.pairwise(frames))
     assert app.missed == {3: 0, 4: 0}
     assert app_board.state()["emg"]["underruns"] == 0
 
@@ -192,7 +193,7 @@ def test_a_relaxation_session_streams_at_2khz_without_dropping_a_sample(app_boar
     assert app.stream(False).ok
     assert sum(f.count for f in frames) >= 6000
     assert all(not f.gap for f in frames)
-    assert all(b.first_index == a.end_index for a, b in zip(frames, frames[1:]))
+    assert all(b.first_index == a.end_index for a, b in itertools.pairwise(frames))
     assert app.missed == {3: 0, 4: 0} and app.dropped_frames == 0
     assert not [e for e in w.events if isinstance(e, FaultEvent)]
     assert app_board.state()["emg"]["underruns"] == 0
