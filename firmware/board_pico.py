@@ -632,7 +632,7 @@ class PicoHal(H.Hal):
         n = 0
         one = self._one
         while n < len(buf) and self._rx_poll.poll(0):
-            if not self._stdin.readinto(one):
+            if not self._stdin.readinto(one):  # type: ignore[union-attr]  # MicroPython's stdin buffer has it
                 break
             buf[n] = one[0]
             n += 1
