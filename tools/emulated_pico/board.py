@@ -19,6 +19,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -300,6 +301,35 @@ class EmulatedPico:
         while not self.events.empty():  # what happened before the cut
             self.events.get_nowait()
         self.request("power_cycle")
+
+    def write_files(self, files):
+        """Put {path: bytes} on the board's filesystem as a bench would: a power cycle with START
+        held (the maintenance boot), mpremote, a power cycle into the application. The host's
+        port must be free (one host at a time)."""
+        self.button("start", True)
+        self.power_cycle()
+        if self.wait_event("usb", 120) is None:
+            raise BoardError("the board did not come back in its maintenance boot")
+        self.wait_board_ms(200)
+        script = "import os\n"
+        for path in sorted({p.rsplit("/", 1)[0] for p in files if "/" in p.lstrip("/")}):
+            script += "try:\n    os.mkdir(%r)\nexcept OSError:\n    pass\n" % path
+        for path, data in files.items():
+            script += "with open(%r, 'wb') as f:\n    f.write(%r)\n" % (path, bytes(data))
+        mpremote = shutil.which("mpremote", path=str(Path(sys.executable).parent)) or "mpremote"
+        r = subprocess.run(
+            [mpremote, "connect", self.url, "exec", script],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        self.button("start", False)
+        if r.returncode != 0:
+            raise BoardError("writing files on the board failed: %s" % r.stderr[-500:])
+        self.power_cycle()
+        if self.wait_event("usb", 120) is None:
+            raise BoardError("the board did not come back after its files were written")
 
     def profile(self, on, every=997, top=200):
         """Start sampling the CPU's PC every `every` cycles, or stop and return [(pc, count)]."""
