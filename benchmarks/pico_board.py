@@ -67,11 +67,11 @@ dt = array('i', [0] * N)
 da = array('i', [0] * N)
 gc.collect()
 free_before = gc.mem_free()
-# as the board's main.py and firmware/pico_main.py boot: a free run taken before any module
-# and given back after boot, the HAL's 16 KiB DMA ring before the controller's modules
-room = [bytearray(24 * 1024)]
+# as firmware/pico_main.py boots: the HAL's 16 KiB DMA ring before the controller's modules,
+# and a free run taken before them and given back after boot
 from firmware.board_pico import PicoHal
 hal = PicoHal()
+room = bytearray(16 * 1024)
 from firmware.controller import Controller
 feed = [0]
 def link_read(buf):
@@ -101,7 +101,7 @@ def timed_collect(requests):
 hal.collect = timed_collect
 ctrl = Controller(hal)
 ctrl.boot()
-room.clear()
+del room
 gc.collect()
 print('FIG free_heap_after_boot_B', gc.mem_free())
 print('FIG heap_taken_by_firmware_B', free_before - gc.mem_free())

@@ -22,6 +22,9 @@ from firmware import maintenance
 from firmware.board_pico import DATA_DIR, PIN_BTN_START, PIN_OUT_ENABLE, PicoHal
 
 
+_ROOM_BYTES = 16 * 1024
+
+
 class _Records:
     """The two storage calls the boot decision needs, before the HAL starts any peripheral."""
 
@@ -44,28 +47,28 @@ def start_held():
     return machine.Pin(PIN_BTN_START, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
 
 
-def main(room):
-    """room: a list holding the free run main.py took before any module loaded; emptied here."""
+def main():
     machine.Pin(PIN_OUT_ENABLE, machine.Pin.OUT, value=0)  # off before anything else, on either path
     # the marker first, so it is consumed even when the button is held too
     if maintenance.take_marker(_Records()) or start_held():
-        room.clear()
         micropython.kbd_intr(3)  # Ctrl-C for mpremote, whatever turned it off before the reset
         return
     # the HAL's large buffers (the DMA ring wants 16 KB in one piece) before the controller's
     # modules fragment the heap: imported first, they left no such run free on the board
     hal = PicoHal()
+    room = bytearray(_ROOM_BYTES)  # see below
     from firmware.controller import Controller
 
     ctrl = Controller(hal)
     ctrl.boot()
     # MicroPython puts the state of every call with more than 11 words of locals and stack
     # on the heap (and frees it on return), and each such allocation searches the allocation
-    # table from the first free block for a run long enough. Loading the modules leaves the
-    # heap a comb of one-block holes between objects kept for good; searched across on every
-    # such call, it took 40-80 % of the CPU on the emulated RP2040. Given back now, the room
-    # is a long free run ahead of that comb, where those searches end at once.
-    room.clear()
+    # table from the first free block for a run long enough. Loading the controller's modules
+    # leaves the heap a comb of one-block holes between objects kept for good; searched across
+    # on every such call, it took 40-80 % of the CPU on the emulated RP2040. Taken before them
+    # and given back now, the room is a long free run ahead of that comb, where those searches
+    # end at once. Not taken before the HAL: at the boot's peak it left too little heap.
+    del room
     gc.collect()
     while True:
         ctrl.step()

@@ -2,11 +2,6 @@
 # runs main.py from source only; every module it imports is precompiled).
 # It is copied last, after the rest of the image is verified on the board,
 # so a flash cut short boots to the REPL, never to a half-copied application.
-# The room is taken before any module loads and given back once the
-# application is built: a long free run at the bottom of the heap
-# (firmware/pico_main.py says why).
-room = [bytearray(24 * 1024)]
-
 from firmware.pico_main import main
 
-main(room)
+main()

@@ -575,15 +575,13 @@ def test_the_board_boots_the_application_unless_maintenance_was_asked_for(
     # imported inside main(), after the HAL has taken its large buffers
     monkeypatch.setattr("firmware.controller.Controller", Controller)
     _Pin.levels = {18: 0 if held else 1}
-    room = [bytearray(64)]  # main.py's free run, taken before any module loaded
     if app:
         with pytest.raises(_Started):
-            mod.main(room)
+            mod.main()
         assert len(started) == 1 and kbd == []
     else:
-        assert mod.main(room) is None
+        assert mod.main() is None
         assert started == [] and kbd == [3]  # no HAL, no controller, no watchdog; Ctrl-C for mpremote
-    assert room == []  # given back on either path
     assert _Pin.driven[0] == (16, 0)  # the output-enable is driven low first, on every path
     assert not (data / maintenance.MARKER).exists()  # one-shot
 
