@@ -415,7 +415,8 @@ def _application(protocol):
         with Client(open_port(pico.url, timeout=t), timeout=t) as c:
             approve(c, protocol, key, SLOWDOWN)
             assert c.stream(True).ok
-            assert c.session_start().ok
+            started = c.session_start()
+            assert started.ok, started
             yield pico, c
 
 
