@@ -1,6 +1,6 @@
 """Figures from the emulated Pico: what a main-loop pass costs on MicroPython on an RP2040.
 
-usage: TONUS_PICO_FIRMWARE=... python -m benchmarks.pico_board [--passes N] [--stim-s S]
+usage: TONUS_PICO_FIRMWARE=... python -m benchmarks.pico_board [--passes N] [--stim-s S] [--session-s S]
 
 Two boards (tools/emulated_pico; board time is the emulated RP2040's, cycle
 counted at 125 MHz with zero-wait flash, so a real board is up to ~2x
@@ -20,11 +20,18 @@ slower in cold code):
    firmware's own hard IRQ, registered by its Safety).
 2. The application, provisioned with a clinician key made for the run: the
    host streams, uploads the stimulation trial, starts a session and sets a
-   level; the harness records the time between keepalive edges, the
-   longest the output hold must bridge (the pass period under stimulation).
+   level; the harness records the time between keepalive edges (the
+   longest the output hold must bridge), and from them the pass period
+   under stimulation.
+3. The application again: a relaxation session (the approved relaxation
+   protocol, no stimulation) streaming at 2 kHz to the host for S seconds
+   of board time, counting every sample that did not arrive.
+Each part is skipped with 0 for its option.
 """
 
 import argparse
+import contextlib
+import itertools
 import json
 import subprocess
 import sys
@@ -36,6 +43,7 @@ from protocol import messages as m
 
 ROOT = Path(__file__).resolve().parent.parent
 STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
+RELAX_PROTOCOL = ROOT / "examples" / "protocols" / "relaxation-downtraining.toml"
 COSE_VECTORS = ROOT / "tests" / "dual" / "vectors" / "cose.json"
 LEVEL_UA = 3000
 SLOWDOWN = 25.0
@@ -49,14 +57,22 @@ from array import array
 ticks_us = time.ticks_us
 diff = time.ticks_diff
 alloc = gc.mem_alloc
+INJECT = %(inject)r
+REQUESTS = %(requests)r
+N = %(passes)d
+# the script's own buffers first, while the heap is in one piece
+gc_us = array('i', [0] * (N + 100))
+frame_us = array('i', [0] * 1024)
+dt = array('i', [0] * N)
+da = array('i', [0] * N)
 gc.collect()
 free_before = gc.mem_free()
+# as firmware/pico_main.py boots: the HAL's 16 KiB DMA ring before the controller's modules,
+# and a free run taken before them and given back after boot
 from firmware.board_pico import PicoHal
-from firmware.controller import Controller
-INJECT = %(inject)r
-N = %(passes)d
-gc.collect()  # compiling this script left garbage; the ring needs 16 KiB in one piece
 hal = PicoHal()
+room = bytearray(16 * 1024)
+from firmware.controller import Controller
 feed = [0]
 def link_read(buf):
     p = feed[0]
@@ -74,18 +90,18 @@ def link_write(data):
     return True
 hal.link_read = link_read
 hal.link_write = link_write
-gc_us = array('i', [0] * (N + 100))
 gc_n = array('i', [0])
 collect = hal.collect
-def timed_collect():
+def timed_collect(requests):
     t = ticks_us()
-    collect()
+    collect(requests)
     if gc_n[0] < len(gc_us):
         gc_us[gc_n[0]] = diff(ticks_us(), t)
         gc_n[0] += 1
 hal.collect = timed_collect
 ctrl = Controller(hal)
 ctrl.boot()
+del room
 gc.collect()
 print('FIG free_heap_after_boot_B', gc.mem_free())
 print('FIG heap_taken_by_firmware_B', free_before - gc.mem_free())
@@ -109,13 +125,12 @@ ctrl._tick_session = timed1(3, ctrl._tick_session)
 ctrl.selftest.step = timed1(4, ctrl.selftest.step)
 ctrl.patient.poll = timed1(5, ctrl.patient.poll)
 ctrl.maintenance.poll = timed1(6, ctrl.maintenance.poll)
-frame_us = array('i', [0] * 4096)
 frame_n = array('i', [0])
 push = ctrl.link.push_emg
 def timed_push(first_index, samples):  # Link.push_emg's arity: a tuple of *args would allocate
     t = ticks_us()
     r = push(first_index, samples)
-    if frame_n[0] < 4096:
+    if frame_n[0] < 1024:
         frame_us[frame_n[0]] = diff(ticks_us(), t)
         frame_n[0] += 1
     return r
@@ -129,8 +144,6 @@ for k in range(len(TASKS)):
     task_us[k] = 0
 gc_n[0] = 0
 frame_n[0] = 0
-dt = array('i', [0] * N)
-da = array('i', [0] * N)
 i0 = hal.emg_index()
 t_start = ticks_us()
 for i in range(N):
@@ -158,6 +171,19 @@ print('FRAME_US', ' '.join(str(frame_us[k]) for k in range(frame_n[0])))
 print('TASK_US', ' '.join('%%s=%%d' %% (TASKS[k], task_us[k]) for k in range(len(TASKS))))
 hal.wdt_start(8388)  # the longest: the rest is not the main loop
 hal.wdt_feed()
+# one request answered (decode, handler, reply framed and written): its time and heap
+for name, payload in REQUESTS:
+    best = 1 << 30
+    most = 0
+    for r in range(5):
+        gc.collect()
+        a0 = alloc()
+        t = ticks_us()
+        ctrl.link._request(payload, 0)
+        best = min(best, diff(ticks_us(), t))
+        most = max(most, alloc() - a0)
+    print('FIG request_%%s_us %%d' %% (name, best))
+    print('FIG request_%%s_B %%d' %% (name, most))
 # a full collection with the firmware's live heap, as the loop's collect point does it
 gcp = array('i', [0] * 5)
 for r in range(5):
@@ -202,6 +228,14 @@ print('DONE')
 """
 
 
+def _requests():
+    """Payloads of the requests whose cost the board script measures (a PING, the largest answer)."""
+    return [
+        ("ping", codec.dumps(m.build(m.REQUEST, 90, m.PING))),
+        ("info", codec.dumps(m.build(m.REQUEST, 91, m.INFO))),
+    ]
+
+
 def _frames():
     out = b""
     for seq, (mtype, fields) in enumerate(
@@ -219,7 +253,7 @@ def _pct(values, p):
 def _dist(values, unit="µs"):
     if not values:
         return "none"
-    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values)})"
+    return f"p50 {_pct(values, 50)}, p99 {_pct(values, 99)}, max {max(values)} {unit} (n={len(values):d})"
 
 
 def board_script(passes):
@@ -227,6 +261,7 @@ def board_script(passes):
     case = next(c for c in vec["cases"] if c["expect"] == "ok" and not c.get("aad"))
     return BOARD_SCRIPT % {
         "inject": _frames(),
+        "requests": _requests(),
         "passes": passes,
         "kid": vec["kid"],
         "pub": vec["public_key"],
@@ -234,11 +269,13 @@ def board_script(passes):
     }
 
 
-def measure_passes(passes):
+def measure_passes(passes, root):
     from tools.emulated_pico.board import EmulatedPico
 
     script = board_script(passes)
-    with EmulatedPico.start(hold_start=True, extra_files={"bench_pico.py": script.encode()}) as pico:
+    with EmulatedPico.start(
+        hold_start=True, extra_files={"bench_pico.py": script.encode()}, root=root
+    ) as pico:
         pico.wait_event("usb", 120)
         pico.wait_board_ms(200)
         proc = subprocess.Popen(
@@ -251,9 +288,8 @@ def measure_passes(passes):
         while proc.poll() is None and not pico.state()["out"]["live"]:
             if pico.state()["resets"]:  # mpremote would wait for its board for ever
                 proc.kill()
-                raise SystemExit(
-                    "the board reset during the measurement: {!r}".format(pico.state()["resets"])
-                )
+                resets = pico.state()["resets"]
+                raise SystemExit(f"the board reset during the measurement: {resets!r}")
             time.sleep(0.5)
         if proc.poll() is None:
             pico.wait_board_ms(20)
@@ -285,32 +321,27 @@ def report_passes(out):
     busy = sum(num["PASS_US"]) or 1
     board_us = int(figs["board_us"])
     print(
-        "streaming at 2 kHz to a host, no stimulation ({} passes, {:.2f} s of board time):".format(
-            figs["passes"], board_us / 1e6
-        )
+        f"streaming at 2 kHz to a host, no stimulation ({figs['passes']} passes, "
+        f"{board_us / 1e6:.2f} s of board time):"
     )
     print("  pass (Controller.step):       {}".format(_dist(num["PASS_US"])))
     print("  CPU busy in step():           %.1f %% of board time" % (100 * busy / board_us))
     print(
-        "  samples streamed:             {} in {} frames; ring overrun: {}".format(
-            figs["samples"], figs["frames_sent"], "yes" if figs["overrun_flags"] == "1" else "no"
-        )
+        f"  samples streamed:             {figs['samples']} in {figs['frames_sent']} frames; "
+        f"ring overrun: {'yes' if figs['overrun_flags'] == '1' else 'no'}"
     )
     alloc = num["ALLOC_B"]
     print(
-        "  heap allocated per pass:      {} (mean {:.0f} B)".format(
-            _dist(alloc, "B"), sum(alloc) / len(alloc) if alloc else float("nan")
-        )
+        f"  heap allocated per pass:      {_dist(alloc, 'B')} "
+        f"(mean {sum(alloc) / len(alloc) if alloc else float('nan'):.0f} B)"
     )
     print(
-        "  free heap after boot:         {} B (the firmware's imports and objects took {} B)".format(
-            figs["free_heap_after_boot_B"], figs["heap_taken_by_firmware_B"]
-        )
+        f"  free heap after boot:         {figs['free_heap_after_boot_B']} B "
+        f"(the firmware's imports and objects took {figs['heap_taken_by_firmware_B']} B)"
     )
     print(
-        "  hal.collect() per pass:       {}; passes with a collection: {}".format(
-            _dist(num["COLLECT_US"]), figs["collections"]
-        )
+        f"  hal.collect() per pass:       {_dist(num['COLLECT_US'])}; "
+        f"passes with a collection: {figs['collections']}"
     )
     print("  GC pause (gc.collect, live):  {}".format(_dist(num["GC_US"])))
     print("  stream frame send (push_emg): {}".format(_dist(num["FRAME_US"])))
@@ -321,10 +352,14 @@ def report_passes(out):
     for k in ("emg_plain_us_per_sample", "emg_viper_us_per_sample"):
         if k in figs:
             print(
-                "  EMG kernel {!s:<6}             {} µs/sample ({:.1f} % of the 500 µs at 2 kHz)".format(
-                    k.split("_")[1], figs[k], float(figs[k]) / 5
-                )
+                f"  EMG kernel {k.split('_')[1]:<6}             {figs[k]} µs/sample "
+                f"({float(figs[k]) / 5:.1f} % of the 500 µs at 2 kHz)"
             )
+    for k in ("ping", "info"):
+        print(
+            f"  request answered ({k.upper():<4}):      {figs[f'request_{k}_us']} µs, "
+            f"{figs[f'request_{k}_B']} B allocated"
+        )
     print("  COSE_Sign1 (Ed25519) verify:  {} ms".format(figs["cose_verify_ms"]))
     ns = figs.get("estop_to_off_ns", "None")
     print(
@@ -333,10 +368,36 @@ def report_passes(out):
     )
 
 
-def measure_stimulation(stim_s):
+def pass_periods(gaps_us):
+    """Pass periods (µs) from the gaps between keepalive edges while the output is on:
+    (periods without a collection, periods that hold one).
+
+    The loop toggles after its link task, in the stimulator's tick, and on both sides of its
+    collect point; those two come 0.23-0.32 ms apart (the collect point's pass counter and
+    one output read-back) unless a collection runs between them, and no other pair of the
+    pass comes that close. The second of each such pair ends a pass; a pass with a
+    collection (a gap of 20 ms or more) merges with the next.
+    """
+    plain, collected = [], []
+    start = None
+    t = longest = 0.0
+    for g in gaps_us:
+        t += g
+        longest = max(longest, g)
+        if 230 <= g <= 320:
+            if start is not None:
+                (collected if longest >= 20_000 else plain).append(round(t - start))
+            start, longest = t, 0.0
+    return plain, collected
+
+
+@contextlib.contextmanager
+def _application(protocol):
+    """(board, client): the application on an emulated board trusting a key made here, protocol
+    approved with it, a session started while streaming at 2 kHz."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from host.client import Client, FaultEvent, StimEvent
+    from host.client import Client
     from host.transport import open_port
     from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
 
@@ -345,42 +406,93 @@ def measure_stimulation(stim_s):
         pico.wait_event("usb", 120)
         t = 2.0 * SLOWDOWN
         with Client(open_port(pico.url, timeout=t), timeout=t) as c:
-            approve(c, STIM_PROTOCOL, key)
+            approve(c, protocol, key, SLOWDOWN)
             assert c.stream(True).ok
-            assert c.session_start().ok
-            deadline = time.monotonic() + 600
-            while True:
-                ev = c.poll(0.1)
-                if isinstance(ev, StimEvent) and ev.state == "READY":
-                    break
-                if isinstance(ev, FaultEvent) or time.monotonic() > deadline:
-                    print(
-                        "streaming at 2 kHz with stimulation: not measured, the session %s"
-                        % (f"latched {ev.name}" if ev else "never reached READY")
-                    )
-                    return
-            assert c.stim_level(LEVEL_UA).ok
-            pico.request("keepalive_intervals")
-            t_end = pico.state()["t_ns"] + stim_s * 1e9
-            while pico.state()["t_ns"] < t_end:
-                c.poll(0.1)
-            gaps = [ns / 1000 for ns in pico.request("keepalive_intervals")["ns"]]
-            s = pico.state()
-            pulses = pico.request("pulses")["pulses"]
-            resets = pico.state()["resets"]
+            started = c.session_start()
+            assert started.ok, started
+            yield pico, c
+
+
+def measure_stimulation(stim_s):
+    from host.client import FaultEvent, StimEvent
+
+    with _application(STIM_PROTOCOL) as (pico, c):
+        deadline = time.monotonic() + 600
+        while True:
+            ev = c.poll(0.1)
+            if isinstance(ev, StimEvent) and ev.state == "READY":
+                break
+            if isinstance(ev, FaultEvent) or time.monotonic() > deadline:
+                print(
+                    "streaming at 2 kHz with stimulation: not measured, the session %s"
+                    % (f"latched {ev.name}" if ev else "never reached READY")
+                )
+                return
+        assert c.stim_level(LEVEL_UA).ok
+        pico.request("keepalive_intervals")
+        t_end = pico.state()["t_ns"] + stim_s * 1e9
+        while pico.state()["t_ns"] < t_end:
+            c.poll(0.1)
+        gaps = [ns / 1000 for ns in pico.request("keepalive_intervals")["ns"]]
+        s = pico.state()
+        pulses = pico.request("pulses")["pulses"]
+        resets = pico.state()["resets"]
     print(
-        "streaming at 2 kHz with stimulation ({} s of board time, {:d} pulses, last at {:d} µA):".format(
-            stim_s, len(pulses), pulses[-1]["set_ua"] if pulses else 0
-        )
+        f"streaming at 2 kHz with stimulation ({stim_s} s of board time, {len(pulses):d} pulses, "
+        f"last at {pulses[-1]['set_ua'] if pulses else 0:d} µA):"
     )
+    plain, collected = pass_periods(gaps)
+    print(f"  pass period, no collection:   {_dist(plain)}")
+    print(f"  two passes and a collection:  {_dist(collected)}")
     print(f"  keepalive gap (output hold):  {_dist([round(g) for g in gaps])}")
-    print("  output-stage lapses:          {:d}; resets: {:d}".format(s["out"]["lapses"], len(resets)))
+    print(f"  output-stage lapses:          {s['out']['lapses']:d}; resets: {len(resets):d}")
+
+
+def measure_session(session_s):
+    from host.client import EmgFrame
+
+    with _application(RELAX_PROTOCOL) as (pico, c):
+        t0 = pico.state()["t_ns"]
+        frames, events = [], []
+        while pico.state()["t_ns"] < t0 + session_s * 1e9:
+            item = c.poll(0.1)
+            while item is not None:
+                (frames if isinstance(item, EmgFrame) else events).append(item)
+                item = c.poll(0)
+        state = c.info().unwrap().state
+        assert c.session_stop().ok
+        assert c.stream(False).ok
+        board_s = (pico.state()["t_ns"] - t0) / 1e9
+        s = pico.state()
+    frames = [f for f in frames if f.state == "RUNNING"] or frames
+    samples = sum(f.count for f in frames)
+    holes = sum(
+        b.first_index - a.end_index for a, b in itertools.pairwise(frames) if b.first_index != a.end_index
+    )
+    print(
+        f"a relaxation session streaming at 2 kHz ({board_s:.1f} s of board time, state {state} at the end):"
+    )
+    print(
+        f"  samples received:             {samples:d} in {len(frames):d} frames "
+        f"({samples / board_s:.0f} per board second)"
+    )
+    print(
+        f"  samples missing:              {holes:d} (frames lost {c.missed[m.STREAM]:d}, "
+        f"with a gap flag {sum(1 for f in frames if f.gap):d}, unreadable {c.dropped_frames:d}); "
+        f"front-end underruns {s['emg']['underruns']:d}; resets {len(s['resets']):d}"
+    )
+    faults = [e for e in events if type(e).__name__ == "FaultEvent"]
+    print(f"  faults:                       {', '.join(f.name for f in faults) or 'none'}")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--passes", type=int, default=500)
     ap.add_argument("--stim-s", type=float, default=3.0)
+    ap.add_argument("--session-s", type=float, default=20.0)
+    ap.add_argument(
+        "--root", type=Path, default=ROOT, help="the tree whose firmware/ and protocol/ are deployed"
+    )
     args = ap.parse_args(argv)
     from tools.emulated_pico import image
 
@@ -388,8 +500,12 @@ def main(argv=None):
         image.firmware_path()
     except image.Unavailable as e:
         raise SystemExit(str(e)) from None
-    report_passes(measure_passes(args.passes))
-    measure_stimulation(args.stim_s)
+    if args.passes:
+        report_passes(measure_passes(args.passes, args.root))
+    if args.stim_s:
+        measure_stimulation(args.stim_s)
+    if args.session_s:
+        measure_session(args.session_s)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ from firmware import pico_pio as pio
 # collect() runs the collector once in this many passes (~1-2 s): ahead of an
 # allocation that would find the heap full in the middle of a pass
 _COLLECT_PASSES = 200
+# ... or once this many link requests came in since the last one: each allocates
+# (decode, answer, framing: a PING 1.1 KB, an INFO 4.8 KB, benchmarks/pico_board.py),
+# a host may send them as fast as the loop answers (one per pass), and ~54 KB are free
+_COLLECT_REQUESTS = 8
 
 PIN_OUT_KEEPALIVE = 0  # drives the charge pump that holds the output enable
 PIN_AFE_RESET = 1  # ADS1292R PWDN/RESET, active low
@@ -197,6 +201,7 @@ class PicoHal(H.Hal):
         self._ka = machine.Pin(PIN_OUT_KEEPALIVE, machine.Pin.OUT, value=0)
         self._out_sense = machine.Pin(PIN_OUT_SENSE, machine.Pin.IN)
         self._passes = 0  # collect() calls since the last collection
+        self._requests = 0  # link requests received at the last collection
         self._dummy = machine.Pin(PIN_DUMMY_LOAD, machine.Pin.OUT, value=0)
         self.serial = "".join("%02X" % b for b in machine.unique_id())
         reason = machine.mem32[_WATCHDOG_REASON]  # read before a WDT rewrites it
@@ -223,6 +228,7 @@ class PicoHal(H.Hal):
             pass  # exists
         micropython.kbd_intr(-1)  # a 0x03 inside a frame must not interrupt us
         self._stdin = sys.stdin.buffer
+        self._one = bytearray(1)  # link_read's landing byte
         self._stdout = sys.stdout.buffer
         self._rx_poll = select.poll()
         self._rx_poll.register(sys.stdin, select.POLLIN)
@@ -621,12 +627,14 @@ class PicoHal(H.Hal):
 
     # -- USB CDC link: never block the main loop
     def link_read(self, buf):
+        # a byte at a time, into a byte of our own: stdin's read() blocks until it has all it was
+        # asked for, and read(1) would allocate a bytes object for every byte
         n = 0
+        one = self._one
         while n < len(buf) and self._rx_poll.poll(0):
-            b = self._stdin.read(1)
-            if not b:
+            if not self._stdin.readinto(one):  # type: ignore[union-attr]  # MicroPython's stdin buffer has it
                 break
-            buf[n] = b[0]
+            buf[n] = one[0]
             n += 1
         return n
 
@@ -636,12 +644,13 @@ class PicoHal(H.Hal):
         self._stdout.write(data)
         return True
 
-    def collect(self):
+    def collect(self, requests):
         # gc.mem_free() walks the whole allocation table (7.8 ms on the emulated RP2040): count
-        # passes instead; a pass allocates nothing in steady state, so this is rarely needed
+        # passes and requests instead; a pass allocates nothing in steady state, a request does
         self._passes += 1
-        if self._passes >= _COLLECT_PASSES:
+        if self._passes >= _COLLECT_PASSES or requests - self._requests >= _COLLECT_REQUESTS:
             self._passes = 0
+            self._requests = requests
             gc.collect()
 
     def idle(self):

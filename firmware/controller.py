@@ -120,6 +120,9 @@ class Controller:
             self.poll_safety(now)
             checked |= 1
             self.link.poll(now)
+            # a request answered takes up to tens of ms on a board: the output's hold
+            # bridges each task of the pass, not the sum of them
+            self.safety.keepalive()
             checked |= 2
             self.emg.pump(now, self._emit)
             # judged after draining: a long pass (a flash erase) delays the pump, not the ring
@@ -136,7 +139,7 @@ class Controller:
             # the one point of the pass for the collector: between two keepalives,
             # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
             self.safety.keepalive()
-            self.hal.collect()
+            self.hal.collect(self.link.rx_frames)
             self.safety.keepalive()
         except MemoryError:
             self.safety.enter_safe_state(faults.MEMORY)

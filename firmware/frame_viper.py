@@ -1,19 +1,38 @@
-"""CRC-32 and in-place COBS of an EMG stream frame, compiled by viper.
+"""An EMG stream frame's CBOR payload, then its CRC-32 and COBS in place, in viper.
 
-firmware/streamframe.py imports this where the port has native emitters and
-otherwise does the same with binascii.crc32 and bytearray.find; the dual test
-tests/dual/test_streamframe.py compares both with the protocol's own framing.
-Here nothing allocates: binascii.crc32 returns a 32-bit integer, which is a
-heap object on a 32-bit port.
+firmware/streamframe.py uses this where the port has native emitters and
+otherwise builds the same bytes in plain code; tests/dual/test_streamframe.py
+compares both with the protocol's own framing. Three calls per frame (the
+heads before the samples, those after, the seal): on the RP2040 every
+bytecode call costs tens of µs, so each writes several CBOR heads, not a
+helper per field. On the RP2040 seal() is replaced by
+firmware/frame_thumb.py (the same in Thumb assembly, several times faster
+than viper's code for these byte loops). Nothing allocates: binascii.crc32
+would return a 32-bit integer, a heap object on a 32-bit port.
 
 viper ints are machine words (32 or 64 bits) and ptr32 loads sign-extend on
-the RP2040 but zero-extend on a 64-bit port: the CRC is kept to its low 32
-bits by masking each shift, and only its bytes are stored.
+the RP2040 but zero-extend on a 64-bit port: every field is read as two
+16-bit halves, the CRC is kept to its low 32 bits by masking each shift,
+and only bytes are stored.
 """
 
 from array import array
 
 import micropython
+from micropython import const
+
+# the fields in EmgFrames.head (streamframe.py names them)
+_SEQ = const(0)
+_ENVELOPE = const(1)
+_STATE = const(2)
+_FLAGS = const(3)
+_STIM = const(4)  # bit 31 set: absent
+_TARGET = const(5)  # 0: absent
+_FIRST_LO = const(6)  # first_index, low and high 32 bits
+_FIRST_HI = const(7)
+_SAMPLES_LEN = const(8)
+_STREAM = const(4)  # protocol.messages.STREAM
+_EMG = const(96)  # protocol.messages.EMG
 
 
 def _table():
@@ -26,16 +45,105 @@ def _table():
     return t
 
 
-_CRC_TABLE = _table()
+CRC_TABLE = _table()
 
 
 @micropython.viper
-def finish(buf: ptr8, end: int):  # noqa: F821 (viper's types)
-    # CRC-32 (IEEE) of buf[1:end], stored little-endian at buf[end:end + 4]
-    t = ptr32(_CRC_TABLE)  # noqa: F821
+def fields(buf: ptr8, h: ptr32, o: int, j: int) -> int:  # noqa: F821 (viper's types)
+    """The payload's CBOR fields from h into buf: with j 0, from its start up to the samples' byte
+    string head (where the samples go: returned); with j 3, those after the samples, from o (where
+    the payload ends: returned; seal next). The caller copies the samples in between (C's memcpy:
+    several times faster than a viper byte loop)."""
+    stop = 8
+    if j == 0:
+        buf[1] = 0x84
+        buf[2] = _STREAM
+        o = 3
+        stop = 3
+    has_stim = (h[_STIM] >> 31) & 1 == 0
+    has_target = h[_TARGET] != 0
+    # fields in CBOR order; each a key byte (< 0: none), a major type and a 32-bit value
+    while j < stop:
+        key = j - 1
+        major = 0
+        if j == 0:
+            w = h[_SEQ]
+        elif j == 1:
+            w = h[_FIRST_LO]
+            hi = h[_FIRST_HI]
+            if hi != 0:  # first_index of 2**32 or more: the 64-bit head
+                buf[o] = 0x1B
+                buf[o + 1] = (hi >> 24) & 0xFF
+                buf[o + 2] = (hi >> 16) & 0xFF
+                buf[o + 3] = (hi >> 8) & 0xFF
+                buf[o + 4] = hi & 0xFF
+                buf[o + 5] = (w >> 24) & 0xFF
+                buf[o + 6] = (w >> 16) & 0xFF
+                buf[o + 7] = (w >> 8) & 0xFF
+                buf[o + 8] = w & 0xFF
+                o += 9
+                j += 1
+                continue
+        elif j == 2:
+            major = 0x40
+            w = h[_SAMPLES_LEN]
+        elif j == 3:
+            w = h[_ENVELOPE]
+        elif j == 4:
+            w = h[_STATE]
+        elif j == 5:
+            w = h[_FLAGS]
+        elif j == 6:
+            if not has_stim:
+                j += 1
+                continue
+            w = h[_STIM]
+        else:
+            if not has_target:
+                j += 1
+                continue
+            w = h[_TARGET]
+        if key > 0:
+            buf[o] = key
+            o += 1
+        hw = (w >> 16) & 0xFFFF
+        lw = w & 0xFFFF
+        if hw != 0:
+            buf[o] = major | 26
+            buf[o + 1] = hw >> 8
+            buf[o + 2] = hw & 0xFF
+            buf[o + 3] = lw >> 8
+            buf[o + 4] = lw & 0xFF
+            o += 5
+        elif lw >= 0x100:
+            buf[o] = major | 25
+            buf[o + 1] = lw >> 8
+            buf[o + 2] = lw & 0xFF
+            o += 3
+        elif lw >= 24:
+            buf[o] = major | 24
+            buf[o + 1] = lw
+            o += 2
+        else:
+            buf[o] = major | lw
+            o += 1
+        if j == 0:  # after seq: the message type, then the map's head and its first key
+            buf[o] = 0x18
+            buf[o + 1] = _EMG
+            buf[o + 2] = 0xA5 + int(has_stim) + int(has_target)
+            buf[o + 3] = 0
+            o += 4
+        j += 1
+    return o
+
+
+@micropython.viper
+def seal(buf: ptr8, end: int, table: ptr32):  # noqa: F821
+    """CRC-32 (IEEE) of buf[1:end] stored little-endian after it, then COBS over buf[1:end + 4]
+    in place with its code in buf[0], and the delimiter at buf[end + 4]."""
     c = -1
     for i in range(1, end):
-        c = t[(c ^ buf[i]) & 0xFF] ^ ((c >> 8) & 0xFFFFFF)
+        c = table[(c ^ buf[i]) & 0xFF] ^ ((c >> 8) & 0xFFFFFF)
     c = ~c
     buf[end] = c & 0xFF
     buf[end + 1] = (c >> 8) & 0xFF
@@ -43,7 +151,7 @@ def finish(buf: ptr8, end: int):  # noqa: F821 (viper's types)
     buf[end + 3] = (c >> 24) & 0xFF
     end += 4
     buf[end] = 0
-    # COBS in place: each zero becomes the distance to the next (the frame is under 254 bytes)
+    # each zero becomes the distance to the next (the frame is under 254 bytes)
     last = 0
     for i in range(1, end):
         if buf[i] == 0:

@@ -14,6 +14,10 @@ from protocol.errors import BAD_ENVELOPE, HELLO_REQUIRED, ProtocolError
 
 _RX_CHUNK = 128
 _RX_CHUNKS_PER_PASS = 4  # a largest request frame (framing.MAX_ENCODED) per pass
+# One request answered per pass: a host that sends many at once (a flood of
+# PINGs) must not stretch a pass past the output's hold (hal.OUT_HOLD_MIN_MS),
+# nor allocate more in one pass than the heap holds between two collections.
+# What it sent beyond that waits here, then in the USB ring.
 
 
 class Link:
@@ -29,11 +33,12 @@ class Link:
         self.greeted = False  # a HELLO has been answered since boot
         self.version = 0
         self.last_rx_ms = 0
-        self.rx_frames = 0
+        self.rx_frames = 0  # requests received; hal.collect() is told, as each allocates
         self.rx_refused = 0
         self.tx_frames = 0
         self.tx_dropped = 0
         self._started = False
+        self._pending = []  # requests received and not yet answered, oldest first
 
     @property
     def rx_dropped(self):
@@ -44,15 +49,19 @@ class Link:
             # a delimiter first, so whatever the host saw before (a REPL
             # banner) ends as one dropped frame on its side
             self._started = self._hal.link_write(b"\x00")
-        # bounded work per pass: what the host sends beyond it waits in the USB ring
+        # bounded work per pass: read only when every request read before is answered
+        pending = self._pending
         for _ in range(_RX_CHUNKS_PER_PASS):
+            if pending:
+                break
             n = self._hal.link_read(self._rx)
             if n <= 0:
-                return
+                break
             data = self._rx if n == len(self._rx) else self._rx[:n]
-            for payload in self._decoder.feed(data):
-                self.rx_frames += 1
-                self._request(payload, now_ms)
+            pending.extend(self._decoder.feed(data))
+            self.rx_frames += len(pending)
+        if pending:
+            self._request(pending.pop(0), now_ms)
 
     def _request(self, payload, now_ms):
         seq = 0

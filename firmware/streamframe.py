@@ -14,10 +14,13 @@ The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
 
-CRC and COBS run in viper where the port has native emitters
-(firmware/frame_viper.py); elsewhere in plain code (finish_plain), which
-allocates a view and the CRC's integer (32 bits do not fit a small int on a
-32-bit port).
+Where the port has native emitters the CBOR heads are two viper calls
+around one copy of the samples, and CRC plus COBS a third
+(firmware/frame_viper.py; on the RP2040 the third is Thumb assembly,
+firmware/frame_thumb.py): there each bytecode call costs tens of µs, and
+the plain path makes a dozen. Elsewhere the plain code below
+builds it (finish_plain for CRC and COBS), allocating a view and the CRC's
+integer (32 bits do not fit a small int on a 32-bit port).
 """
 
 import binascii
@@ -62,6 +65,9 @@ STATE = 2
 FLAGS = 3
 STIM = 4  # stim_ua; < 0: absent
 TARGET = 5  # target_dv; 0: absent
+_FIRST_LO = 6  # first_index for the viper encoder, low and high 32 bits (frame_viper.py)
+_FIRST_HI = 7
+_SAMPLES_LEN = 8  # the viper encoder's copy of samples_len
 
 
 class EmgFrames:
@@ -77,7 +83,8 @@ class EmgFrames:
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
         self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
-        self.head = array("i", [0] * (TARGET + 1))
+        self.head = array("i", [0] * (_SAMPLES_LEN + 1))
+        self.head[_SAMPLES_LEN] = samples_len
         whole = memoryview(self.buf)
         # one view per frame length, made once: a slice in the loop would allocate
         self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
@@ -86,8 +93,21 @@ class EmgFrames:
     def encode(self, first_index, samples):
         """The frame of first_index, samples and the fields in head (a view into the buffer, valid
         until the next call). Kept to 11 words of state: no frame on MicroPython's heap."""
-        buf = self.buf
         h = self.head
+        if FAST:
+            if first_index <= 0x3FFFFFFF:  # a small int: no big-int arithmetic, nothing allocated
+                h[_FIRST_LO] = first_index
+                h[_FIRST_HI] = 0
+            else:
+                h[_FIRST_LO] = first_index & 0xFFFFFFFF
+                h[_FIRST_HI] = first_index >> 32
+            buf = self.buf
+            o = _fields(buf, h, 0, 0)
+            buf[o : o + self.samples_len] = samples
+            o = _fields(buf, h, o + self.samples_len, 3)
+            _seal(buf, o, _CRC_TABLE)
+            return self._frames[o + _CRC_LEN + 1 - self._least]
+        buf = self.buf
         buf[1] = 0x84
         buf[2] = m.STREAM
         o = _uint(buf, 3, 0, h[SEQ])
@@ -114,7 +134,7 @@ class EmgFrames:
         if h[TARGET] > 0:
             buf[o] = 6
             o = _uint(buf, o + 1, 0, h[TARGET])
-        _finish(buf, o)
+        finish_plain(buf, o)
         return self._frames[o + _CRC_LEN + 1 - self._least]
 
 
@@ -133,9 +153,15 @@ def finish_plain(buf, end):
 
 
 try:
-    from firmware.frame_viper import finish as _finish
+    from firmware.frame_viper import CRC_TABLE as _CRC_TABLE
+    from firmware.frame_viper import fields as _fields
+    from firmware.frame_viper import seal as _seal
 
     FAST = True
 except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
-    _finish = finish_plain
     FAST = False
+if FAST:
+    try:
+        from firmware.frame_thumb import seal as _seal
+    except Exception:  # noqa: BLE001 - only a Thumb port (the RP2040) has the inline assembler
+        pass

@@ -45,7 +45,6 @@ _LINK_TIMEOUT_S = 2.0
 _EMULATED_PROTOCOL = (
     Path(__file__).resolve().parent.parent / "examples" / "protocols" / "stimulation-trial-1min.toml"
 )
-_EMULATED_POLICY_UA = 40000
 CAPABILITIES = ("rig", "fast_time")
 _SIM_TICK_MS = 5  # sim/runner.py TICK_MS: the firmware's loop period in the simulator
 _BOARD_LOOP_MS = 20  # an RP2040 main-loop pass with GC headroom (MICROPYTHON.md)
@@ -67,6 +66,12 @@ def pytest_addoption(parser):
         metavar="FILE",
         help="test-rig description for a board target (e-stop, button, lead-off, power); not implemented yet",
     )
+
+
+def pytest_collection_modifyitems(items):
+    # the interlock tests provision a shared target for stimulation (a device policy, an approved
+    # protocol, which refuses demo sessions): everything else runs before them
+    items.sort(key=lambda item: item.path.name == "test_interlocks.py")
 
 
 def pytest_configure(config):
@@ -98,6 +103,7 @@ class Target:
         self.client = None
         self.rig = None
         self.recorded = False  # its facts are in the traceability record
+        self._stim_provisioned = False
 
     def missing(self, needed):
         """Why a test needing `needed` cannot run here, or None."""
@@ -117,6 +123,23 @@ class Target:
             from tools.emulated_pico.rig import EmulatedRig
 
             self.rig = EmulatedRig(self.emulated)
+        return self.client
+
+    def provision_stimulation(self, protocol, policy_ua):
+        """The emulated board as a clinic leaves it for stimulation (once a run): a device policy
+        and the run's clinician key written in its maintenance boot, the protocol approved with
+        that key; a client on it. Until then the bench is unprovisioned, as the link and session
+        tests need it (hil_tests/test_interlocks.py runs last)."""
+        if not self._stim_provisioned:
+            self._stim_provisioned = True
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+            from tools.emulated_pico.board import approve, provisioning_files
+
+            key = Ed25519PrivateKey.generate()
+            self.release()  # mpremote takes the port
+            self.emulated.write_files(provisioning_files(key.public_key(), policy_ua))
+            approve(self.connect(), protocol, key, self.slowdown)
         return self.client
 
     def release(self):
@@ -146,27 +169,19 @@ def target_spec(request):
     if url != EMULATED:
         yield Target(url, request.config.getoption("--rig"))
         return
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from tools.emulated_pico import image
-    from tools.emulated_pico.board import EmulatedPico, approve, provisioning_files
+    from tools.emulated_pico.board import EmulatedPico
 
-    # the bench comes as a clinic leaves a board: trusting a clinician's key, under a device
-    # policy, with the stimulation trial approved (hil_tests/test_interlocks.py runs it)
-    clinician = Ed25519PrivateKey.generate()
+    # the bench comes unprovisioned, as the link and session tests need it; the interlock tests,
+    # run last, provision it for stimulation (Target.provision_stimulation)
     try:
-        pico = EmulatedPico.start(extra_files=provisioning_files(clinician.public_key(), _EMULATED_POLICY_UA))
+        pico = EmulatedPico.start()
     except image.Unavailable as e:
         pytest.skip(f"the emulated Pico cannot run: {e}")
     with pico:
         if pico.wait_event("usb", 120) is None:
             pytest.fail("the emulated Pico did not enumerate on USB")
-        target = Target(pico.url, request.config.getoption("--rig"), emulated=pico)
-        try:
-            approve(target.connect(), _EMULATED_PROTOCOL, clinician)
-        finally:
-            target.release()
-        yield target
+        yield Target(pico.url, request.config.getoption("--rig"), emulated=pico)
 
 
 def _record(config, target):

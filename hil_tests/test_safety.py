@@ -57,9 +57,10 @@ def test_the_estop_button_latches_and_clear_waits_for_its_release(target, client
 @pytest.mark.req("SAF-BOOT-1", "SAF-ESTOP-1", "LINK-CLIENT-1")
 def test_a_latched_fault_survives_a_power_cycle(target, client):
     assert client.estop().state == "FAULT"
+    before = client.info().uptime_ms
     target.rig.power_cycle()
     info = client.info()  # the device asks for HELLO again; the client greets it and asks once more
-    assert info.ok and info.uptime_ms < 1000
+    assert info.ok and info.uptime_ms < max(1000, before)  # a new boot (a Pico's takes over 1 s)
     assert info.state == "FAULT" and info.fault.name == "HOST_ESTOP" and info.fault.latched
     assert not target.rig.output_on()
     assert client.session_start(demo_s=10).name == "FAULT_LATCHED"

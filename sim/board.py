@@ -206,7 +206,7 @@ class SimBoard(H.Hal):
 
     # -- memory -------------------------------------------------------------------
 
-    def collect(self):
+    def collect(self, requests):
         """Nothing to collect here: a pass-cost profile (sim/passcost.py) models the board's heap."""
 
     # -- watchdog and reset ---------------------------------------------------

@@ -14,7 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("host", "sim", "protocol", "firmware", "qa")
 # These import `machine`/`rp2`: they run only on a board (tests/test_board_pico_logic.py fakes them).
-BOARD_ONLY = {"firmware.board_pico", "firmware.pico_main", "firmware.pico_pio", "firmware.board.main"}
+BOARD_ONLY = {
+    "firmware.board_pico",
+    "firmware.pico_main",
+    "firmware.pico_pio",
+    "firmware.board.main",
+    "firmware.frame_thumb",  # Thumb assembly: only the RP2040 port compiles it
+}
 # Test-only tree parts (and the development tools: vector makers, the emulated Pico) count against
 # the test extra, the rest against the runtime dependencies.
 TEST_TREES = ("tests", "hil_tests", "benchmarks", "qa", "tools")

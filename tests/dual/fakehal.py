@@ -146,7 +146,7 @@ class FakeHal(H.Hal):
     def dummy_load_on(self):
         return self.dummy_on
 
-    def collect(self):
+    def collect(self, requests):
         self.collections += 1
 
     def estop_open(self):
@@ -290,9 +290,14 @@ def run(hal, ctrl, ms, tick=5):
 
 
 def request(hal, ctrl, host, mtype, **fields):
+    """Send a request and run the loop until it is answered (one request a pass), at most 10 passes."""
     seq = host.send(mtype, **fields)
-    run(hal, ctrl, 5)
-    return host.reply(seq)
+    for _ in range(10):
+        run(hal, ctrl, 5)
+        r = host.reply(seq)
+        if r is not None:
+            return r
+    return None
 
 
 def greeted(**kw):

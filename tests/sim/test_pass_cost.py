@@ -2,14 +2,17 @@
 
 Each test reproduces a defect that the atomic 5 ms simulator could not show
 (issue 12): a ramp whose steps leave the 100 µA grid when a pass takes
-10-20 ms, an output hold that lapses under a 20 ms pass or a GC pause, and
-an e-stop that lands between the fault-clear's check and its clear.
+10-20 ms, an output hold that lapses under a 20 ms pass or a GC pause, an
+e-stop that lands between the fault-clear's check and its clear, and a host
+whose burst of requests stretched one pass past the output's hold (found on
+the emulated Pico, where the host's heartbeat PINGs come many to a board
+second because the board runs slower than the host's clock).
 """
 
 import pytest
 from simhost import LinkHost
 
-from protocol import faults
+from protocol import codec, faults, framing
 from protocol import messages as m
 from qa import campaign as C
 from sim import scenario as scn
@@ -170,3 +173,27 @@ def test_a_slow_flash_write_at_the_start_is_not_an_emg_stall(benches):
     b = benches(PassProfile(pass_us=(2000, 3000), flash_us=300_000), 9)
     got = stimulate(b, run_ms=2000)
     assert got == [], [faults.NAMES.get(c, c) for c in got]
+
+
+@pytest.mark.req("SIM-PASS-1", "SAF-ENABLE-1", "LINK-FLOOD-1")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_burst_of_requests_during_stimulation_keeps_the_output_hold(benches, seed):
+    # the board's figures: each answered request costs ~7 ms and 1.1 KB; 12 PINGs at once
+    # (what fits one 128 B read) answered in one pass would take ~80 ms on top of the pass,
+    # and their garbage would run the heap out inside a pass
+    b = benches(PROFILES["emulated-pico"], seed)
+    c = b.connect()
+    since = b.us
+    b.start()
+    assert b.wait_stim(m.STIM_READY, 5000, since_us=since) is not None, b.faults_after(since)
+    assert c.stim_level(5000).ok
+    burst = b"".join(framing.encode(codec.dumps(m.build(m.REQUEST, 0xFE00 + k, m.PING))) for k in range(12))
+    for _ in range(100):  # 3 s: a burst every 30 ms, far more than the link answers
+        c.send_raw(burst)
+        b.run_for(30)
+    got = [code for _t, code in b.faults_after(since)]
+    assert got == [], [faults.NAMES.get(code, code) for code in got]
+    assert list(b.out.lapses) == []
+    assert 5000 in {p.set_ua for p in b.pulses(since)}
+    collections = b.sim.pass_cost.collections
+    assert collections and all(at == "collect" for _t, _pause, at in collections)

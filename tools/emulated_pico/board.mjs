@@ -447,7 +447,14 @@ function setupOutput() {
   out.dacBytes = [];
   out.phase = null;
   out.pumpAlarm = clock.createAlarm(() => {
-    if (outEnable()) out.lapses++;
+    if (outEnable()) {
+      out.lapses++;
+      // what the CPU did since the last keepalive edge: the samples of a running profile
+      if (profiling && !profiling.lapse) {
+        const since = now() - HOLD_NS - 5e6;
+        profiling.lapse = profiling.recent.filter(([t]) => t >= since);
+      }
+    }
     updateSense();
   });
   g[PIN.out_enable].addListener((state, old) => {
@@ -636,6 +643,8 @@ function runSlice() {
         profiling.next = cyc + profiling.every;
         const pc = core.PC >>> 0;
         profiling.hist.set(pc, (profiling.hist.get(pc) || 0) + 1);
+        profiling.recent[profiling.at] = [now(), pc];
+        profiling.at = (profiling.at + 1) % profiling.recent.length;
       }
     }
     if (cyc >= nextPio) stepPio();
@@ -719,13 +728,17 @@ const ops = {
   },
   profile(req) {
     if (req.on) {
-      profiling = { every: req.every || 997, next: cyc, hist: new Map() };
+      // recent: the last samples with their board time, kept for the first lapse of the output hold
+      profiling = { every: req.every || 997, next: cyc, hist: new Map(), recent: new Array(16384).fill([0, 0]), at: 0, lapse: null };
       return {};
     }
     const p = profiling;
     profiling = null;
     if (!p) return { samples: [] };
-    return { samples: [...p.hist.entries()].sort((a, b) => b[1] - a[1]).slice(0, req.top || 200) };
+    return {
+      samples: [...p.hist.entries()].sort((a, b) => b[1] - a[1]).slice(0, req.top || 200),
+      lapse: p.lapse ? p.lapse.sort((a, b) => a[0] - b[0]) : null,
+    };
   },
   keepalive_intervals() {
     const v = out.intervals;

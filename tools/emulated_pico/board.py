@@ -20,6 +20,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -90,21 +91,31 @@ def provisioning_files(public_key, policy_ua):
     }
 
 
-def approve(client, path, private_key):
+def approve(client, path, private_key, slowdown=25.0):
     """Sign the protocol file at path for the board behind client and upload it, as a clinician would.
 
-    The board must trust private_key's public key (provisioning_files at start).
+    The board must trust private_key's public key (provisioning_files at start). The sequence is
+    raised above what the board last stored, so one board takes protocols one after another.
+    slowdown: wall seconds per board second at most; the signature check takes seconds of board
+    time, so the commit's wait is stretched by it (a commit sent again would be a rollback).
     """
     import contextlib
 
     from host import signing, therapy_file
+    from host.requests import ProtocolCommit
     from host.upload import upload
 
     doc, problems = therapy_file.load(path)
     if problems:
         raise ValueError(f"{path} has problems; 'tonus protocol check' lists them")
     doc["device"] = client.hello().unwrap().serial
-    return upload(lambda: contextlib.nullcontext(client), signing.sign_document(doc, private_key))
+    doc["sequence"] = max(doc["sequence"], client.protocol_show().unwrap().max_sequence + 1)
+    kept = client.timeout
+    client.timeout = max(kept, ProtocolCommit.min_timeout * slowdown)
+    try:
+        return upload(lambda: contextlib.nullcontext(client), signing.sign_document(doc, private_key))
+    finally:
+        client.timeout = kept
 
 
 class PatientFeed:
@@ -296,6 +307,35 @@ class EmulatedPico:
         while not self.events.empty():  # what happened before the cut
             self.events.get_nowait()
         self.request("power_cycle")
+
+    def write_files(self, files):
+        """Put {path: bytes} on the board's filesystem as a bench would: a power cycle with START
+        held (the maintenance boot), mpremote, a power cycle into the application. The host's
+        port must be free (one host at a time)."""
+        self.button("start", True)
+        self.power_cycle()
+        if self.wait_event("usb", 120) is None:
+            raise BoardError("the board did not come back in its maintenance boot")
+        self.wait_board_ms(200)
+        script = "import os\n"
+        for path in sorted({p.rsplit("/", 1)[0] for p in files if "/" in p.lstrip("/")}):
+            script += f"try:\n    os.mkdir({path!r})\nexcept OSError:\n    pass\n"
+        for path, data in files.items():
+            script += f"with open({path!r}, 'wb') as f:\n    f.write({bytes(data)!r})\n"
+        mpremote = shutil.which("mpremote", path=str(Path(sys.executable).parent)) or "mpremote"
+        r = subprocess.run(
+            [mpremote, "connect", self.url, "exec", script],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        self.button("start", False)
+        if r.returncode != 0:
+            raise BoardError(f"writing files on the board failed: {r.stderr[-500:]}")
+        self.power_cycle()
+        if self.wait_event("usb", 120) is None:
+            raise BoardError("the board did not come back after its files were written")
 
     def profile(self, on, every=997, top=200):
         """Start sampling the CPU's PC every `every` cycles, or stop and return [(pc, count)]."""
