@@ -9,10 +9,8 @@
 # the modules load raised KeyboardInterrupt there, the boot ended at the REPL,
 # and the REPL took the host's next frames as keystrokes (0x04: a soft reboot,
 # into the same race). pico_main turns it back on for a maintenance boot.
-import micropython
-
-micropython.kbd_intr(-1)
-
+# No name is bound for it: the heap this boot leaves must not change for it.
+__import__("micropython").kbd_intr(-1)
 from firmware.pico_main import main  # noqa: E402
 
 main()
