@@ -50,7 +50,7 @@ def main():
     machine.Pin(PIN_OUT_ENABLE, machine.Pin.OUT, value=0)  # off before anything else, on either path
     # the marker first, so it is consumed even when the button is held too
     if maintenance.take_marker(_Records()) or start_held():
-        micropython.kbd_intr(3)  # Ctrl-C for mpremote, whatever turned it off before the reset
+        micropython.kbd_intr(3)  # Ctrl-C back for mpremote: the board's main.py turned it off first
         return
     # the HAL's large buffers (the DMA ring wants 16 KB in one piece) before the controller's
     # modules fragment the heap: imported first, they left no such run free on the board

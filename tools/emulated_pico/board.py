@@ -337,6 +337,10 @@ class EmulatedPico:
         if self.wait_event("usb", 120) is None:
             raise BoardError("the board did not come back after its files were written")
 
+    def console(self):
+        """The last bytes the board wrote on its USB since its last reset, a host listening or not."""
+        return base64.b64decode(self.request("console")["data"])
+
     def profile(self, on, every=997, top=200):
         """Start sampling the CPU's PC every `every` cycles, or stop and return [(pc, count)]."""
         r = self.request("profile", on=on, every=every, top=top)
