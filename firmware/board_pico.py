@@ -23,24 +23,24 @@ import time
 
 import machine
 import micropython
+from micropython import const
 
 from firmware import board_profile as profile
 from firmware import hal as H
-from firmware.board_profile import PIN_BTN_DOWN, PIN_BTN_START, PIN_BTN_UP, PIN_BUZZER, PIN_ESTOP, PIN_LED
 from firmware.pico_capture import Capture
 from firmware.pico_output import OutputStage
 
 # collect() runs the collector once in this many passes (~1-2 s): ahead of an
 # allocation that would find the heap full in the middle of a pass
-_COLLECT_PASSES = 200
+_COLLECT_PASSES = const(200)
 # ... or once this many link requests came in since the last one: each allocates
 # (decode, answer, framing: a PING 1.1 KB, an INFO 4.8 KB, benchmarks/pico_board.py),
 # a host may send them as fast as the loop answers (one per pass), and ~54 KB are free
-_COLLECT_REQUESTS = 8
+_COLLECT_REQUESTS = const(8)
 
 DATA_DIR = "/data"
 
-_DEBOUNCE_MS = 40
+_DEBOUNCE_MS = const(40)
 _WATCHDOG_CTRL = (
     0x40058000  # RP2040 WATCHDOG.CTRL: bit 30 ENABLE; bits 0-23 TIME, 2 counts per µs (erratum E1)
 )
@@ -72,36 +72,42 @@ class PicoHal(H.Hal):
         self._output = outs = OutputStage(cap)
         # the HAL's calls go straight to the stage that serves them, no call of ours in between:
         # the ring read and the keepalive run every pass, the e-stop's out_enable in a hard IRQ
-        self.emg_index = cap.emg_index  # type: ignore[method-assign]
-        self.emg_read = cap.emg_read  # type: ignore[method-assign]
-        self.emg_status = cap.emg_status  # type: ignore[method-assign]
-        self.out_enable = outs.out_enable  # type: ignore[method-assign]
-        self.out_enabled = outs.out_enabled  # type: ignore[method-assign]
-        self.out_keepalive = outs.out_keepalive  # type: ignore[method-assign]
-        self.stim_configure = outs.stim_configure  # type: ignore[method-assign]
-        self.stim_start = outs.stim_start  # type: ignore[method-assign]
-        self.stim_stop = outs.stim_stop  # type: ignore[method-assign]
-        self.stim_amplitude = outs.stim_amplitude  # type: ignore[method-assign]
-        self.stim_sense = outs.stim_sense  # type: ignore[method-assign]
-        self.dummy_load = outs.dummy_load  # type: ignore[method-assign]
-        self.dummy_load_on = outs.dummy_load_on  # type: ignore[method-assign]
+        for name in ("emg_index", "emg_read", "emg_status"):
+            setattr(self, name, getattr(cap, name))
+        for name in (
+            "out_enable",
+            "out_enabled",
+            "out_keepalive",
+            "stim_configure",
+            "stim_start",
+            "stim_stop",
+            "stim_amplitude",
+            "stim_sense",
+            "dummy_load",
+            "dummy_load_on",
+        ):
+            setattr(self, name, getattr(outs, name))
         self._passes = 0  # collect() calls since the last collection
         self._requests = 0  # link requests received at the last collection
         self.serial = "".join("%02X" % b for b in machine.unique_id())
         reason = machine.mem32[_WATCHDOG_REASON]  # read before a WDT rewrites it
         self._cause = self._classify_reset(machine.reset_cause(), reason)
-        self._estop = machine.Pin(PIN_ESTOP, machine.Pin.IN, machine.Pin.PULL_UP)
+        self._estop = machine.Pin(profile.PIN_ESTOP, machine.Pin.IN, machine.Pin.PULL_UP)
         self._pressed = 0
         self._last_press = time.ticks_ms()
         self._btn_pins = []
-        for pin, bit in ((PIN_BTN_START, H.BTN_START), (PIN_BTN_UP, H.BTN_UP), (PIN_BTN_DOWN, H.BTN_DOWN)):
+        for pin, bit in (
+            (profile.PIN_BTN_START, H.BTN_START),
+            (profile.PIN_BTN_UP, H.BTN_UP),
+            (profile.PIN_BTN_DOWN, H.BTN_DOWN),
+        ):
             p = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
             p.irq(trigger=machine.Pin.IRQ_FALLING, handler=self._button_irq(bit))
             self._btn_pins.append(p)
-        self._led = machine.Pin(PIN_LED, machine.Pin.OUT, value=0)
+        self._led = machine.Pin(profile.PIN_LED, machine.Pin.OUT, value=0)
         self._led_mode = H.LED_OFF
         self._blink = machine.Timer(-1)  # a virtual timer: blinking needs no precision
-        self._buzzer = machine.PWM(machine.Pin(PIN_BUZZER))
+        self._buzzer = machine.PWM(machine.Pin(profile.PIN_BUZZER))
         self._buzzer.duty_u16(0)
         self._wdt = None
         self._t_last = time.ticks_ms()

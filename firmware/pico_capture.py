@@ -11,20 +11,21 @@ from array import array
 import machine
 import rp2
 import uctypes
+from micropython import const
 
 from firmware import ads1292 as ads
+from firmware import board_profile as profile
 from firmware import hal as H
 from firmware import pico_pio as pio
-from firmware.board_profile import PIN_AFE_CS, PIN_AFE_DIN, PIN_AFE_DOUT, PIN_AFE_RESET, PIN_AFE_SCLK
 
-RING_SAMPLES = 2048  # 1.02 s at 2 kHz, as in the simulator (sim/frontend.py)
-_RING_MASK = RING_SAMPLES - 1
-_RING_BYTES = 4 * RING_SAMPLES
-_RING_BITS = 13  # DMA write-address wrap: log2(_RING_BYTES)
-_LAP_MARGIN = 64  # samples the DMA may be writing while a lapped reader restarts
-ARM = (1 << 30) - 1  # DMA transfer count: the largest that reads back as a small int
+RING_SAMPLES = const(2048)  # 1.02 s at 2 kHz, as in the simulator (sim/frontend.py)
+_RING_MASK = const(RING_SAMPLES - 1)
+_RING_BYTES = const(4 * RING_SAMPLES)
+_RING_BITS = const(13)  # DMA write-address wrap: log2(_RING_BYTES)
+_LAP_MARGIN = const(64)  # samples the DMA may be writing while a lapped reader restarts
+ARM = const((1 << 30) - 1)  # DMA transfer count: the largest that reads back as a small int
 _PIO0_RXF0 = 0x50200000 + 0x020  # PIO0's RX FIFO of state machine 0
-_DREQ_PIO0_RX0 = 4
+_DREQ_PIO0_RX0 = const(4)
 
 
 class Capture:
@@ -36,19 +37,19 @@ class Capture:
         self._loff_now = 0
 
     def start(self, afe):
-        reset = machine.Pin(PIN_AFE_RESET, machine.Pin.OUT, value=0)
+        reset = machine.Pin(profile.PIN_AFE_RESET, machine.Pin.OUT, value=0)
         time.sleep_us(10)  # >= 2 tCLK low resets the chip
         reset(1)
         time.sleep_ms(1)  # 18 tCLK before the first command
-        cs = machine.Pin(PIN_AFE_CS, machine.Pin.OUT, value=1)
+        cs = machine.Pin(profile.PIN_AFE_CS, machine.Pin.OUT, value=1)
         spi = machine.SPI(
             0,
             baudrate=1000000,
             polarity=0,
             phase=1,  # mode 1: the chip shifts on SCLK rising, we sample on falling
-            sck=machine.Pin(PIN_AFE_SCLK),
-            mosi=machine.Pin(PIN_AFE_DIN),
-            miso=machine.Pin(PIN_AFE_DOUT),
+            sck=machine.Pin(profile.PIN_AFE_SCLK),
+            mosi=machine.Pin(profile.PIN_AFE_DIN),
+            miso=machine.Pin(profile.PIN_AFE_DOUT),
         )
         chip = ads.Ads1292(spi, cs, time.sleep_us)
         regs = ads.registers(
@@ -56,7 +57,7 @@ class Capture:
         )
         if not chip.start(regs):
             return  # no samples will come: the firmware's stall detection reports it
-        machine.Pin(PIN_AFE_DIN, machine.Pin.OUT, value=0)  # DIN low: no command while frames stream
+        machine.Pin(profile.PIN_AFE_DIN, machine.Pin.OUT, value=0)  # DIN low: no command while frames stream
         self._cal = ads.Calibration(afe["vref_uv"], afe["gain"], afe["cal_gain_ppm"], afe["cal_offset_code"])
         # a naturally aligned ring for the DMA's address wrap: allocate twice its size, use the aligned half
         self._ring = array("I", [0] * (2 * RING_SAMPLES))
@@ -67,8 +68,8 @@ class Capture:
             0,
             pio.afe_capture,
             freq=pio.AFE_FREQ,
-            sideset_base=machine.Pin(PIN_AFE_SCLK),
-            in_base=machine.Pin(PIN_AFE_DOUT),
+            sideset_base=machine.Pin(profile.PIN_AFE_SCLK),
+            in_base=machine.Pin(profile.PIN_AFE_DOUT),
         )
         dma = rp2.DMA()
         self._ctrl = dma.pack_ctrl(

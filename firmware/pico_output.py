@@ -13,33 +13,19 @@ from array import array
 import machine
 import rp2
 import uctypes
+from micropython import const
 
+from firmware import board_profile as profile
 from firmware import hal as H
 from firmware import pico_pio as pio
-from firmware.board_profile import (
-    PIN_DAC_CS,
-    PIN_DAC_RX,
-    PIN_DAC_SCK,
-    PIN_DAC_SDI,
-    PIN_DUMMY_LOAD,
-    PIN_ESTOP,
-    PIN_LEG_A,
-    PIN_OUT_ENABLE,
-    PIN_OUT_KEEPALIVE,
-    PIN_OUT_SENSE,
-    PIN_SENSE_I1,
-    PIN_SENSE_I2,
-    PIN_SENSE_V,
-    PIN_TH_I1,
-)
 from firmware.pico_capture import ARM
 
 _PIO1 = 0x50300000
-_TXF0 = 0x010
-_RXF0 = 0x020
-_IRQ = 0x030  # write 1 to clear a flag
-_IRQ_FORCE = 0x034  # write 1 to set a flag
-_SM0_ADDR = 0x0D4  # the state machine's program counter
+_TXF0 = const(0x010)
+_RXF0 = const(0x020)
+_IRQ = const(0x030)  # write 1 to clear a flag
+_IRQ_FORCE = const(0x034)  # write 1 to set a flag
+_SM0_ADDR = const(0x0D4)  # the state machine's program counter
 # Register addresses, added once: above 2**30 each is a big int, and a sum made in
 # the e-stop's hard IRQ would allocate, raise MemoryError and disable that IRQ for good.
 _PIO1_RXF0 = _PIO1 + _RXF0
@@ -47,24 +33,24 @@ _PIO1_TXF0 = _PIO1 + _TXF0
 _PIO1_IRQ = _PIO1 + _IRQ
 _PIO1_IRQ_FORCE = _PIO1 + _IRQ_FORCE
 _PIO1_SM0_ADDR = _PIO1 + _SM0_ADDR
-_DREQ_PIO1_TX0 = 8
-_DREQ_PIO1_RX0 = 12
+_DREQ_PIO1_TX0 = const(8)
+_DREQ_PIO1_RX0 = const(12)
 _STOP_FLAG = 1 << pio.STOP_IRQ
 _PULSE_BUSY = (4, 24)  # pulse_train instructions from leg A on to leg B off (pico_pio.py)
 _PULSE_MAX_US = 2 * pio.PHASE_MAX_US + pio.GAP_MAX_US + 20
-_PUMP_EDGES = 16  # a charge pump of 47 nF into 100 nF is full after ~8 edge pairs
-_PUMP_US = 20
-_DAC_BITS = 12
-_DAC_CMD = 0x30  # MCP4822 channel A, gain 1x, output on
-_ADC_SHIFT = 4  # read_u16 carries 12 bits
+_PUMP_EDGES = const(16)  # a charge pump of 47 nF into 100 nF is full after ~8 edge pairs
+_PUMP_US = const(20)
+_DAC_BITS = const(12)
+_DAC_CMD = const(0x30)  # MCP4822 channel A, gain 1x, output on
+_ADC_SHIFT = const(4)  # read_u16 carries 12 bits
 
 
 class OutputStage:
     def __init__(self, capture):
-        self._out = machine.Pin(PIN_OUT_ENABLE, machine.Pin.OUT, value=0)
-        self._ka = machine.Pin(PIN_OUT_KEEPALIVE, machine.Pin.OUT, value=0)
-        self._out_sense = machine.Pin(PIN_OUT_SENSE, machine.Pin.IN)
-        self._dummy = machine.Pin(PIN_DUMMY_LOAD, machine.Pin.OUT, value=0)
+        self._out = machine.Pin(profile.PIN_OUT_ENABLE, machine.Pin.OUT, value=0)
+        self._ka = machine.Pin(profile.PIN_OUT_KEEPALIVE, machine.Pin.OUT, value=0)
+        self._out_sense = machine.Pin(profile.PIN_OUT_SENSE, machine.Pin.IN)
+        self._dummy = machine.Pin(profile.PIN_DUMMY_LOAD, machine.Pin.OUT, value=0)
         self._capture = capture  # the EMG sample index a train starts at
         self.hw_max_ua = 0
         self.emg_rate_hz = 2000
@@ -83,30 +69,30 @@ class OutputStage:
         self._dac_fs = out["dac_full_scale_ua"]
         self._sense_ua_fs = out["sense_full_scale_ua"]
         self._sense_mv_fs = out["sense_full_scale_mv"]
-        self._dac_cs = machine.Pin(PIN_DAC_CS, machine.Pin.OUT, value=1)
+        self._dac_cs = machine.Pin(profile.PIN_DAC_CS, machine.Pin.OUT, value=1)
         dac = machine.SPI(
             1,
             baudrate=10000000,
             polarity=0,
             phase=0,
-            sck=machine.Pin(PIN_DAC_SCK),
-            mosi=machine.Pin(PIN_DAC_SDI),
-            miso=machine.Pin(PIN_DAC_RX),
+            sck=machine.Pin(profile.PIN_DAC_SCK),
+            mosi=machine.Pin(profile.PIN_DAC_SDI),
+            miso=machine.Pin(profile.PIN_DAC_RX),
         )
         self._dac_word = bytearray(2)
         self._write_dac(dac, 0)
         self._dac = dac
-        self._adc_i1 = machine.ADC(machine.Pin(PIN_SENSE_I1))
-        self._adc_i2 = machine.ADC(machine.Pin(PIN_SENSE_I2))
-        self._adc_v = machine.ADC(machine.Pin(PIN_SENSE_V))
+        self._adc_i1 = machine.ADC(machine.Pin(profile.PIN_SENSE_I1))
+        self._adc_i2 = machine.ADC(machine.Pin(profile.PIN_SENSE_I2))
+        self._adc_v = machine.ADC(machine.Pin(profile.PIN_SENSE_V))
         machine.mem32[_PIO1_IRQ_FORCE] = _STOP_FLAG  # parked until stim_start
         sm = rp2.StateMachine(
             4,
             pio.pulse_train,
             freq=pio.PULSE_FREQ,
-            sideset_base=machine.Pin(PIN_LEG_A),
-            set_base=machine.Pin(PIN_TH_I1),
-            jmp_pin=machine.Pin(PIN_ESTOP),
+            sideset_base=machine.Pin(profile.PIN_LEG_A),
+            set_base=machine.Pin(profile.PIN_TH_I1),
+            jmp_pin=machine.Pin(profile.PIN_ESTOP),
         )
         sm.exec(pio.LEGS_LOW)
         self._pulse_pc0 = machine.mem32[_PIO1_SM0_ADDR]  # init leaves the PC at the program's start

@@ -640,8 +640,8 @@ def test_profile_pins_are_unique_and_leave_the_pio_groups_consecutive():
 def test_keepalive_toggles_the_pump_only_while_enabled(board):
     po = board.outs
     hal = _hal(board)
-    ka = board.pins[po.PIN_OUT_KEEPALIVE]
-    sense = board.pins[po.PIN_OUT_SENSE]
+    ka = board.pins[board.prof.PIN_OUT_KEEPALIVE]
+    sense = board.pins[board.prof.PIN_OUT_SENSE]
     hal.out_keepalive()
     assert ka.toggles == 0 and not hal.out_enabled()
     hal.out_enable(True)
@@ -664,7 +664,7 @@ def test_keepalive_toggles_the_pump_only_while_enabled(board):
 def test_out_enable_off_stops_the_engine_and_grounds_both_legs(board):
     po = board.outs
     hal = _hal(board)
-    board.pins[po.PIN_OUT_SENSE].level = 1
+    board.pins[board.prof.PIN_OUT_SENSE].level = 1
     hal.out_enable(True)
     hal.stim_configure(35, 250, 50)
     hal.stim_start()
@@ -672,7 +672,7 @@ def test_out_enable_off_stops_the_engine_and_grounds_both_legs(board):
     assert sm.running and hal._output._feed.running
     sm.execs.clear()
     hal.out_enable(False)
-    assert board.pins[po.PIN_OUT_ENABLE].level == 0
+    assert board.pins[board.prof.PIN_OUT_ENABLE].level == 0
     assert not sm.running and not hal._output._feed.running
     assert [board.text(c) for c in sm.execs] == ["set(pins, 0) .side(0)"]
 
@@ -687,7 +687,7 @@ def test_the_estop_irq_writes_registers_at_addresses_made_once(board):
 
     po = board.outs
     hal = _hal(board)
-    board.pins[po.PIN_OUT_SENSE].level = 1
+    board.pins[board.prof.PIN_OUT_SENSE].level = 1
     safety = Safety(hal)
     hal.out_enable(True)
     hal.stim_configure(35, 250, 50)
@@ -709,7 +709,7 @@ def test_the_estop_irq_writes_registers_at_addresses_made_once(board):
         safety.estop_irq()
     finally:
         board.machine.mem32 = mem
-    assert board.pins[po.PIN_OUT_ENABLE].level == 0
+    assert board.pins[board.prof.PIN_OUT_ENABLE].level == 0
     made_once = [v for v in vars(po).values() if isinstance(v, int)]
     assert used and all(any(k is v for v in made_once) for k in used), used
 
