@@ -35,7 +35,7 @@ from firmware.pico_output import OutputStage
 _COLLECT_PASSES = const(200)
 # ... or once this many link requests came in since the last one: each allocates
 # (decode, answer, framing: a PING 1.1 KB, an INFO 4.8 KB, benchmarks/pico_board.py),
-# a host may send them as fast as the loop answers (one per pass), and ~54 KB are free
+# a host may send them as fast as the loop answers (one per pass), and ~53 KB are free
 _COLLECT_REQUESTS = const(8)
 
 DATA_DIR = "/data"

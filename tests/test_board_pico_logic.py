@@ -662,7 +662,6 @@ def test_keepalive_toggles_the_pump_only_while_enabled(board):
 
 @pytest.mark.req("HW-ENABLE-1", "HW-PULSE-1")
 def test_out_enable_off_stops_the_engine_and_grounds_both_legs(board):
-    po = board.outs
     hal = _hal(board)
     board.pins[board.prof.PIN_OUT_SENSE].level = 1
     hal.out_enable(True)
