@@ -2,8 +2,9 @@
 
 `firmware/board_pico.py` implements it with machine/rp2; `sim/board.py`
 implements it with simulated peripherals. Only the Pico's own modules import
-machine or rp2 (board_pico.py; pico_pio.py, the PIO programs it loads;
-pico_main.py, which boots the board), and only board_pico.py imports time;
+machine or rp2 (board_pico.py with its EMG capture pico_capture.py and output
+stage pico_output.py; pico_pio.py, the PIO programs they load; pico_main.py,
+which boots the board), and only those three board modules import time;
 tests/test_layering.py holds the rest of firmware/ to that. The contract is
 what a Pico can honour (shared/MICROPYTHON.md):
 

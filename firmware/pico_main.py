@@ -19,7 +19,8 @@ import os
 import machine
 
 from firmware import maintenance
-from firmware.board_pico import DATA_DIR, PIN_BTN_START, PIN_OUT_ENABLE, PicoHal
+from firmware.board_pico import DATA_DIR, PicoHal
+from firmware.board_profile import PIN_BTN_START, PIN_OUT_ENABLE
 
 _ROOM_BYTES = 16 * 1024
 

@@ -430,19 +430,25 @@ def board(monkeypatch, tmp_path):
     stdio = types.SimpleNamespace(buffer=None)
     monkeypatch.setattr(sys, "stdin", stdio)
     monkeypatch.setattr(sys, "stdout", stdio)
-    saved = {n: sys.modules.pop(n, None) for n in ("firmware.pico_pio", "firmware.board_pico")}
+    mods = ("pico_pio", "board_profile", "pico_capture", "pico_output", "board_pico")
+    saved = {"firmware." + n: sys.modules.pop("firmware." + n, None) for n in mods}
     try:
         b.pio = importlib.import_module("firmware.pico_pio")
+        b.prof = importlib.import_module("firmware.board_profile")
+        b.cap = importlib.import_module("firmware.pico_capture")
+        b.outs = importlib.import_module("firmware.pico_output")
         b.bp = importlib.import_module("firmware.board_pico")
         b.bp.DATA_DIR = str(tmp_path / "data")
-        b.bp.PROFILE_PATH = str(PROFILE)
-        b.bp.time = types.SimpleNamespace(
+        b.prof.PROFILE_PATH = str(PROFILE)
+        # one clock for the HAL and both stages, so a test can turn it
+        b.time = types.SimpleNamespace(
             ticks_ms=lambda: 0,
             ticks_us=lambda: b.us,
             ticks_diff=lambda a, c: a - c,
             sleep_us=lambda n: None,
             sleep_ms=lambda n: None,
         )
+        b.bp.time = b.cap.time = b.outs.time = b.time
         yield b
     finally:
         for n, mod in saved.items():
@@ -455,18 +461,18 @@ def _hal(board, profile=None, tmp_path=None):
     if profile is not None:
         path = tmp_path / "pico.json"
         path.write_text(profile if isinstance(profile, str) else json.dumps(profile))
-        board.bp.PROFILE_PATH = str(path)
+        board.prof.PROFILE_PATH = str(path)
     return board.bp.PicoHal()
 
 
 def _produce(board, hal, codes, loff=0):
     """What the capture PIO + DMA do: one word per sample into the ring, the DMA count going down."""
-    dma = hal._emg_dma
+    dma = hal._capture._dma
     for c in codes:
-        done = board.bp._ARM - dma.count
-        hal._ring[hal._ring_base + ((hal._emg_base + done) & board.bp._RING_MASK)] = (loff << 24) | (
-            c & 0xFFFFFF
-        )
+        done = board.cap.ARM - dma.count
+        hal._capture._ring[hal._capture._ring_base + ((hal._capture._base + done) & board.cap._RING_MASK)] = (
+            loff << 24
+        ) | (c & 0xFFFFFF)
         dma.count -= 1
 
 
@@ -488,21 +494,21 @@ def test_front_end_is_configured_verified_and_streaming(board):
     assert sm.kw["in_base"].id == hal_pin(board, "afe_dout") and sm.kw["sideset_base"].id == hal_pin(
         board, "afe_sclk"
     )
-    dma = hal._emg_dma
+    dma = hal._capture._dma
     cfg = dma.configs[-1]
     assert cfg["ctrl"]["ring_sel"] is True and cfg["ctrl"]["ring_size"] == 13 and cfg["ctrl"]["treq_sel"] == 4
     assert cfg["write"] % 8192 == 0  # the ring is naturally aligned for the hardware wrap
-    assert cfg["write"] == board.addr[id(hal._ring)] + 4 * hal._ring_base
+    assert cfg["write"] == board.addr[id(hal._capture._ring)] + 4 * hal._capture._ring_base
 
 
 def hal_pin(board, name):
-    return board.bp.PINS[name]
+    return board.prof.PINS[name]
 
 
 @pytest.mark.req("HW-AFE-1")
 def test_ring_drains_in_order_with_absolute_indices(board):
     hal = _hal(board)
-    cal = hal._cal
+    cal = hal._capture._cal
     buf = [0] * 50
     assert hal.emg_index() == 0 and hal.emg_read(buf) == 0
     _produce(board, hal, range(-30, 90))
@@ -516,19 +522,19 @@ def test_ring_drains_in_order_with_absolute_indices(board):
 
 @pytest.mark.req("HW-AFE-1")
 def test_ring_wraps_and_a_lapped_reader_reports_overrun(board):
-    bp = board.bp
+    cap = board.cap
     hal = _hal(board)
     buf = [0] * 4096
-    _produce(board, hal, [5] * (bp.RING_SAMPLES - 100))
-    assert hal.emg_read(buf) == bp.RING_SAMPLES - 100
+    _produce(board, hal, [5] * (cap.RING_SAMPLES - 100))
+    assert hal.emg_read(buf) == cap.RING_SAMPLES - 100
     _produce(board, hal, [7] * 1000)  # wraps the ring, no lap
     assert hal.emg_read(buf) == 1000 and set(buf[:1000]) == {buf[0]}
     assert hal.emg_status() & H.EMG_OVERRUN == 0
-    written = bp.RING_SAMPLES - 100 + 1000
-    _produce(board, hal, [9] * (bp.RING_SAMPLES + 500))  # the reader was away too long
-    written += bp.RING_SAMPLES + 500
+    written = cap.RING_SAMPLES - 100 + 1000
+    _produce(board, hal, [9] * (cap.RING_SAMPLES + 500))  # the reader was away too long
+    written += cap.RING_SAMPLES + 500
     idx = hal.emg_index()
-    assert idx == written - bp.RING_SAMPLES + bp._LAP_MARGIN
+    assert idx == written - cap.RING_SAMPLES + cap._LAP_MARGIN
     assert hal.emg_status() & H.EMG_OVERRUN
     assert hal.emg_read(buf) == written - idx
     assert hal.emg_status() & H.EMG_OVERRUN == 0  # reported once
@@ -593,7 +599,7 @@ def test_profile_sets_the_ceilings(board):
 )
 def test_a_missing_or_invalid_profile_fails_safe(board, tmp_path, mutate, reason):
     if mutate is None:
-        board.bp.PROFILE_PATH = str(tmp_path / "absent.json")
+        board.prof.PROFILE_PATH = str(tmp_path / "absent.json")
         hal = board.bp.PicoHal()
     elif isinstance(mutate, str):
         hal = _hal(board, mutate, tmp_path)
@@ -604,7 +610,7 @@ def test_a_missing_or_invalid_profile_fails_safe(board, tmp_path, mutate, reason
     assert not hal.profile_ok and hal.profile_error.startswith(reason)
     assert hal.hw_max_ua == 0 and hal.compliance_mv == 0
     assert board.sms == {} and board.chip.cmds == []  # no analog stage was touched
-    assert board.pins[board.bp.PIN_OUT_ENABLE].level == 0
+    assert board.pins[board.prof.PIN_OUT_ENABLE].level == 0
     with pytest.raises(RuntimeError):
         hal.stim_configure(50, 200, 50)
     with pytest.raises(ValueError, match="amplitude out of range"):
@@ -632,14 +638,14 @@ def test_profile_pins_are_unique_and_leave_the_pio_groups_consecutive():
 
 @pytest.mark.req("HW-ENABLE-1")
 def test_keepalive_toggles_the_pump_only_while_enabled(board):
-    bp = board.bp
+    po = board.outs
     hal = _hal(board)
-    ka = board.pins[bp.PIN_OUT_KEEPALIVE]
-    sense = board.pins[bp.PIN_OUT_SENSE]
+    ka = board.pins[board.prof.PIN_OUT_KEEPALIVE]
+    sense = board.pins[board.prof.PIN_OUT_SENSE]
     hal.out_keepalive()
     assert ka.toggles == 0 and not hal.out_enabled()
     hal.out_enable(True)
-    assert ka.toggles == bp._PUMP_EDGES  # pre-charged at once
+    assert ka.toggles == po._PUMP_EDGES  # pre-charged at once
     sense.level = 1  # the pump holds the stage's enable up
     assert hal.out_enabled()
     for _i in range(5):
@@ -647,27 +653,26 @@ def test_keepalive_toggles_the_pump_only_while_enabled(board):
         hal.out_keepalive()
         assert ka.level != before
     hal.out_enable(True)  # re-asserting pumps nothing
-    assert ka.toggles == bp._PUMP_EDGES + 5
+    assert ka.toggles == po._PUMP_EDGES + 5
     sense.level = 0  # keepalive lapsed: the pump dropped the enable
     assert not hal.out_enabled()
     hal.out_keepalive()
-    assert ka.toggles == bp._PUMP_EDGES + 5  # it stays down until an explicit enable
+    assert ka.toggles == po._PUMP_EDGES + 5  # it stays down until an explicit enable
 
 
 @pytest.mark.req("HW-ENABLE-1", "HW-PULSE-1")
 def test_out_enable_off_stops_the_engine_and_grounds_both_legs(board):
-    bp = board.bp
     hal = _hal(board)
-    board.pins[bp.PIN_OUT_SENSE].level = 1
+    board.pins[board.prof.PIN_OUT_SENSE].level = 1
     hal.out_enable(True)
     hal.stim_configure(35, 250, 50)
     hal.stim_start()
     sm = board.sms[4]
-    assert sm.running and hal._feed.running
+    assert sm.running and hal._output._feed.running
     sm.execs.clear()
     hal.out_enable(False)
-    assert board.pins[bp.PIN_OUT_ENABLE].level == 0
-    assert not sm.running and not hal._feed.running
+    assert board.pins[board.prof.PIN_OUT_ENABLE].level == 0
+    assert not sm.running and not hal._output._feed.running
     assert [board.text(c) for c in sm.execs] == ["set(pins, 0) .side(0)"]
 
 
@@ -679,9 +684,9 @@ def test_the_estop_irq_writes_registers_at_addresses_made_once(board):
     # the module's own objects, not a new one.
     from firmware.safety import Safety
 
-    bp = board.bp
+    po = board.outs
     hal = _hal(board)
-    board.pins[bp.PIN_OUT_SENSE].level = 1
+    board.pins[board.prof.PIN_OUT_SENSE].level = 1
     safety = Safety(hal)
     hal.out_enable(True)
     hal.stim_configure(35, 250, 50)
@@ -703,8 +708,8 @@ def test_the_estop_irq_writes_registers_at_addresses_made_once(board):
         safety.estop_irq()
     finally:
         board.machine.mem32 = mem
-    assert board.pins[bp.PIN_OUT_ENABLE].level == 0
-    made_once = [v for v in vars(bp).values() if isinstance(v, int)]
+    assert board.pins[board.prof.PIN_OUT_ENABLE].level == 0
+    made_once = [v for v in vars(po).values() if isinstance(v, int)]
     assert used and all(any(k is v for v in made_once) for k in used), used
 
 
@@ -716,32 +721,32 @@ def test_pulse_engine_wiring(board):
     hal = _hal(board)
     sm = board.sms[4]
     assert sm.prog is board.pio.pulse_train and sm.kw["freq"] == board.pio.PULSE_FREQ
-    assert sm.kw["sideset_base"].id == board.bp.PIN_LEG_A
-    assert sm.kw["set_base"].id == board.bp.PIN_TH_I1
-    assert sm.kw["jmp_pin"].id == board.bp.PIN_ESTOP
-    assert board.mem[board.bp._PIO1 + board.bp._IRQ_FORCE] == 1 << board.pio.STOP_IRQ  # parked
-    assert hal._desc is not None
+    assert sm.kw["sideset_base"].id == board.prof.PIN_LEG_A
+    assert sm.kw["set_base"].id == board.prof.PIN_TH_I1
+    assert sm.kw["jmp_pin"].id == board.prof.PIN_ESTOP
+    assert board.mem[board.outs._PIO1 + board.outs._IRQ_FORCE] == 1 << board.pio.STOP_IRQ  # parked
+    assert hal._output._desc is not None
 
 
 @pytest.mark.req("HW-PULSE-1")
 def test_start_loads_the_descriptor_and_stop_parks_between_pulses(board):
-    bp, pio = board.bp, board.pio
+    po, pio = board.outs, board.pio
     hal = _hal(board)
     with pytest.raises(RuntimeError):
         hal.stim_start()  # not configured
     hal.stim_configure(100, 50, 0)
-    assert list(hal._desc) == list(pio.pulse_words(100, 50, 0))
+    assert list(hal._output._desc) == list(pio.pulse_words(100, 50, 0))
     sm = board.sms[4]
     sm.rx.extend([0, 0])  # stale pulse marks of an earlier train
-    board.mem[bp._PIO1 + bp._IRQ] = 0
+    board.mem[po._PIO1 + po._IRQ] = 0
     hal.stim_start()
-    assert board.mem[bp._PIO1 + bp._IRQ] == 1 << pio.STOP_IRQ  # the stop flag was cleared
+    assert board.mem[po._PIO1 + po._IRQ] == 1 << pio.STOP_IRQ  # the stop flag was cleared
     assert sm.rx_fifo() == 0 and sm.restarts == 1 and sm.running
     assert [board.text(c) for c in sm.execs[-4:]] == ["pull(noblock) .side(0)"] * 4
-    feed = hal._feed.configs[-1]
-    assert feed["read"] is hal._desc and feed["write"] == bp._PIO1 + bp._TXF0
+    feed = hal._output._feed.configs[-1]
+    assert feed["read"] is hal._output._desc and feed["write"] == po._PIO1 + po._TXF0
     assert feed["ctrl"]["ring_size"] == 3 and feed["ctrl"]["treq_sel"] == 8
-    counter = hal._counter
+    counter = hal._output._counter
     out = [0, 0, 0, 0]
     counter.count -= 7  # seven pulses completed
     board.adc.update({26: 0x8000, 27: 0x7FF0, 28: 0x1000})
@@ -750,9 +755,9 @@ def test_start_loads_the_descriptor_and_stop_parks_between_pulses(board):
     assert out[H.SENSE_UA] == (0x800 * 132000 + 2048) >> 12
     assert out[H.SENSE_UA_2] == (0x7FF * 132000 + 2048) >> 12
     assert out[H.SENSE_MV] == (0x100 * 82500 + 2048) >> 12
-    board.mem[bp._PIO1 + bp._IRQ_FORCE] = 0
+    board.mem[po._PIO1 + po._IRQ_FORCE] = 0
     hal.stim_stop()
-    assert board.mem[bp._PIO1 + bp._IRQ_FORCE] == 1 << pio.STOP_IRQ
+    assert board.mem[po._PIO1 + po._IRQ_FORCE] == 1 << pio.STOP_IRQ
     assert sm.running  # it finishes the pulse in progress by itself
 
 
@@ -775,7 +780,7 @@ def test_invalid_timing_is_refused_even_after_firmware_validation(board, args):
     hal.stim_configure(50, 200, 50)
     with pytest.raises(ValueError, match=r"out of range|must be integers"):
         hal.stim_configure(*args)
-    assert list(hal._desc) == list(board.pio.pulse_words(50, 200, 50))  # the old timing stays
+    assert list(hal._output._desc) == list(board.pio.pulse_words(50, 200, 50))  # the old timing stays
 
 
 @pytest.mark.req("HW-PULSE-1")
@@ -795,20 +800,20 @@ def test_amplitude_goes_to_the_dac_in_100_ua_steps(board):
 
 @pytest.mark.req("HW-PULSE-1")
 def test_start_waits_for_a_pulse_in_progress(board):
-    bp = board.bp
+    po = board.outs
     hal = _hal(board)
     hal.stim_configure(50, 450, 100)
     hal.stim_start()
-    pc_reg = bp._PIO1 + bp._SM0_ADDR
+    pc_reg = po._PIO1 + po._SM0_ADDR
     seen = []
 
     def ticks_us():
         # a leg is on for the first few polls, then the program reaches its rest loop
         seen.append(1)
-        board.mem[pc_reg] = hal._pulse_pc0 + (10 if len(seen) < 5 else 26)
+        board.mem[pc_reg] = hal._output._pulse_pc0 + (10 if len(seen) < 5 else 26)
         return len(seen)
 
-    bp.time.ticks_us = ticks_us
+    board.time.ticks_us = ticks_us
     hal.stim_stop()
     hal.stim_configure(50, 450, 100)
     hal.stim_start()

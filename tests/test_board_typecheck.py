@@ -14,7 +14,15 @@ from tools.mpwasm import ROOT, pins
 
 STUBS = ROOT / ".cache" / "mpstubs"
 # the modules that run only on the board, and what they import from firmware/
-MODULES = ("firmware.board_pico", "firmware.pico_main", "firmware.pico_pio", "firmware.ads1292")
+MODULES = (
+    "firmware.board_pico",
+    "firmware.pico_capture",
+    "firmware.pico_output",
+    "firmware.board_profile",
+    "firmware.pico_main",
+    "firmware.pico_pio",
+    "firmware.ads1292",
+)
 
 
 def _stubs():

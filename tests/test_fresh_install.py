@@ -16,6 +16,8 @@ PACKAGES = ("host", "sim", "protocol", "firmware", "qa")
 # These import `machine`/`rp2`: they run only on a board (tests/test_board_pico_logic.py fakes them).
 BOARD_ONLY = {
     "firmware.board_pico",
+    "firmware.pico_capture",
+    "firmware.pico_output",
     "firmware.pico_main",
     "firmware.pico_pio",
     "firmware.board.main",

@@ -247,8 +247,9 @@ def test_the_front_end_delivers_the_codes_that_were_sent(maintenance_board):
         "from firmware.board_pico import PicoHal\n"
         "h = PicoHal()\n"
         "time.sleep_ms(150)\n"
-        "n = h._written()\n"
-        "w = [h._ring[h._ring_base + ((n - 64 + i) & 2047)] for i in range(64)]\n"
+        "c = h._capture\n"
+        "n = c.written()\n"
+        "w = [c._ring[c._ring_base + ((n - 64 + i) & 2047)] for i in range(64)]\n"
         "print('W', h.afe_ok, ' '.join('%x' % v for v in w))\n"
     )
     out = _mpremote(maintenance_board, "exec", script)

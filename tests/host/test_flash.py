@@ -531,8 +531,6 @@ def pico_main(monkeypatch, tmp_path):
     )
     board = types.ModuleType("firmware.board_pico")
     board.DATA_DIR = str(tmp_path)  # the board's /data
-    board.PIN_BTN_START = 18
-    board.PIN_OUT_ENABLE = 16
     board.PicoHal = None  # each test puts its HAL here
     monkeypatch.setitem(sys.modules, "firmware.board_pico", board)
     monkeypatch.setattr(firmware, "board_pico", board, raising=False)
