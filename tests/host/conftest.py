@@ -1,10 +1,12 @@
-"""Fixtures shared by the host tests: a real browser."""
+"""Fixtures shared by the host tests: a real browser, and one recorded demonstration session."""
 
 import os
 import shutil
 import subprocess
 
 import pytest
+
+from host.cli import main
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,29 @@ def browser(chromium_exe):
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="session")
+def recorded_demo(tmp_path_factory):
+    """A 20 s demonstration session recorded by `session run --record`: (recording, scores file).
+
+    Recorded once for every test that reads one; a test that changes the files copies them first.
+    """
+    d = tmp_path_factory.mktemp("demo")
+    code = main(
+        [
+            "--port",
+            "sim://?seed=0&patient=healthy&speed=0",
+            "--json",
+            "session",
+            "run",
+            "--demo-seconds",
+            "20",
+            "--record",
+            str(d / "s.tonus"),
+            "--out",
+            str(d / "s.json"),
+        ]
+    )
+    assert code == 0
+    return d / "s.tonus", d / "s.json"

@@ -9,7 +9,6 @@ import pytest
 from cliutil import run_cli
 
 from host import recording
-from host.cli import main
 from host.client import Cue, EmgFrame, SessionSummary, StateChanged
 
 SIM = "sim://?seed=0&patient=healthy&speed=0"
@@ -34,26 +33,10 @@ def _info():
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(recorded_demo):
     """A 20 s demonstration session recorded by `session run --record`, and its scores file."""
-    d = tmp_path_factory.mktemp("rec")
-    code = main(
-        [
-            "--port",
-            SIM,
-            "--json",
-            "session",
-            "run",
-            "--demo-seconds",
-            "20",
-            "--record",
-            str(d / "s.tonus"),
-            "--out",
-            str(d / "s.json"),
-        ]
-    )
-    assert code == 0
-    return d / "s.tonus", json.loads((d / "s.json").read_text())
+    path, scores = recorded_demo
+    return path, json.loads(scores.read_text())
 
 
 @pytest.mark.req("UX-RECORD-1")

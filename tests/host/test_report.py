@@ -17,8 +17,6 @@ from host.report import build
 from qa import synthetic
 from tools import chromium as chromium_tool
 
-SIM = "sim://?seed=0&patient=healthy&speed=0"
-
 
 @pytest.fixture(scope="session")
 def chromium(chromium_exe, tmp_path_factory):
@@ -83,29 +81,12 @@ def _glazer_scores():
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def folder(tmp_path_factory, recorded_demo):
     """A clinic folder: a recorded session of protocol relax-a (with its scores file), a Glazer
     assessment's scores, a cut-off recording, and two files that are not what they claim."""
     d = tmp_path_factory.mktemp("journal")
-    raw = d / "raw.tonus"
-    assert (
-        main(
-            [
-                "--port",
-                SIM,
-                "--json",
-                "session",
-                "run",
-                "--demo-seconds",
-                "20",
-                "--record",
-                str(raw),
-                "--out",
-                str(d / "tonus-session-A926-20261121-090000.json"),
-            ]
-        )
-        == 0
-    )
+    raw, scores_file = recorded_demo
+    shutil.copyfile(scores_file, d / "tonus-session-A926-20261121-090000.json")
     # as a device with an approved protocol would have written it
     rec = recording.read(raw)
     # dated like its scores file (the day before the Glazer assessment), never "today"
@@ -119,7 +100,6 @@ def folder(tmp_path_factory):
     )
     body = raw.read_bytes()[len(cbor2.dumps(rec.header)) :]
     (d / "s1.tonus").write_bytes(cbor2.dumps(head) + body)
-    raw.unlink()
     scores = json.loads((d / "tonus-session-A926-20261121-090000.json").read_text())
     scores["protocol"] = "relax-a"
     (d / "tonus-session-A926-20261121-090000.json").write_text(json.dumps(scores))
