@@ -42,6 +42,9 @@ _PUMP_EDGES = const(16)  # a charge pump of 47 nF into 100 nF is full after ~8 e
 _PUMP_US = const(20)
 _DAC_BITS = const(12)
 _DAC_CMD = const(0x30)  # MCP4822 channel A, gain 1x, output on
+# how far from a pulse a DAC write stays: the train's start as timed here runs ahead of its
+# first pulse by the activation call, and the write itself takes its bytecode and 16 SPI clocks
+_DAC_GUARD_US = const(150)
 _ADC_SHIFT = const(4)  # read_u16 carries 12 bits
 
 
@@ -59,6 +62,9 @@ class OutputStage:
         self._dac = None
         self._configured = False
         self._stim_hz = 1
+        self._period_us = 1000000
+        self._busy_us = 0  # from a period's start to the end of its pulse
+        self._anchor_us = time.ticks_us()  # at the start of a recent period of the running train
         self._train_index = 0  # EMG sample index at which the running train started
         self._running = False  # the train runs (or finishes its pulse after a stop)
         self._counting = False  # the pulse counter was armed by stim_start
@@ -159,11 +165,15 @@ class OutputStage:
         w0, w1 = pio.pulse_words(frequency_hz, phase_us, gap_us)  # ValueError outside the limits
         if self._psm is None:
             raise RuntimeError("no pulse engine without a valid board profile")
-        self.stim_stop()
+        if self._running:  # the new timing must not meet a pulse of the old train in flight
+            self._wait_between_pulses()
+            self._halt()
         self._desc[0] = w0
         self._desc[1] = w1
         self._configured = True
         self._stim_hz = frequency_hz
+        self._period_us = (1000000 + frequency_hz // 2) // frequency_hz  # pulse_words' period
+        self._busy_us = 2 * phase_us + max(gap_us, pio.DEAD_US)
 
     def stim_start(self):
         if not self._configured or self._psm is None:
@@ -187,6 +197,7 @@ class OutputStage:
         # both clocks are the crystal's: pulse k starts at this sample + k periods (to a sample)
         capture = self._capture
         self._train_index = capture.written() if capture.running else 0
+        self._anchor_us = time.ticks_us()
         sm.active(1)
 
     def stim_stop(self):
@@ -199,8 +210,37 @@ class OutputStage:
         if not isinstance(ua, int) or not 0 <= ua <= self.hw_max_ua or ua % 100:
             raise ValueError("amplitude out of range or not in 100 µA steps")
         dac = self._dac
-        if dac is not None:
-            self._write_dac(dac, (ua * (1 << _DAC_BITS) + self._dac_fs // 2) // self._dac_fs)
+        if dac is None:
+            return
+        code = (ua * (1 << _DAC_BITS) + self._dac_fs // 2) // self._dac_fs
+        if not self._running:
+            self._write_dac(dac, code)
+            return
+        # The DAC's output follows CS rising at once (LDAC tied low): a write inside a pulse
+        # would give its two phases different currents. The PIO's clock and ticks_us are both
+        # the crystal's, so the train's phase is known to the microsecond: write in the rest,
+        # with interrupts held off from the check to the latch.
+        lo = self._busy_us + _DAC_GUARD_US
+        hi = self._period_us - _DAC_GUARD_US
+        t0 = time.ticks_us()
+        while time.ticks_diff(time.ticks_us(), t0) <= self._period_us:
+            irq = machine.disable_irq()
+            if lo <= self._since_period() <= hi:
+                self._write_dac(dac, code)
+                machine.enable_irq(irq)
+                return
+            machine.enable_irq(irq)
+        raise RuntimeError("no rest between pulses for the DAC")  # a period always has one
+
+    def _since_period(self):
+        """µs since the running train's latest period began; moves the anchor up to it."""
+        d = time.ticks_diff(time.ticks_us(), self._anchor_us)
+        p = self._period_us
+        if d >= p:
+            whole = d - d % p
+            self._anchor_us = time.ticks_add(self._anchor_us, whole)
+            d -= whole
+        return d
 
     def _write_dac(self, dac, code):
         w = self._dac_word
@@ -219,6 +259,8 @@ class OutputStage:
         out[H.SENSE_UA_2] = _scale(self._adc_i2.read_u16(), self._sense_ua_fs)
         out[H.SENSE_MV] = _scale(self._adc_v.read_u16(), self._sense_mv_fs)
         n = out[H.SENSE_PULSES]
+        if self._running:
+            self._since_period()  # called every pass of a train: the anchor never ages past ticks' wrap
         if len(out) > H.SENSE_INDEX:
             # (n - 1) * rate stays a small int for the longest session (3600 s at 100 Hz)
             out[H.SENSE_INDEX] = self._train_index + (n - 1) * self.emg_rate_hz // self._stim_hz if n else 0

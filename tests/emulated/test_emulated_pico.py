@@ -191,18 +191,15 @@ def test_a_stimulation_burst_ramps_from_zero_on_the_grid_and_stops(app_board, ap
     assert amps[0] < LEVEL_UA and amps[-1] == LEVEL_UA  # ramped up from low to the level asked
     assert amps == sorted(amps)  # never a jump down on the way
     assert all(p["set_ua"] % 100 == 0 for p in pulses)  # the HAL's 100 µA grid, check pulses included
-    # 1 kohm load, within compliance: each phase delivers the amplitude set
+    # 1 kohm load, within compliance: each phase delivers the amplitude set, the DAC never
+    # taking a ramp step inside a pulse
     unequal = [p for p in pulses if not p["ua1"] == p["set_ua"] == p["ua2"]]
+    assert not unequal, unequal
+    dac = app_board.state()["out"]
+    assert dac["dac_latches"] >= len(set(amps)) and dac["dac_in_pulse"] == 0, dac
     assert not app_board.state()["out"]["live"]
     app_board.wait_board_ms(200)
     assert len(app_board.request("pulses")["pulses"]) == len(pulses)  # stopped: no pulse since
-    one_step = [p for p in unequal if abs(p["ua2"] - p["ua1"]) == 100 and p["set_ua"] in (p["ua1"], p["ua2"])]
-    if unequal and one_step == unequal:
-        # open (issue 12, docs/emulated-pico.md): the DAC takes a ramp step while a pulse is in
-        # flight now and then, so that pulse's phases are one 100 µA step apart; anything else
-        # (both phases off the set amplitude, a larger step) fails the test
-        pytest.xfail(f"the open mid-pulse ramp step: {unequal}")
-    assert not unequal, unequal
 
 
 @pytest.mark.req("HIL-EMU-3", "LINK-MSG-6")
@@ -268,6 +265,33 @@ def test_the_front_end_delivers_the_codes_that_were_sent(maintenance_board):
     assert len(got) == 64 and len(set(got.tolist())) > 32  # a signal, not a constant
     at = [i for i in range(len(sent) - 63) if np.array_equal(sent[i : i + 64], got)]
     assert len(at) == 1, "the ring holds words that were not sent in this order"
+
+
+@pytest.mark.req("SAF-PULSE-2", "SAF-CHARGE-1")
+def test_amplitude_changes_at_any_moment_reach_the_dac_between_pulses(maintenance_board):
+    """Steps commanded at uneven moments into a 100 Hz train of the widest pulses never latch inside one."""
+    script = (
+        "import time\n"
+        "from firmware.board_pico import PicoHal\n"
+        "h = PicoHal()\n"
+        "h.stim_configure(100, 450, 100)\n"  # a pulse takes 1 ms of each 10 ms period
+        "h.stim_amplitude(1000)\n"
+        "h.stim_start()\n"
+        "x = 7\n"
+        "for i in range(120):\n"
+        "    x = (x * 75 + 74) % 65537\n"  # uneven waits, 0-6.6 ms, that no period divides
+        "    time.sleep_us(x // 10)\n"
+        "    h.stim_amplitude(1100 if i % 2 == 0 else 1000)\n"
+        "h.stim_stop()\n"
+        "print('DONE')\n"
+    )
+    before = maintenance_board.state()["out"]
+    assert "DONE" in _mpremote(maintenance_board, "exec", script)
+    after = maintenance_board.state()["out"]
+    assert after["dac_latches"] - before["dac_latches"] >= 121
+    assert after["pulses"] - before["pulses"] >= 30  # the train ran through the steps
+    inside = after["dac_in_pulse"] - before["dac_in_pulse"]
+    assert inside == 0, f"{inside} of the steps latched inside a pulse"
 
 
 # stream frames the RP2040 seals: (seq, first_index, envelope, state, flags, stim_ua (< 0: none),

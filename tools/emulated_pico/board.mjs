@@ -416,6 +416,8 @@ const out = {
   pumpUntil: 0, // charge pump holds the enable until then (board ns)
   dac: 0,
   dacBytes: [],
+  dacLatches: 0, // DAC writes that took effect
+  dacInPulse: 0, // of them, inside a pulse (its two phases then differ)
   pulses: 0,
   lastPulse: null,
   history: [], // the latest pulses that reached the load, oldest first
@@ -486,7 +488,11 @@ function setupOutput() {
     if (state === 1) {
       const [hi, lo] = out.dacBytes;
       // MCP4822: bit 15 channel B, bit 12 output on; latched on CS rising (LDAC low)
-      if (out.dacBytes.length === 2 && !(hi & 0x80)) out.dac = hi & 0x10 ? ((hi & 0x0f) << 8) | lo : 0;
+      if (out.dacBytes.length === 2 && !(hi & 0x80)) {
+        out.dac = hi & 0x10 ? ((hi & 0x0f) << 8) | lo : 0;
+        out.dacLatches++;
+        if (out.phase) out.dacInPulse++;
+      }
       out.dacBytes = [];
     }
   });
@@ -695,6 +701,8 @@ function state() {
       sense: chip.gpio[PIN.out_sense].inputValue,
       live: outLive(),
       dac_ua: dacUa(),
+      dac_latches: out.dacLatches,
+      dac_in_pulse: out.dacInPulse,
       pulses: out.pulses,
       last_pulse: out.lastPulse,
       lapses: out.lapses,
