@@ -59,6 +59,13 @@ class EmulatedRig:
             pytest.skip(f"the emulated Pico's rig cannot {name}: {LACKS[name]}")
         raise AttributeError(name)
 
+    def restore(self):
+        """The bench as the next test must find it: e-stop closed, buttons up, the electrodes in place."""
+        self._pico.release_estop()
+        for _, name in _BUTTONS:
+            self._pico.button(name, False)
+        self._pico.set_load(self._load_ohms)
+
     def output_on(self):
         """The output stage delivering: static enable, charge pump held, e-stop closed."""
         return self._pico.state()["out"]["live"]
