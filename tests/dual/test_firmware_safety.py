@@ -174,6 +174,45 @@ def test_memory_error_latches_memory_fault():
     assert ctrl.safety.fault == faults.MEMORY
 
 
+@req("SAF-EXC-2")
+def test_a_memory_fault_says_where_until_it_is_cleared():
+    hal, ctrl, host = greeted()
+
+    def starved(buf):
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+
+    read = hal.emg_read
+    hal.emg_read = starved
+    run(hal, ctrl, 5)
+    hal.emg_read = read
+    where = ctrl.records.crash.where()
+    assert where.startswith("MemoryError: memory allocation failed, allocating 4096 bytes < ")
+    assert where.split(" < ")[1].endswith(" starved")  # the innermost frame first: module:line function
+    assert "emg:" in where.split(" < ")[2]  # then the one that called it
+    info = m.named(m.RESPONSE, m.INFO, request(hal, ctrl, host, m.INFO)[3])
+    assert info["fault"][m.FAULT_CODE] == faults.MEMORY and info["fault"][m.FAULT_WHERE] == where
+    ctrl2 = booted(files=hal.files)[1]  # the FAULT record keeps it
+    assert ctrl2.safety.fault == faults.MEMORY and ctrl2.records.crash.where() == where
+    request(hal, ctrl, host, m.FAULT_CLEAR)
+    assert ctrl.safety.fault == 0 and ctrl.records.crash.where() == ""
+    info = m.named(m.RESPONSE, m.INFO, request(hal, ctrl, host, m.INFO)[3])
+    assert info["fault"] is None
+
+
+@req("SAF-EXC-2")
+def test_only_the_exception_that_latched_is_kept():
+    hal, ctrl = booted()
+
+    def broken(buf):
+        raise ValueError("front end returned garbage")
+
+    hal.emg_read = broken
+    run(hal, ctrl, 20)  # raised in every pass
+    assert ctrl.safety.fault == faults.EXCEPTION
+    where = ctrl.records.crash.where()
+    assert where.startswith("ValueError: front end returned garbage < ") and " broken" in where
+
+
 @req("SAF-OWNER-1")
 def test_enter_safe_state_is_idempotent_and_allocation_free():
     hal, ctrl = booted()
