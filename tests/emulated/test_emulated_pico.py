@@ -99,7 +99,7 @@ def _start_session(app, app_board):
         if started.name == "FAULT_LATCHED" and info.fault is not None and info.fault.name == "MEMORY":
             # open (issue 12, docs/emulated-pico.md): after a protocol is approved, a MemoryError
             # latches now and then on a loaded machine; any other refusal fails the test
-            pytest.xfail("the open MEMORY latch after a protocol's approval")
+            pytest.xfail("the open MEMORY latch after a protocol's approval, raised at: " + info.fault.where)
         raise AssertionError((started, info, app_board.state()))
 
 
