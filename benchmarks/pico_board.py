@@ -67,8 +67,9 @@ dt = array('i', [0] * N)
 da = array('i', [0] * N)
 gc.collect()
 free_before = gc.mem_free()
-# as firmware/pico_main.py boots: the HAL's 16 KiB DMA ring before the controller's modules,
-# and a free run taken before them and given back after boot
+# as firmware/pico_main.py boots: a low free run before any module, the HAL's DMA ring before
+# the controller's modules, and a free run taken before them; both given back after boot
+low_room = bytearray(2048)
 from firmware.board_pico import PicoHal
 hal = PicoHal()
 room = bytearray(16 * 1024)
@@ -102,6 +103,7 @@ hal.collect = timed_collect
 ctrl = Controller(hal)
 ctrl.boot()
 del room
+del low_room
 gc.collect()
 print('FIG free_heap_after_boot_B', gc.mem_free())
 print('FIG heap_taken_by_firmware_B', free_before - gc.mem_free())
