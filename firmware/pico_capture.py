@@ -25,7 +25,7 @@ _RING_BYTES = const(4 * RING_SAMPLES)
 _RING_BITS = const(13)  # DMA write-address wrap: log2(_RING_BYTES)
 _LAP_MARGIN = const(64)  # samples the DMA may be writing while a lapped reader restarts
 ARM = const((1 << 30) - 1)  # DMA transfer count: the largest that reads back as a small int
-_PIO0_RXF0 = 0x50200000 + 0x020  # PIO0's RX FIFO of state machine 0
+_PIO0_RXF0 = const(0x50200000 + 0x020)  # PIO0's RX FIFO of state machine 0
 _DREQ_PIO0_RX0 = const(4)
 
 

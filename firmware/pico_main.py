@@ -15,7 +15,7 @@ micropython.alloc_emergency_exception_buf(100)
 
 # A free run low in the heap for the call frames of the loop, taken before any module of
 # ours loads and given back after boot (see main())
-_LOW_ROOM = [bytearray(2048)]
+_LOW_ROOM = [bytearray(4096)]
 
 import gc
 import os
