@@ -20,7 +20,9 @@ except AttributeError:  # CPython (the simulator): the same text from traceback
 
 
 _SIZE = 384  # a dozen frames; a deeper stack grows the buffer, if the heap lets it
-WHERE_MAX = 140  # characters a report carries: the exception and the innermost frames
+# characters a report carries: INFO with the widest protocol summary and all else at its
+# largest must still fit one frame (tests/dual/test_firmware_trust.py)
+WHERE_MAX = 60
 
 
 def _buffer():
@@ -59,11 +61,13 @@ class CrashSite:
         self._restored = ""
 
     def where(self):
-        """'MemoryError: ... < file:line function < ...' innermost frame first, or '' if none was kept."""
+        """'MemoryError at file:line function < its caller < ...: message', at most WHERE_MAX
+        characters (innermost frame first: what is cut is the outer frames and the message), or ''."""
         if not self._kept:
             return self._restored
         lines = self._buf.getvalue().split("\n")
-        out = []
+        frames = []
+        exc = ""
         for line in lines:
             frame = line.strip()
             if frame.startswith('File "'):
@@ -75,12 +79,9 @@ class CrashSite:
                 rest = parts[2].split(",")
                 num = rest[1].split()[-1] if len(rest) > 1 else "?"
                 fn = rest[2].split()[-1] if len(rest) > 2 else "?"
-                out.append("%s:%s %s" % (name, num, fn))
-        # the last line not indented is the exception itself
-        exc = ""
-        for line in lines:
-            if line and line[0] not in " \t" and not line.startswith("Traceback"):
-                exc = line
-        out.append(exc)
-        out.reverse()
-        return " < ".join(out)[:WHERE_MAX]
+                frames.append("%s:%s %s" % (name, num, fn))
+            elif line and line[0] not in " \t" and not line.startswith("Traceback"):
+                exc = line  # the last line not indented is the exception itself
+        frames.reverse()
+        kind, _, message = exc.partition(":")
+        return (kind + " at " + " < ".join(frames) + (":" + message if message else ""))[:WHERE_MAX]
