@@ -19,7 +19,7 @@ except AttributeError:  # CPython (the simulator): the same text from traceback
         traceback.print_exception(type(e), e, e.__traceback__, file=out)
 
 
-_SIZE = 384  # a dozen frames; a deeper stack grows the buffer, if the heap lets it
+_SIZE = 384  # about seven frames; a deeper stack grows the buffer, if the heap lets it
 # characters a report carries: INFO with the widest protocol summary and all else at its
 # largest must still fit one frame (tests/dual/test_firmware_trust.py)
 WHERE_MAX = 60

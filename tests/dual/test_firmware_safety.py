@@ -296,3 +296,31 @@ def test_the_dummy_load_output_needs_the_relay_switched_and_nothing_latched():
     hal.estop = False
     s.enter_safe_state(faults.OVERCURRENT)
     assert not s.request_dummy_output() and not hal.enabled
+
+
+@req("SAF-EXC-2")
+def test_catching_where_allocates_nothing_on_micropython():
+    if not MICROPYTHON:
+        skip("CPython allocates for every int; the MicroPython legs check with heap_lock")
+    import micropython
+
+    from firmware.crash_site import CrashSite
+
+    site = CrashSite()
+
+    def starved():
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+
+    try:
+        starved()
+    except MemoryError as e:
+        micropython.heap_lock()  # as the heap may be when the loop's handler runs
+        try:
+            site.catch(e)
+        finally:
+            micropython.heap_unlock()
+    # written whole: "MemoryError" comes from the traceback's last line
+    where = site.where()
+    assert where.startswith("MemoryError at test_firmware_safety:") and where.split(" < ")[0].endswith(
+        " starved"
+    )
