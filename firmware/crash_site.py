@@ -27,7 +27,7 @@ WHERE_MAX = 60
 
 def _buffer():
     try:
-        return io.StringIO(_SIZE)  # MicroPython: preallocated
+        return io.StringIO(_SIZE)  # type: ignore[arg-type]  # MicroPython's takes a size: preallocated
     except TypeError:  # CPython's takes an initial value only
         return io.StringIO()
 
