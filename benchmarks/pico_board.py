@@ -67,8 +67,9 @@ dt = array('i', [0] * N)
 da = array('i', [0] * N)
 gc.collect()
 free_before = gc.mem_free()
-# as firmware/pico_main.py boots: the HAL's 16 KiB DMA ring before the controller's modules,
-# and a free run taken before them and given back after boot
+# as firmware/pico_main.py boots: a low free run before any module, the HAL's DMA ring before
+# the controller's modules, and a free run taken before them; both given back after boot
+low_room = bytearray(4096)
 from firmware.board_pico import PicoHal
 hal = PicoHal()
 room = bytearray(16 * 1024)
@@ -102,6 +103,7 @@ hal.collect = timed_collect
 ctrl = Controller(hal)
 ctrl.boot()
 del room
+del low_room
 gc.collect()
 print('FIG free_heap_after_boot_B', gc.mem_free())
 print('FIG heap_taken_by_firmware_B', free_before - gc.mem_free())
@@ -193,11 +195,12 @@ for r in range(5):
 print('GC_US', ' '.join(str(v) for v in gcp))
 # EMG kernels on one block, per sample (imported only now: the firmware's heap came first)
 from firmware import emg_dsp
+from firmware.emg_plain import run_plain  # on a board with viper only this loads it
 from protocol import cose
 x = array('i', [((i * 7919) %% 4001 - 2000) * 50 + 150000 for i in range(200)])
 co = emg_dsp.coefficients(2000, 50)
 out = bytearray(800)
-kernels = [('plain', emg_dsp.run_plain)]
+kernels = [('plain', run_plain)]
 if emg_dsp.FAST:
     from firmware.emg_viper import run as viper_run
     kernels.append(('viper', viper_run))

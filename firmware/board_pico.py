@@ -41,11 +41,12 @@ _COLLECT_REQUESTS = const(8)
 DATA_DIR = "/data"
 
 _DEBOUNCE_MS = const(40)
-_WATCHDOG_CTRL = (
-    0x40058000  # RP2040 WATCHDOG.CTRL: bit 30 ENABLE; bits 0-23 TIME, 2 counts per µs (erratum E1)
-)
-_WDT_ENABLE = 1 << 30
-_WATCHDOG_REASON = 0x40058008  # RP2040 WATCHDOG.REASON: bit 0 TIMER, bit 1 FORCE
+# const(): no global and no big int of each in the heap (the values are 2**30 and above)
+_WATCHDOG_CTRL = const(
+    0x40058000
+)  # RP2040 WATCHDOG.CTRL: bit 30 ENABLE; bits 0-23 TIME, 2 counts per µs (E1)
+_WDT_ENABLE = const(1 << 30)
+_WATCHDOG_REASON = const(0x40058008)  # RP2040 WATCHDOG.REASON: bit 0 TIMER, bit 1 FORCE
 _BLINK_MS = {
     H.LED_IDLE: 1000,
     H.LED_PAUSED: 300,

@@ -82,6 +82,7 @@ class Controller:
         if rec is not None:
             if isinstance(rec, dict) and rec.get(0) in faults.NAMES:
                 self.safety.restore(rec[0], rec.get(1, 0), rec.get(2, 1))
+                self.records.crash.restore(rec.get(3))
                 self.session.restore_fault()
             else:
                 self.safety.enter_safe_state(faults.STORAGE)
@@ -141,10 +142,12 @@ class Controller:
             self.safety.keepalive()
             self.hal.collect(self.link.rx_frames)
             self.safety.keepalive()
-        except MemoryError:
+        except MemoryError as e:
             self.safety.enter_safe_state(faults.MEMORY)
-        except Exception:  # noqa: BLE001 - any task failing ends in the safe state
+            self.records.crash.catch(e)
+        except Exception as e:  # noqa: BLE001 - any task failing ends in the safe state
             self.safety.enter_safe_state(faults.EXCEPTION)
+            self.records.crash.catch(e)
         if checked == _ALL_CHECKED_IN:
             self.hal.wdt_feed()
 

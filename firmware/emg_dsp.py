@@ -41,7 +41,6 @@ trusted update.
 
 from array import array
 
-from firmware.emg_plain import run_plain
 from protocol.intmath import isqrt
 from protocol.messages import FLAG_ARTEFACT, FLAG_GAP, FLAG_LEAD_OFF, FLAG_SATURATED
 
@@ -160,12 +159,21 @@ def coefficients(rate_hz, mains_hz):
     return out
 
 
+def run_plain(st, co, x, start, end, out):
+    """firmware/emg_plain.py's kernel, loaded at its first use: where viper runs it is only the
+    reference, and its bytecode (1.6 KB on the RP2040) would sit in the heap for nothing."""
+    from firmware.emg_plain import run_plain as run
+
+    return run(st, co, x, start, end, out)
+
+
 try:
     from firmware.emg_viper import run as _run
 
     FAST = True
 except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper
-    _run = run_plain
+    from firmware.emg_plain import run_plain as _run
+
     FAST = False
 
 

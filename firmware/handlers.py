@@ -96,6 +96,9 @@ class Handlers:
                 m.FAULT_TIME_MS: s.fault_ms,
                 m.FAULT_COUNT: s.fault_count,
             }
+            where = c.records.crash.where()
+            if where:
+                fault[m.FAULT_WHERE] = where
         ses = c.session
         session = None
         if ses.duration_ms:

@@ -5,6 +5,7 @@ loop drains it through PicoHal, which binds emg_index/emg_read/emg_status
 straight to this object's methods.
 """
 
+import gc
 import time
 from array import array
 
@@ -24,8 +25,46 @@ _RING_BYTES = const(4 * RING_SAMPLES)
 _RING_BITS = const(13)  # DMA write-address wrap: log2(_RING_BYTES)
 _LAP_MARGIN = const(64)  # samples the DMA may be writing while a lapped reader restarts
 ARM = const((1 << 30) - 1)  # DMA transfer count: the largest that reads back as a small int
-_PIO0_RXF0 = 0x50200000 + 0x020  # PIO0's RX FIFO of state machine 0
+_PIO0_RXF0 = const(0x50200000 + 0x020)  # PIO0's RX FIFO of state machine 0
 _DREQ_PIO0_RX0 = const(4)
+
+
+def _aligned_ring():
+    """Words for a ring of RING_SAMPLES whose first sits on a multiple of the ring's size (the DMA's
+    address wrap wants it), and the index of that first word.
+
+    Made behind a pad that reaches the next boundary, the ring costs its own size: the heap puts
+    a large block at the first free run long enough, so a pad as long as the address missed it
+    by moves the ring onto the boundary. Where the heap places it otherwise, the ring takes
+    twice its size and starts at the aligned word inside. Its collections free the garbage the
+    HAL's imports left low in the heap, for the controller's modules to fill: pico_main's low
+    room keeps a free run there for the loop's call frames.
+    """
+    lead = 0
+    for _ in range(3):
+        gc.collect()
+        ring, miss = _ring_behind(lead)
+        if ring is not None:
+            gc.collect()  # the pad and the zeros
+            return ring, 0
+        lead = (lead + miss) & (_RING_BYTES - 1)
+    gc.collect()
+    ring = array("I", bytearray(2 * _RING_BYTES))
+    return ring, ((-uctypes.addressof(ring)) & (_RING_BYTES - 1)) // 4
+
+
+def _ring_behind(lead):
+    """(the ring, 0) when made behind a pad lead bytes longer than a ring it starts on a boundary,
+    else (None, the bytes by which it missed the next one).
+
+    A call of its own: the collector scans a frame's stale stack slots, and a missed ring, the
+    pad and the zeros must not outlive it, or the next try would not start where this one did.
+    """
+    pad = bytearray(_RING_BYTES + lead)  # long: it goes to the free run, not to a hole before it
+    ring = array("I", bytearray(_RING_BYTES))
+    del pad
+    miss = (-uctypes.addressof(ring)) & (_RING_BYTES - 1)
+    return (None, miss) if miss else (ring, 0)
 
 
 class Capture:
@@ -59,11 +98,8 @@ class Capture:
             return  # no samples will come: the firmware's stall detection reports it
         machine.Pin(profile.PIN_AFE_DIN, machine.Pin.OUT, value=0)  # DIN low: no command while frames stream
         self._cal = ads.Calibration(afe["vref_uv"], afe["gain"], afe["cal_gain_ppm"], afe["cal_offset_code"])
-        # a naturally aligned ring for the DMA's address wrap: allocate twice its size, use the aligned half
-        self._ring = array("I", [0] * (2 * RING_SAMPLES))
-        addr = uctypes.addressof(self._ring)
-        self._ring_base = ((-addr) & (_RING_BYTES - 1)) // 4
-        self._ring_addr = addr + 4 * self._ring_base
+        self._ring, self._ring_base = _aligned_ring()
+        self._ring_addr = uctypes.addressof(self._ring) + 4 * self._ring_base
         sm = rp2.StateMachine(
             0,
             pio.afe_capture,

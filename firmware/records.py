@@ -7,6 +7,7 @@ runs while flash is written); a failed write ends in the safe state.
 """
 
 from firmware import hal as H
+from firmware.crash_site import CrashSite
 from firmware.phase_score import KIND_CODES
 from firmware.storage import FAULT_RECORD
 from protocol import faults
@@ -28,6 +29,7 @@ class Records:
         self._start_ms = 0
         self._faults = []  # the faults of the session under way, at most MAX_LOGGED_FAULTS
         self._fault_saved = -1  # fault_ms of the FAULT record on flash, -1: none written this boot
+        self.crash = CrashSite()  # where the exception behind an EXCEPTION or MEMORY fault was raised
 
     # -- sessions ---------------------------------------------------------
 
@@ -136,8 +138,12 @@ class Records:
         # e-stops cost no flash (the count in RAM still grows)
         if self._fault_saved == s.fault_ms:
             return
+        rec = {0: s.fault, 1: s.fault_ms, 2: s.fault_count}
+        where = self.crash.where()
+        if where:
+            rec[3] = where
         try:
-            self._store.save(FAULT_RECORD, {0: s.fault, 1: s.fault_ms, 2: s.fault_count})
+            self._store.save(FAULT_RECORD, rec)
             self._fault_saved = s.fault_ms
         except OSError:
             s.enter_safe_state(faults.STORAGE)
@@ -147,3 +153,4 @@ class Records:
         """The latch is about to be cleared: the record goes first (a flash write, interrupts wait)."""
         self._store.remove(FAULT_RECORD)
         self._fault_saved = -1
+        self.crash.clear()

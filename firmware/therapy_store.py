@@ -48,6 +48,36 @@ AUDIT_KEYS_CHANGED = 4  # code = number of trusted keys now
 AUDIT_WITHDRAWN = 5
 
 
+# the verifier's modules: ~16 KB of bytecode and tables on the RP2040
+_VERIFIER = ("protocol.cose", "protocol.ed25519", "protocol.sha512")
+
+
+def _verify(signed, keys, checkpoint):
+    """cose.verify_sign1 with the verifier loaded for this call only.
+
+    Imported here and dropped after: left loaded after an approval, the
+    pure-Python Ed25519 code held 16 KB of a heap that sessions need more
+    (on the emulated Pico the session after an approval met a MemoryError).
+    Loading it again on the next upload is small beside the seconds its verify takes.
+    """
+    import sys
+
+    import protocol
+
+    loaded = [name for name in _VERIFIER if name in sys.modules]
+    from protocol import cose
+
+    try:
+        return cose.verify_sign1(signed, keys, checkpoint=checkpoint)
+    finally:
+        for name in _VERIFIER:
+            if name not in loaded and name in sys.modules:
+                del sys.modules[name]
+                attr = name.split(".")[1]
+                if hasattr(protocol, attr):
+                    delattr(protocol, attr)  # the package holds its submodules too
+
+
 class TherapyStore:
     def __init__(self, store):
         self._store = store
@@ -184,11 +214,7 @@ class TherapyStore:
         try:
             if hashlib.sha256(signed).digest() != self._up_digest:
                 raise ProtocolError(UPLOAD_HASH, "the file changed in transit")
-            # imported here: the pure-Python Ed25519 code is large, and RAM
-            # during sessions matters more than a few ms on an upload
-            from protocol import cose
-
-            kid, payload = cose.verify_sign1(signed, self.keys, checkpoint=checkpoint)
+            kid, payload = _verify(signed, self.keys, checkpoint)
             doc = codec.loads(payload)
             problems = therapy.validate(doc, limits)
             if problems:

@@ -115,6 +115,7 @@ class FaultInfo:
     latched: bool
     time_ms: int
     count: int
+    where: str = ""  # where the exception behind an EXCEPTION or MEMORY fault was raised
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ class Info(Reply):
                 bool(f.get(m.FAULT_LATCHED)),
                 f.get(m.FAULT_TIME_MS, 0),
                 f.get(m.FAULT_COUNT, 0),
+                f.get(m.FAULT_WHERE, ""),
             )
         lim = b["limits"]
         s = b["session"]

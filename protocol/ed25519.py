@@ -34,6 +34,8 @@ their count, with the operands' size, sets the time.
 Nothing here is constant time; verification handles only public data.
 """
 
+from array import array
+
 from protocol.errors import BAD_KEY_ENCODING, ProtocolError
 from protocol.sha512 import SHA512
 
@@ -136,7 +138,9 @@ def _digits(n):
     the scalar's bytes.
     """
     b = n.to_bytes(34, "little")  # two spare zero bytes for the last window
-    out = [0] * 256
+    # signed bytes, not a list: a verify holds three of these, and on a fragmented RP2040 heap
+    # a 1 KB run for each (a list's four bytes an entry) was what the allocator failed to find
+    out = array("b", bytes(256))
     carry = 0
     i = 0
     while i < 256:

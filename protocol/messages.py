@@ -261,6 +261,7 @@ FAULT_CODE = 0
 FAULT_LATCHED = 1
 FAULT_TIME_MS = 2
 FAULT_COUNT = 3  # faults since the last clear
+FAULT_WHERE = 4  # text: where the exception behind an EXCEPTION or MEMORY fault was raised
 
 # field types
 U8 = 0

@@ -24,6 +24,8 @@ def describe(i, version):
         fault = "{} ({:d}){} at {:d} ms, {:d} since the last clear".format(
             f.name, f.code, ", latched," if f.latched else "", f.time_ms, f.count
         )
+        if f.where:
+            fault += "; raised at " + f.where
     session = "none"
     if i.session:
         s = i.session

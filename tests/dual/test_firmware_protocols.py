@@ -53,6 +53,31 @@ def test_a_signed_protocol_is_verified_stored_and_shown():
     assert THERAPY_RECORD in hal.files
 
 
+@req("PROT-VERIFY-2")
+def test_the_verifier_is_loaded_for_the_verify_only():
+    import sys
+
+    import protocol
+
+    names = ("protocol.cose", "protocol.ed25519", "protocol.sha512")
+    kept = {n: sys.modules.pop(n) for n in names if n in sys.modules}  # as on a board after boot
+    saved = {n: getattr(protocol, n.split(".")[1]) for n in names if hasattr(protocol, n.split(".")[1])}
+    for n in saved:
+        delattr(protocol, n.split(".")[1])
+    try:
+        hal, ctrl, host = greeted(files=provisioned())
+        for name in ("v1", "tampered"):  # accepted or refused, the verifier goes
+            upload(hal, ctrl, host, cose(name))
+            assert [n for n in names if n in sys.modules or hasattr(protocol, n.split(".")[1])] == []
+        assert shown(hal, ctrl, host)[0][m.PINFO_SEQUENCE] == 1
+        assert upload(hal, ctrl, host, cose("v2"))[0] == m.RESPONSE  # loaded again when needed
+    finally:
+        for n, mod in kept.items():
+            sys.modules[n] = mod
+        for n, mod in saved.items():
+            setattr(protocol, n.split(".")[1], mod)
+
+
 @req("PROT-VERIFY-1", "PROT-ROLLBACK-1")
 def test_every_refusal_keeps_the_previous_protocol():
     hal, ctrl, host = greeted(files=provisioned())

@@ -4,6 +4,7 @@ from dualtest import MICROPYTHON, req, skip
 from fakehal import FakeHal, booted, greeted, request, run
 from firmware import hal as H
 from firmware.controller import Controller
+from firmware.crash_site import WHERE_MAX
 from firmware.safety import Safety
 from firmware.storage import FAULT_RECORD
 from protocol import errors, faults
@@ -174,6 +175,47 @@ def test_memory_error_latches_memory_fault():
     assert ctrl.safety.fault == faults.MEMORY
 
 
+@req("SAF-EXC-2")
+def test_a_memory_fault_says_where_until_it_is_cleared():
+    hal, ctrl, host = greeted()
+
+    def starved(buf):
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+
+    read = hal.emg_read
+    hal.emg_read = starved
+    run(hal, ctrl, 5)
+    hal.emg_read = read
+    where = ctrl.records.crash.where()
+    # the exception, then the innermost frame (module:line function), then its callers
+    assert where.startswith("MemoryError at test_firmware_safety:") and len(where) <= WHERE_MAX
+    assert where.split(" < ")[0].endswith(" starved")
+    info = m.named(m.RESPONSE, m.INFO, request(hal, ctrl, host, m.INFO)[3])
+    assert info["fault"][m.FAULT_CODE] == faults.MEMORY and info["fault"][m.FAULT_WHERE] == where
+    ctrl2 = booted(files=hal.files)[1]  # the FAULT record keeps it
+    assert ctrl2.safety.fault == faults.MEMORY and ctrl2.records.crash.where() == where
+    request(hal, ctrl, host, m.FAULT_CLEAR)
+    assert ctrl.safety.fault == 0 and ctrl.records.crash.where() == ""
+    info = m.named(m.RESPONSE, m.INFO, request(hal, ctrl, host, m.INFO)[3])
+    assert info["fault"] is None
+
+
+@req("SAF-EXC-2")
+def test_only_the_exception_that_latched_is_kept():
+    hal, ctrl = booted()
+
+    def broken(buf):
+        raise ValueError("front end returned garbage")
+
+    hal.emg_read = broken
+    run(hal, ctrl, 20)  # raised in every pass
+    assert ctrl.safety.fault == faults.EXCEPTION
+    where = ctrl.records.crash.where()
+    assert where.startswith("ValueError at test_firmware_safety:") and where.split(" < ")[0].endswith(
+        " broken"
+    )
+
+
 @req("SAF-OWNER-1")
 def test_enter_safe_state_is_idempotent_and_allocation_free():
     hal, ctrl = booted()
@@ -254,3 +296,31 @@ def test_the_dummy_load_output_needs_the_relay_switched_and_nothing_latched():
     hal.estop = False
     s.enter_safe_state(faults.OVERCURRENT)
     assert not s.request_dummy_output() and not hal.enabled
+
+
+@req("SAF-EXC-2")
+def test_catching_where_allocates_nothing_on_micropython():
+    if not MICROPYTHON:
+        skip("CPython allocates for every int; the MicroPython legs check with heap_lock")
+    import micropython
+
+    from firmware.crash_site import CrashSite
+
+    site = CrashSite()
+
+    def starved():
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+
+    try:
+        starved()
+    except MemoryError as e:
+        micropython.heap_lock()  # as the heap may be when the loop's handler runs
+        try:
+            site.catch(e)
+        finally:
+            micropython.heap_unlock()
+    # written whole: "MemoryError" comes from the traceback's last line
+    where = site.where()
+    assert where.startswith("MemoryError at test_firmware_safety:") and where.split(" < ")[0].endswith(
+        " starved"
+    )

@@ -67,6 +67,7 @@ def test_every_reply_about_the_widest_protocol_fits_one_frame():
     # the worst of everything else INFO reports
     s = ctrl.safety
     s.fault, s.fault_ms, s.fault_count = 255, 0xFFFFFFFF, 0xFFFF
+    ctrl.records.crash.restore("x" * 1000)  # where the exception was raised, as long as it is kept
     ses = ctrl.session
     ses.duration_ms = ses.elapsed_ms = ses.paused_ms = 0xFFFFFFFF
     ses.phase, ses.cue, ses.heartbeat_ms = 15, 255, 0xFFFF

@@ -92,15 +92,10 @@ def maintenance_board():
 
 
 def _start_session(app, app_board):
-    """Start a session; the one defect still open here is told apart from any other refusal."""
+    """Start a session; a refusal fails with the board's INFO (a fault from an exception says where)."""
     started = app.session_start()
     if not started.ok:
-        info = app.info().unwrap()
-        if started.name == "FAULT_LATCHED" and info.fault is not None and info.fault.name == "MEMORY":
-            # open (issue 12, docs/emulated-pico.md): after a protocol is approved, a MemoryError
-            # latches now and then on a loaded machine; any other refusal fails the test
-            pytest.xfail("the open MEMORY latch after a protocol's approval")
-        raise AssertionError((started, info, app_board.state()))
+        raise AssertionError((started, app.info().unwrap(), app_board.state()))
 
 
 def _tool(name):

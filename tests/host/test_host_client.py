@@ -65,7 +65,15 @@ def test_info_is_typed_with_named_fields(client):
     assert i.session.cue == "REST" and i.session.host_driven is True and i.session.duration_ms == 60000
     assert i.link.rx_dropped == 1 and i.link.tx_frames == 5
     j = i.to_json()
-    assert j["fault"] == {"name": "HOST_ESTOP", "code": 2, "latched": True, "time_ms": 1500, "count": 1}
+    # where: only a fault from an exception says where it was raised
+    assert j["fault"] == {
+        "name": "HOST_ESTOP",
+        "code": 2,
+        "latched": True,
+        "time_ms": 1500,
+        "count": 1,
+        "where": "",
+    }
     assert j["limits"]["max_session_s"] == 3600 and j["protocol"] is None
 
 

@@ -352,7 +352,7 @@ def test_a_button_started_session_does_not_depend_on_the_link(bench):
 # -- the firmware itself -----------------------------------------------------------------------
 
 
-@pytest.mark.req("SAF-EXC-1", "SAF-LOG-1", "SIM-HAL-2")
+@pytest.mark.req("SAF-EXC-1", "SAF-EXC-2", "SAF-LOG-1", "SIM-HAL-2")
 @pytest.mark.parametrize("method", ["emg_read", "stim_sense", "link_read", "buttons"])
 @pytest.mark.parametrize("error, code", [("runtime", faults.EXCEPTION), ("memory", faults.MEMORY)])
 def test_an_exception_in_the_main_loop_ends_in_the_safe_state(bench, method, error, code):
@@ -366,6 +366,12 @@ def test_an_exception_in_the_main_loop_ends_in_the_safe_state(bench, method, err
     assert b.sim.crash is None  # caught by the controller, not a crash
     assert not b.pulses(off + 1)
     assert fault_record(b)[0] == code
+    # the host is told where it was raised (SAF-EXC-2), and so is whoever reads the record after a reset
+    where = b.connect().info().fault.where
+    assert (
+        where.startswith({"runtime": "RuntimeError", "memory": "MemoryError"}[error] + " at ")
+        and fault_record(b)[3] == where
+    )
 
 
 @pytest.mark.req("SAF-ENABLE-1", "SAF-WDT-1", "SAF-BOOT-1", "SIM-SCN-1")
