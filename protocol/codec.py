@@ -160,6 +160,11 @@ def dumps(obj):
     return bytes(out)
 
 
+def dump_into(out, obj):
+    """Append the encoding of `obj` to the bytearray `out` (dumps without its copy)."""
+    _enc(out, obj, 1)
+
+
 # -- decoding ---------------------------------------------------------------
 
 

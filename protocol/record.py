@@ -11,8 +11,11 @@ from protocol.errors import BAD_CRC, ProtocolError
 
 
 def pack(obj):
-    body = codec.dumps(obj)
-    return body + (binascii.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
+    """The record as one bytearray: a device's fragmented heap must find one free run for it, not three."""
+    out = bytearray()
+    codec.dump_into(out, obj)
+    out.extend((binascii.crc32(out) & 0xFFFFFFFF).to_bytes(4, "little"))
+    return out
 
 
 def unpack(blob):

@@ -1,11 +1,26 @@
 """The budget, the compliance log and the audit survive power cuts and hostile hosts. Both runtimes."""
 
-from dualtest import req
+import binascii
+
+from dualtest import raises, req
 from fakehal import greeted, request, run
 from firmware.storage import AUDIT_RECORD
-from protocol import errors, record
+from protocol import codec, errors, record
 from protocol import messages as m
 from test_firmware_protocols import cose, provisioned, upload
+
+
+@req("REC-ATOMIC-1")
+def test_a_record_is_its_cbor_then_its_crc_and_a_damaged_one_is_refused():
+    rec = {"cose": bytes(range(256)) * 3, "used": 7, "open": None, "keys": b"\x01" * 32}
+    blob = record.pack(rec)
+    body = codec.dumps(rec)
+    assert bytes(blob) == body + (binascii.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
+    assert record.unpack(bytes(blob)) == rec
+    for i in (0, len(body) // 2, len(blob) - 1):
+        damaged = bytearray(blob)
+        damaged[i] ^= 0x10
+        raises(errors.BAD_CRC, record.unpack, bytes(damaged))
 
 
 def _practised(files):
