@@ -7,7 +7,7 @@ and counted. Writes never block (hal.link_write returns False instead), so a
 host that stops reading costs dropped frames, not a stalled device.
 """
 
-from firmware.streamframe import SEQ, EmgFrames
+from firmware.streamframe import EmgFrames
 from protocol import codec, framing
 from protocol import messages as m
 from protocol.errors import BAD_ENVELOPE, HELLO_REQUIRED, ProtocolError
@@ -29,7 +29,7 @@ class Link:
         self._decoder = framing.Decoder()
         self._emg = EmgFrames(emg_samples_len)  # stream frames go out of one reused buffer
         self.emg_head = self._emg.head  # the caller sets a frame's fields here (streamframe.py)
-        self._seq = [0] * (m.STREAM + 1)  # per-kind counters for events and streams
+        self._seq = [0] * (m.STREAM + 1)  # per-kind counters (the stream's is its encoder's)
         self.greeted = False  # a HELLO has been answered since boot
         self.version = 0
         self.last_rx_ms = 0
@@ -105,13 +105,10 @@ class Link:
         return self._send(m.build(kind, seq, mtype, **fields))
 
     def push_emg(self, first_index, samples):
-        """An EMG stream frame, its other fields already in emg_head (firmware/streamframe.py);
-        allocation-free, and only to a greeted host."""
+        """An EMG stream frame, its other fields already in emg_head (firmware/streamframe.py;
+        the encoder numbers the frames); allocation-free, and only to a greeted host."""
         if not self.greeted:
             return False
-        seq = self._seq[m.STREAM]
-        self._seq[m.STREAM] = (seq + 1) % m.SEQ_MODULO
-        self.emg_head[SEQ] = seq
         if self._hal.link_write(self._emg.encode(first_index, samples)):
             self.tx_frames += 1
             return True
