@@ -201,30 +201,38 @@ class Controller:
             and self.emg.trustworthy(now - self.session.in_state_ms(now))
         )
 
+    # Every pass: kept to 11 words of state (arguments, locals, stack), as a larger call's frame
+    # goes on MicroPython's heap; what happens now and then is in calls of its own.
     def _tick_session(self, now):
         cue = self.session.tick(now, self._checks_ok(now))
         if cue >= 0:
-            self.bio.segment(self.session.phase, cue)
-            self._phase_changed(now)
-            self._announce_cue(cue, self.session.phase_left_ms(now), now)
+            self._cue_due(cue, now)
         st = self.stim
         if self.session.state == m.RUNNING:
             st.tick(now, self.bio.last_dv, self.bio.last_trusted)
         # EMG recorded during stimulation: each pulse's artefact is blanked (firmware/emg.py)
         self.emg.blank(st.phase["frequency_hz"] if st.state != m.STIM_OFF and st.cmd_ua else 0)
+        if self.bio.advice_pending:
+            self._advise(now)
+
+    def _cue_due(self, cue, now):
+        self.bio.segment(self.session.phase, cue)
+        self._phase_changed(now)
+        self._announce_cue(cue, self.session.phase_left_ms(now), now)
+
+    def _advise(self, now):
         advice = self.bio.advice_pending
-        if advice:
-            self.bio.advice_pending = 0
-            self.log.add(now, EventLog.ADVICE, advice, 0)
-            self.link.push(
-                m.EVENT,
-                m.ADVICE,
-                reason=advice,
-                time_ms=now,
-                rest_dv=self.bio.trend_dv(),
-                reference_dv=self.bio.reference_dv(),
-            )
-            self.patient.advice(now)
+        self.bio.advice_pending = 0
+        self.log.add(now, EventLog.ADVICE, advice, 0)
+        self.link.push(
+            m.EVENT,
+            m.ADVICE,
+            reason=advice,
+            time_ms=now,
+            rest_dv=self.bio.trend_dv(),
+            reference_dv=self.bio.reference_dv(),
+        )
+        self.patient.advice(now)
 
     def _phase_changed(self, now):
         doc = self.therapy.doc

@@ -197,58 +197,65 @@ class EmgInput:
         most MAX_BLOCKS_PER_PASS blocks a pass; the ring holds the rest, and
         a late pass is caught up over the next few.
         """
-        hal = self._hal
-        got = False
         for _ in range(MAX_BLOCKS_PER_PASS):
-            idx = hal.emg_index()
-            if idx != self._first + self._fill:
-                # the ring overran or the front end restarted: start afresh
-                self.flags |= FLAG_GAP
-                self._first = idx
-                self._fill = 0
-                self.chain.restart()
-                self.guard.restart()
-            want = FRAME_SAMPLES - self._fill
-            n = hal.emg_read(self._views[self._fill])
-            if n > 0:
-                got = True
-                self._fill += n
-                self.total += n
-                if self._fill == FRAME_SAMPLES:
-                    self._finish(emit)
-                    self.block_ms = now_ms
-            if n < want:
-                break
-        if got:
+            if not self._read(now_ms, emit):
+                return
+
+    # pump() and _finish() are split in calls of at most 11 words of state (arguments, locals,
+    # stack): MicroPython puts a larger call's frame on the heap, a search of it every call
+
+    def _read(self, now_ms, emit):
+        """One read into the block; True if it filled what the block lacked (more may wait)."""
+        idx = self._hal.emg_index()
+        if idx != self._first + self._fill:
+            # the ring overran or the front end restarted: start afresh
+            self.flags |= FLAG_GAP
+            self._first = idx
+            self._fill = 0
+            self.chain.restart()
+            self.guard.restart()
+        want = FRAME_SAMPLES - self._fill
+        n = self._hal.emg_read(self._views[self._fill])
+        if n > 0:
             self.last_data_ms = now_ms
+            self._fill += n
+            self.total += n
+            if self._fill == FRAME_SAMPLES:
+                self._finish(emit)
+                self.block_ms = now_ms
+        return n >= want
 
     def _finish(self, emit):
-        hal = self._hal
-        status = hal.emg_status()
-        bl = self.blanker
+        status = self._hal.emg_status()
+        if self.blanker.active():
+            status = self._blank(status)
         block = self._block
-        blanked = 0
-        if bl.active():
-            s = self._sense
-            hal.stim_sense(s)
-            blanked = bl.apply(block, self._first, FRAME_SAMPLES, s[H.SENSE_INDEX], s[H.SENSE_PULSES])
-            if blanked and status & H.EMG_SATURATED and not bl.railed_outside(block, FRAME_SAMPLES):
-                status &= ~H.EMG_SATURATED  # only the artefact railed, inside its windows
-        bl.held = block[FRAME_SAMPLES - 1]
+        self.blanker.held = block[FRAME_SAMPLES - 1]
         self.status = status
         # EMG_LEAD_OFF and EMG_SATURATED are the same bits as FLAG_LEAD_OFF, FLAG_SATURATED
         flags = self.flags | (status & (H.EMG_LEAD_OFF | H.EMG_SATURATED))
-        if blanked:
-            flags |= FLAG_BLANKED
         flags |= self.guard.check(block, FRAME_SAMPLES)
         if status & H.EMG_OVERRUN:
             flags |= FLAG_GAP
-        chain = self.chain
+        self._out(flags, emit)
+
+    def _blank(self, status):
+        """The pulses' artefact held; status without EMG_SATURATED where only the artefact railed."""
+        s = self._sense
+        self._hal.stim_sense(s)
+        if self.blanker.apply(self._block, self._first, FRAME_SAMPLES, s[H.SENSE_INDEX], s[H.SENSE_PULSES]):
+            self.flags |= FLAG_BLANKED
+            if status & H.EMG_SATURATED and not self.blanker.railed_outside(self._block, FRAME_SAMPLES):
+                status &= ~H.EMG_SATURATED  # only the artefact railed, inside its windows
+        return status
+
+    def _out(self, flags, emit):
+        """The block through the chain, then out as a frame."""
         # an index jump restarted the chain before this block: no second restart after it
-        chain.process(
-            block, FRAME_SAMPLES, self.payload, flags & ~FLAG_GAP if self.flags & FLAG_GAP else flags
+        self.chain.process(
+            self._block, FRAME_SAMPLES, self.payload, flags & ~FLAG_GAP if self.flags & FLAG_GAP else flags
         )
-        emit(self._first, self.payload, flags | (chain.block_flags & (FLAG_SATURATED | FLAG_ARTEFACT)))
+        emit(self._first, self.payload, flags | (self.chain.block_flags & (FLAG_SATURATED | FLAG_ARTEFACT)))
         self._first += FRAME_SAMPLES
         self._fill = 0
         self.flags = 0

@@ -51,17 +51,25 @@ class Link:
             self._started = self._hal.link_write(b"\x00")
         # bounded work per pass: read only when every request read before is answered
         pending = self._pending
-        for _ in range(_RX_CHUNKS_PER_PASS):
-            if pending:
-                break
-            n = self._hal.link_read(self._rx)
-            if n <= 0:
-                break
-            data = self._rx if n == len(self._rx) else self._rx[:n]
-            pending.extend(self._decoder.feed(data))
-            self.rx_frames += len(pending)
+        if not pending:
+            self._read()
         if pending:
             self._request(pending.pop(0), now_ms)
+
+    # poll(), _read() and _feed() are apart because a call whose state exceeds 11 words (arguments,
+    # locals and stack) puts its frame on MicroPython's heap: a search of the heap every pass
+    def _read(self):
+        for _ in range(_RX_CHUNKS_PER_PASS):
+            n = self._hal.link_read(self._rx)
+            if n <= 0 or self._feed(n):
+                return
+
+    def _feed(self, n):
+        """Decode the n bytes read; True once a request is pending."""
+        pending = self._pending
+        pending.extend(self._decoder.feed(self._rx if n == len(self._rx) else self._rx[:n]))
+        self.rx_frames += len(pending)
+        return len(pending) > 0
 
     def _request(self, payload, now_ms):
         seq = 0
