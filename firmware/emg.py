@@ -27,11 +27,27 @@ from firmware.emg_artefact import ArtefactGuard
 from firmware.emg_dsp import BLOCK, Chain
 from protocol.messages import FLAG_ARTEFACT, FLAG_BLANKED, FLAG_GAP, FLAG_SATURATED
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
 FRAME_SAMPLES = BLOCK
 STALL_MS = 200
 MAX_BLOCKS_PER_PASS = 4  # 100 ms of samples at 2 kHz; the ring holds 1 s
 BLANK_BEFORE_US = 500  # a predicted start may be a sample late: hold the sample before it too
 BLANK_AFTER_US = 4000  # the longest pulse (2 x 450 + 100 µs), then ~3 ms of input recovery
+# Blanker.apply()'s state: the block's first sample and its end, the train's last sensed pulse,
+# the next pulse's number, the block's samples behind the last window, the samples held
+_FIRST = const(0)
+_END = const(1)
+_LAST = const(2)
+_M = const(3)
+_DONE = const(4)
+_HELD = const(5)
 
 
 class Blanker:
@@ -62,6 +78,7 @@ class Blanker:
         self._f = 0  # frequency of the last train while its pulses may lie ahead of the chain
         self._before = 0
         self._after = 0
+        self._w = [0] * 6  # apply()'s state (_FIRST.._HELD); a list: sample indices outgrow 32 bits
 
     def configure(self, hz, before_us, after_us):
         if hz < 0 or before_us < 0 or after_us < 0:
@@ -85,51 +102,60 @@ class Blanker:
         The train's count-th pulse began at sample last. Returns how many
         samples were held; peak is the largest |x| replaced.
         """
-        f = self._f
         self.peak = 0
-        if not f or count <= 0:
+        if not self._f or count <= 0:
             if not self.hz:
                 self._f = 0
             return 0
-        r = self.rate_hz
-        after = self._after
-        end = first + n
+        w = self._w
+        w[_FIRST] = first
+        w[_END] = first + n
+        w[_LAST] = last
         # one pulse earlier than the first whose window can reach the block, but not before the train began
-        m = (first - after - last) * f // r - 1
-        if m < 1 - count:
-            m = 1 - count
-        held = 0
-        peak = 0
-        done = 0
-        v = self.held
-        while self.hz or m <= 0:
-            p = last + (2 * m * r + f) // (2 * f)
-            m += 1
-            a = p - self._before
-            if a >= end:
-                break
-            b = p + after + 1
-            if b > end:
-                b = end
-            a = a - first if a > first + done else done
-            b -= first
-            if b <= a:
-                continue
-            if a:
-                v = x[a - 1]
-            for i in range(a, b):
-                s = x[i]
-                if s < 0:
-                    s = -s
-                if s > peak:
-                    peak = s
-                x[i] = v
-            held += b - a
-            done = b
-        if not self.hz and end > last + after:
+        w[_M] = (first - self._after - last) * self._f // self.rate_hz - 1
+        if w[_M] < 1 - count:
+            w[_M] = 1 - count
+        w[_DONE] = 0
+        w[_HELD] = 0
+        while self._window(x):
+            pass
+        if not self.hz and first + n > last + self._after:
             self._f = 0  # the last known pulse is behind us: nothing more to blank
-        self.peak = peak
-        return held
+        return w[_HELD]
+
+    # apply() in three calls, its state in _w: on MicroPython a call whose arguments, locals and
+    # stack exceed 11 words takes its frame from the heap, a search of it every block
+
+    def _window(self, x):
+        """Hold the next pulse's window; False once no window is left in the block."""
+        w = self._w
+        if not self.hz and w[_M] > 0:
+            return False
+        p = w[_LAST] + (2 * w[_M] * self.rate_hz + self._f) // (2 * self._f)
+        w[_M] += 1
+        a = p - self._before
+        if a >= w[_END]:
+            return False
+        b = p + self._after + 1
+        if b > w[_END]:
+            b = w[_END]
+        a = a - w[_FIRST] if a > w[_FIRST] + w[_DONE] else w[_DONE]
+        b -= w[_FIRST]
+        if b > a:
+            self._hold(x, a, b)
+            w[_HELD] += b - a
+            w[_DONE] = b
+        return True
+
+    def _hold(self, x, a, b):
+        # the last clean value: the sample before the window, or the last one of the block before
+        v = x[a - 1] if a else self.held
+        for i in range(a, b):
+            if x[i] > self.peak:
+                self.peak = x[i]
+            elif -x[i] > self.peak:
+                self.peak = -x[i]
+            x[i] = v
 
     def railed_outside(self, x, n):
         """After apply: does a sample outside the windows come as near the rail as the ones held (15/16)?"""
