@@ -115,8 +115,9 @@ task_us = array('i', [0] * len(TASKS))
 def timed1(k, fn):
     def w(a):
         t = ticks_us()
-        fn(a)
+        r = fn(a)
         task_us[k] += diff(ticks_us(), t)
+        return r
     return w
 ctrl.poll_safety = timed1(0, ctrl.poll_safety)
 ctrl.link.poll = timed1(1, ctrl.link.poll)

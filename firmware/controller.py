@@ -65,6 +65,7 @@ class Controller:
         self.handlers = Handlers(self)
         self.link = Link(hal, self.handlers.table(), self.log, len(self.emg.payload))
         self._emit = self._emit_block  # made once: a bound-method lookup in the loop allocates
+        self._emg_waited = False  # the last pass answered a request and left the EMG for this one
         self.streaming = False
         self.last_summary = None  # scores of the last session practised
 
@@ -114,39 +115,56 @@ class Controller:
         hal.wdt_start(WDT_TIMEOUT_MS)
 
     def step(self):
-        checked = 0
+        # the pass's tasks in a call of their own: this one, with its try, stays within the 11 words
+        # of state MicroPython keeps on the C stack (a larger call's frame goes on the heap)
         try:
-            now = self.hal.now_ms()
-            self.poll_safety(now)
-            checked |= 1
-            self.link.poll(now)
-            # a request answered takes up to tens of ms on a board: the output's hold
-            # bridges each task of the pass, not the sum of them
-            self.safety.keepalive()
-            checked |= 2
-            self.emg.pump(now, self._emit)
-            # judged after draining: a long pass (a flash erase) delays the pump, not the ring
-            if self.session.active() and self.emg.stalled(now):
-                self.safety.enter_safe_state(faults.EMG_STALLED)
-                self.report_fault(self.safety.take_unreported(), now)  # ends the session before its tick
-            checked |= 4
-            self._tick_session(now)
-            self.selftest.step(now)
-            checked |= 8
-            self.patient.poll(now)
-            self.maintenance.poll(now)
-            checked |= 16
-            # the one point of the pass for the collector: between two keepalives,
-            # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
-            self.safety.keepalive()
-            self.hal.collect(self.link.rx_frames)
-            self.safety.keepalive()
+            checked = self._tasks()
         except MemoryError:
+            checked = 0
             self.safety.enter_safe_state(faults.MEMORY)
         except Exception:  # noqa: BLE001 - any task failing ends in the safe state
+            checked = 0
             self.safety.enter_safe_state(faults.EXCEPTION)
         if checked == _ALL_CHECKED_IN:
             self.hal.wdt_feed()
+
+    def _tasks(self):
+        """Every task once; the check-in bits of the pass (all of them unless a task raised)."""
+        now = self.hal.now_ms()
+        self.poll_safety(now)
+        checked = 1
+        answered = self.link.poll(now)
+        # a request answered takes up to tens of ms on a board: the output's hold
+        # bridges each task of the pass, not the sum of them
+        self.safety.keepalive()
+        checked |= 2
+        # one heavy job a pass: a pass that answered a request leaves the next EMG block to the
+        # next pass, never two passes running, so the front end is read at least every other pass
+        if answered and not self._emg_waited:
+            self._emg_waited = True
+        else:
+            self._emg_waited = False
+            self._pump(now)
+        checked |= 4
+        self._tick_session(now)
+        self.selftest.step(now)
+        checked |= 8
+        self.patient.poll(now)
+        self.maintenance.poll(now)
+        checked |= 16
+        # the one point of the pass for the collector: between two keepalives,
+        # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
+        self.safety.keepalive()
+        self.hal.collect(self.link.rx_frames)
+        self.safety.keepalive()
+        return checked
+
+    def _pump(self, now):
+        self.emg.pump(now, self._emit)
+        # judged after draining: a long pass (a flash erase) delays the pump, not the ring
+        if self.session.active() and self.emg.stalled(now):
+            self.safety.enter_safe_state(faults.EMG_STALLED)
+            self.report_fault(self.safety.take_unreported(), now)  # ends the session before its tick
 
     # -- safety ---------------------------------------------------------
 

@@ -37,7 +37,10 @@ except ImportError:  # CPython
 
 FRAME_SAMPLES = BLOCK
 STALL_MS = 200
-MAX_BLOCKS_PER_PASS = 4  # 100 ms of samples at 2 kHz; the ring holds 1 s
+# One block (25 ms at 2 kHz, ~6 ms of a board's CPU while stimulating) a pass: two in one pass
+# would take it past 10 ms. A pass comes round in under 10 ms, so a backlog (a collection, a
+# request) is caught up within a few passes; the ring holds 1 s.
+MAX_BLOCKS_PER_PASS = 1
 BLANK_BEFORE_US = 500  # a predicted start may be a sample late: hold the sample before it too
 BLANK_AFTER_US = 4000  # the longest pulse (2 x 450 + 100 µs), then ~3 ms of input recovery
 # Blanker.apply()'s state: the block's first sample and its end, the train's last sensed pulse,

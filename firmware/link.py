@@ -45,6 +45,7 @@ class Link:
         return self._decoder.dropped
 
     def poll(self, now_ms):
+        """Read what the host sent; answer one request. True if one was answered."""
         if not self._started:
             # a delimiter first, so whatever the host saw before (a REPL
             # banner) ends as one dropped frame on its side
@@ -53,8 +54,10 @@ class Link:
         pending = self._pending
         if not pending:
             self._read()
-        if pending:
-            self._request(pending.pop(0), now_ms)
+        if not pending:
+            return False
+        self._request(pending.pop(0), now_ms)
+        return True
 
     # poll(), _read() and _feed() are apart because a call whose state exceeds 11 words (arguments,
     # locals and stack) puts its frame on MicroPython's heap: a search of the heap every pass
