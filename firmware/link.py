@@ -74,12 +74,15 @@ class Link:
             self._read()
         if not pending:
             return False
-        payload = pending.pop(0)
+        self.answer(pending.pop(0), now_ms)
+        return True
+
+    def answer(self, payload, now_ms):
+        """Answer one request's payload."""
         if self.greeted and _ping_seq_len(payload):
             self._pong(payload, now_ms)
         else:
             self._request(payload, now_ms)
-        return True
 
     # poll(), _read() and _feed() are apart because a call whose state exceeds 11 words (arguments,
     # locals and stack) puts its frame on MicroPython's heap: a search of the heap every pass
