@@ -115,21 +115,20 @@ class Controller:
         hal.wdt_start(WDT_TIMEOUT_MS)
 
     def step(self):
-        # the pass's tasks in a call of their own: this one, with its try, stays within the 11 words
-        # of state MicroPython keeps on the C stack (a larger call's frame goes on the heap)
+        # the tasks are a call of their own: with its try this one fits the 11 words of state
+        # MicroPython keeps on the C stack (a larger call's frame goes on the heap)
+        checked = 0
         try:
             checked = self._tasks()
         except MemoryError:
-            checked = 0
             self.safety.enter_safe_state(faults.MEMORY)
         except Exception:  # noqa: BLE001 - any task failing ends in the safe state
-            checked = 0
             self.safety.enter_safe_state(faults.EXCEPTION)
         if checked == _ALL_CHECKED_IN:
             self.hal.wdt_feed()
 
     def _tasks(self):
-        """Every task once; the check-in bits of the pass (all of them unless a task raised)."""
+        """Every task once; the check-in bits (all unless a task raised)."""
         now = self.hal.now_ms()
         self.poll_safety(now)
         checked = 1
@@ -138,12 +137,9 @@ class Controller:
         # bridges each task of the pass, not the sum of them
         self.safety.keepalive()
         checked |= 2
-        # one heavy job a pass: a pass that answered a request leaves the next EMG block to the
-        # next pass, never two passes running, so the front end is read at least every other pass
-        if answered and not self._emg_waited:
-            self._emg_waited = True
-        else:
-            self._emg_waited = False
+        # one heavy job a pass: after a request the EMG waits a pass, never two passes running
+        self._emg_waited = answered and not self._emg_waited
+        if not self._emg_waited:
             self._pump(now)
         checked |= 4
         self._tick_session(now)
@@ -219,8 +215,7 @@ class Controller:
             and self.emg.trustworthy(now - self.session.in_state_ms(now))
         )
 
-    # Every pass: kept to 11 words of state (arguments, locals, stack), as a larger call's frame
-    # goes on MicroPython's heap; what happens now and then is in calls of its own.
+    # every pass, so within 11 words of state (else its frame goes on MicroPython's heap)
     def _tick_session(self, now):
         cue = self.session.tick(now, self._checks_ok(now))
         if cue >= 0:
