@@ -37,10 +37,14 @@ except ImportError:  # CPython
 
 FRAME_SAMPLES = BLOCK
 STALL_MS = 200
-# One block (25 ms at 2 kHz, ~6 ms of a board's CPU while stimulating) a pass: two in one pass
-# would take it past 10 ms. A pass comes round in under 10 ms, so a backlog (a collection, a
-# request) is caught up within a few passes; the ring holds 1 s.
-MAX_BLOCKS_PER_PASS = 1
+# One block (25 ms at 2 kHz, ~6 ms of a board's CPU while stimulating) a pass: two would take
+# a pass past 10 ms, and a pass comes round in under 10 ms, so a short backlog (a collection, a
+# request) is caught up within a few passes. A backlog still there after BEHIND_PASSES passes
+# (a flash write, a signature check, long requests in a row) is drained MAX_BLOCKS_PER_PASS
+# blocks a pass before it laps the ring (1 s).
+BLOCKS_PER_PASS = 1
+BEHIND_PASSES = 3
+MAX_BLOCKS_PER_PASS = 4
 BLANK_BEFORE_US = 500  # a predicted start may be a sample late: hold the sample before it too
 BLANK_AFTER_US = 4000  # the longest pulse (2 x 450 + 100 µs), then ~3 ms of input recovery
 # Blanker.apply()'s state: the block's first sample and its end, the train's last sensed pulse,
@@ -196,6 +200,7 @@ class EmgInput:
         self.blanker = Blanker(hal.emg_rate_hz)
         self.guard = ArtefactGuard(hal.emg_rate_hz, FRAME_SAMPLES)
         self._sense = [0, 0, 0, 0, 0]
+        self._behind = 0  # passes in a row that left samples waiting in the ring
 
     def reconfigure(self, window_ms=None, mains_hz=None):
         """Change the envelope window (ms) or the mains notch (Hz) between sessions; restarts the chain."""
@@ -223,12 +228,14 @@ class EmgInput:
         One read per block: a read that leaves the block short has emptied
         the ring, and what arrives meanwhile waits for the next pass (read
         after read at the arrival rate, a pass never ends on a board). At
-        most MAX_BLOCKS_PER_PASS blocks a pass; the ring holds the rest, and
-        a late pass is caught up over the next few.
+        most BLOCKS_PER_PASS blocks a pass, MAX_BLOCKS_PER_PASS once a
+        backlog lasted BEHIND_PASSES passes; the ring holds the rest.
         """
-        for _ in range(MAX_BLOCKS_PER_PASS):
+        for _ in range(MAX_BLOCKS_PER_PASS if self._behind >= BEHIND_PASSES else BLOCKS_PER_PASS):
             if not self._read(now_ms, emit):
+                self._behind = 0
                 return
+        self._behind += 1  # the ring still held a block's worth: a backlog
 
     # pump() and _finish() are split in calls of at most 11 words of state (arguments, locals,
     # stack): MicroPython puts a larger call's frame on the heap, a search of it every call

@@ -20,7 +20,7 @@ _RX_CHUNKS_PER_PASS = 4  # a largest request frame (framing.MAX_ENCODED) per pas
 # What it sent beyond that waits here, then in the USB ring.
 
 
-_NO_FIELDS = {}
+_NO_FIELDS = {}  # type: dict[int, object]
 _PONG_HEAD = bytes([0x84, m.RESPONSE])
 _PONG_BODY = bytes([m.PING, 0xA1, 0])  # the type, a map of one, key 0: uptime_ms follows
 
