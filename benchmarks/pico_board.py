@@ -22,7 +22,10 @@ slower in cold code):
    host streams, uploads the stimulation trial, starts a session and sets a
    level; the harness records the time between keepalive edges (the
    longest the output hold must bridge), and from them the pass period
-   under stimulation.
+   under stimulation. The host keeps the level alive as host/heartbeat.py
+   does, a PING every third of the device's level hold, but on board time
+   (a real host's clock is the board's; the emulator's runs 5-25x slower
+   than the wall clock, and a host paced on that would flood the board).
 3. The application again: a relaxation session (the approved relaxation
    protocol, no stimulation) streaming at 2 kHz to the host for S seconds
    of board time, counting every sample that did not arrive.
@@ -38,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+from host.client import LEVEL_HOLD_HEARTBEAT_MS
 from protocol import codec, framing
 from protocol import messages as m
 
@@ -46,6 +50,7 @@ STIM_PROTOCOL = ROOT / "examples" / "protocols" / "stimulation-trial-1min.toml"
 RELAX_PROTOCOL = ROOT / "examples" / "protocols" / "relaxation-downtraining.toml"
 COSE_VECTORS = ROOT / "tests" / "dual" / "vectors" / "cose.json"
 LEVEL_UA = 3000
+LEVEL_PING_MS = LEVEL_HOLD_HEARTBEAT_MS // 3  # as host/heartbeat.py paces the level's hold
 SLOWDOWN = 25.0
 BIN = Path(sys.executable).parent
 
@@ -112,8 +117,9 @@ task_us = array('i', [0] * len(TASKS))
 def timed1(k, fn):
     def w(a):
         t = ticks_us()
-        fn(a)
+        r = fn(a)
         task_us[k] += diff(ticks_us(), t)
+        return r
     return w
 ctrl.poll_safety = timed1(0, ctrl.poll_safety)
 ctrl.link.poll = timed1(1, ctrl.link.poll)
@@ -173,7 +179,8 @@ print('FRAME_US', ' '.join(str(frame_us[k]) for k in range(frame_n[0])))
 print('TASK_US', ' '.join('%%s=%%d' %% (TASKS[k], task_us[k]) for k in range(len(TASKS))))
 hal.wdt_start(8388)  # the longest: the rest is not the main loop
 hal.wdt_feed()
-# one request answered (decode, handler, reply framed and written): its time and heap
+# one request answered as the link answers it (a PING on its short path; decode, handler, reply
+# framed and written): its time and heap
 for name, payload in REQUESTS:
     best = 1 << 30
     most = 0
@@ -181,7 +188,7 @@ for name, payload in REQUESTS:
         gc.collect()
         a0 = alloc()
         t = ticks_us()
-        ctrl.link._request(payload, 0)
+        ctrl.link.answer(payload, 0)
         best = min(best, diff(ticks_us(), t))
         most = max(most, alloc() - a0)
     print('FIG request_%%s_us %%d' %% (name, best))
@@ -376,18 +383,20 @@ def pass_periods(gaps_us):
     (periods without a collection, periods that hold one).
 
     The loop toggles after its link task, in the stimulator's tick, and on both sides of its
-    collect point; those two come 0.23-0.32 ms apart (the collect point's pass counter and
-    one output read-back) unless a collection runs between them, and no other pair of the
-    pass comes that close. The second of each such pair ends a pass; a pass with a
-    collection (a gap of 20 ms or more) merges with the next.
+    collect point; those two come closest (the collect point's pass counter and one output
+    read-back, the shortest gap of all, the same every pass) unless a collection runs
+    between them, and every other pair of the pass holds a task: at least twice as far
+    apart. The second of each such pair ends a pass; a pass with a collection (a gap of
+    20 ms or more) merges with the next.
     """
     plain, collected = [], []
     start = None
     t = longest = 0.0
+    marker = 2 * min(gaps_us, default=0)
     for g in gaps_us:
         t += g
         longest = max(longest, g)
-        if 230 <= g <= 320:
+        if g <= marker:
             if start is not None:
                 (collected if longest >= 20_000 else plain).append(round(t - start))
             start, longest = t, 0.0
@@ -433,9 +442,7 @@ def measure_stimulation(stim_s):
                 return
         assert c.stim_level(LEVEL_UA).ok
         pico.request("keepalive_intervals")
-        t_end = pico.state()["t_ns"] + stim_s * 1e9
-        while pico.state()["t_ns"] < t_end:
-            c.poll(0.1)
+        pings = _hold_level(pico, c, stim_s)
         gaps = [ns / 1000 for ns in pico.request("keepalive_intervals")["ns"]]
         s = pico.state()
         pulses = pico.request("pulses")["pulses"]
@@ -445,10 +452,33 @@ def measure_stimulation(stim_s):
         f"last at {pulses[-1]['set_ua'] if pulses else 0:d} µA):"
     )
     plain, collected = pass_periods(gaps)
+    print(
+        f"  requests answered:            {pings:d} PINGs, one pass each, of "
+        f"{len(plain) + 2 * len(collected):d} passes (the level's heartbeat every "
+        f"{LEVEL_PING_MS:d} ms of board time)"
+    )
     print(f"  pass period, no collection:   {_dist(plain)}")
     print(f"  two passes and a collection:  {_dist(collected)}")
     print(f"  keepalive gap (output hold):  {_dist([round(g) for g in gaps])}")
     print(f"  output-stage lapses:          {s['out']['lapses']:d}; resets: {len(resets):d}")
+
+
+def _hold_level(pico, c, seconds):
+    """Read the stream for `seconds` of board time, the level's heartbeat PING paced on board
+    time; how many PINGs were sent."""
+    c.heartbeat_ms = 0  # the client's own heartbeat runs on the wall clock: this one on the board's
+    now = pico.state()["t_ns"]
+    t_end = now + seconds * 1e9
+    next_ping = now + LEVEL_PING_MS * 1e6
+    pings = 0
+    while now < t_end:
+        if now >= next_ping:
+            assert c.ping().ok
+            pings += 1
+            next_ping = now + LEVEL_PING_MS * 1e6
+        c.poll(0.05)
+        now = pico.state()["t_ns"]
+    return pings
 
 
 def measure_session(session_s):

@@ -218,6 +218,10 @@ def convert_plain(ring, base, mask, start, n, out, at, k, off, sh):
 
 try:
     from firmware.ads_viper import convert as _convert
+    from firmware.ads_viper import convert_cal
+
+    # the same in native code: a bytecode call this wide puts its frame on MicroPython's heap
+    convert = convert_cal
 
     FAST = True
 except Exception:  # noqa: BLE001 - CPython has no micropython module; ports without native emitters refuse viper

@@ -52,3 +52,10 @@ def convert(
         t += (c >> 18) * k
         out[at + i] = (t + half) >> sh
     return flags
+
+
+@micropython.native
+def convert_cal(ring, base, mask, start, n, out, at, cal):
+    """ads1292.convert(): convert() with cal's calibration. Native code keeps its call's frame on
+    the C stack, where a bytecode call this wide puts it on the heap (a search of it every read)."""
+    return convert(ring, base, mask, start, n, out, at, cal.k, cal.offset, cal.shift - 18)

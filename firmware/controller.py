@@ -65,6 +65,7 @@ class Controller:
         self.handlers = Handlers(self)
         self.link = Link(hal, self.handlers.table(), self.log, len(self.emg.payload))
         self._emit = self._emit_block  # made once: a bound-method lookup in the loop allocates
+        self._emg_waited = False  # the last pass answered a request and left the EMG for this one
         self.streaming = False
         self.last_summary = None  # scores of the last session practised
 
@@ -115,41 +116,51 @@ class Controller:
         hal.wdt_start(WDT_TIMEOUT_MS)
 
     def step(self):
+        # the tasks are a call of their own: with its try this one fits the 11 words of state
+        # MicroPython keeps on the C stack (a larger call's frame goes on the heap)
         checked = 0
         try:
-            now = self.hal.now_ms()
-            self.poll_safety(now)
-            checked |= 1
-            self.link.poll(now)
-            # a request answered takes up to tens of ms on a board: the output's hold
-            # bridges each task of the pass, not the sum of them
-            self.safety.keepalive()
-            checked |= 2
-            self.emg.pump(now, self._emit)
-            # judged after draining: a long pass (a flash erase) delays the pump, not the ring
-            if self.session.active() and self.emg.stalled(now):
-                self.safety.enter_safe_state(faults.EMG_STALLED)
-                self.report_fault(self.safety.take_unreported(), now)  # ends the session before its tick
-            checked |= 4
-            self._tick_session(now)
-            self.selftest.step(now)
-            checked |= 8
-            self.patient.poll(now)
-            self.maintenance.poll(now)
-            checked |= 16
-            # the one point of the pass for the collector: between two keepalives,
-            # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
-            self.safety.keepalive()
-            self.hal.collect(self.link.rx_frames)
-            self.safety.keepalive()
-        except MemoryError as e:
-            self.safety.enter_safe_state(faults.MEMORY)
-            self.records.crash.catch(e)
+            checked = self._tasks()
         except Exception as e:  # noqa: BLE001 - any task failing ends in the safe state
-            self.safety.enter_safe_state(faults.EXCEPTION)
+            self.safety.enter_safe_state(faults.MEMORY if isinstance(e, MemoryError) else faults.EXCEPTION)
             self.records.crash.catch(e)
         if checked == _ALL_CHECKED_IN:
             self.hal.wdt_feed()
+
+    def _tasks(self):
+        """Every task once; the check-in bits (all unless a task raised)."""
+        now = self.hal.now_ms()
+        self.poll_safety(now)
+        checked = 1
+        answered = self.link.poll(now)
+        # a request answered takes up to tens of ms on a board: the output's hold
+        # bridges each task of the pass, not the sum of them
+        self.safety.keepalive()
+        checked |= 2
+        # one heavy job a pass: after a request the EMG waits a pass, never two passes running
+        self._emg_waited = answered and not self._emg_waited
+        if not self._emg_waited:
+            self._pump(now)
+        checked |= 4
+        self._tick_session(now)
+        self.selftest.step(now)
+        checked |= 8
+        self.patient.poll(now)
+        self.maintenance.poll(now)
+        checked |= 16
+        # the one point of the pass for the collector: between two keepalives,
+        # so its pause never adds to a pass in the output's hold (hal.OUT_HOLD_MS)
+        self.safety.keepalive()
+        self.hal.collect(self.link.rx_frames)
+        self.safety.keepalive()
+        return checked
+
+    def _pump(self, now):
+        self.emg.pump(now, self._emit)
+        # judged after draining: a long pass (a flash erase) delays the pump, not the ring
+        if self.session.active() and self.emg.stalled(now):
+            self.safety.enter_safe_state(faults.EMG_STALLED)
+            self.report_fault(self.safety.take_unreported(), now)  # ends the session before its tick
 
     # -- safety ---------------------------------------------------------
 
@@ -204,30 +215,37 @@ class Controller:
             and self.emg.trustworthy(now - self.session.in_state_ms(now))
         )
 
+    # every pass, so within 11 words of state (else its frame goes on MicroPython's heap)
     def _tick_session(self, now):
         cue = self.session.tick(now, self._checks_ok(now))
         if cue >= 0:
-            self.bio.segment(self.session.phase, cue)
-            self._phase_changed(now)
-            self._announce_cue(cue, self.session.phase_left_ms(now), now)
+            self._cue_due(cue, now)
         st = self.stim
         if self.session.state == m.RUNNING:
             st.tick(now, self.bio.last_dv, self.bio.last_trusted)
         # EMG recorded during stimulation: each pulse's artefact is blanked (firmware/emg.py)
         self.emg.blank(st.phase["frequency_hz"] if st.state != m.STIM_OFF and st.cmd_ua else 0)
+        if self.bio.advice_pending:
+            self._advise(now)
+
+    def _cue_due(self, cue, now):
+        self.bio.segment(self.session.phase, cue)
+        self._phase_changed(now)
+        self._announce_cue(cue, self.session.phase_left_ms(now), now)
+
+    def _advise(self, now):
         advice = self.bio.advice_pending
-        if advice:
-            self.bio.advice_pending = 0
-            self.log.add(now, EventLog.ADVICE, advice, 0)
-            self.link.push(
-                m.EVENT,
-                m.ADVICE,
-                reason=advice,
-                time_ms=now,
-                rest_dv=self.bio.trend_dv(),
-                reference_dv=self.bio.reference_dv(),
-            )
-            self.patient.advice(now)
+        self.bio.advice_pending = 0
+        self.log.add(now, EventLog.ADVICE, advice, 0)
+        self.link.push(
+            m.EVENT,
+            m.ADVICE,
+            reason=advice,
+            time_ms=now,
+            rest_dv=self.bio.trend_dv(),
+            reference_dv=self.bio.reference_dv(),
+        )
+        self.patient.advice(now)
 
     def _phase_changed(self, now):
         doc = self.therapy.doc

@@ -27,11 +27,34 @@ from firmware.emg_artefact import ArtefactGuard
 from firmware.emg_dsp import BLOCK, Chain
 from protocol.messages import FLAG_ARTEFACT, FLAG_BLANKED, FLAG_GAP, FLAG_SATURATED
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
 FRAME_SAMPLES = BLOCK
 STALL_MS = 200
-MAX_BLOCKS_PER_PASS = 4  # 100 ms of samples at 2 kHz; the ring holds 1 s
+# One block (25 ms at 2 kHz, ~6 ms of a board's CPU while stimulating) a pass: two would take
+# a pass past 10 ms, and a pass comes round in under 10 ms, so a short backlog (a collection, a
+# request) is caught up within a few passes. A backlog still there after BEHIND_PASSES passes
+# (a flash write, a signature check, long requests in a row) is drained MAX_BLOCKS_PER_PASS
+# blocks a pass before it laps the ring (1 s).
+BLOCKS_PER_PASS = 1
+BEHIND_PASSES = 3
+MAX_BLOCKS_PER_PASS = 4
 BLANK_BEFORE_US = 500  # a predicted start may be a sample late: hold the sample before it too
 BLANK_AFTER_US = 4000  # the longest pulse (2 x 450 + 100 µs), then ~3 ms of input recovery
+# Blanker.apply()'s state: the block's first sample and its end, the train's last sensed pulse,
+# the next pulse's number, the block's samples behind the last window, the samples held
+_FIRST = const(0)
+_END = const(1)
+_LAST = const(2)
+_M = const(3)
+_DONE = const(4)
+_HELD = const(5)
 
 
 class Blanker:
@@ -62,6 +85,7 @@ class Blanker:
         self._f = 0  # frequency of the last train while its pulses may lie ahead of the chain
         self._before = 0
         self._after = 0
+        self._w = [0] * 6  # apply()'s state (_FIRST.._HELD); a list: sample indices outgrow 32 bits
 
     def configure(self, hz, before_us, after_us):
         if hz < 0 or before_us < 0 or after_us < 0:
@@ -85,51 +109,60 @@ class Blanker:
         The train's count-th pulse began at sample last. Returns how many
         samples were held; peak is the largest |x| replaced.
         """
-        f = self._f
         self.peak = 0
-        if not f or count <= 0:
+        if not self._f or count <= 0:
             if not self.hz:
                 self._f = 0
             return 0
-        r = self.rate_hz
-        after = self._after
-        end = first + n
+        w = self._w
+        w[_FIRST] = first
+        w[_END] = first + n
+        w[_LAST] = last
         # one pulse earlier than the first whose window can reach the block, but not before the train began
-        m = (first - after - last) * f // r - 1
-        if m < 1 - count:
-            m = 1 - count
-        held = 0
-        peak = 0
-        done = 0
-        v = self.held
-        while self.hz or m <= 0:
-            p = last + (2 * m * r + f) // (2 * f)
-            m += 1
-            a = p - self._before
-            if a >= end:
-                break
-            b = p + after + 1
-            if b > end:
-                b = end
-            a = a - first if a > first + done else done
-            b -= first
-            if b <= a:
-                continue
-            if a:
-                v = x[a - 1]
-            for i in range(a, b):
-                s = x[i]
-                if s < 0:
-                    s = -s
-                if s > peak:
-                    peak = s
-                x[i] = v
-            held += b - a
-            done = b
-        if not self.hz and end > last + after:
+        w[_M] = (first - self._after - last) * self._f // self.rate_hz - 1
+        if w[_M] < 1 - count:
+            w[_M] = 1 - count
+        w[_DONE] = 0
+        w[_HELD] = 0
+        while self._window(x):
+            pass
+        if not self.hz and first + n > last + self._after:
             self._f = 0  # the last known pulse is behind us: nothing more to blank
-        self.peak = peak
-        return held
+        return w[_HELD]
+
+    # apply() in three calls, its state in _w: on MicroPython a call whose arguments, locals and
+    # stack exceed 11 words takes its frame from the heap, a search of it every block
+
+    def _window(self, x):
+        """Hold the next pulse's window; False once no window is left in the block."""
+        w = self._w
+        if not self.hz and w[_M] > 0:
+            return False
+        p = w[_LAST] + (2 * w[_M] * self.rate_hz + self._f) // (2 * self._f)
+        w[_M] += 1
+        a = p - self._before
+        if a >= w[_END]:
+            return False
+        b = p + self._after + 1
+        if b > w[_END]:
+            b = w[_END]
+        a = a - w[_FIRST] if a > w[_FIRST] + w[_DONE] else w[_DONE]
+        b -= w[_FIRST]
+        if b > a:
+            self._hold(x, a, b)
+            w[_HELD] += b - a
+            w[_DONE] = b
+        return True
+
+    def _hold(self, x, a, b):
+        # the last clean value: the sample before the window, or the last one of the block before
+        v = x[a - 1] if a else self.held
+        for i in range(a, b):
+            if x[i] > self.peak:
+                self.peak = x[i]
+            elif -x[i] > self.peak:
+                self.peak = -x[i]
+            x[i] = v
 
     def railed_outside(self, x, n):
         """After apply: does a sample outside the windows come as near the rail as the ones held (15/16)?"""
@@ -167,6 +200,7 @@ class EmgInput:
         self.blanker = Blanker(hal.emg_rate_hz)
         self.guard = ArtefactGuard(hal.emg_rate_hz, FRAME_SAMPLES)
         self._sense = [0, 0, 0, 0, 0]
+        self._behind = 0  # passes in a row that left samples waiting in the ring
 
     def reconfigure(self, window_ms=None, mains_hz=None):
         """Change the envelope window (ms) or the mains notch (Hz) between sessions; restarts the chain."""
@@ -194,61 +228,70 @@ class EmgInput:
         One read per block: a read that leaves the block short has emptied
         the ring, and what arrives meanwhile waits for the next pass (read
         after read at the arrival rate, a pass never ends on a board). At
-        most MAX_BLOCKS_PER_PASS blocks a pass; the ring holds the rest, and
-        a late pass is caught up over the next few.
+        most BLOCKS_PER_PASS blocks a pass, MAX_BLOCKS_PER_PASS once a
+        backlog lasted BEHIND_PASSES passes; the ring holds the rest.
         """
-        hal = self._hal
-        got = False
-        for _ in range(MAX_BLOCKS_PER_PASS):
-            idx = hal.emg_index()
-            if idx != self._first + self._fill:
-                # the ring overran or the front end restarted: start afresh
-                self.flags |= FLAG_GAP
-                self._first = idx
-                self._fill = 0
-                self.chain.restart()
-                self.guard.restart()
-            want = FRAME_SAMPLES - self._fill
-            n = hal.emg_read(self._views[self._fill])
-            if n > 0:
-                got = True
-                self._fill += n
-                self.total += n
-                if self._fill == FRAME_SAMPLES:
-                    self._finish(emit)
-                    self.block_ms = now_ms
-            if n < want:
-                break
-        if got:
+        for _ in range(MAX_BLOCKS_PER_PASS if self._behind >= BEHIND_PASSES else BLOCKS_PER_PASS):
+            if not self._read(now_ms, emit):
+                self._behind = 0
+                return
+        self._behind += 1  # the ring still held a block's worth: a backlog
+
+    # pump() and _finish() are split in calls of at most 11 words of state (arguments, locals,
+    # stack): MicroPython puts a larger call's frame on the heap, a search of it every call
+
+    def _read(self, now_ms, emit):
+        """One read into the block; True if it filled what the block lacked (more may wait)."""
+        idx = self._hal.emg_index()
+        if idx != self._first + self._fill:
+            # the ring overran or the front end restarted: start afresh
+            self.flags |= FLAG_GAP
+            self._first = idx
+            self._fill = 0
+            self.chain.restart()
+            self.guard.restart()
+        want = FRAME_SAMPLES - self._fill
+        n = self._hal.emg_read(self._views[self._fill])
+        if n > 0:
             self.last_data_ms = now_ms
+            self._fill += n
+            self.total += n
+            if self._fill == FRAME_SAMPLES:
+                self._finish(emit)
+                self.block_ms = now_ms
+        return n >= want
 
     def _finish(self, emit):
-        hal = self._hal
-        status = hal.emg_status()
-        bl = self.blanker
+        status = self._hal.emg_status()
+        if self.blanker.active():
+            status = self._blank(status)
         block = self._block
-        blanked = 0
-        if bl.active():
-            s = self._sense
-            hal.stim_sense(s)
-            blanked = bl.apply(block, self._first, FRAME_SAMPLES, s[H.SENSE_INDEX], s[H.SENSE_PULSES])
-            if blanked and status & H.EMG_SATURATED and not bl.railed_outside(block, FRAME_SAMPLES):
-                status &= ~H.EMG_SATURATED  # only the artefact railed, inside its windows
-        bl.held = block[FRAME_SAMPLES - 1]
+        self.blanker.held = block[FRAME_SAMPLES - 1]
         self.status = status
         # EMG_LEAD_OFF and EMG_SATURATED are the same bits as FLAG_LEAD_OFF, FLAG_SATURATED
         flags = self.flags | (status & (H.EMG_LEAD_OFF | H.EMG_SATURATED))
-        if blanked:
-            flags |= FLAG_BLANKED
         flags |= self.guard.check(block, FRAME_SAMPLES)
         if status & H.EMG_OVERRUN:
             flags |= FLAG_GAP
-        chain = self.chain
+        self._out(flags, emit)
+
+    def _blank(self, status):
+        """The pulses' artefact held; status without EMG_SATURATED where only the artefact railed."""
+        s = self._sense
+        self._hal.stim_sense(s)
+        if self.blanker.apply(self._block, self._first, FRAME_SAMPLES, s[H.SENSE_INDEX], s[H.SENSE_PULSES]):
+            self.flags |= FLAG_BLANKED
+            if status & H.EMG_SATURATED and not self.blanker.railed_outside(self._block, FRAME_SAMPLES):
+                status &= ~H.EMG_SATURATED  # only the artefact railed, inside its windows
+        return status
+
+    def _out(self, flags, emit):
+        """The block through the chain, then out as a frame."""
         # an index jump restarted the chain before this block: no second restart after it
-        chain.process(
-            block, FRAME_SAMPLES, self.payload, flags & ~FLAG_GAP if self.flags & FLAG_GAP else flags
+        self.chain.process(
+            self._block, FRAME_SAMPLES, self.payload, flags & ~FLAG_GAP if self.flags & FLAG_GAP else flags
         )
-        emit(self._first, self.payload, flags | (chain.block_flags & (FLAG_SATURATED | FLAG_ARTEFACT)))
+        emit(self._first, self.payload, flags | (self.chain.block_flags & (FLAG_SATURATED | FLAG_ARTEFACT)))
         self._first += FRAME_SAMPLES
         self._fill = 0
         self.flags = 0

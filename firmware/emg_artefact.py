@@ -71,18 +71,20 @@ class ArtefactGuard:
         self._last = 0
         self._hold = 0
 
+    def _scan_block(self, x, n):
+        # apart from check(): a call whose state exceeds 11 words puts its frame on the heap
+        _scan(x, n, self._last if self._primed else x[0], self._res)
+
     def check(self, x, n):
         """FLAG_ARTEFACT if x[0:n] (n == block) or the HOLD_MS before it held an artefact, else 0."""
+        self._scan_block(x, n)
         res = self._res
-        _scan(x, n, self._last if self._primed else x[0], res)
-        s = res[0]
-        top = res[1]
         self._last = res[2]
-        shift = s - self._sum
+        shift = res[0] - self._sum
         if shift < 0:
             shift = -shift
-        bad = top > self._slew or (self._primed and shift > self._step)
-        self._sum = s
+        bad = res[1] > self._slew or (self._primed and shift > self._step)
+        self._sum = res[0]
         self._primed = True
         if bad:
             self.steps += 1

@@ -212,6 +212,7 @@ class Chain:
         self._st = array("i", [0] * STATE_LEN)
         self._ring = array("i", [0] * (WINDOW_MAX_MS * max(RATES_HZ) // 1000 // BLOCK))
         self._per_update = rate_hz // UPDATE_HZ // BLOCK
+        self._sums = array("i", [0, 0])  # what _window_sums() hands to _update()
         self.blocks = 0  # blocks completed since construction: keeps the 20 Hz cadence
         self.updates = 0
         self.envelope_dv = 0
@@ -247,6 +248,20 @@ class Chain:
 
         flags (FLAG_*) apply to the blocks these samples belong to.
         """
+        if n == BLOCK and not self._fill:  # the firmware's case: one whole block
+            self._bflags |= flags
+            self._whole(x, out)
+            return self._block_done()
+        return self._process(x, n, out, flags)
+
+    # The calls of every block (process, _whole, _block_done, _update) are kept to 11 words of
+    # state (arguments, locals, stack): MicroPython puts a larger call's frame on the heap and
+    # searches the heap for it. The kernel's six arguments leave its caller three words.
+
+    def _whole(self, x, out):
+        self._kernel(self._st, self._co, x, 0, BLOCK, out)
+
+    def _process(self, x, n, out, flags):
         done = 0
         updates = 0
         while done < n:
@@ -259,24 +274,28 @@ class Chain:
                 updates += self._block_done()
         return updates
 
-    def _block_done(self):
+    def _mean_square(self):
+        """The block's mean square, rounded and capped; the kernel's sums start again."""
         st = self._st
         h = st[_S_H]
         lo = st[_S_L]
         st[_S_H] = 0
         st[_S_L] = 0
+        # (1024*h + lo) / BLOCK without leaving small ints
+        qh = h // BLOCK
+        if qh >= _QH_CAP:
+            return _MS_CAP
+        return min(qh * 1024 + ((h - qh * BLOCK) * 1024 + lo + BLOCK // 2) // BLOCK, _MS_CAP)
+
+    def _block_done(self):
+        ms = self._mean_square()
+        st = self._st
         bf = self._bflags
         if st[_S_CLIPS]:
             bf |= FLAG_SATURATED
             st[_S_CLIPS] = 0
         self._bflags = 0
         self._fill = 0
-        # block mean square, rounded: (1024*h + lo) / BLOCK without leaving small ints
-        qh = h // BLOCK
-        if qh >= _QH_CAP:
-            ms = _MS_CAP
-        else:
-            ms = min(qh * 1024 + ((h - qh * BLOCK) * 1024 + lo + BLOCK // 2) // BLOCK, _MS_CAP)
         nb = self._nb
         # a step or slope (flagged before the chain) restarts it like a rail: the filters would ring
         restart = bf & (UNTRUSTED | FLAG_ARTEFACT)
@@ -307,26 +326,30 @@ class Chain:
             self.restart()
         return updated
 
-    def _update(self):
-        nb = self._nb
-        c = self._count
-        ring = self._ring
+    def _window_sums(self):
+        """The window's block mean squares summed in two parts (>> 15, & 0x7FFF): into _sums."""
         i = self._head
         hi = 0
         lo = 0
-        for _ in range(c):
-            i = i - 1 if i else nb - 1
-            ms = ring[i]
-            hi += ms >> 15
-            lo += ms & 0x7FFF
+        for _ in range(self._count):
+            i = i - 1 if i else self._nb - 1
+            hi += self._ring[i] >> 15
+            lo += self._ring[i] & 0x7FFF
+        self._sums[0] = hi
+        self._sums[1] = lo
+
+    def _update(self):
+        self._window_sums()
+        c = self._count
+        hi = self._sums[0]
         q = hi // c
-        mean = q * 32768 + ((hi - q * c) * 32768 + lo + c // 2) // c
+        mean = q * 32768 + ((hi - q * c) * 32768 + self._sums[1] + c // 2) // c
         env = isqrt(mean)
         if mean - env * env > env:  # round to nearest
             env += 1
         env = min(env, ENVELOPE_MAX_DV)
         flags = self._uflags
-        if self._since < nb + self._settle:
+        if self._since < self._nb + self._settle:
             flags |= FLAG_GAP
         self._uflags = 0
         self.envelope_dv = env

@@ -1,11 +1,12 @@
-"""An EMG stream frame's CRC-32 and COBS in place, in Thumb assembly (RP2040).
+"""An EMG stream frame's samples, CRC-32 and COBS in place, in Thumb assembly (RP2040).
 
 Does what firmware/frame_viper.py seal() does, byte for byte, for the
 Cortex-M0+ only: ports without the inline Thumb assembler refuse to compile
 it and streamframe.py keeps the viper one. A frame's 200-odd bytes go
-through two byte loops; viper's code for them costs about 1 µs a byte on the
-RP2040, this about 0.15. tests/emulated checks the frames it seals on the
-emulated RP2040 against the protocol's own framing.
+through three byte loops (the samples' copy, CRC, COBS); viper's code for
+them costs about 1 µs a byte on the RP2040, this about 0.15. tests/emulated
+checks the frames it seals on the emulated RP2040 against the protocol's
+own framing.
 """
 
 import micropython
@@ -15,10 +16,28 @@ import micropython
 
 
 @micropython.asm_thumb
-def seal(r0, r1, r2):
-    # r0: the frame buffer, r1: where the payload ends, r2: the CRC-32 table (256 words);
-    # r6 keeps the buffer's start (the prologue saves r4-r7)
+def seal(r0, r1, r2, r3):
+    # r0: the frame buffer, r1: the encoder's head words (streamframe.py; heads() filled
+    # words 9-11), r2: the samples, r3: the CRC-32 table (256 words). r6 keeps the buffer's
+    # start, r7 the shortest frame's length (the prologue saves r4-r7)
     mov(r6, r0)
+    ldr(r7, [r1, 44])  # word 11: the shortest frame
+    ldr(r4, [r1, 36])  # word 9: where the samples go
+    ldr(r5, [r1, 32])  # word 8: how many bytes they are
+    ldr(r1, [r1, 40])  # word 10: where the payload ends
+    add(r4, r4, r0)
+    add(r5, r5, r2)
+    label(COPY)
+    cmp(r2, r5)
+    beq(COPIED)
+    ldrb(r0, [r2, 0])
+    strb(r0, [r4, 0])
+    add(r2, r2, 1)
+    add(r4, r4, 1)
+    b(COPY)
+    label(COPIED)
+    mov(r2, r3)
+    mov(r0, r6)
     add(r1, r1, r0)
     add(r0, r0, 1)
     # CRC-32 (IEEE) of buf[1:end], stored little-endian at buf[end:end + 4]
@@ -69,4 +88,7 @@ def seal(r0, r1, r2):
     label(COBS_DONE)
     sub(r4, r1, r3)
     strb(r4, [r3, 0])
-    mov(r0, 0)
+    # the frame's length (through the delimiter) less the shortest frame's
+    sub(r0, r1, r6)
+    add(r0, r0, 1)
+    sub(r0, r0, r7)

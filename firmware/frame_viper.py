@@ -1,14 +1,14 @@
-"""An EMG stream frame's CBOR payload, then its CRC-32 and COBS in place, in viper.
+"""An EMG stream frame in viper: its CBOR heads, then the samples, CRC-32 and COBS in place.
 
 firmware/streamframe.py uses this where the port has native emitters and
 otherwise builds the same bytes in plain code; tests/dual/test_streamframe.py
-compares both with the protocol's own framing. Three calls per frame (the
-heads before the samples, those after, the seal): on the RP2040 every
-bytecode call costs tens of µs, so each writes several CBOR heads, not a
-helper per field. On the RP2040 seal() is replaced by
-firmware/frame_thumb.py (the same in Thumb assembly, several times faster
-than viper's code for these byte loops). Nothing allocates: binascii.crc32
-would return a 32-bit integer, a heap object on a 32-bit port.
+compares both with the protocol's own framing. Two calls per frame (the
+heads, the seal): on the RP2040 every bytecode call costs tens of µs, so
+the first writes every CBOR head, not a helper per field. On the RP2040
+seal() is replaced by firmware/frame_thumb.py (the same in Thumb assembly,
+several times faster than viper's code for these byte loops). Nothing
+allocates: binascii.crc32 would return a 32-bit integer, a heap object on a
+32-bit port.
 
 viper ints are machine words (32 or 64 bits) and ptr32 loads sign-extend on
 the RP2040 but zero-extend on a 64-bit port: every field is read as two
@@ -31,6 +31,9 @@ _TARGET = const(5)  # 0: absent
 _FIRST_LO = const(6)  # first_index, low and high 32 bits
 _FIRST_HI = const(7)
 _SAMPLES_LEN = const(8)
+_AT = const(9)  # written by heads(): where the samples go
+_END = const(10)  # written by heads(): where the payload ends
+_LEAST = const(11)  # the shortest frame's length
 _STREAM = const(4)  # protocol.messages.STREAM
 _EMG = const(96)  # protocol.messages.EMG
 
@@ -49,21 +52,17 @@ CRC_TABLE = _table()
 
 
 @micropython.viper
-def fields(buf: ptr8, h: ptr32, o: int, j: int) -> int:  # noqa: F821 (viper's types)
-    """The payload's CBOR fields from h into buf: with j 0, from its start up to the samples' byte
-    string head (where the samples go: returned); with j 3, those after the samples, from o (where
-    the payload ends: returned; seal next). The caller copies the samples in between (C's memcpy:
-    several times faster than a viper byte loop)."""
-    stop = 8
-    if j == 0:
-        buf[1] = 0x84
-        buf[2] = _STREAM
-        o = 3
-        stop = 3
+def heads(buf: ptr8, h: ptr32):  # noqa: F821 (viper's types)
+    """Every CBOR head of the payload from h into buf, leaving room for the samples: where they
+    go in h[_AT], where the payload ends in h[_END]; h[_SEQ] advances."""
+    buf[1] = 0x84
+    buf[2] = _STREAM
+    o = 3
+    j = 0
     has_stim = (h[_STIM] >> 31) & 1 == 0
     has_target = h[_TARGET] != 0
     # fields in CBOR order; each a key byte (< 0: none), a major type and a 32-bit value
-    while j < stop:
+    while j < 8:
         key = j - 1
         major = 0
         if j == 0:
@@ -133,14 +132,23 @@ def fields(buf: ptr8, h: ptr32, o: int, j: int) -> int:  # noqa: F821 (viper's t
             buf[o + 2] = 0xA5 + int(has_stim) + int(has_target)
             buf[o + 3] = 0
             o += 4
+        elif j == 2:  # after the samples' byte string head: their place
+            h[_AT] = o
+            o += h[_SAMPLES_LEN]
         j += 1
-    return o
+    h[_END] = o
+    h[_SEQ] = (h[_SEQ] + 1) & 0xFFFF
 
 
 @micropython.viper
-def seal(buf: ptr8, end: int, table: ptr32):  # noqa: F821
-    """CRC-32 (IEEE) of buf[1:end] stored little-endian after it, then COBS over buf[1:end + 4]
-    in place with its code in buf[0], and the delimiter at buf[end + 4]."""
+def seal(buf: ptr8, h: ptr32, samples: ptr8, table: ptr32) -> int:  # noqa: F821
+    """After heads(): the samples copied to h[_AT], the CRC-32 (IEEE) of buf[1:end] stored
+    little-endian after it, COBS over buf[1:end + 4] in place with its code in buf[0], and the
+    delimiter at buf[end + 4]; returns the frame's length less the shortest frame's."""
+    at = h[_AT]
+    for i in range(h[_SAMPLES_LEN]):
+        buf[at + i] = samples[i]
+    end = h[_END]
     c = -1
     for i in range(1, end):
         c = table[(c ^ buf[i]) & 0xFF] ^ ((c >> 8) & 0xFFFFFF)
@@ -158,3 +166,4 @@ def seal(buf: ptr8, end: int, table: ptr32):  # noqa: F821
             buf[last] = i - last
             last = i
     buf[last] = end - last
+    return end + 1 - h[_LEAST]

@@ -70,35 +70,22 @@ class PatientIO:
 
     # -- every loop pass --------------------------------------------------
 
+    # poll() in three: a call whose state exceeds 11 words (arguments, locals, stack) puts its
+    # frame on MicroPython's heap, a search of the heap every pass
+
     def poll(self, now):
-        hal = self._hal
-        ses = self._session
-        pressed = hal.buttons()
-        if pressed & (H.BTN_UP | H.BTN_DOWN) and ses.state == m.RUNNING:
-            self._stim.step_level(pressed & H.BTN_UP)
-        if pressed & H.BTN_START:
-            st = ses.state
-            try:
-                if st == m.IDLE or st == m.DONE:
-                    self._start_session(now)
-                elif st == m.RUNNING:
-                    ses.fire(PAUSE, m.REASON_BUTTON, now)
-                    self._bio.patient_paused()
-                elif st == m.PAUSED:
-                    ses.fire(RESUME, m.REASON_BUTTON, now)
-                else:
-                    ses.fire(STOP, m.REASON_BUTTON, now)
-            except ProtocolError:
-                pass  # refused and logged by the session; the LED shows why
-        running = ses.state == m.RUNNING
-        led = _LED_FOR_STATE[ses.state]
+        pressed = self._hal.buttons()
+        if pressed:
+            self._pressed(pressed, now)
+        running = self._session.state == m.RUNNING
+        led = _LED_FOR_STATE[self._session.state]
         if running:
             if self._bio.advice:
                 led = H.LED_ADVICE
             elif self.feedback_hz():
                 led = H.LED_ABOVE_TARGET  # steady again once at or below the target
         if led != self._led:
-            hal.led(led)
+            self._hal.led(led)
             self._led = led
         if now < self._tone_until_ms:
             hz = self._tone_hz
@@ -106,4 +93,26 @@ class PatientIO:
             hz = self.feedback_hz()
         else:
             hz = 0
-        hal.buzzer(hz)
+        self._hal.buzzer(hz)
+
+    def _pressed(self, pressed, now):
+        ses = self._session
+        if pressed & (H.BTN_UP | H.BTN_DOWN) and ses.state == m.RUNNING:
+            self._stim.step_level(pressed & H.BTN_UP)
+        if pressed & H.BTN_START:
+            self._start_button(ses.state, now)
+
+    def _start_button(self, st, now):
+        ses = self._session
+        try:
+            if st == m.IDLE or st == m.DONE:
+                self._start_session(now)
+            elif st == m.RUNNING:
+                ses.fire(PAUSE, m.REASON_BUTTON, now)
+                self._bio.patient_paused()
+            elif st == m.PAUSED:
+                ses.fire(RESUME, m.REASON_BUTTON, now)
+            else:
+                ses.fire(STOP, m.REASON_BUTTON, now)
+        except ProtocolError:
+            pass  # refused and logged by the session; the LED shows why

@@ -209,10 +209,18 @@ class Stimulator:
         self._last_tick_ms = now
         if not self._check_pulses(now):
             return
-        ph = self.phase
-        in_state = now - self._since_ms
-        if st == m.STIM_CHECK:
-            if in_state >= CHECK_MS and self.pulses:
+        if st == m.STIM_CHECK or st == m.STIM_READY:
+            self._arm(now, env_dv, trusted)
+        else:
+            self._burst(now, dt)
+
+    # tick() is split in three because a call whose state exceeds 11 words (arguments, locals,
+    # stack) puts its frame on MicroPython's heap: a search of the heap every loop pass
+
+    def _arm(self, now, env_dv, trusted):
+        """The electrode check, then waiting for the burst's start (ETS: the trigger)."""
+        if self.state == m.STIM_CHECK:
+            if now - self._since_ms >= CHECK_MS and self.pulses:
                 if self.impedance_ohm > MAX_IMPEDANCE_OHM:
                     self._trip(faults.OPEN_ELECTRODE, now)
                     return
@@ -221,40 +229,40 @@ class Stimulator:
                     return
                 self._set(m.STIM_READY, now)
             return
-        if st == m.STIM_READY:
-            if not self.ets:
-                self._set(m.STIM_RAMP_UP, now)
-            elif trusted and self.level_ua and env_dv >= self._threshold_dv:
-                if self._above_ms < 0:
-                    self._above_ms = now
-                if now - self._above_ms >= ph["hold_ms"]:
-                    self.triggers += 1
-                    self.triggers_total += 1
-                    self.block_trigger = True
-                    self._above_ms = -1
-                    self._set(m.STIM_RAMP_UP, now)
-            else:
-                # untrusted EMG never triggers, and an interrupted contraction starts over
+        if not self.ets:
+            self._set(m.STIM_RAMP_UP, now)
+        elif trusted and self.level_ua and env_dv >= self._threshold_dv:
+            if self._above_ms < 0:
+                self._above_ms = now
+            if now - self._above_ms >= self.phase["hold_ms"]:
+                self.triggers += 1
+                self.triggers_total += 1
+                self.block_trigger = True
                 self._above_ms = -1
-            return
+                self._set(m.STIM_RAMP_UP, now)
+        else:
+            # untrusted EMG never triggers, and an interrupted contraction starts over
+            self._above_ms = -1
+
+    def _burst(self, now, dt):
+        """Ramp up, hold, ramp down, rest."""
+        st = self.state
+        ph = self.phase
         target = self.level_ua
-        on_ms = ph["on_ms"]
         if st == m.STIM_RAMP_UP:
             self._ramp_to(target, self._ramp_up, dt)
             if self.cmd_ua >= target:
                 self._set(m.STIM_ON, now)
         elif st == m.STIM_ON:
             self._ramp_to(target, self._ramp_up, dt)  # the patient may adjust during the burst
-            if on_ms and in_state >= on_ms - ph["ramp_up_ms"] - ph["ramp_down_ms"]:
+            if ph["on_ms"] and now - self._since_ms >= ph["on_ms"] - ph["ramp_up_ms"] - ph["ramp_down_ms"]:
                 self._set(m.STIM_RAMP_DOWN, now)
         elif st == m.STIM_RAMP_DOWN:
             self._ramp_to(0, self._ramp_down, dt)
             if self.cmd_ua == 0:
                 self._set(m.STIM_REST, now)
-        elif st == m.STIM_REST:
-            rest = ph["rest_ms"] if self.ets else ph["off_ms"]
-            if in_state >= rest:
-                self._set(m.STIM_READY, now)  # re-armed: from zero again
+        elif st == m.STIM_REST and now - self._since_ms >= (ph["rest_ms"] if self.ets else ph["off_ms"]):
+            self._set(m.STIM_READY, now)  # re-armed: from zero again
 
     def _ramp_to(self, target, slope_ua_per_s, dt):
         """Up at most the slope allows; a level the patient lowered applies at once."""
@@ -300,16 +308,21 @@ class Stimulator:
         """Compare the last pulses with the command; False if a check tripped."""
         s = self._sense
         self._hal.stim_sense(s)
-        n = s[H.SENSE_PULSES]
-        fresh = n - self.pulses
+        fresh = s[H.SENSE_PULSES] - self.pulses
         if fresh <= 0:
             if now - self._last_pulse_ms > 2 * self._period_ms + STALL_GRACE_MS:
                 self._trip(faults.PULSE_STALLED, now)
                 return False
             return True
-        self.pulses = n
+        self.pulses = s[H.SENSE_PULSES]
         self.block_pulses += fresh
         self._last_pulse_ms = now
+        return self._currents_ok(now) and self._load_ok(now, fresh)
+
+    # _check_pulses() in three: a call's state over 11 words would put its frame on the heap
+
+    def _currents_ok(self, now):
+        s = self._sense
         cmd = self.cmd_ua
         i1 = s[H.SENSE_UA]
         i2 = s[H.SENSE_UA_2]
@@ -321,9 +334,17 @@ class Stimulator:
             self._trip(faults.CHARGE_IMBALANCE, now)
             return False
         if i1 < cmd - tol or i2 < cmd - tol:
-            near = s[H.SENSE_MV] * 100 >= self._hal.compliance_mv * COMPLIANCE_MARGIN_PERCENT
-            self._trip(faults.OPEN_ELECTRODE if near else faults.CURRENT_MISMATCH, now)
+            self._too_little(now)
             return False
+        return True
+
+    def _too_little(self, now):
+        near = self._sense[H.SENSE_MV] * 100 >= self._hal.compliance_mv * COMPLIANCE_MARGIN_PERCENT
+        self._trip(faults.OPEN_ELECTRODE if near else faults.CURRENT_MISMATCH, now)
+
+    def _load_ok(self, now, fresh):
+        s = self._sense
+        i1 = s[H.SENSE_UA]
         if self.state == m.STIM_CHECK:
             # the check current passed the tolerance above; a sense ADC step may read it a little
             # low (999 µA for 1 mA on the board), which must not leave the impedance unmeasured
@@ -332,12 +353,16 @@ class Stimulator:
         elif i1 >= CHECK_UA and s[H.SENSE_MV] * 1000 // i1 < MIN_IMPEDANCE_OHM:
             self._trip(faults.ELECTRODE_SHORT, now)
             return False
-        # the charge of the first phases; the second carries it back
-        self._charge_pc += fresh * i1 * self._pw_us
+        self._count_charge(fresh * i1)
+        return True
+
+    def _count_charge(self, ua):
+        # the charge of the first phases (ua: the current of all the fresh pulses); the second
+        # carries it back
+        self._charge_pc += ua * self._pw_us
         if self._charge_pc >= 1000:
             self.charge_nc += self._charge_pc // 1000
             self._charge_pc %= 1000
-        return True
 
     def _trip(self, cause, now):
         self._safety.enter_safe_state(cause)

@@ -14,13 +14,16 @@ The payload is [4, seq, 96, {0: first_index, 1: h'samples', 2: envelope_dv,
 never needs an extra block byte: each zero becomes the distance to the next
 one, in place, and the leading spare byte takes the first distance.
 
-Where the port has native emitters the CBOR heads are two viper calls
-around one copy of the samples, and CRC plus COBS a third
-(firmware/frame_viper.py; on the RP2040 the third is Thumb assembly,
-firmware/frame_thumb.py): there each bytecode call costs tens of µs, and
-the plain path makes a dozen. Elsewhere the plain code below
-builds it (finish_plain for CRC and COBS), allocating a view and the CRC's
-integer (32 bits do not fit a small int on a 32-bit port).
+Where the port has native emitters a frame is two native calls: one writes
+every CBOR head around the samples' place (firmware/frame_viper.py), one
+copies the samples in and adds CRC and COBS (on the RP2040 in Thumb
+assembly, firmware/frame_thumb.py; elsewhere viper): on the RP2040 each
+bytecode call and attribute lookup costs microseconds, and a call whose
+state exceeds 11 words puts its frame on the heap. Elsewhere the plain code
+below builds it (finish_plain for CRC and COBS), allocating a view and the
+CRC's integer (32 bits do not fit a small int on a 32-bit port).
+
+Each frame takes its seq from head and advances it (mod 2**16).
 """
 
 import binascii
@@ -28,6 +31,14 @@ import struct
 from array import array
 
 from protocol import messages as m
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
 
 _HEAD = 1 + 1 + 3 + 2 + 1  # array(4), kind, seq (at most 3 bytes), type 96, map header
 _CRC_LEN = 4
@@ -59,15 +70,17 @@ def _uint(buf, o, major, v):
 # The frame's other fields, in EmgFrames.head, set by the caller before encode():
 # a call with many arguments would put its frame on the heap on MicroPython
 # (more than 11 words of arguments, locals and stack).
-SEQ = 0
-ENVELOPE = 1
-STATE = 2
-FLAGS = 3
-STIM = 4  # stim_ua; < 0: absent
-TARGET = 5  # target_dv; 0: absent
-_FIRST_LO = 6  # first_index for the viper encoder, low and high 32 bits (frame_viper.py)
-_FIRST_HI = 7
-_SAMPLES_LEN = 8  # the viper encoder's copy of samples_len
+SEQ = const(0)  # advanced by every frame encoded
+ENVELOPE = const(1)
+STATE = const(2)
+FLAGS = const(3)
+STIM = const(4)  # stim_ua; < 0: absent
+TARGET = const(5)  # target_dv; 0: absent
+# the native encoder's own words (frame_viper.py and frame_thumb.py read them by these numbers)
+_FIRST_LO = const(6)  # first_index, low and high 32 bits
+_FIRST_HI = const(7)
+_SAMPLES_LEN = const(8)
+_HEAD_WORDS = const(12)  # then where the samples go, where the payload ends, the shortest frame
 
 
 class EmgFrames:
@@ -83,34 +96,37 @@ class EmgFrames:
         if most > 253:
             raise ValueError("an EMG frame must stay under 254 bytes for COBS in place")
         self.buf = bytearray(most + 2)  # the code byte in front, the delimiter at the end
-        self.head = array("i", [0] * (_SAMPLES_LEN + 1))
+        self.head = array("i", [0] * _HEAD_WORDS)
         self.head[_SAMPLES_LEN] = samples_len
         whole = memoryview(self.buf)
         # one view per frame length, made once: a slice in the loop would allocate
         self._least = _HEAD - 2 + 4 * 2 + 3 + samples_len + _CRC_LEN + 2
+        self.head[_HEAD_WORDS - 1] = self._least
         self._frames = [whole[:n] for n in range(self._least, len(self.buf) + 1)]
 
     def encode(self, first_index, samples):
         """The frame of first_index, samples and the fields in head (a view into the buffer, valid
         until the next call). Kept to 11 words of state: no frame on MicroPython's heap."""
+        if not FAST:
+            return self._plain(first_index, samples)
         h = self.head
-        if FAST:
-            if first_index <= 0x3FFFFFFF:  # a small int: no big-int arithmetic, nothing allocated
-                h[_FIRST_LO] = first_index
-                h[_FIRST_HI] = 0
-            else:
-                h[_FIRST_LO] = first_index & 0xFFFFFFFF
-                h[_FIRST_HI] = first_index >> 32
-            buf = self.buf
-            o = _fields(buf, h, 0, 0)
-            buf[o : o + self.samples_len] = samples
-            o = _fields(buf, h, o + self.samples_len, 3)
-            _seal(buf, o, _CRC_TABLE)
-            return self._frames[o + _CRC_LEN + 1 - self._least]
+        if first_index > 0x3FFFFFFF:  # not a small int: only after days of streaming
+            h[_FIRST_HI] = first_index >> 32
+            first_index &= 0xFFFFFFFF
+        else:
+            h[_FIRST_HI] = 0
+        h[_FIRST_LO] = first_index
+        buf = self.buf
+        _heads(buf, h)
+        return self._frames[_seal(buf, h, samples, _CRC_TABLE)]
+
+    def _plain(self, first_index, samples):
+        h = self.head
         buf = self.buf
         buf[1] = 0x84
         buf[2] = m.STREAM
         o = _uint(buf, 3, 0, h[SEQ])
+        h[SEQ] = (h[SEQ] + 1) & 0xFFFF
         buf[o] = 0x18
         buf[o + 1] = m.EMG
         buf[o + 2] = 0xA5 if h[STIM] < 0 else 0xA6
@@ -154,7 +170,7 @@ def finish_plain(buf, end):
 
 try:
     from firmware.frame_viper import CRC_TABLE as _CRC_TABLE
-    from firmware.frame_viper import fields as _fields
+    from firmware.frame_viper import heads as _heads
     from firmware.frame_viper import seal as _seal
 
     FAST = True

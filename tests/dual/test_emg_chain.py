@@ -123,7 +123,7 @@ class Trickle(RingHal):
 
 
 @req("DEV-PERF-1", "EMG-CHAIN-1")
-def test_a_pass_reads_once_per_block_and_at_most_four_blocks():
+def test_a_pass_reads_once_per_block_and_at_most_its_share_of_blocks():
     hal = Trickle(signal(3, [[4000, "noise", 2000, 0]]))
     emg = EmgInput(hal, 0)
     blocks = []
@@ -131,14 +131,19 @@ def test_a_pass_reads_once_per_block_and_at_most_four_blocks():
     emg.pump(0, lambda first, payload, flags: blocks.append(first))
     # the ring's 30 (+2 that came during the read) do not fill a block: one read, and the pass goes on
     assert hal.reads == 1 and emg.total == 32 and blocks == []
-    hal.reads = 0
-    hal.produced += 10 * BLOCK
-    emg.pump(0, lambda first, payload, flags: blocks.append(first))
-    assert hal.reads == emg_mod.MAX_BLOCKS_PER_PASS and len(blocks) == emg_mod.MAX_BLOCKS_PER_PASS
-    assert blocks == [i * BLOCK for i in range(emg_mod.MAX_BLOCKS_PER_PASS)]
-    for _ in range(4):  # the backlog waited in the ring: caught up over the next passes
+    hal.produced += 20 * BLOCK
+    per_pass = []
+    for _ in range(12):  # the backlog waited in the ring: caught up over the next passes
+        hal.reads = 0
+        n = len(blocks)
         emg.pump(0, lambda first, payload, flags: blocks.append(first))
-    assert blocks == [i * BLOCK for i in range(len(blocks))] and len(blocks) >= 10
+        per_pass.append(len(blocks) - n)
+        assert hal.reads == per_pass[-1] or hal.reads == per_pass[-1] + 1  # one read per block
+    # one block a pass until the backlog lasted BEHIND_PASSES passes, then more, never past the most
+    behind = emg_mod.BEHIND_PASSES
+    assert per_pass[:behind] == [emg_mod.BLOCKS_PER_PASS] * behind
+    assert per_pass[behind] == emg_mod.MAX_BLOCKS_PER_PASS and max(per_pass) == emg_mod.MAX_BLOCKS_PER_PASS
+    assert blocks == [i * BLOCK for i in range(len(blocks))] and len(blocks) >= 20
 
 
 def _pumped(hal, emg, samples, step=40):

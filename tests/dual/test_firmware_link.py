@@ -150,3 +150,36 @@ def test_a_bool_is_never_taken_for_a_number():
     run(hal, ctrl, 5)
     r = host.reply(9)
     assert r[0] == m.ERROR and r[3][0] == errors.BAD_FIELD
+
+
+@req("LINK-MSG-7")
+def test_the_heartbeat_answer_is_the_protocols_byte_for_byte():
+    # a PING is answered on a path of its own (firmware/link.py): the frame must be exactly what
+    # the general path would send, for every size of seq and uptime
+    hal, ctrl, host = greeted()
+    for seq in (0, 23, 24, 255, 256, 65535):
+        for uptime in (0, 23, 24, 65536, 0x100000005):
+            hal.t_ms = uptime
+            hal.tx = []
+            host.send_raw(framing.encode(codec.dumps(m.build(m.REQUEST, seq, m.PING))))
+            ctrl.link.poll(uptime)
+            want = framing.encode(codec.dumps(m.build(m.RESPONSE, seq, m.PING, uptime_ms=uptime)))
+            assert b"".join(hal.tx) == want, (seq, uptime)
+            assert ctrl.link.last_rx_ms == uptime
+
+
+@req("LINK-MSG-7", "LINK-ROBUST-1")
+def test_a_ping_not_written_as_the_protocol_writes_it_is_refused_as_before():
+    hal, ctrl, host = greeted()
+    # seq 5 in two bytes (not the shortest form), and a PING with a field: the general path refuses
+    for payload in (b"\x84\x00\x18\x05\x03\xa0", b"\x84\x00\x05\x03\xa1\x00\x00"):
+        hal.tx = []
+        host.send_raw(framing.encode(payload))
+        run(hal, ctrl, 5)
+        (answer,) = host.receive()
+        host.inbox.clear()
+        assert answer[0] == m.ERROR
+    # and before a HELLO a PING is refused like any other request
+    hal2, ctrl2 = booted()
+    host2 = Host(hal2)
+    assert request(hal2, ctrl2, host2, m.PING)[3][0] == errors.HELLO_REQUIRED
