@@ -32,7 +32,7 @@ from firmware.therapy_store import TherapyStore
 from protocol import codec, faults
 from protocol import messages as m
 from protocol.errors import BAD_FIELD, BUSY, ProtocolError
-from protocol.therapy import STIM_KINDS, uses_stimulation
+from protocol.phase_kinds import STIM_KINDS, uses_stimulation
 
 WDT_TIMEOUT_MS = 2000
 DEFAULT_WINDOW_MS = 250  # the envelope's RMS window unless the protocol says otherwise

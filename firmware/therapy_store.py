@@ -14,7 +14,7 @@ count, which errs towards waiting longer.
 import hashlib
 
 from firmware.storage import AUDIT_RECORD, KEYS_RECORD, THERAPY_RECORD
-from protocol import codec, therapy
+from protocol import codec
 from protocol import messages as m
 from protocol.errors import (
     BUDGET_EXHAUSTED,
@@ -48,34 +48,50 @@ AUDIT_KEYS_CHANGED = 4  # code = number of trusted keys now
 AUDIT_WITHDRAWN = 5
 
 
-# the verifier's modules: ~16 KB of bytecode and tables on the RP2040
+# Modules loaded for one call and dropped after: left loaded after an approval, the
+# verifier's pure-Python Ed25519 (~16 KB on the RP2040) and the protocol rules (~17 KB)
+# held a heap that sessions need more (on the emulated Pico the session after an
+# approval met a MemoryError). Loading them again is small beside a verify's seconds.
 _VERIFIER = ("protocol.cose", "protocol.ed25519", "protocol.sha512")
+_RULES = ("protocol.therapy", "protocol.electrode")
 
 
-def _verify(signed, keys, checkpoint):
-    """cose.verify_sign1 with the verifier loaded for this call only.
-
-    Imported here and dropped after: left loaded after an approval, the
-    pure-Python Ed25519 code held 16 KB of a heap that sessions need more
-    (on the emulated Pico the session after an approval met a MemoryError).
-    Loading it again on the next upload is small beside the seconds its verify takes.
-    """
+def _for_this_call(names, fn):
+    """fn(), then the modules of names it loaded are gone again (sys.modules and the package)."""
     import sys
 
     import protocol
 
-    loaded = [name for name in _VERIFIER if name in sys.modules]
-    from protocol import cose
-
+    loaded = [name for name in names if name in sys.modules]
     try:
-        return cose.verify_sign1(signed, keys, checkpoint=checkpoint)
+        return fn()
     finally:
-        for name in _VERIFIER:
+        for name in names:
             if name not in loaded and name in sys.modules:
                 del sys.modules[name]
                 attr = name.split(".")[1]
                 if hasattr(protocol, attr):
                     delattr(protocol, attr)  # the package holds its submodules too
+
+
+def _verify(signed, keys, checkpoint):
+    def verify():
+        from protocol import cose
+
+        return cose.verify_sign1(signed, keys, checkpoint=checkpoint)
+
+    return _for_this_call(_VERIFIER, verify)
+
+
+def _check(doc, limits):
+    """The rules' problems with doc, and the largest sequence step they allow."""
+
+    def check():
+        from protocol import therapy
+
+        return therapy.validate(doc, limits), therapy.SEQUENCE_STEP_MAX
+
+    return _for_this_call(_RULES, check)
 
 
 class TherapyStore:
@@ -140,7 +156,7 @@ class TherapyStore:
         why = 0
         if self.kid not in self.keys:
             why = UNKNOWN_KID
-        elif therapy.validate(self.doc, limits):
+        elif _check(self.doc, limits)[0]:
             why = PROTOCOL_INVALID
         if why:
             self._audit(self.base_ms, AUDIT_WITHDRAWN, why, self.doc["sequence"])
@@ -216,7 +232,7 @@ class TherapyStore:
                 raise ProtocolError(UPLOAD_HASH, "the file changed in transit")
             kid, payload = _verify(signed, self.keys, checkpoint)
             doc = codec.loads(payload)
-            problems = therapy.validate(doc, limits)
+            problems, step_max = _check(doc, limits)
             if problems:
                 raise ProtocolError(PROTOCOL_INVALID, problems[0][1])
             seq = doc["sequence"]
@@ -228,10 +244,9 @@ class TherapyStore:
             if len(codec.dumps(summary)) > SUMMARY_MAX_BYTES:
                 # never store what the device could not report in one frame
                 raise ProtocolError(PROTOCOL_INVALID, "its texts are too long to report")
-            if seq > self.max_seq + therapy.SEQUENCE_STEP_MAX:
+            if seq > self.max_seq + step_max:
                 raise ProtocolError(
-                    SEQUENCE_JUMP,
-                    "sequence %d is more than %d above %d" % (seq, therapy.SEQUENCE_STEP_MAX, self.max_seq),
+                    SEQUENCE_JUMP, "sequence %d is more than %d above %d" % (seq, step_max, self.max_seq)
                 )
         except ProtocolError as e:
             t = self.total_ms(now_ms)

@@ -13,6 +13,7 @@ host can point at the file line. Messages speak the clinician's language.
 
 from protocol import electrode
 from protocol.codec import is_int
+from protocol.phase_kinds import STIM_KINDS, uses_stimulation
 
 FORMAT = 1
 MAX_PHASES = 16
@@ -35,8 +36,6 @@ SCREENING = (
 )
 # present conditions that rule out stimulation but not EMG biofeedback
 STIM_ONLY_CONTRAINDICATIONS = ("pregnancy", "implanted_electronics")
-
-STIM_KINDS = ("stimulation", "ets")
 
 # Pulse parameters common to the stimulating phases:
 # key -> (low, high, clinical name, unit)
@@ -254,13 +253,6 @@ def session_seconds(doc):
         if isinstance(ph, dict):
             total += phase_seconds(ph)
     return total
-
-
-def uses_stimulation(doc):
-    for ph in doc.get("phases", ()):
-        if isinstance(ph, dict) and ph.get("type") in STIM_KINDS:
-            return True
-    return False
 
 
 def _check_pulse(p, path, ph, area, cap_ua):

@@ -54,19 +54,19 @@ def test_a_signed_protocol_is_verified_stored_and_shown():
 
 
 @req("PROT-VERIFY-2")
-def test_the_verifier_is_loaded_for_the_verify_only():
+def test_the_verifier_and_the_rules_are_loaded_for_an_upload_only():
     import sys
 
     import protocol
 
-    names = ("protocol.cose", "protocol.ed25519", "protocol.sha512")
+    names = ("protocol.cose", "protocol.ed25519", "protocol.sha512", "protocol.therapy", "protocol.electrode")
     kept = {n: sys.modules.pop(n) for n in names if n in sys.modules}  # as on a board after boot
     saved = {n: getattr(protocol, n.split(".")[1]) for n in names if hasattr(protocol, n.split(".")[1])}
     for n in saved:
         delattr(protocol, n.split(".")[1])
     try:
         hal, ctrl, host = greeted(files=provisioned())
-        for name in ("v1", "tampered"):  # accepted or refused, the verifier goes
+        for name in ("v1", "tampered"):  # accepted or refused, the verifier and the rules go
             upload(hal, ctrl, host, cose(name))
             assert [n for n in names if n in sys.modules or hasattr(protocol, n.split(".")[1])] == []
         assert shown(hal, ctrl, host)[0][m.PINFO_SEQUENCE] == 1
