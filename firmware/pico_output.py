@@ -188,6 +188,9 @@ class OutputStage:
             sm.get()
         machine.mem32[_PIO1_IRQ] = _STOP_FLAG
         sm.restart()
+        # a busy channel ignores a trigger: without the abort the count would run on from the last
+        # train, not from this stim_start (the HAL's SENSE_PULSES, and the blanking index from it)
+        self._counter.active(0)
         self._counter.config(
             read=_PIO1_RXF0, write=self._scratch, count=ARM, ctrl=self._count_ctrl, trigger=True
         )

@@ -775,6 +775,15 @@ const ops = {
   pulses(req) {
     return { pulses: out.history.slice(-(req.last || 4096)) };
   },
+  engine() {
+    // the pulse engine as the chip holds it: PIO1's state machine 0 and the DMA channels it paces
+    const pio = chip.pio[1];
+    const m = pio.machines[0];
+    const dmas = chip.dma.channels
+      .map((c, i) => ({ i, treq: c.treqValue, en: !!(c.ctrl & 1), busy: !!(c.ctrl & (1 << 24)), count: c.transCount, read: c.readAddr >>> 0 }))
+      .filter((c) => c.treq === 8 || c.treq === 12);
+    return { enabled: m.enabled, pc: m.pc, tx: m.txFIFO.itemCount, rx: m.rxFIFO.itemCount, irq: pio.irq, waiting: m.waiting, dmas };
+  },
   read(req) {
     // a few words of RAM, for measurement scripts that leave figures in a buffer
     const outw = [];
