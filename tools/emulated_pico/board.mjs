@@ -782,7 +782,21 @@ const ops = {
     const dmas = chip.dma.channels
       .map((c, i) => ({ i, treq: c.treqValue, en: !!(c.ctrl & 1), busy: !!(c.ctrl & (1 << 24)), count: c.transCount, read: c.readAddr >>> 0 }))
       .filter((c) => c.treq === 8 || c.treq === 12);
-    return { enabled: m.enabled, pc: m.pc, tx: m.txFIFO.itemCount, rx: m.rxFIFO.itemCount, irq: pio.irq, waiting: m.waiting, dmas };
+    const f = m.txFIFO;
+    const words = [];
+    for (let i = 0; i < f.used; i++) words.push(f.buffer[(f.start + i) % f.buffer.length] >>> 0);
+    return {
+      enabled: m.enabled,
+      pc: m.pc,
+      x: m.x >>> 0,
+      osr: m.outputShiftReg >>> 0,
+      tx: words,
+      rx: m.rxFIFO.itemCount,
+      irq: pio.irq,
+      fdebug: pio.fdebug,
+      waiting: m.waiting,
+      dmas,
+    };
   },
   read(req) {
     // a few words of RAM, for measurement scripts that leave figures in a buffer
