@@ -140,7 +140,9 @@ class Stimulator:
             return
         self._command(CHECK_UA if self.limit_ua > CHECK_UA else self.limit_ua)
         self._hal.stim_start()
-        self._last_pulse_ms = now
+        # the train starts now, which may be long after the pass's `now` (a session's start
+        # writes its records first in that pass): the stall clock starts with the train
+        self._last_pulse_ms = self._hal.now_ms()
         self._set(m.STIM_CHECK, now)
 
     def end(self, now):
@@ -316,7 +318,8 @@ class Stimulator:
             return True
         self.pulses = s[H.SENSE_PULSES]
         self.block_pulses += fresh
-        self._last_pulse_ms = now
+        if now > self._last_pulse_ms:  # a pass's `now` may be older than the train's start
+            self._last_pulse_ms = now
         return self._currents_ok(now) and self._load_ok(now, fresh)
 
     # _check_pulses() in three: a call's state over 11 words would put its frame on the heap

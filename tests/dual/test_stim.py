@@ -252,6 +252,25 @@ def test_a_stalled_pulse_generator_trips():
     assert _off_at(r.hal) - t0 <= 2 * 20 + S.STALL_GRACE_MS + TICK
 
 
+@req("SAF-PULSE-1")
+def test_a_phase_begun_late_in_a_long_pass_is_not_taken_for_a_stall():
+    # a session's start writes its records first: the pass's now is 120 ms old when the train starts
+    hal = FakeHal()
+    safety = Safety(hal)
+    safety.protocol_verified = True
+    stim = S.Stimulator(hal, safety, lambda st, t: None)
+    pass_began = hal.t_ms
+    hal.advance(120)
+    stim.begin(_phase(), 30000, 500, pass_began, True)
+    hal.advance(1)
+    stim.tick(pass_began, 0, True)  # the same pass: its now
+    for _ in range((S.CHECK_MS + 50) // TICK):
+        hal.advance(TICK)
+        stim.tick(hal.t_ms, 0, True)
+    assert safety.fault == 0, faults.name(safety.fault)
+    assert stim.state not in (m.STIM_OFF, m.STIM_CHECK), m.STIM_NAMES[stim.state]  # past the check
+
+
 @req("ETS-TRIGGER-1")
 def test_ets_triggers_after_the_hold_and_bursts_from_zero():
     r = Rig(_phase("ets", ramp_up_ms=1000, ramp_down_ms=1000, on_ms=4000, rest_ms=5000), mvc_dv=500)
