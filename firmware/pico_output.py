@@ -153,21 +153,22 @@ class OutputStage:
         sm.exec(pio.LEGS_LOW)  # side-set pins keep their level when a state machine stops
         self._running = False
 
-    def _wait_between_pulses(self):
-        # a pulse has at most ~1 ms to run: wait for it rather than cut it in half
-        t0 = time.ticks_us()
-        while time.ticks_diff(time.ticks_us(), t0) < _PULSE_MAX_US:
-            pc = machine.mem32[_PIO1_SM0_ADDR] - self._pulse_pc0
-            if not _PULSE_BUSY[0] <= pc < _PULSE_BUSY[1]:
-                return
+    def _end_train(self):
+        """Stop a running train between two of its pulses, never inside one."""
+        if self._running:
+            # a pulse has at most ~1 ms to run: wait for it rather than cut it in half
+            t0 = time.ticks_us()
+            while time.ticks_diff(time.ticks_us(), t0) < _PULSE_MAX_US:
+                pc = machine.mem32[_PIO1_SM0_ADDR] - self._pulse_pc0
+                if not _PULSE_BUSY[0] <= pc < _PULSE_BUSY[1]:
+                    break
+        self._halt()
 
     def stim_configure(self, frequency_hz, phase_us, gap_us):
         w0, w1 = pio.pulse_words(frequency_hz, phase_us, gap_us)  # ValueError outside the limits
         if self._psm is None:
             raise RuntimeError("no pulse engine without a valid board profile")
-        if self._running:  # the new timing must not meet a pulse of the old train in flight
-            self._wait_between_pulses()
-            self._halt()
+        self._end_train()  # the new timing must not meet a pulse of the old train in flight
         self._desc[0] = w0
         self._desc[1] = w1
         self._configured = True
@@ -179,9 +180,7 @@ class OutputStage:
         if not self._configured or self._psm is None:
             raise RuntimeError("stim_start before stim_configure")
         sm = self._psm
-        if self._running:
-            self._wait_between_pulses()
-        self._halt()
+        self._end_train()
         for _ in range(4):  # the TX FIFO may hold descriptor words of the last train
             sm.exec(pio.DROP_WORD)
         while sm.rx_fifo():
